@@ -1,0 +1,217 @@
+//! Exact Pi amounts. Pi has 7 decimals (1 Pi = 10,000,000 stroops); money is never an `f64`
+//! here, and amounts from Pi's JSON are parsed from the number's text, not through a float.
+
+use serde::de::Error as _;
+use serde_json::value::RawValue;
+use std::fmt;
+use std::str::FromStr;
+
+/// Stroops in one Pi.
+pub const STROOPS_PER_PI: i64 = 10_000_000;
+
+/// A strictly positive amount of Pi, held as whole stroops.
+///
+/// The invariant (> 0, fits in i64, at most 7 decimals) is checked on every way in, so code
+/// holding a `PiAmount` never re-validates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PiAmount(i64);
+
+/// Why a text is not a valid Pi amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("amount {0:?} is not a decimal number: write it like 3.14 (at most 7 decimals)")]
+    NotANumber(String),
+    #[error("amount {0:?} has more than 7 decimals: Pi amounts stop at 0.0000001")]
+    TooPrecise(String),
+    #[error("amount {0:?} must be greater than zero")]
+    NotPositive(String),
+    #[error("amount {0:?} is too large")]
+    TooLarge(String),
+}
+
+impl PiAmount {
+    /// From whole stroops; `None` unless positive.
+    pub fn from_stroops(stroops: i64) -> Option<PiAmount> {
+        (stroops > 0).then_some(PiAmount(stroops))
+    }
+
+    /// The amount in stroops (always > 0).
+    pub fn stroops(self) -> i64 {
+        self.0
+    }
+
+    /// Parse a plain decimal such as `3.14`, `1`, `0.0000001` or a JSON number's text
+    /// (`1e2` exponent forms are accepted when they are exact).
+    pub fn parse(text: &str) -> Result<PiAmount, AmountError> {
+        let stroops = parse_stroops(text.trim())?;
+        PiAmount::from_stroops(stroops).ok_or_else(|| AmountError::NotPositive(text.to_string()))
+    }
+
+    /// Parse the raw text of a JSON value: a number, or a string holding a number.
+    pub fn from_json_text(raw: &str) -> Result<PiAmount, AmountError> {
+        let raw = raw.trim();
+        let inner = raw
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(raw);
+        PiAmount::parse(inner)
+    }
+
+    /// Horizon's form: always 7 decimals, e.g. `2.5000000`.
+    pub fn to_fixed7(self) -> String {
+        format!("{}.{:07}", self.0 / STROOPS_PER_PI, self.0 % STROOPS_PER_PI)
+    }
+
+    /// Checked sum, for totals.
+    pub fn checked_add(self, other: PiAmount) -> Option<PiAmount> {
+        self.0.checked_add(other.0).map(PiAmount)
+    }
+
+    /// Checked multiplication by a quantity (order lines).
+    pub fn checked_mul(self, n: u32) -> Option<PiAmount> {
+        self.0.checked_mul(i64::from(n)).and_then(PiAmount::from_stroops)
+    }
+}
+
+/// Turn a decimal text into stroops without floats. Accepts an optional sign, digits, an
+/// optional fraction and an optional exponent (JSON allows `1.5e1`).
+fn parse_stroops(text: &str) -> Result<i64, AmountError> {
+    let bad = || AmountError::NotANumber(text.to_string());
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => {
+            let exp: i32 = text[i + 1..].parse().map_err(|_| bad())?;
+            (&text[..i], exp)
+        }
+        None => (text, 0),
+    };
+    let (negative, digits) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int_part.is_empty() && frac_part.is_empty()) || !all_digits(int_part) || !all_digits(frac_part)
+    {
+        return Err(bad());
+    }
+    // Shift the decimal point by the exponent, then by 7 places to reach stroops.
+    let mut all: String = format!("{int_part}{frac_part}");
+    let mut point = i64::try_from(int_part.len()).map_err(|_| bad())? + i64::from(exponent) + 7;
+    if point < 0 {
+        all.insert_str(0, &"0".repeat(usize::try_from(-point).map_err(|_| bad())?));
+        point = 0;
+    }
+    let point = usize::try_from(point).map_err(|_| bad())?;
+    if point > 40 {
+        return Err(AmountError::TooLarge(text.to_string()));
+    }
+    if all.len() < point {
+        all.push_str(&"0".repeat(point - all.len()));
+    }
+    let (whole, rest) = all.split_at(point);
+    if rest.bytes().any(|b| b != b'0') {
+        return Err(AmountError::TooPrecise(text.to_string()));
+    }
+    let whole = whole.trim_start_matches('0');
+    let value: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| AmountError::TooLarge(text.to_string()))?
+    };
+    if negative && value != 0 {
+        return Err(AmountError::NotPositive(text.to_string()));
+    }
+    Ok(value)
+}
+
+impl FromStr for PiAmount {
+    type Err = AmountError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PiAmount::parse(s)
+    }
+}
+
+/// The shortest exact decimal: `2.5`, `1`, `0.0000001`.
+impl fmt::Display for PiAmount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fixed = self.to_fixed7();
+        let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+        f.write_str(trimmed)
+    }
+}
+
+/// Serialized as a JSON number with its exact decimal text (serde_json only).
+impl serde::Serialize for PiAmount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(self.to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+/// Deserialized from a JSON number (or numeric string) by its text, never through a float.
+/// Works with serde_json; other formats should carry amounts as strings.
+impl<'de> serde::Deserialize<'de> for PiAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: Box<RawValue> = serde::Deserialize::deserialize(d)?;
+        PiAmount::from_json_text(raw.get()).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_exact_decimals() {
+        assert_eq!(PiAmount::parse("3.14").unwrap().stroops(), 31_400_000);
+        assert_eq!(PiAmount::parse("1").unwrap().stroops(), 10_000_000);
+        assert_eq!(PiAmount::parse("0.0000001").unwrap().stroops(), 1);
+        assert_eq!(PiAmount::parse("0.10000000").unwrap().stroops(), 1_000_000);
+        assert_eq!(PiAmount::parse("1.5e1").unwrap().stroops(), 150_000_000);
+        assert_eq!(PiAmount::parse("25e-7").unwrap().stroops(), 25);
+        assert_eq!(PiAmount::parse(".5").unwrap().stroops(), 5_000_000);
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_amount() {
+        for bad in ["", ".", "abc", "1.2.3", "1,5", "0x10", "NaN", "1e", "- 1"] {
+            assert!(matches!(PiAmount::parse(bad), Err(AmountError::NotANumber(_))), "{bad}");
+        }
+        assert!(matches!(PiAmount::parse("0.00000001"), Err(AmountError::TooPrecise(_))));
+        assert!(matches!(PiAmount::parse("1e-8"), Err(AmountError::TooPrecise(_))));
+        assert!(matches!(PiAmount::parse("0"), Err(AmountError::NotPositive(_))));
+        assert!(matches!(PiAmount::parse("-1"), Err(AmountError::NotPositive(_))));
+        assert!(matches!(PiAmount::parse("1e40"), Err(AmountError::TooLarge(_))));
+        assert!(matches!(
+            PiAmount::parse("99999999999999999999"),
+            Err(AmountError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn formats_both_ways() {
+        let a = PiAmount::from_stroops(25_000_000).unwrap();
+        assert_eq!(a.to_string(), "2.5");
+        assert_eq!(a.to_fixed7(), "2.5000000");
+        assert_eq!(PiAmount::from_stroops(1).unwrap().to_string(), "0.0000001");
+        assert_eq!(PiAmount::from_stroops(30_000_000).unwrap().to_string(), "3");
+    }
+
+    #[test]
+    fn json_round_trip_is_exact() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct P {
+            amount: PiAmount,
+        }
+        // 0.1 + 0.2 style values survive because no float is involved.
+        let p: P = serde_json::from_str(r#"{"amount": 0.3000001}"#).unwrap();
+        assert_eq!(p.amount.stroops(), 3_000_001);
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"amount":0.3000001}"#);
+        let s: P = serde_json::from_str(r#"{"amount": "4.2"}"#).unwrap();
+        assert_eq!(s.amount.stroops(), 42_000_000);
+        assert!(serde_json::from_str::<P>(r#"{"amount": 1.00000001}"#).is_err());
+        assert!(serde_json::from_str::<P>(r#"{"amount": true}"#).is_err());
+    }
+}
