@@ -1,0 +1,354 @@
+//! pi-sim: a local, in-memory stand-in for Pi's Platform API (`/v2/...`) and for the Horizon
+//! server of the Pi blockchain, faithful enough that a payments backend tested against it
+//! behaves the same against Pi. It depends on none of pi-payments' crates on purpose: it must
+//! not share their misunderstandings.
+//!
+//! Start it in-process with [`start`] (tests, `pi-payments --sim`) or as the `pi-sim` binary.
+
+pub mod amount;
+pub mod chain;
+pub mod chain_xdr;
+pub mod config;
+mod error;
+pub mod faults;
+pub mod horizon;
+pub mod keys;
+
+mod audit;
+mod control;
+mod layer;
+mod platform;
+mod request_log;
+mod server;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use crate::config::SimConfig;
+pub use crate::error::SimError;
+pub use crate::faults::Target;
+
+use crate::chain::{Chain, ChainConfig};
+use crate::faults::{FaultKnobs, Faults};
+use crate::keys::Keypair;
+use crate::layer::{LayerState, fault_layer};
+use crate::request_log::RequestLog;
+use crate::state::{PlatformState, Settings, random_alphanumeric};
+
+/// How long [`RunningSim::shutdown`] lets in-flight requests finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything the handlers share: settings, the chain, and the locked state.
+pub(crate) struct Shared {
+    settings: Settings,
+    chain: Chain,
+    platform: Mutex<PlatformState>,
+    faults: Mutex<Faults>,
+    log: Mutex<RequestLog>,
+    /// The knobs at start, restored by a full reset.
+    initial_knobs: FaultKnobs,
+    platform_port: u16,
+    horizon_port: u16,
+}
+
+/// Locks a mutex; a panicked holder cannot leave these states half-changed (every change is a
+/// single assignment sequence without awaits), so a poisoned lock is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn platform(&self) -> MutexGuard<'_, PlatformState> {
+        lock(&self.platform)
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        lock(&self.faults)
+    }
+
+    fn log(&self) -> MutexGuard<'_, RequestLog> {
+        lock(&self.log)
+    }
+
+    /// The ready line's fields, in the documented order.
+    fn ready_line(&self) -> String {
+        /// Typed so the fields keep the documented order on the wire.
+        #[derive(serde::Serialize)]
+        struct Ready<'a> {
+            event: &'a str,
+            platform_url: &'a str,
+            horizon_url: &'a str,
+            platform_port: u16,
+            horizon_port: u16,
+            api_key: &'a str,
+            app_wallet_public_key: &'a str,
+            app_wallet_seed: String,
+            network_passphrase: &'a str,
+            ledger: u32,
+        }
+        let s = &self.settings;
+        let ready = Ready {
+            event: "ready",
+            platform_url: &s.platform_url,
+            horizon_url: &s.horizon_url,
+            platform_port: self.platform_port,
+            horizon_port: self.horizon_port,
+            api_key: &s.api_key,
+            app_wallet_public_key: &s.app_address,
+            app_wallet_seed: s.app_wallet.secret_seed(),
+            network_passphrase: &s.network,
+            ledger: self.chain.latest_ledger().sequence,
+        };
+        serde_json::to_string(&ready).unwrap_or_default()
+    }
+
+    fn ready_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ready_line()).unwrap_or_default()
+    }
+
+    fn reset_log(&self) {
+        *self.log() = RequestLog::default();
+    }
+
+    /// Forgets payments, users, tokens, ads, the log and the chain; restores the start knobs
+    /// and re-funds the app wallet.
+    fn reset_all(&self) {
+        let mut platform = self.platform();
+        *platform = PlatformState::default();
+        self.chain.reset();
+        self.chain
+            .fund_account(&self.settings.app_address, self.settings.app_balance);
+        let knobs = self.initial_knobs.clone();
+        self.chain.set_ledger_seconds(knobs.ledger_seconds);
+        self.chain.set_max_tx_per_ledger(knobs.max_tx_per_ledger);
+        *self.faults() = Faults::new(knobs);
+        drop(platform);
+        self.reset_log();
+    }
+}
+
+/// A JSON answer with the given status (serialization of our own types cannot fail; if it
+/// somehow did, the client gets a 500 saying so).
+pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = (status, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("pi-sim could not serialize its answer: {error}"),
+        )
+            .into_response(),
+    }
+}
+
+/// A started simulator: where it listens and the secrets a client needs. Dropping it stops the
+/// listeners; [`RunningSim::shutdown`] also waits for in-flight requests.
+pub struct RunningSim {
+    /// Base URL of the Platform API (append `/v2/...`), e.g. `http://127.0.0.1:18081`.
+    pub platform_url: String,
+    /// Base URL of Horizon.
+    pub horizon_url: String,
+    /// The Platform listener's port.
+    pub platform_port: u16,
+    /// The Horizon listener's port.
+    pub horizon_port: u16,
+    /// The server API key (`Authorization: Key <api_key>`).
+    pub api_key: String,
+    /// The app wallet's `G…` address.
+    pub app_wallet_public_key: String,
+    /// The app wallet's `S…` seed (the backend signs A2U payments with it).
+    pub app_wallet_seed: String,
+    /// The network passphrase (`Pi Testnet` by default).
+    pub network_passphrase: String,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl RunningSim {
+    /// The ready line the binary prints: `{"event":"ready", platform_url, horizon_url,
+    /// platform_port, horizon_port, api_key, app_wallet_public_key, app_wallet_seed,
+    /// network_passphrase, ledger}`.
+    pub fn ready_json(&self) -> serde_json::Value {
+        self.shared.ready_json()
+    }
+
+    /// [`RunningSim::ready_json`] as one line of text with the fields in the documented order
+    /// (`event` first), as the binary prints it.
+    pub fn ready_line(&self) -> String {
+        self.shared.ready_line()
+    }
+
+    /// The simulated chain, for tests that act on it directly (e.g. paying twice).
+    pub fn chain(&self) -> &Chain {
+        &self.shared.chain
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to a few seconds) and returns.
+    pub async fn shutdown(self) {
+        let token = self.shutdown.clone();
+        let tracker = self.tracker.clone();
+        drop(self);
+        token.cancel();
+        tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("pi-sim: some requests were still running at shutdown");
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn bind(port: u16) -> Result<TcpListener, SimError> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Starts the simulator: binds both listeners on 127.0.0.1 (port 0 = a free port), creates the
+/// chain, funds the app wallet and serves until the returned [`RunningSim`] is shut down or
+/// dropped. Must be called inside a tokio runtime.
+pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
+    config.validate()?;
+    let app_wallet = match &config.app_wallet_seed {
+        Some(seed) => Keypair::from_seed(seed.trim()).ok_or(SimError::InvalidSeed)?,
+        None => Keypair::random(),
+    };
+    let api_key = config
+        .api_key
+        .clone()
+        .unwrap_or_else(|| random_alphanumeric(64).to_lowercase());
+    let platform_listener = bind(config.platform_port).await?;
+    let horizon_listener = bind(config.horizon_port).await?;
+    let local_port = |l: &TcpListener| {
+        l.local_addr()
+            .map(|a| a.port())
+            .map_err(|source| SimError::Bind {
+                addr: "127.0.0.1".into(),
+                source,
+            })
+    };
+    let platform_port = local_port(&platform_listener)?;
+    let horizon_port = local_port(&horizon_listener)?;
+
+    let chain = Chain::new(ChainConfig {
+        passphrase: config.network.clone(),
+        ledger_seconds: config.ledger_seconds,
+        max_tx_per_ledger: config.max_tx_per_ledger,
+        submit_timeout: config.submit_timeout,
+    });
+    let app_address = app_wallet.public_key();
+    chain.fund_account(&app_address, config.app_balance);
+
+    let knobs = FaultKnobs {
+        latency_ms: config.latency_ms,
+        rate_limit: config.rate_limit,
+        fail_rate: config.fail_rate,
+        drop_rate: config.drop_rate,
+        fail_next: 0,
+        drop_next: 0,
+        endpoints: None,
+        targets: config.fault_targets.clone(),
+        seed: config.seed.unwrap_or_else(rand::random),
+        ledger_seconds: config.ledger_seconds,
+        max_tx_per_ledger: config.max_tx_per_ledger,
+    };
+    let shared = Arc::new(Shared {
+        settings: Settings {
+            api_key: api_key.clone(),
+            network: config.network.clone(),
+            platform_url: format!("http://127.0.0.1:{platform_port}"),
+            horizon_url: format!("http://127.0.0.1:{horizon_port}"),
+            app_wallet: app_wallet.clone(),
+            app_address: app_address.clone(),
+            app_balance: config.app_balance,
+            pioneer_balance: config.pioneer_balance,
+        },
+        chain: chain.clone(),
+        platform: Mutex::new(PlatformState::default()),
+        faults: Mutex::new(Faults::new(knobs.clone())),
+        log: Mutex::new(RequestLog::default()),
+        initial_knobs: knobs,
+        platform_port,
+        horizon_port,
+    });
+
+    let platform_router = Router::new()
+        .merge(platform::routes())
+        .merge(control::routes())
+        .fallback(platform::not_found)
+        .method_not_allowed_fallback(platform::method_not_allowed)
+        .with_state(shared.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            LayerState {
+                shared: shared.clone(),
+                target: Target::Platform,
+            },
+            fault_layer,
+        ));
+    let horizon_router = horizon::router(chain).layer(axum::middleware::from_fn_with_state(
+        LayerState {
+            shared: shared.clone(),
+            target: Target::Horizon,
+        },
+        fault_layer,
+    ));
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    server::spawn(
+        platform_listener,
+        platform_router,
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    server::spawn(
+        horizon_listener,
+        horizon_router,
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    tracing::info!(platform_port, horizon_port, network = %config.network, "pi-sim listening");
+
+    Ok(RunningSim {
+        platform_url: shared.settings.platform_url.clone(),
+        horizon_url: shared.settings.horizon_url.clone(),
+        platform_port,
+        horizon_port,
+        api_key,
+        app_wallet_public_key: app_address,
+        app_wallet_seed: app_wallet.secret_seed(),
+        network_passphrase: config.network,
+        shared,
+        shutdown,
+        tracker,
+    })
+}
