@@ -1,0 +1,523 @@
+//! Recording the frontend's callbacks (what the HTTP API calls before answering 202).
+//!
+//! Each call records what arrived and says which job, if any, must be enqueued. A job is asked
+//! for only on the FIRST arrival of a step (tracked in `payment_callbacks`), so the Pi SDK
+//! re-sending approve/complete every ~10 s never causes a second Pi call. The incomplete
+//! callback re-arms after [`INCOMPLETE_REARM_MS`]: the Pioneer hits it at every login while a
+//! payment is stuck, and a login minutes later is a fresh reason to look again.
+//!
+//! The client is never trusted: a callback only records an id, a token or a txid. Only the
+//! complete callback changes state (to `completing`, carrying the txid); everything else is
+//! decided by jobs that re-read Pi.
+
+use super::payments::{
+    HistoryLine, PaymentPatch, PaymentRow, ensure_txid_free, insert_event, lock_payment,
+    move_payment, payment_cols, payment_from_row,
+};
+use super::{Ledger, LedgerError, now_ms};
+use crate::ids::{PaymentId, Txid};
+use crate::jobs::Job;
+use crate::state::{self, PaymentState, Transition};
+use sqlx::{AnyConnection, Row};
+use std::fmt;
+
+/// How long an incomplete callback waits before it may enqueue another job for the same payment.
+pub const INCOMPLETE_REARM_MS: i64 = 60_000;
+
+/// Longest error text stored from an error callback (the body is untrusted).
+const MAX_ERROR_TEXT: usize = 2000;
+
+/// Which callback arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallbackStep {
+    Approve,
+    Complete,
+    Cancel,
+    Error,
+    Incomplete,
+}
+
+impl CallbackStep {
+    /// The stored name (`payment_callbacks.step`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackStep::Approve => "approve",
+            CallbackStep::Complete => "complete",
+            CallbackStep::Cancel => "cancel",
+            CallbackStep::Error => "error",
+            CallbackStep::Incomplete => "incomplete",
+        }
+    }
+
+    /// The `payment_events.cause` for this callback.
+    fn cause(self) -> &'static str {
+        match self {
+            CallbackStep::Approve => "approve_callback",
+            CallbackStep::Complete => "complete_callback",
+            CallbackStep::Cancel => "cancel_callback",
+            CallbackStep::Error => "error_callback",
+            CallbackStep::Incomplete => "incomplete_callback",
+        }
+    }
+}
+
+/// One callback as the API parsed it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Callback {
+    /// `onReadyForServerApproval`, with the Pioneer's access token when one came (body or
+    /// Bearer header).
+    Approve {
+        payment_id: PaymentId,
+        access_token: Option<String>,
+    },
+    /// `onReadyForServerCompletion`.
+    Complete { payment_id: PaymentId, txid: Txid },
+    /// `onCancel`.
+    Cancel { payment_id: PaymentId },
+    /// `onError`, with whatever the SDK said (untrusted text, truncated).
+    Error {
+        payment_id: PaymentId,
+        error: String,
+    },
+    /// `onIncompletePaymentFound`.
+    Incomplete {
+        payment_id: PaymentId,
+        txid: Option<Txid>,
+    },
+}
+
+/// Redacts the access token.
+impl fmt::Debug for Callback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Callback::Approve {
+                payment_id,
+                access_token,
+            } => f
+                .debug_struct("Approve")
+                .field("payment_id", payment_id)
+                .field("access_token", &access_token.as_ref().map(|_| "[redacted]"))
+                .finish(),
+            Callback::Complete { payment_id, txid } => f
+                .debug_struct("Complete")
+                .field("payment_id", payment_id)
+                .field("txid", txid)
+                .finish(),
+            Callback::Cancel { payment_id } => f
+                .debug_struct("Cancel")
+                .field("payment_id", payment_id)
+                .finish(),
+            Callback::Error { payment_id, error } => f
+                .debug_struct("Error")
+                .field("payment_id", payment_id)
+                .field("error", error)
+                .finish(),
+            Callback::Incomplete { payment_id, txid } => f
+                .debug_struct("Incomplete")
+                .field("payment_id", payment_id)
+                .field("txid", txid)
+                .finish(),
+        }
+    }
+}
+
+impl Callback {
+    /// The payment the callback is about.
+    pub fn payment_id(&self) -> &PaymentId {
+        match self {
+            Callback::Approve { payment_id, .. }
+            | Callback::Complete { payment_id, .. }
+            | Callback::Cancel { payment_id }
+            | Callback::Error { payment_id, .. }
+            | Callback::Incomplete { payment_id, .. } => payment_id,
+        }
+    }
+
+    /// Which step it is.
+    pub fn step(&self) -> CallbackStep {
+        match self {
+            Callback::Approve { .. } => CallbackStep::Approve,
+            Callback::Complete { .. } => CallbackStep::Complete,
+            Callback::Cancel { .. } => CallbackStep::Cancel,
+            Callback::Error { .. } => CallbackStep::Error,
+            Callback::Incomplete { .. } => CallbackStep::Incomplete,
+        }
+    }
+
+    /// The txid it carries, if any.
+    fn txid(&self) -> Option<&Txid> {
+        match self {
+            Callback::Complete { txid, .. } => Some(txid),
+            Callback::Incomplete { txid, .. } => txid.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// What recording a callback did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The payment after recording (answer `{paymentId, state}` from it).
+    pub payment: PaymentRow,
+    /// The job to enqueue, when this was the first arrival of the step and there is work to do.
+    pub job: Option<Job>,
+    /// Whether this callback created the payment row.
+    pub created: bool,
+}
+
+impl Recorded {
+    /// Whether the caller must enqueue [`Recorded::job`].
+    pub fn must_enqueue(&self) -> bool {
+        self.job.is_some()
+    }
+}
+
+/// Count this arrival of `step`; true when it (re-)arms the step, i.e. may enqueue a job.
+async fn count_arrival(
+    conn: &mut AnyConnection,
+    id: &PaymentId,
+    step: CallbackStep,
+    now: i64,
+) -> Result<bool, LedgerError> {
+    // Arrivals older than the cutoff re-arm; i64::MIN never does.
+    let rearm_before = match step {
+        CallbackStep::Incomplete => now - INCOMPLETE_REARM_MS,
+        _ => i64::MIN,
+    };
+    let row = sqlx::query(
+        "INSERT INTO payment_callbacks (payment_id, step, first_at, last_at, count, armed_count, armed_at) \
+         VALUES ($1, $2, $3, $3, 1, 1, $3) \
+         ON CONFLICT (payment_id, step) DO UPDATE SET \
+           last_at = $3, \
+           count = payment_callbacks.count + 1, \
+           armed_count = CASE WHEN payment_callbacks.armed_at <= $4 \
+                THEN payment_callbacks.count + 1 ELSE payment_callbacks.armed_count END, \
+           armed_at = CASE WHEN payment_callbacks.armed_at <= $4 \
+                THEN $3 ELSE payment_callbacks.armed_at END \
+         RETURNING count, armed_count",
+    )
+    .bind(id.as_str())
+    .bind(step.as_str())
+    .bind(now)
+    .bind(rearm_before)
+    .fetch_one(&mut *conn)
+    .await?;
+    let count: i64 = row.try_get(0)?;
+    let armed: i64 = row.try_get(1)?;
+    Ok(count == armed)
+}
+
+/// Record one callback inside the caller's transaction.
+async fn record_in(
+    conn: &mut AnyConnection,
+    pg: bool,
+    cb: &Callback,
+    now: i64,
+) -> Result<Recorded, LedgerError> {
+    let id = cb.payment_id();
+    let step = cb.step();
+    if let Some(txid) = cb.txid() {
+        ensure_txid_free(conn, txid, id).await?;
+    }
+    // A complete callback for a payment we never saw starts it as `completing`.
+    let (initial, initial_txid) = match cb.txid() {
+        Some(txid) => (
+            state::start(&Transition::CompleteCallback { txid: txid.clone() })?,
+            Some(txid),
+        ),
+        None => (PaymentState::Received, None),
+    };
+    let token = match cb {
+        Callback::Approve { access_token, .. } => access_token.as_deref(),
+        _ => None,
+    };
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO payments (id, direction, state, txid, access_token, attempts, created_at, updated_at) ",
+        "VALUES ($1, 'user_to_app', $2, $3, $4, 0, $5, $5) ON CONFLICT (id) DO NOTHING RETURNING ",
+        payment_cols!()
+    ))
+    .bind(id.as_str())
+    .bind(initial.as_str())
+    .bind(initial_txid.map(Txid::as_str))
+    .bind(token)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let fresh = count_arrival(conn, id, step, now).await?;
+    let detail = match cb {
+        Callback::Error { error, .. } => Some(error.chars().take(MAX_ERROR_TEXT).collect()),
+        _ => cb.txid().map(|t| format!("txid {t}")),
+    };
+
+    if let Some(row) = inserted {
+        let row = payment_from_row(&row)?;
+        insert_event(
+            conn,
+            &HistoryLine {
+                payment_id: id,
+                from: None,
+                to: row.state,
+                cause: step.cause(),
+                detail: detail.as_deref(),
+                attempt: 0,
+                at: now,
+            },
+        )
+        .await?;
+        let job = match cb {
+            Callback::Approve { .. } => Some(Job::approve(id.clone())),
+            Callback::Complete { .. } | Callback::Incomplete { txid: Some(_), .. } => {
+                Some(Job::complete(id.clone()))
+            }
+            Callback::Cancel { .. } => Some(Job::cancel(id.clone())),
+            Callback::Error { .. } => Some(Job::record_error(id.clone())),
+            Callback::Incomplete { txid: None, .. } => Some(Job::incomplete(id.clone())),
+        };
+        return Ok(Recorded {
+            payment: row,
+            job,
+            created: true,
+        });
+    }
+
+    let row = lock_payment(conn, pg, id)
+        .await?
+        .ok_or_else(|| LedgerError::PaymentNotFound(id.clone()))?;
+    let mut recorded = Recorded {
+        payment: row.clone(),
+        job: None,
+        created: false,
+    };
+    match cb {
+        Callback::Approve { access_token, .. } => {
+            if let Some(token) = access_token {
+                // A token that arrives with a later repeat still helps a job that has none.
+                sqlx::query(
+                    "UPDATE payments SET access_token = $2 WHERE id = $1 AND access_token IS NULL \
+                     AND state IN ('received', 'needs_attention')",
+                )
+                .bind(id.as_str())
+                .bind(token.as_str())
+                .execute(&mut *conn)
+                .await?;
+            }
+            if fresh && row.state == PaymentState::Received {
+                recorded.job = Some(Job::approve(id.clone()));
+            }
+        }
+        Callback::Complete { txid, .. }
+        | Callback::Incomplete {
+            txid: Some(txid), ..
+        } => {
+            match &row.txid {
+                Some(stored) if stored != txid => {
+                    return Err(LedgerError::TxidConflict {
+                        payment_id: id.clone(),
+                        stored: stored.clone(),
+                        got: txid.clone(),
+                    });
+                }
+                Some(_) => {
+                    // Same txid again: a stuck `completing` payment gets another look only
+                    // when an incomplete callback re-arms.
+                    if fresh
+                        && step == CallbackStep::Incomplete
+                        && row.state == PaymentState::Completing
+                    {
+                        recorded.job = Some(Job::complete(id.clone()));
+                    }
+                }
+                None => {
+                    let transition = Transition::CompleteCallback { txid: txid.clone() };
+                    match state::next(row.state, &transition) {
+                        Ok(to) if to != row.state => {
+                            recorded.payment = move_payment(
+                                conn,
+                                pg,
+                                &row,
+                                to,
+                                &transition,
+                                detail.as_deref(),
+                                0,
+                                &PaymentPatch::default(),
+                                now,
+                            )
+                            .await?;
+                            recorded.job = Some(Job::complete(id.clone()));
+                        }
+                        Ok(_) => {}
+                        Err(_) if fresh => {
+                            // e.g. a txid for a cancelled payment: keep it on record for the
+                            // operator (the Pioneer may have paid), change nothing.
+                            insert_event(
+                                conn,
+                                &HistoryLine {
+                                    payment_id: id,
+                                    from: Some(row.state),
+                                    to: row.state,
+                                    cause: "complete_callback_ignored",
+                                    detail: detail.as_deref(),
+                                    attempt: 0,
+                                    at: now,
+                                },
+                            )
+                            .await?;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+        Callback::Cancel { .. }
+        | Callback::Error { .. }
+        | Callback::Incomplete { txid: None, .. } => {
+            if fresh {
+                insert_event(
+                    conn,
+                    &HistoryLine {
+                        payment_id: id,
+                        from: Some(row.state),
+                        to: row.state,
+                        cause: step.cause(),
+                        detail: detail.as_deref(),
+                        attempt: 0,
+                        at: now,
+                    },
+                )
+                .await?;
+                if !row.state.is_terminal() {
+                    recorded.job = Some(match cb {
+                        Callback::Cancel { .. } => Job::cancel(id.clone()),
+                        Callback::Error { .. } => Job::record_error(id.clone()),
+                        _ => Job::incomplete(id.clone()),
+                    });
+                }
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+impl Ledger {
+    /// Record one callback in its own transaction.
+    pub async fn record_callback(&self, cb: &Callback) -> Result<Recorded, LedgerError> {
+        let mut tx = self.begin_write().await?;
+        let recorded = record_in(&mut tx, self.is_pg(), cb, now_ms()).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// The approve callback: creates the payment as `received` (job: approve) on first arrival.
+    pub async fn record_approve_callback(
+        &self,
+        id: &PaymentId,
+        access_token: Option<&str>,
+    ) -> Result<Recorded, LedgerError> {
+        self.record_callback(&Callback::Approve {
+            payment_id: id.clone(),
+            access_token: access_token.map(str::to_string),
+        })
+        .await
+    }
+
+    /// The complete callback: stores the txid and moves the payment to `completing` (job:
+    /// complete), even for a payment whose approve we never saw. A different txid for a payment
+    /// that already has one is refused with [`LedgerError::TxidConflict`], never overwritten.
+    pub async fn record_complete_callback(
+        &self,
+        id: &PaymentId,
+        txid: &Txid,
+    ) -> Result<Recorded, LedgerError> {
+        self.record_callback(&Callback::Complete {
+            payment_id: id.clone(),
+            txid: txid.clone(),
+        })
+        .await
+    }
+
+    /// The cancel callback: recorded; the cancel job re-reads Pi (the client is not trusted).
+    pub async fn record_cancel_callback(&self, id: &PaymentId) -> Result<Recorded, LedgerError> {
+        self.record_callback(&Callback::Cancel {
+            payment_id: id.clone(),
+        })
+        .await
+    }
+
+    /// The error callback: the text goes into the payment's history; the job re-reads Pi.
+    pub async fn record_error_callback(
+        &self,
+        id: &PaymentId,
+        error_text: &str,
+    ) -> Result<Recorded, LedgerError> {
+        self.record_callback(&Callback::Error {
+            payment_id: id.clone(),
+            error: error_text.to_string(),
+        })
+        .await
+    }
+
+    /// The incomplete callback: with a txid it is the complete path; without one the
+    /// incomplete job re-reads Pi and cancels an approved payment that has no tx.
+    pub async fn record_incomplete_callback(
+        &self,
+        id: &PaymentId,
+        txid: Option<&Txid>,
+    ) -> Result<Recorded, LedgerError> {
+        self.record_callback(&Callback::Incomplete {
+            payment_id: id.clone(),
+            txid: txid.cloned(),
+        })
+        .await
+    }
+
+    /// Record many callbacks in ONE transaction (group commit under load). Results are in
+    /// input order; one callback's refusal (e.g. a txid conflict) does not affect the others.
+    ///
+    /// Refusals are detected before writing, so they leave the transaction usable. If the
+    /// transaction fails anyway (e.g. a concurrent writer on Postgres claimed the same txid
+    /// between check and write), every callback is recorded again in its own transaction.
+    pub async fn record_callbacks(
+        &self,
+        callbacks: Vec<Callback>,
+    ) -> Vec<Result<Recorded, LedgerError>> {
+        if callbacks.is_empty() {
+            return Vec::new();
+        }
+        match self.record_batch(&callbacks).await {
+            Ok(results) => results,
+            Err(_) => {
+                let mut results = Vec::with_capacity(callbacks.len());
+                for cb in &callbacks {
+                    results.push(self.record_callback(cb).await);
+                }
+                results
+            }
+        }
+    }
+
+    async fn record_batch(
+        &self,
+        callbacks: &[Callback],
+    ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
+        // Lock rows in payment-id order (a stable sort keeps repeats of one payment in arrival
+        // order), so two concurrent batches on Postgres cannot deadlock on each other.
+        let mut order: Vec<usize> = (0..callbacks.len()).collect();
+        order.sort_by(|&a, &b| callbacks[a].payment_id().cmp(callbacks[b].payment_id()));
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let mut results: Vec<Option<Result<Recorded, LedgerError>>> =
+            (0..callbacks.len()).map(|_| None).collect();
+        for i in order {
+            match record_in(&mut tx, self.is_pg(), &callbacks[i], now).await {
+                // Database failures poison a Postgres transaction: give up on the batch.
+                Err(e @ LedgerError::Db(_)) => return Err(e),
+                other => results[i] = Some(other),
+            }
+        }
+        tx.commit().await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(LedgerError::Corrupt("batch slot left empty".into()))))
+            .collect())
+    }
+}

@@ -1,0 +1,293 @@
+//! The ledger: the exact record of every payment, order and app-facing event, in SQLite (the
+//! default, one file) or Postgres, chosen by the URL's scheme.
+//!
+//! Built on `sqlx::any` so one set of queries serves both databases: `$1` placeholders (valid in
+//! both), amounts as BIGINT stroops, timestamps as BIGINT unix milliseconds, JSON as TEXT. The
+//! database enforces what must never be violated: one row per payment id, a txid belongs to at
+//! most one payment, an order is paid by at most one payment, one outbox event per
+//! (type, subject).
+//!
+//! Concurrency: every write transaction starts with `BEGIN IMMEDIATE` on SQLite (in WAL a
+//! read-then-write transaction cannot wait for the write lock, it fails with SQLITE_BUSY; taking
+//! the lock up front makes `busy_timeout` apply), and reads the rows it changes `FOR UPDATE` on
+//! Postgres. Concurrent writers of the same payment therefore serialize, and the state machine
+//! turns the loser's repeat into a no-op.
+//!
+//! Split by concern: [`payments`] (rows, transitions), [`callbacks`] (what the HTTP API records),
+//! [`orders`], [`outbox`].
+
+pub mod callbacks;
+pub mod orders;
+pub mod outbox;
+pub mod payments;
+
+pub use callbacks::{Callback, CallbackStep, Recorded};
+pub use orders::{Order, OrderState};
+pub use outbox::EventRow;
+pub use payments::{Applied, Direction, PaymentEventRow, PaymentPatch, PaymentRow};
+
+use crate::ids::{OrderId, PaymentId, Txid};
+use crate::state::{InvalidTransition, PaymentState};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database a ledger runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DbKind {
+    /// One file (default `sqlite://pi-payments.db`), WAL mode.
+    Sqlite,
+    /// A Postgres server (`postgres://…`).
+    Postgres,
+}
+
+impl DbKind {
+    /// `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbKind::Sqlite => "sqlite",
+            DbKind::Postgres => "postgres",
+        }
+    }
+
+    /// The database a URL designates, from its scheme.
+    pub fn from_url(url: &str) -> Result<DbKind, LedgerError> {
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Ok(DbKind::Sqlite),
+            "postgres" | "postgresql" => Ok(DbKind::Postgres),
+            _ => Err(LedgerError::UnsupportedUrl { scheme }),
+        }
+    }
+}
+
+/// Everything that can go wrong in the ledger; each message says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(
+        "DATABASE_URL scheme {scheme:?} is not supported: use sqlite://path/to/file.db or postgres://user@host/database"
+    )]
+    UnsupportedUrl { scheme: String },
+    #[error(
+        "cannot open the ledger database ({0}): check DATABASE_URL, that the server is running, or that the file's directory exists and is writable"
+    )]
+    Connect(#[source] sqlx::Error),
+    #[error(
+        "applying the ledger migrations failed ({0}): run `pi-payments migrate` against this DATABASE_URL to see the failing migration"
+    )]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error(
+        "ledger database error ({0}): if it persists, check that the database is reachable and not full"
+    )]
+    Db(#[from] sqlx::Error),
+    #[error("payment {0} is not in the ledger: it was never received by a callback")]
+    PaymentNotFound(PaymentId),
+    #[error("order {0} does not exist: create orders with POST /orders")]
+    OrderNotFound(OrderId),
+    #[error(transparent)]
+    InvalidTransition(#[from] InvalidTransition),
+    #[error(
+        "payment {payment_id} already has txid {stored}; the different txid {got} was refused (check which transaction the Pioneer really submitted)"
+    )]
+    TxidConflict {
+        payment_id: PaymentId,
+        stored: Txid,
+        got: Txid,
+    },
+    #[error(
+        "txid {txid} already belongs to payment {other}: one transaction cannot pay two payments"
+    )]
+    TxidTaken { txid: Txid, other: PaymentId },
+    #[error(
+        "payment {0} has no txid, so it cannot go back to completing: wait for the complete callback or retry the approve step"
+    )]
+    MissingTxid(PaymentId),
+    #[error("order {order_id} cannot be paid by payment {payment_id}: {why}")]
+    OrderUnavailable {
+        order_id: OrderId,
+        payment_id: PaymentId,
+        why: String,
+    },
+    #[error(
+        "payment {0} changed while this update ran: retry the operation (it will see the new state)"
+    )]
+    Concurrent(PaymentId),
+    #[error(
+        "the ledger holds a value it cannot read ({0}): the database was edited by hand or by a newer version"
+    )]
+    Corrupt(String),
+}
+
+/// Embedded migrations, one set per database (the SQL differs only where the dialects do).
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// A handle to the ledger database; cheap to clone (it is a connection pool).
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    pool: AnyPool,
+    kind: DbKind,
+}
+
+/// The current time in unix milliseconds, the ledger's timestamp unit.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Ledger {
+    /// Open (creating the SQLite file if missing) and migrate the database at `url`.
+    pub async fn connect(url: &str) -> Result<Ledger, LedgerError> {
+        let ledger = Ledger::connect_without_migrating(url).await?;
+        ledger.migrate().await?;
+        Ok(ledger)
+    }
+
+    /// Open the database without running migrations (for tools that only read).
+    pub async fn connect_without_migrating(url: &str) -> Result<Ledger, LedgerError> {
+        sqlx::any::install_default_drivers();
+        let kind = DbKind::from_url(url)?;
+        let url = match kind {
+            DbKind::Sqlite => sqlite_url(url),
+            DbKind::Postgres => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(LedgerError::Connect)?;
+        let in_memory = kind == DbKind::Sqlite && url.contains(":memory:");
+        let pool = match kind {
+            DbKind::Sqlite => {
+                // journal_mode=WAL is persistent but needs a lock busy_timeout cannot wait
+                // for, so set it once here, before the pool opens several connections.
+                if !in_memory {
+                    let mut first = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+                        .await
+                        .map_err(LedgerError::Connect)?;
+                    first.execute("PRAGMA journal_mode = WAL").await?;
+                    sqlx::Connection::close(first).await?;
+                }
+                AnyPoolOptions::new()
+                    // Each in-memory connection would be its own database.
+                    .max_connections(if in_memory { 1 } else { 8 })
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+            }
+            DbKind::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+            }
+        }
+        .map_err(LedgerError::Connect)?;
+        Ok(Ledger { pool, kind })
+    }
+
+    /// Apply the embedded migrations for this database (idempotent; `pi-payments migrate`).
+    pub async fn migrate(&self) -> Result<(), LedgerError> {
+        let migrator = match self.kind {
+            DbKind::Sqlite => &SQLITE_MIGRATIONS,
+            DbKind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(LedgerError::Migrate)
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), LedgerError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Which database this ledger runs on.
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    /// Close every connection (at shutdown; flushes SQLite's WAL cleanly).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The pool, for tests and tools that need raw SQL.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Start a write transaction that already holds the write lock on SQLite.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, LedgerError> {
+        let tx = match self.kind {
+            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            DbKind::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    pub(crate) fn is_pg(&self) -> bool {
+        self.kind == DbKind::Postgres
+    }
+}
+
+/// Add `mode=rwc` (create the file if missing) unless the URL already says how to open it.
+fn sqlite_url(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}mode=rwc")
+}
+
+/// Parse a stored state, or report the row as corrupt.
+pub(crate) fn parse_state(text: &str) -> Result<PaymentState, LedgerError> {
+    PaymentState::parse(text).ok_or_else(|| LedgerError::Corrupt(format!("unknown state {text:?}")))
+}
+
+/// Turn an id parse failure on stored data into [`LedgerError::Corrupt`].
+pub(crate) fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> LedgerError {
+    move |e| LedgerError::Corrupt(format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_urls() {
+        assert_eq!(DbKind::from_url("sqlite://x.db").unwrap(), DbKind::Sqlite);
+        assert_eq!(DbKind::from_url("sqlite::memory:").unwrap(), DbKind::Sqlite);
+        assert_eq!(
+            DbKind::from_url("postgres://u@h/db").unwrap(),
+            DbKind::Postgres
+        );
+        assert_eq!(
+            DbKind::from_url("postgresql://u@h/db").unwrap(),
+            DbKind::Postgres
+        );
+        let err = DbKind::from_url("mysql://secret@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_urls_create_missing_files() {
+        assert_eq!(sqlite_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(
+            sqlite_url("sqlite://a.db?cache=shared"),
+            "sqlite://a.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(sqlite_url("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(sqlite_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

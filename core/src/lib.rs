@@ -1,0 +1,21 @@
+//! pi-payments-core: the parts of pi-payments that do not depend on how they are served.
+//! Domain types, the payment state machine, the ledger, the Pi and Horizon clients, Stellar
+//! signing, job definitions and app-facing events. `api/` and `worker/` depend on this crate;
+//! it depends on neither.
+
+pub mod amount;
+pub mod dto;
+pub mod events;
+pub mod horizon;
+pub mod ids;
+pub mod jobs;
+pub mod ledger;
+pub mod pi_client;
+pub mod products;
+pub mod rate_limit;
+pub mod retry;
+pub mod state;
+pub mod stellar;
+
+pub use amount::PiAmount;
+pub use ids::{OrderId, PaymentId, Txid, Uid};

@@ -1,0 +1,73 @@
+//! The ledger scenarios on SQLite, each in its own fresh database file.
+
+mod ledger_common;
+
+use pi_payments_core::ledger::{DbKind, Ledger};
+use std::path::PathBuf;
+
+struct Cleanup {
+    dir: PathBuf,
+}
+
+impl Cleanup {
+    async fn done(self, ledger: Ledger) {
+        ledger.close().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn setup() -> Option<(Ledger, Cleanup)> {
+    let dir = std::env::temp_dir().join(format!(
+        "pp-ledger-test-{}",
+        pi_payments_core::ids::random_alnum(12)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The file does not exist yet: connect must create it.
+    let url = format!("sqlite://{}", dir.join("ledger.db").display());
+    let ledger = Ledger::connect(&url).await.unwrap();
+    assert_eq!(ledger.kind(), DbKind::Sqlite);
+    Some((ledger, Cleanup { dir }))
+}
+
+ledger_scenarios!(
+    migrations_are_idempotent,
+    callback_idempotency,
+    incomplete_rearms_after_a_while,
+    full_lifecycle,
+    refusal_and_attention_paths,
+    conflicting_txid_refused,
+    concurrent_apply_has_one_winner,
+    uniqueness_is_enforced_by_the_database,
+    batch_recording,
+    amounts_are_exact,
+    concurrent_batches_enqueue_once,
+);
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode() {
+    let (ledger, cleanup) = setup().await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(ledger.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode.to_lowercase(), "wal");
+    cleanup.done(ledger).await;
+}
+
+#[tokio::test]
+async fn in_memory_works_for_quick_tools() {
+    let ledger = Ledger::connect("sqlite::memory:").await.unwrap();
+    ledger_common::callback_idempotency(&ledger).await;
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused_readably() {
+    let err = Ledger::connect("mysql://root:hunter2@localhost/db")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("sqlite://") && !text.contains("hunter2"),
+        "{text}"
+    );
+}
