@@ -69,7 +69,9 @@ impl PiAmount {
 
     /// Checked multiplication by a quantity (order lines).
     pub fn checked_mul(self, n: u32) -> Option<PiAmount> {
-        self.0.checked_mul(i64::from(n)).and_then(PiAmount::from_stroops)
+        self.0
+            .checked_mul(i64::from(n))
+            .and_then(PiAmount::from_stroops)
     }
 }
 
@@ -90,7 +92,9 @@ fn parse_stroops(text: &str) -> Result<i64, AmountError> {
     };
     let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty()) || !all_digits(int_part) || !all_digits(frac_part)
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
     {
         return Err(bad());
     }
@@ -177,13 +181,31 @@ mod tests {
     #[test]
     fn rejects_what_is_not_an_amount() {
         for bad in ["", ".", "abc", "1.2.3", "1,5", "0x10", "NaN", "1e", "- 1"] {
-            assert!(matches!(PiAmount::parse(bad), Err(AmountError::NotANumber(_))), "{bad}");
+            assert!(
+                matches!(PiAmount::parse(bad), Err(AmountError::NotANumber(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(PiAmount::parse("0.00000001"), Err(AmountError::TooPrecise(_))));
-        assert!(matches!(PiAmount::parse("1e-8"), Err(AmountError::TooPrecise(_))));
-        assert!(matches!(PiAmount::parse("0"), Err(AmountError::NotPositive(_))));
-        assert!(matches!(PiAmount::parse("-1"), Err(AmountError::NotPositive(_))));
-        assert!(matches!(PiAmount::parse("1e40"), Err(AmountError::TooLarge(_))));
+        assert!(matches!(
+            PiAmount::parse("0.00000001"),
+            Err(AmountError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            PiAmount::parse("1e-8"),
+            Err(AmountError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            PiAmount::parse("0"),
+            Err(AmountError::NotPositive(_))
+        ));
+        assert!(matches!(
+            PiAmount::parse("-1"),
+            Err(AmountError::NotPositive(_))
+        ));
+        assert!(matches!(
+            PiAmount::parse("1e40"),
+            Err(AmountError::TooLarge(_))
+        ));
         assert!(matches!(
             PiAmount::parse("99999999999999999999"),
             Err(AmountError::TooLarge(_))
@@ -208,7 +230,10 @@ mod tests {
         // 0.1 + 0.2 style values survive because no float is involved.
         let p: P = serde_json::from_str(r#"{"amount": 0.3000001}"#).unwrap();
         assert_eq!(p.amount.stroops(), 3_000_001);
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"amount":0.3000001}"#);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"amount":0.3000001}"#
+        );
         let s: P = serde_json::from_str(r#"{"amount": "4.2"}"#).unwrap();
         assert_eq!(s.amount.stroops(), 42_000_000);
         assert!(serde_json::from_str::<P>(r#"{"amount": 1.00000001}"#).is_err());

@@ -8,6 +8,7 @@
 //! it over apalis storages, and [`RecordingQueue`] serves tests.
 
 use crate::ids::PaymentId;
+use crate::payout::ids::PayoutId;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,8 @@ pub mod queue_names {
     pub const INCOMPLETE: &str = "pi-payments:incomplete";
     /// [`super::DeliverEventJob`].
     pub const DELIVER_EVENT: &str = "pi-payments:deliver-event";
+    /// [`super::PayoutJob`].
+    pub const PAYOUT: &str = "pi-payments:payout";
 }
 
 /// Verify the Pioneer and the payment at Pi, then approve or refuse (cancel) it.
@@ -65,6 +68,13 @@ pub struct DeliverEventJob {
     pub event_id: i64,
 }
 
+/// Advance one A2U payout by one `PayoutProcessor::step` (it resumes from the stored step; the
+/// outcome says whether to run again at once, later, or never).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PayoutJob {
+    pub payout_id: PayoutId,
+}
+
 /// Any job the API or the ledger may ask for.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -75,6 +85,7 @@ pub enum Job {
     RecordError(RecordErrorJob),
     Incomplete(IncompleteJob),
     DeliverEvent(DeliverEventJob),
+    Payout(PayoutJob),
 }
 
 impl Job {
@@ -87,6 +98,7 @@ impl Job {
             Job::RecordError(_) => queue_names::RECORD_ERROR,
             Job::Incomplete(_) => queue_names::INCOMPLETE,
             Job::DeliverEvent(_) => queue_names::DELIVER_EVENT,
+            Job::Payout(_) => queue_names::PAYOUT,
         }
     }
 
@@ -98,8 +110,21 @@ impl Job {
             Job::Cancel(j) => Some(&j.payment_id),
             Job::RecordError(j) => Some(&j.payment_id),
             Job::Incomplete(j) => Some(&j.payment_id),
-            Job::DeliverEvent(_) => None,
+            Job::DeliverEvent(_) | Job::Payout(_) => None,
         }
+    }
+
+    /// The payout this job is about, if it is about one (for tracing spans).
+    pub fn payout_id(&self) -> Option<&PayoutId> {
+        match self {
+            Job::Payout(j) => Some(&j.payout_id),
+            _ => None,
+        }
+    }
+
+    /// See [`PayoutJob`].
+    pub fn payout(payout_id: PayoutId) -> Job {
+        Job::Payout(PayoutJob { payout_id })
     }
 
     /// Shorthand constructors used by the ledger.
@@ -232,6 +257,19 @@ mod tests {
     }
 
     #[test]
+    fn payout_jobs_carry_only_the_payout_id() {
+        let id = PayoutId::generate();
+        let json = serde_json::to_value(Job::payout(id.clone())).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "payout", "payout_id": id.as_str()})
+        );
+        let back: Job = serde_json::from_value(json).unwrap();
+        assert_eq!(back.payout_id(), Some(&id));
+        assert_eq!(back.queue_name(), "pi-payments:payout");
+    }
+
+    #[test]
     fn queue_names_are_explicit_and_distinct() {
         let jobs = [
             Job::approve(pid()),
@@ -240,6 +278,7 @@ mod tests {
             Job::record_error(pid()),
             Job::incomplete(pid()),
             Job::DeliverEvent(DeliverEventJob { event_id: 1 }),
+            Job::payout(PayoutId::generate()),
         ];
         let mut names: Vec<_> = jobs.iter().map(Job::queue_name).collect();
         assert!(names.iter().all(|n| n.starts_with("pi-payments:")));

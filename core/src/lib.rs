@@ -3,6 +3,7 @@
 //! signing, job definitions and app-facing events. `api/` and `worker/` depend on this crate;
 //! it depends on neither.
 
+pub mod ads;
 pub mod amount;
 pub mod dto;
 pub mod events;
@@ -10,9 +11,12 @@ pub mod horizon;
 pub mod ids;
 pub mod jobs;
 pub mod ledger;
+pub mod payout;
 pub mod pi_client;
+pub mod pioneer;
 pub mod products;
 pub mod rate_limit;
+pub mod reconcile;
 pub mod retry;
 pub mod state;
 pub mod stellar;

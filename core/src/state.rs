@@ -220,6 +220,213 @@ pub fn next(
     Ok(to)
 }
 
+// ---------------------------------------------------------------------------------------------
+// A2U payouts
+// ---------------------------------------------------------------------------------------------
+
+/// Where an A2U payout stands. Each state names the step that is persisted, so a retry resumes
+/// from it (pi-platform.md §5): `requested` → `created` (Pi payment identifier stored) →
+/// `signed` (envelope, hash and max time stored: it may have been submitted) → `confirmed` (the
+/// transaction is in a ledger, successful) → `completed` (Pi answered 2xx to `/complete`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutState {
+    /// Accepted; no Pi payment yet.
+    Requested,
+    /// The Pi payment exists and its identifier is stored; no live envelope.
+    Created,
+    /// A signed envelope is stored; it may be in flight. Only this envelope may be submitted
+    /// until it is proven dead.
+    Signed,
+    /// The transaction landed successfully; `/complete` is due.
+    Confirmed,
+    /// Pi completed the payment. Terminal.
+    Completed,
+    /// Definitely not paid (business failure, reason stored). Terminal.
+    Failed,
+    /// Withdrawn before any envelope was stored. Terminal.
+    Cancelled,
+    /// A person must look (reason stored); an operator or the sweeper may retry it.
+    NeedsAttention,
+}
+
+/// Every payout state, for tests and for listing.
+pub const ALL_PAYOUT_STATES: [PayoutState; 8] = [
+    PayoutState::Requested,
+    PayoutState::Created,
+    PayoutState::Signed,
+    PayoutState::Confirmed,
+    PayoutState::Completed,
+    PayoutState::Failed,
+    PayoutState::Cancelled,
+    PayoutState::NeedsAttention,
+];
+
+impl PayoutState {
+    /// The text stored in the database and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutState::Requested => "requested",
+            PayoutState::Created => "created",
+            PayoutState::Signed => "signed",
+            PayoutState::Confirmed => "confirmed",
+            PayoutState::Completed => "completed",
+            PayoutState::Failed => "failed",
+            PayoutState::Cancelled => "cancelled",
+            PayoutState::NeedsAttention => "needs_attention",
+        }
+    }
+
+    /// Parse the database (or query string) text; `None` for anything else.
+    pub fn parse(text: &str) -> Option<PayoutState> {
+        ALL_PAYOUT_STATES.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Nothing more will happen to a payout in this state.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            PayoutState::Completed | PayoutState::Failed | PayoutState::Cancelled
+        )
+    }
+
+    /// States a job should be working on (what the sweeper re-enqueues).
+    pub fn is_in_flight(self) -> bool {
+        matches!(
+            self,
+            PayoutState::Requested
+                | PayoutState::Created
+                | PayoutState::Signed
+                | PayoutState::Confirmed
+        )
+    }
+}
+
+impl fmt::Display for PayoutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a payout changes state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayoutTransition {
+    /// The Pi payment was created (or an open one carrying our payout id was adopted).
+    PiCreated,
+    /// A signed envelope was stored (before it is submitted).
+    Signed,
+    /// The stored envelope (hash `tx_hash`) is proven dead (never landed, never will): back to
+    /// `created` so a new one is built. Carries the dead hash so a stale worker cannot discard a
+    /// newer envelope.
+    Expired { tx_hash: String, reason: String },
+    /// The payout's transaction is in a ledger, successful.
+    Confirmed,
+    /// Pi answered 2xx to `/complete` (or confirmed it was already completed with our txid).
+    PiCompleted,
+    /// Definitely not paid, never retried: `missing_scope`, `user_not_found`, `op_underfunded`…
+    Failed { reason: String },
+    /// Withdrawn by the operator before any envelope was stored.
+    Cancelled { reason: String },
+    /// Retries exhausted or a state only a person can resolve.
+    GaveUp { reason: String },
+    /// An operator or the sweeper sends a `needs_attention` payout back to a working state (the
+    /// one its stored data implies, see `Ledger::retry_payout`).
+    Retry(PayoutState),
+}
+
+impl PayoutTransition {
+    /// Stable name stored as `payout_events.cause`.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            PayoutTransition::PiCreated => "pi_created",
+            PayoutTransition::Signed => "signed",
+            PayoutTransition::Expired { .. } => "envelope_dead",
+            PayoutTransition::Confirmed => "confirmed",
+            PayoutTransition::PiCompleted => "pi_completed",
+            PayoutTransition::Failed { .. } => "failed",
+            PayoutTransition::Cancelled { .. } => "cancelled",
+            PayoutTransition::GaveUp { .. } => "gave_up",
+            PayoutTransition::Retry(_) => "retry",
+        }
+    }
+
+    /// The human reason stored in `payouts.reason`, if the transition carries one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            PayoutTransition::Expired { reason, .. }
+            | PayoutTransition::Failed { reason }
+            | PayoutTransition::Cancelled { reason }
+            | PayoutTransition::GaveUp { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// A payout transition the state machine does not allow from the payout's current state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "payout in state {from} cannot take {cause}: it moved on (look at its events with GET /payouts/{{id}})"
+)]
+pub struct InvalidPayoutTransition {
+    pub from: PayoutState,
+    pub cause: &'static str,
+}
+
+/// The state after `transition` from `from`. `Ok(from)` means "already there": a no-op, so a
+/// step that runs twice (or two workers racing) records one move.
+pub fn next_payout(
+    from: PayoutState,
+    transition: &PayoutTransition,
+) -> Result<PayoutState, InvalidPayoutTransition> {
+    use PayoutState as S;
+    use PayoutTransition as T;
+    let to = match (from, transition) {
+        (S::Requested | S::NeedsAttention, T::PiCreated) => S::Created,
+        (S::Created | S::Signed | S::Confirmed | S::Completed, T::PiCreated) => from,
+
+        (S::Created, T::Signed) => S::Signed,
+        // Someone else stored an envelope first: theirs is the one to submit.
+        (S::Signed | S::Confirmed | S::Completed, T::Signed) => from,
+
+        (S::Signed | S::NeedsAttention, T::Expired { .. }) => S::Created,
+        (S::Created, T::Expired { .. }) => from,
+
+        // `created` → `confirmed`: a transaction with the payout's memo was found on chain
+        // (adoption by the reconciler after a lost envelope).
+        (S::Created | S::Signed | S::NeedsAttention, T::Confirmed) => S::Confirmed,
+        (S::Confirmed | S::Completed, T::Confirmed) => from,
+
+        (S::Confirmed | S::NeedsAttention, T::PiCompleted) => S::Completed,
+        (S::Completed, T::PiCompleted) => from,
+
+        // `signed` may fail only on an in-ledger failure (tx_failed): that envelope is spent.
+        (S::Requested | S::Created | S::Signed | S::NeedsAttention, T::Failed { .. }) => S::Failed,
+        (S::Failed, T::Failed { .. }) => from,
+
+        (S::Requested | S::Created, T::Cancelled { .. }) => S::Cancelled,
+        (S::Cancelled, T::Cancelled { .. }) => from,
+
+        (S::Requested | S::Created | S::Signed | S::Confirmed, T::GaveUp { .. }) => {
+            S::NeedsAttention
+        }
+        (S::NeedsAttention, T::GaveUp { .. }) => from,
+
+        (
+            S::NeedsAttention,
+            T::Retry(to @ (S::Requested | S::Created | S::Signed | S::Confirmed)),
+        ) => *to,
+        (s, T::Retry(to)) if s == *to && s.is_in_flight() => from,
+
+        (from, t) => {
+            return Err(InvalidPayoutTransition {
+                from,
+                cause: t.cause(),
+            });
+        }
+    };
+    Ok(to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +591,112 @@ mod tests {
             );
         }
         assert_eq!(PaymentState::parse("bogus"), None);
+    }
+
+    mod payouts {
+        use super::super::*;
+        use PayoutState as S;
+
+        fn all() -> Vec<PayoutTransition> {
+            vec![
+                PayoutTransition::PiCreated,
+                PayoutTransition::Signed,
+                PayoutTransition::Expired {
+                    tx_hash: "h".into(),
+                    reason: "r".into(),
+                },
+                PayoutTransition::Confirmed,
+                PayoutTransition::PiCompleted,
+                PayoutTransition::Failed { reason: "f".into() },
+                PayoutTransition::Cancelled { reason: "c".into() },
+                PayoutTransition::GaveUp { reason: "g".into() },
+                PayoutTransition::Retry(S::Signed),
+            ]
+        }
+
+        #[test]
+        fn happy_path_and_rebuild() {
+            let mut s = S::Requested;
+            for t in [
+                PayoutTransition::PiCreated,
+                PayoutTransition::Signed,
+                PayoutTransition::Expired {
+                    tx_hash: "h".into(),
+                    reason: "tx_bad_seq".into(),
+                },
+                PayoutTransition::Signed,
+                PayoutTransition::Confirmed,
+                PayoutTransition::PiCompleted,
+            ] {
+                s = next_payout(s, &t).unwrap();
+            }
+            assert_eq!(s, S::Completed);
+            assert!(s.is_terminal());
+        }
+
+        #[test]
+        fn terminal_states_never_move() {
+            for from in [S::Completed, S::Failed, S::Cancelled] {
+                for t in all() {
+                    if let Ok(to) = next_payout(from, &t) {
+                        assert_eq!(to, from, "{from} + {}", t.cause());
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn no_cancel_once_an_envelope_may_be_in_flight() {
+            let cancel = PayoutTransition::Cancelled { reason: "x".into() };
+            for from in [S::Signed, S::Confirmed, S::Completed, S::NeedsAttention] {
+                assert!(next_payout(from, &cancel).is_err(), "{from}");
+            }
+            assert_eq!(next_payout(S::Created, &cancel), Ok(S::Cancelled));
+        }
+
+        #[test]
+        fn only_in_ledger_failures_fail_a_signed_payout_and_confirmed_never_fails() {
+            let fail = PayoutTransition::Failed { reason: "x".into() };
+            assert_eq!(next_payout(S::Signed, &fail), Ok(S::Failed));
+            assert!(next_payout(S::Confirmed, &fail).is_err());
+            assert!(next_payout(S::Completed, &fail).is_err());
+        }
+
+        #[test]
+        fn repeats_are_no_ops() {
+            assert_eq!(
+                next_payout(S::Signed, &PayoutTransition::Signed),
+                Ok(S::Signed)
+            );
+            assert_eq!(
+                next_payout(S::Completed, &PayoutTransition::PiCompleted),
+                Ok(S::Completed)
+            );
+            assert_eq!(
+                next_payout(S::Confirmed, &PayoutTransition::PiCreated),
+                Ok(S::Confirmed)
+            );
+        }
+
+        #[test]
+        fn retry_targets() {
+            for to in [S::Requested, S::Created, S::Signed, S::Confirmed] {
+                assert_eq!(
+                    next_payout(S::NeedsAttention, &PayoutTransition::Retry(to)),
+                    Ok(to)
+                );
+            }
+            assert!(
+                next_payout(S::NeedsAttention, &PayoutTransition::Retry(S::Completed)).is_err()
+            );
+            assert!(next_payout(S::Failed, &PayoutTransition::Retry(S::Requested)).is_err());
+        }
+
+        #[test]
+        fn names_round_trip() {
+            for s in ALL_PAYOUT_STATES {
+                assert_eq!(PayoutState::parse(s.as_str()), Some(s));
+            }
+        }
     }
 }

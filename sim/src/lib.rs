@@ -8,6 +8,7 @@
 pub mod amount;
 pub mod chain;
 pub mod chain_xdr;
+pub mod cli;
 pub mod config;
 mod error;
 pub mod faults;

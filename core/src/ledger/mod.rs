@@ -16,18 +16,32 @@
 //! Split by concern: [`payments`] (rows, transitions), [`callbacks`] (what the HTTP API records),
 //! [`orders`], [`outbox`].
 
+pub mod ad_claims;
 pub mod callbacks;
+pub mod leases;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod payouts;
+pub mod pioneers;
+pub mod sessions;
 
+pub use ad_claims::{AdBinding, AdClaimRow, AdClaimStatus, AdObservation, AdUpdate};
 pub use callbacks::{Callback, CallbackStep, Recorded};
+pub use leases::LeaseRow;
 pub use orders::{Order, OrderState};
 pub use outbox::EventRow;
 pub use payments::{Applied, Direction, PaymentEventRow, PaymentPatch, PaymentRow};
+pub use payouts::{
+    BatchRow, PayoutApplied, PayoutEventRow, PayoutFilter, PayoutNote, PayoutPatch, PayoutRequest,
+    PayoutRow,
+};
+pub use pioneers::PioneerRow;
+pub use sessions::{NewSession, SessionRow};
 
 use crate::ids::{OrderId, PaymentId, Txid};
-use crate::state::{InvalidTransition, PaymentState};
+use crate::payout::ids::{BatchId, PayoutId};
+use crate::state::{InvalidPayoutTransition, InvalidTransition, PaymentState};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::str::FromStr;
@@ -121,6 +135,20 @@ pub enum LedgerError {
         "the ledger holds a value it cannot read ({0}): the database was edited by hand or by a newer version"
     )]
     Corrupt(String),
+    #[error("payout {0} does not exist: check the id returned by POST /payouts")]
+    PayoutNotFound(PayoutId),
+    #[error(
+        "idempotency key {key:?} was already used for payout {existing} with a different body: send the same body to get that payout back, or use a new key for a new payout"
+    )]
+    IdempotencyConflict { key: String, existing: PayoutId },
+    #[error("payout {payout_id} refused the update: {detail}")]
+    PayoutConflict { payout_id: PayoutId, detail: String },
+    #[error(transparent)]
+    InvalidPayoutTransition(#[from] InvalidPayoutTransition),
+    #[error("invalid payout request: {0}")]
+    BadPayoutRequest(String),
+    #[error("batch {0} does not exist: create it first (POST /payouts/bulk creates one per file)")]
+    BatchNotFound(BatchId),
 }
 
 /// Embedded migrations, one set per database (the SQL differs only where the dialects do).

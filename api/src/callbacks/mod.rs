@@ -1,0 +1,173 @@
+//! The five Pi frontend callbacks (`/pi_payment/{approve,complete,cancel,error,incomplete}`
+//! and the same under `/api/pi_payment/`). Each is checked, recorded in the ledger through
+//! the group-commit pipeline ([`batch`]), its job enqueued on first arrival, and answered
+//! 202 `{"paymentId", "state"}` without waiting for Pi.
+//!
+//! An approve callback carries the Pioneer's access token in its body, else in an
+//! `Authorization: Bearer` header, else (inside Pi's iframe, with a signed-in frontend) the
+//! session cookie stands for the token the session was opened with.
+
+pub mod batch;
+pub mod body;
+
+pub use batch::{BatchConfig, CallbackBatcher};
+pub use body::{CallbackKind, parse_callback};
+
+use crate::auth::{self, AuthRejection};
+use crate::error::ApiError;
+use crate::extract::{AccessToken, Bearer, JsonBody};
+use crate::state::ApiState;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use pi_payments_core::ledger::Callback;
+use serde_json::json;
+use tracing::Instrument;
+
+/// The callback routes, under both prefixes the frontend wrappers use.
+pub fn routes() -> Router<ApiState> {
+    let mut router = Router::new();
+    for prefix in ["/pi_payment", "/api/pi_payment"] {
+        router = router
+            .route(&format!("{prefix}/approve"), post(approve))
+            .route(&format!("{prefix}/complete"), post(complete))
+            .route(&format!("{prefix}/cancel"), post(cancel))
+            .route(&format!("{prefix}/error"), post(error))
+            .route(&format!("{prefix}/incomplete"), post(incomplete));
+    }
+    router
+}
+
+async fn approve(
+    State(state): State<ApiState>,
+    bearer: Bearer,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    handle_with_headers(state, CallbackKind::Approve, bearer, Some(headers), body).await
+}
+
+async fn complete(
+    State(state): State<ApiState>,
+    bearer: Bearer,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    handle(state, CallbackKind::Complete, bearer, body).await
+}
+
+async fn cancel(
+    State(state): State<ApiState>,
+    bearer: Bearer,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    handle(state, CallbackKind::Cancel, bearer, body).await
+}
+
+async fn error(
+    State(state): State<ApiState>,
+    bearer: Bearer,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    handle(state, CallbackKind::Error, bearer, body).await
+}
+
+async fn incomplete(
+    State(state): State<ApiState>,
+    bearer: Bearer,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    handle(state, CallbackKind::Incomplete, bearer, body).await
+}
+
+/// Check, record (group commit), answer. The span carries the step and the payment id, never
+/// the token.
+async fn handle(
+    state: ApiState,
+    kind: CallbackKind,
+    bearer: Bearer,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    handle_with_headers(state, kind, bearer, None, body).await
+}
+
+/// [`handle`], with the request's headers for an approve callback that may need its cookie
+/// session's token.
+async fn handle_with_headers(
+    state: ApiState,
+    kind: CallbackKind,
+    Bearer(bearer): Bearer,
+    headers: Option<HeaderMap>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let span = tracing::info_span!(
+        "callback",
+        step = kind.as_str(),
+        payment_id = tracing::field::Empty
+    );
+    async move {
+        let mut callback = parse_callback(kind, &body, bearer).inspect_err(|err| {
+            tracing::debug!(error = %err, "callback refused: bad body");
+        })?;
+        tracing::Span::current()
+            .record("payment_id", tracing::field::display(callback.payment_id()));
+        // Resolved here, before the batcher: it is a ledger read, and the group commit must
+        // not wait on one request's lookup.
+        if let (
+            Some(headers),
+            Callback::Approve {
+                access_token: token @ None,
+                ..
+            },
+        ) = (&headers, &mut callback)
+        {
+            *token = token_from_session(&state, headers).await?;
+            tracing::debug!(
+                from_session = token.is_some(),
+                "approve without a body token"
+            );
+        }
+        let recorded = state.callbacks.submit(callback).await?;
+        tracing::debug!(
+            state = %recorded.payment.state,
+            created = recorded.created,
+            enqueued = recorded.job.is_some(),
+            "callback recorded"
+        );
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "paymentId": recorded.payment.id,
+                "state": recorded.payment.state,
+            })),
+        ))
+    }
+    .instrument(span)
+    .await
+}
+
+/// The access token of the request's cookie session (the Bearer header was already read), or
+/// `None` without a session or when sign-in is not wired. The token never leaves this
+/// function except into the ledger's callback row.
+async fn token_from_session(
+    state: &ApiState,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    let Some(pioneers) = &state.pioneers else {
+        return Ok(None);
+    };
+    match auth::access_token_for_request(&pioneers.auth, headers).await {
+        Ok(token) => Ok(token.map(AccessToken::into_inner)),
+        Err(rejection) => Err(api_error(rejection)),
+    }
+}
+
+/// An auth refusal in the callbacks' error type (same status, code and message).
+fn api_error(rejection: AuthRejection) -> ApiError {
+    if rejection.status == StatusCode::BAD_REQUEST {
+        ApiError::bad_request(rejection.code, rejection.message)
+    } else {
+        ApiError::unavailable(rejection.code, rejection.message)
+    }
+}

@@ -1,0 +1,186 @@
+//! The one error type every handler returns, so that every failure a client sees is JSON
+//! `{"error": code, "message": text}` and the message says what to do next.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pi_payments_core::ledger::LedgerError;
+use serde::Serialize;
+
+/// A request that could not be served, with the status and the text the client gets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The request itself is wrong (bad JSON, missing or invalid field): 400.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// The named thing does not exist: 404.
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// Well-formed but refused (e.g. an order for a quantity that overflows): 422.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// The request conflicts with what the ledger holds (e.g. a second txid for a payment): 409.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The body is larger than the limit: 413.
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The route exists but not for this method: 405.
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String },
+    /// A dependency (ledger, queue) is down or overloaded: 503. Clients may retry.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    /// Our bug or an unexpected storage failure: 500. Details go to the log, not the client.
+    #[error("internal error")]
+    Internal,
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// A 400 with a stable machine-readable code and a message saying what to send instead.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 404 for something the client named.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 503 naming what is unavailable.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Unavailable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code in the `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unavailable { code, .. } => code,
+            ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    fn client_message(&self) -> String {
+        match self {
+            ApiError::TooLarge { limit } => format!(
+                "request bodies are limited to {limit} bytes; Pi callbacks are far smaller, so check what is being sent"
+            ),
+            ApiError::MethodNotAllowed { method } => format!(
+                "{method} is not allowed on this path; see the API's routes (callbacks are POST, reads are GET)"
+            ),
+            ApiError::Internal => {
+                "something went wrong on our side; retry later, and if it persists look at the server log".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    /// Refusals the client can act on keep their message; storage failures become a 503
+    /// (retry later) with the details in the log only.
+    fn from(err: LedgerError) -> ApiError {
+        match err {
+            LedgerError::TxidConflict { .. } => ApiError::Conflict {
+                code: "txid_conflict",
+                message: err.to_string(),
+            },
+            LedgerError::TxidTaken { .. } => ApiError::Conflict {
+                code: "txid_taken",
+                message: err.to_string(),
+            },
+            LedgerError::InvalidTransition(_) => ApiError::Conflict {
+                code: "invalid_transition",
+                message: err.to_string(),
+            },
+            LedgerError::PaymentNotFound(_) => {
+                ApiError::not_found("payment_not_found", err.to_string())
+            }
+            LedgerError::OrderNotFound(_) => {
+                ApiError::not_found("order_not_found", err.to_string())
+            }
+            LedgerError::OrderUnavailable { .. } => ApiError::Conflict {
+                code: "order_unavailable",
+                message: err.to_string(),
+            },
+            LedgerError::IdempotencyConflict { .. } => ApiError::Conflict {
+                code: "idempotency_conflict",
+                message: err.to_string(),
+            },
+            LedgerError::PayoutNotFound(_) => {
+                ApiError::not_found("payout_not_found", err.to_string())
+            }
+            LedgerError::BatchNotFound(_) => {
+                ApiError::not_found("batch_not_found", err.to_string())
+            }
+            LedgerError::BadPayoutRequest(_) => {
+                ApiError::bad_request("invalid_payout", err.to_string())
+            }
+            LedgerError::PayoutConflict { .. } => ApiError::Conflict {
+                code: "payout_conflict",
+                message: err.to_string(),
+            },
+            LedgerError::InvalidPayoutTransition(_) => ApiError::Conflict {
+                code: "invalid_payout_transition",
+                message: err.to_string(),
+            },
+            LedgerError::Corrupt(_) => {
+                tracing::error!(error = %err, "the ledger holds an unreadable value");
+                ApiError::Internal
+            }
+            other => {
+                tracing::error!(error = %other, "ledger failure");
+                ApiError::unavailable(
+                    "ledger_unavailable",
+                    "the payments ledger is not reachable right now; retry in a few seconds",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.client_message(),
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,54 @@
+//! `GET /events?after=<id>&limit=<n>`: the outbox for apps that poll instead of (or as well
+//! as) receiving webhooks. Pages by the last id seen; `next_after` is what to send next.
+
+use crate::error::ApiError;
+use crate::state::ApiState;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use pi_payments_core::events::WebhookBody;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The default and the largest page.
+pub const DEFAULT_LIMIT: i64 = 100;
+/// The largest page one request may ask for.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// `GET /events`.
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/events", get(list))
+}
+
+fn number(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} must be a whole number from 0 to {max}, e.g. /events?after=0&limit={DEFAULT_LIMIT}"),
+                )
+            }),
+    }
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let after = number(&query, "after", 0, i64::MAX)?;
+    let limit = number(&query, "limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
+    let rows = state.ledger.events_after(after, limit).await?;
+    let next_after = rows.last().map(|r| r.id).unwrap_or(after);
+    let events: Vec<WebhookBody> = rows.iter().map(WebhookBody::from_row).collect();
+    Ok(Json(json!({ "events": events, "next_after": next_after })))
+}

@@ -1,0 +1,128 @@
+//! pi-payments-api: the HTTP side of pi-payments, axum on hyper 1.
+//!
+//! One module per concern: [`callbacks`] (the five Pi frontend callbacks, group-committed to
+//! the ledger), [`payments`], [`orders`], [`events`] (outbox polling), [`health`], with
+//! [`error`] and [`extract`] shared by all. Every answer, including 404, 405 and 413, is JSON.
+//! Pioneer sign-in and sessions ([`auth`], [`session`]), rewarded ads ([`ads`]), operator
+//! routes behind `ADMIN_TOKEN` ([`operator`], [`admin`]) and the browser posture for Pi's
+//! iframe ([`browser`]) are mounted in [`router`].
+
+pub mod callbacks;
+pub mod drift;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod operator;
+pub mod orders;
+pub mod payments;
+pub mod payouts;
+pub mod payouts_bulk;
+pub mod state;
+
+pub use callbacks::{BatchConfig, CallbackBatcher, CallbackKind};
+pub use error::ApiError;
+pub use operator::operator_routes;
+pub use state::{ApiState, PioneerServices};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Request};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use std::future::Future;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// Every route of the API, with its state, body limit and request tracing.
+///
+/// The trace span records only the method and the path: never headers (the Authorization
+/// header carries access tokens) and never bodies.
+///
+/// Operator routes go through [`operator_routes`] (behind `ADMIN_TOKEN`); the browser layers
+/// (CSRF guard, CORS, framing headers) wrap everything, refusals and 404s included.
+pub fn router(state: ApiState) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<_>| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        })
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+        .on_failure(DefaultOnFailure::new().level(Level::ERROR));
+    let mut routes = Router::new()
+        .merge(callbacks::routes())
+        .merge(payments::routes())
+        .merge(orders::routes())
+        .merge(events::routes())
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(operator_routes(state.admin.clone()))
+        // GET /admin/drift, behind ADMIN_TOKEN like every operator route.
+        .merge(admin::protect(drift::routes(), state.admin.clone()));
+    if let Some(pioneers) = &state.pioneers {
+        // Sign-in, /me, logout and ad claims run on their own state (auth + ads).
+        routes = routes.merge(
+            Router::new()
+                .merge(auth::routes())
+                .merge(ads::routes())
+                .with_state(pioneers.clone()),
+        );
+    }
+    let browser_policy = state.browser.clone();
+    let app = routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(trace)
+        .with_state(state);
+    // Last, so that it wraps every answer (see browser::apply).
+    match &browser_policy {
+        Some(policy) => browser::apply(app, policy),
+        None => app,
+    }
+}
+
+/// Serve the API on `listener` until `shutdown` resolves, then finish the requests in flight
+/// (every accepted callback is answered) and return.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Small request/response pairs on keep-alive connections: never wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+    });
+    let callbacks = state.callbacks.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    // Push the jobs of callbacks answered just before the stop (their rows are stored either
+    // way; this only spares them a wait for the sweeper).
+    callbacks.flush().await;
+    Ok(())
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(
+        "not_found",
+        format!(
+            "no route {}; Pi callbacks are POST /pi_payment/{{approve,complete,cancel,error,incomplete}} (or under /api/)",
+            uri.path().chars().take(200).collect::<String>()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+    }
+}
+
+pub mod admin;
+pub mod ads;
+pub mod auth;
+pub mod browser;
+pub mod session;

@@ -1,0 +1,127 @@
+//! Orders: the server decides the price. `POST /orders {productId, quantity?}` prices the
+//! order from the catalogue and answers what the frontend passes to `Pi.createPayment`;
+//! the approve job later checks Pi's payment against it.
+
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::state::ApiState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pi_payments_core::OrderId;
+use pi_payments_core::ledger::Order;
+use pi_payments_core::ledger::orders::OrderError;
+use pi_payments_core::products::MAX_QUANTITY;
+use serde_json::{Value, json};
+
+/// `POST /orders`, `GET /orders/{id}`.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/orders", post(create))
+        .route("/orders/{id}", get(show))
+}
+
+const EXAMPLE: &str = r#"{"productId": "coffee", "quantity": 1}"#;
+
+/// The answer for an order: what to pass to `Pi.createPayment`, plus its state.
+fn order_json(order: &Order) -> Value {
+    json!({
+        "orderId": order.id,
+        "productId": order.product_id,
+        "quantity": order.quantity,
+        "amount": order.amount,
+        "memo": order.memo,
+        "metadata": order.metadata,
+        "state": order.state,
+        "paymentId": order.payment_id,
+        "createdAt": order.created_at,
+        "paidAt": order.paid_at,
+    })
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("send a JSON object like {EXAMPLE}"),
+        ));
+    };
+    let product_id = match obj.get("productId") {
+        Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request(
+                "missing_product_id",
+                format!("productId is missing; send {EXAMPLE}"),
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("productId must be a non-empty string; send {EXAMPLE}"),
+            ));
+        }
+    };
+    let quantity = match obj.get("quantity") {
+        None | Some(Value::Null) => 1,
+        Some(v) => v
+            .as_u64()
+            .and_then(|q| u32::try_from(q).ok())
+            .filter(|q| (1..=MAX_QUANTITY).contains(q))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_quantity",
+                    format!(
+                        "quantity must be a whole number from 1 to {MAX_QUANTITY}; send {EXAMPLE}"
+                    ),
+                )
+            })?,
+    };
+    let Some(product) = state.products.get(product_id) else {
+        let known: Vec<&str> = state
+            .products
+            .products()
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
+        return Err(ApiError::not_found(
+            "unknown_product",
+            format!(
+                "there is no product {:?}; known products: {}",
+                product_id.chars().take(80).collect::<String>(),
+                known.join(", ")
+            ),
+        ));
+    };
+    let order = state
+        .ledger
+        .create_order(product, quantity)
+        .await
+        .map_err(|err| match err {
+            OrderError::Product(e) => ApiError::Unprocessable {
+                code: "invalid_order",
+                message: e.to_string(),
+            },
+            OrderError::Ledger(e) => ApiError::from(e),
+        })?;
+    tracing::info!(order_id = %order.id, product = %order.product_id, amount = %order.amount, "order created");
+    Ok((StatusCode::CREATED, Json(order_json(&order))))
+}
+
+async fn show(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = OrderId::parse(&id)
+        .map_err(|e| ApiError::bad_request("invalid_order_id", e.to_string()))?;
+    match state.ledger.order(&id).await? {
+        Some(order) => Ok(Json(order_json(&order))),
+        None => Err(ApiError::not_found(
+            "order_not_found",
+            format!("order {id} does not exist; create orders with POST /orders"),
+        )),
+    }
+}

@@ -1,0 +1,411 @@
+//! A2U payouts over HTTP (operator routes, behind `ADMIN_TOKEN`; see [`crate::operator`]):
+//!
+//! - `POST /payouts {uid, amount, memo, metadata?, idempotency_key}` → 202 with the new payout,
+//!   200 with the existing one for a repeated key and body, 409 for a repeated key with another
+//!   body;
+//! - `POST /payouts/bulk` (CSV or JSON lines, up to [`BULK_BODY_LIMIT`]) → 202
+//!   `{batch_id, accepted, duplicates, rejected: [{line, error}]}`, all good rows in one ledger
+//!   transaction;
+//! - `GET /payouts/{id}` (row and history), `GET /payouts?batch=&state=&limit=&after=`;
+//! - `POST /payouts/{id}/cancel` (only before an envelope exists).
+//!
+//! The API only records requests and enqueues `Job::Payout`; the worker's
+//! `PayoutProcessor::step` does the rest. Every job is enqueued after the ledger commit, and a
+//! repeated request enqueues again, so a lost enqueue is repaired by retrying the same call
+//! (and by the sweeper for payouts left in flight).
+
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT;
+use crate::payouts_bulk::{
+    BULK_BODY_LIMIT, BulkError, BulkFormat, RejectedRow, parse_bulk, parse_json_request,
+};
+use crate::state::ApiState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pi_payments_core::jobs::{Job, JobQueue};
+use pi_payments_core::ledger::{Ledger, LedgerError, PayoutFilter, PayoutRequest, PayoutRow};
+use pi_payments_core::payout::{BatchId, PayoutId};
+use pi_payments_core::state::PayoutState;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The default page of `GET /payouts`.
+pub const DEFAULT_LIMIT: i64 = 100;
+/// The largest page of `GET /payouts`.
+pub const MAX_LIMIT: i64 = 1000;
+/// Jobs pushed to the queue per call when a bulk request is enqueued.
+const ENQUEUE_CHUNK: usize = 1000;
+
+/// Every payout route. Mount it behind the admin token (it is merged in
+/// [`crate::operator::operator_routes`]).
+pub fn payout_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/payouts", post(create).get(list))
+        .route(
+            "/payouts/bulk",
+            // Files are large: this route alone reads up to 16 MiB.
+            post(bulk).layer(DefaultBodyLimit::max(BULK_BODY_LIMIT)),
+        )
+        .route("/payouts/{id}", get(show))
+        .route("/payouts/{id}/cancel", post(cancel))
+}
+
+/// What a bulk request (or `payouts import`) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BulkOutcome {
+    /// The batch the new payouts belong to.
+    pub batch_id: Option<BatchId>,
+    /// New payouts.
+    pub accepted: u64,
+    /// Rows whose key was already accepted with the same body (nothing new was created).
+    pub duplicates: u64,
+    /// Refused rows, by line.
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// Record `rows` (line, request) under `batch` in ONE ledger transaction and enqueue a payout
+/// job for every accepted or duplicate row still in flight. Refused rows are added to
+/// `outcome.rejected` and to the batch's count. Shared by the API and the CLI import.
+///
+/// The jobs are enqueued after the commit; if the queue fails, the error is returned and the
+/// rows stay recorded: running the same request (or import) again enqueues them again.
+pub async fn record_bulk(
+    ledger: &Ledger,
+    queue: &dyn JobQueue,
+    batch: &BatchId,
+    rows: Vec<(u64, PayoutRequest)>,
+    outcome: &mut BulkOutcome,
+) -> Result<(), BulkRecordError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (lines, requests): (Vec<u64>, Vec<PayoutRequest>) = rows
+        .into_iter()
+        .map(|(line, mut request)| {
+            request.batch_id = Some(batch.clone());
+            (line, request)
+        })
+        .unzip();
+    let results = ledger.request_payouts_bulk(requests).await?;
+    let mut jobs = Vec::new();
+    for (line, result) in lines.into_iter().zip(results) {
+        match result {
+            Ok((row, created)) => {
+                if created {
+                    outcome.accepted += 1;
+                } else {
+                    outcome.duplicates += 1;
+                }
+                if row.state.is_in_flight() {
+                    jobs.push(Job::payout(row.id));
+                }
+            }
+            Err(err) => outcome.rejected.push(RejectedRow {
+                line,
+                error: err.to_string(),
+            }),
+        }
+    }
+    for chunk in jobs.chunks(ENQUEUE_CHUNK) {
+        queue
+            .enqueue_many(chunk.to_vec())
+            .await
+            .map_err(|e| BulkRecordError::Queue(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Why [`record_bulk`] failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BulkRecordError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(
+        "the rows are recorded but their jobs could not be queued ({0}): send the same file again to queue them (nothing is paid twice)"
+    )]
+    Queue(String),
+}
+
+impl From<BulkRecordError> for ApiError {
+    fn from(err: BulkRecordError) -> ApiError {
+        match err {
+            BulkRecordError::Ledger(e) => e.into(),
+            BulkRecordError::Queue(_) => {
+                tracing::error!(error = %err, "bulk payouts recorded but not enqueued");
+                ApiError::unavailable("queue_unavailable", err.to_string())
+            }
+        }
+    }
+}
+
+/// A payout as the API shows it: the ledger row without the signed envelope (large, and of
+/// no use to an app), with the amount as Pi writes it.
+fn payout_json(row: &PayoutRow) -> Value {
+    let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.remove("envelope_b64");
+    }
+    value
+}
+
+fn bytes_error(rejection: &BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge { limit }
+    } else {
+        ApiError::bad_request(
+            "unreadable_body",
+            "the request body could not be read; send it again",
+        )
+    }
+}
+
+async fn enqueue(state: &ApiState, row: &PayoutRow) -> Result<(), ApiError> {
+    if !row.state.is_in_flight() {
+        return Ok(());
+    }
+    state
+        .queue
+        .enqueue(Job::payout(row.id.clone()))
+        .await
+        .map_err(|err| {
+            tracing::error!(payout_id = %row.id, error = %err, "payout recorded but not enqueued");
+            ApiError::unavailable(
+                "queue_unavailable",
+                format!(
+                    "payout {} is recorded but could not be queued; send the same request again (nothing is paid twice)",
+                    row.id
+                ),
+            )
+        })
+}
+
+/// `POST /payouts`.
+async fn create(
+    State(state): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body.map_err(|r| bytes_error(&r, BODY_LIMIT))?;
+    let request =
+        parse_json_request(&body).map_err(|msg| ApiError::bad_request("invalid_payout", msg))?;
+    let (row, created) = state.ledger.request_payout(request).await?;
+    enqueue(&state, &row).await?;
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "payout": payout_json(&row), "created": created })),
+    ))
+}
+
+/// `POST /payouts/bulk`.
+async fn bulk(
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<BulkOutcome>), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(format) = BulkFormat::from_content_type(content_type) else {
+        return Err(ApiError::bad_request(
+            "unsupported_content_type",
+            "send the file as Content-Type: text/csv (uid,amount,memo,idempotency_key) or application/x-ndjson (one JSON payout per line)",
+        ));
+    };
+    let body = body.map_err(|r| bytes_error(&r, BULK_BODY_LIMIT))?;
+    let rows = parse_bulk(&body, format).map_err(|e| match e {
+        BulkError::TooManyRows { .. } => ApiError::bad_request("too_many_rows", e.to_string()),
+        other => ApiError::bad_request("invalid_bulk_file", other.to_string()),
+    })?;
+    let source = query
+        .get("source")
+        .map(|s| s.chars().take(200).collect::<String>())
+        .unwrap_or_else(|| "api".to_string());
+    let batch = state.ledger.create_batch(Some(&source)).await?;
+    let mut outcome = BulkOutcome {
+        batch_id: Some(batch.id.clone()),
+        ..BulkOutcome::default()
+    };
+    let mut good = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row.request {
+            Ok(request) => good.push((row.line, request)),
+            Err(error) => outcome.rejected.push(RejectedRow {
+                line: row.line,
+                error,
+            }),
+        }
+    }
+    let unparsed = i64::try_from(outcome.rejected.len()).unwrap_or(i64::MAX);
+    if unparsed > 0 {
+        state.ledger.add_batch_rejected(&batch.id, unparsed).await?;
+    }
+    record_bulk(
+        &state.ledger,
+        state.queue.as_ref(),
+        &batch.id,
+        good,
+        &mut outcome,
+    )
+    .await?;
+    outcome.rejected.sort_by_key(|r| r.line);
+    Ok((StatusCode::ACCEPTED, Json(outcome)))
+}
+
+fn payout_id(text: &str) -> Result<PayoutId, ApiError> {
+    PayoutId::parse(text).map_err(|e| ApiError::bad_request("invalid_payout_id", e.to_string()))
+}
+
+async fn load(state: &ApiState, id: &PayoutId) -> Result<PayoutRow, ApiError> {
+    state
+        .ledger
+        .payout(id)
+        .await?
+        .ok_or_else(|| LedgerError::PayoutNotFound(id.clone()).into())
+}
+
+/// `GET /payouts/{id}`: the payout and its history.
+async fn show(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = payout_id(&id)?;
+    let row = load(&state, &id).await?;
+    let events = state.ledger.payout_events(&id).await?;
+    Ok(Json(
+        json!({ "payout": payout_json(&row), "events": events }),
+    ))
+}
+
+/// `GET /payouts?batch=&state=&limit=&after=`: oldest first; `next_after` pages on.
+async fn list(
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let batch = query
+        .get("batch")
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            BatchId::parse(b).map_err(|e| ApiError::bad_request("invalid_batch_id", e.to_string()))
+        })
+        .transpose()?;
+    let wanted = query
+        .get("state")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            PayoutState::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_state",
+                    "state must be one of requested, created, signed, confirmed, completed, failed, cancelled, needs_attention",
+                )
+            })
+        })
+        .transpose()?;
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+            })?,
+    };
+    let after = query
+        .get("after")
+        .filter(|a| !a.is_empty())
+        .map(|a| payout_id(a))
+        .transpose()?;
+    let batch_row = match &batch {
+        Some(b) => Some(
+            state
+                .ledger
+                .batch(b)
+                .await?
+                .ok_or_else(|| LedgerError::BatchNotFound(b.clone()))?,
+        ),
+        None => None,
+    };
+    let filter = PayoutFilter {
+        batch,
+        state: wanted,
+    };
+    let rows = state.ledger.payouts(&filter, limit, after.as_ref()).await?;
+    let next_after = if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let payouts: Vec<Value> = rows.iter().map(payout_json).collect();
+    Ok(Json(json!({
+        "payouts": payouts,
+        "next_after": next_after,
+        "batch": batch_row,
+    })))
+}
+
+/// `POST /payouts/{id}/cancel` (optional body `{"reason": "…"}`): only before an envelope was
+/// stored; 409 once the payout may be on its way to the chain. The payout job runs after, so
+/// that an open Pi payment is cancelled at Pi too.
+async fn cancel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = payout_id(&id)?;
+    let body = body.map_err(|r| bytes_error(&r, BODY_LIMIT))?;
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("the body is not JSON ({e}); send {{\"reason\": \"…\"}} or nothing"),
+            )
+        })?;
+        value
+            .get("reason")
+            .and_then(Value::as_str)
+            .map(|r| r.chars().take(500).collect::<String>())
+    };
+    load(&state, &id).await?;
+    let applied = state.ledger.cancel_payout(&id, reason.as_deref()).await?;
+    let row = applied.into_row();
+    if row.state != PayoutState::Cancelled {
+        return Err(ApiError::Conflict {
+            code: "not_cancellable",
+            message: format!(
+                "payout {id} is {} and can no longer be cancelled (only requested or created payouts can)",
+                row.state.as_str()
+            ),
+        });
+    }
+    // The step closes the Pi payment, if one was created (it is a no-op otherwise).
+    state
+        .queue
+        .enqueue(Job::payout(id.clone()))
+        .await
+        .map_err(|err| {
+            tracing::error!(payout_id = %id, error = %err, "cancelled payout not enqueued");
+            ApiError::unavailable(
+                "queue_unavailable",
+                format!(
+                    "payout {id} is cancelled but its Pi payment could not be closed yet; send the cancel again"
+                ),
+            )
+        })?;
+    Ok(Json(json!({ "payout": payout_json(&row) })))
+}

@@ -1,0 +1,136 @@
+//! What every handler shares: the ledger, the job queue, the products catalogue, the
+//! callback group-commit pipeline, and the Pioneer / operator / browser settings of issue 8.
+//! Later concerns (payouts) add fields here rather than new globals.
+
+use crate::admin::AdminAuth;
+use crate::auth::{AuthConfig, AuthState, ConfigError};
+use crate::browser::BrowserPolicy;
+use crate::callbacks::{BatchConfig, CallbackBatcher};
+use axum::extract::FromRef;
+use pi_payments_core::ads::AdRewards;
+use pi_payments_core::jobs::JobQueue;
+use pi_payments_core::ledger::Ledger;
+use pi_payments_core::pi_client::PiClient;
+use pi_payments_core::pioneer::PioneerAuth;
+use pi_payments_core::products::Catalogue;
+use std::sync::Arc;
+
+/// Pioneer sign-in, sessions and rewarded ads: the parts of the API that ask Pi about a
+/// Pioneer (`GET /v2/me`, the ads status). Built by [`ApiState::with_auth`].
+#[derive(Clone, Debug)]
+pub struct PioneerServices {
+    /// Token verification and cookie sessions.
+    pub auth: AuthState,
+    /// Rewarded-ad claims.
+    pub ads: AdRewards,
+}
+
+impl FromRef<PioneerServices> for AuthState {
+    fn from_ref(s: &PioneerServices) -> AuthState {
+        s.auth.clone()
+    }
+}
+
+impl FromRef<PioneerServices> for AdRewards {
+    fn from_ref(s: &PioneerServices) -> AdRewards {
+        s.ads.clone()
+    }
+}
+
+/// Shared state of the API; cheap to clone (everything is behind `Arc`s or pools).
+#[derive(Clone)]
+pub struct ApiState {
+    /// The ledger (a connection pool).
+    pub ledger: Ledger,
+    /// Where jobs go (Redis, the embedded queue, or a recording queue in tests).
+    pub queue: Arc<dyn JobQueue>,
+    /// Products that orders are priced from.
+    pub products: Arc<Catalogue>,
+    /// The group-commit pipeline callbacks are recorded through.
+    pub callbacks: CallbackBatcher,
+    /// Sign-in, sessions and ads. `None` for an API built without a Pi client
+    /// ([`ApiState::new`], used by tests of the payment routes): `/auth`, `/me` and `/ads` are
+    /// then not mounted and approve callbacks take their token from the body or Bearer only.
+    pub pioneers: Option<PioneerServices>,
+    /// The `ADMIN_TOKEN` check of every operator route. Closed to everyone by default.
+    pub admin: AdminAuth,
+    /// Framing, CORS and CSRF posture, applied around every route by [`crate::router`].
+    /// `None` only when even the default policy could not be built (it always can).
+    pub browser: Option<BrowserPolicy>,
+    /// The drift report behind `GET /admin/drift` ([`crate::drift`]); `None` (503) for an API
+    /// built without Pi and Horizon clients. Set with [`ApiState::with_drift`].
+    pub drift: Option<pi_payments_core::reconcile::DriftChecker>,
+}
+
+impl FromRef<ApiState> for AdminAuth {
+    fn from_ref(s: &ApiState) -> AdminAuth {
+        s.admin.clone()
+    }
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("ledger", &self.ledger.kind())
+            .field("products", &self.products.products().len())
+            .field("pioneers", &self.pioneers.is_some())
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// Build the state and start the callback pipeline with default tuning (needs a Tokio
+    /// runtime). No Pioneer sign-in and closed operator routes until [`ApiState::with_auth`].
+    pub fn new(ledger: Ledger, queue: Arc<dyn JobQueue>, products: Catalogue) -> ApiState {
+        ApiState::with_batch_config(ledger, queue, products, BatchConfig::default())
+    }
+
+    /// Like [`ApiState::new`] with explicit group-commit tuning.
+    pub fn with_batch_config(
+        ledger: Ledger,
+        queue: Arc<dyn JobQueue>,
+        products: Catalogue,
+        batch: BatchConfig,
+    ) -> ApiState {
+        let callbacks = CallbackBatcher::spawn(ledger.clone(), queue.clone(), batch);
+        ApiState {
+            ledger,
+            queue,
+            products: Arc::new(products),
+            callbacks,
+            pioneers: None,
+            admin: AdminAuth::new(None),
+            browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
+            drift: None,
+        }
+    }
+
+    /// Serve the drift report at `GET /admin/drift` (behind `ADMIN_TOKEN`).
+    pub fn with_drift(mut self, checker: pi_payments_core::reconcile::DriftChecker) -> ApiState {
+        self.drift = Some(checker);
+        self
+    }
+
+    /// Add Pioneer sign-in, sessions and ads (asking Pi through `pi`, which should be the
+    /// process's client so that every call shares its rate limiter), the operator token and
+    /// the browser posture, all from `config`. A bad origin or cookie name is refused here;
+    /// the binary checks them at configuration time already.
+    pub fn with_auth(mut self, pi: PiClient, config: AuthConfig) -> Result<ApiState, ConfigError> {
+        let browser = BrowserPolicy::new(&config)?;
+        let pioneers = PioneerAuth::new(self.ledger.clone(), pi.clone(), config.session_ttl);
+        self.admin = AdminAuth::from_config(&config);
+        self.browser = Some(browser);
+        self.pioneers = Some(PioneerServices {
+            auth: AuthState::new(pioneers, config),
+            ads: AdRewards::new(self.ledger.clone(), pi),
+        });
+        Ok(self)
+    }
+
+    /// Replace the operator check alone (for an API without Pi, e.g. tests of admin routes).
+    pub fn with_admin(mut self, admin: AdminAuth) -> ApiState {
+        self.admin = admin;
+        self
+    }
+}

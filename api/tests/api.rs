@@ -1,0 +1,513 @@
+//! The API end to end at the HTTP level, against a real SQLite ledger in a temp dir and the
+//! in-memory RecordingQueue: every callback body spelling, the Bearer header, 400s that store
+//! nothing, 404/405/413 as JSON, repeated callbacks enqueue once, orders, events, readiness.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use pi_payments_api::{ApiState, router};
+use pi_payments_core::PaymentId;
+use pi_payments_core::jobs::{Job, RecordingQueue};
+use pi_payments_core::ledger::Ledger;
+use pi_payments_core::products::Catalogue;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct TestApi {
+    router: Router,
+    state: ApiState,
+    queue: RecordingQueue,
+    ledger: Ledger,
+    _dir: tempfile::TempDir,
+}
+
+const TX: &str = "7a3c5e9f00112233445566778899aabbccddeeff00112233445566778899aabb";
+
+fn pid(n: u32) -> String {
+    format!("testPayment{n:017}")
+}
+
+impl TestApi {
+    async fn new() -> TestApi {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        let ledger = Ledger::connect(&url).await.unwrap();
+        let queue = RecordingQueue::new();
+        let state = ApiState::new(ledger.clone(), Arc::new(queue.clone()), Catalogue::demo());
+        TestApi {
+            router: router(state.clone()),
+            state,
+            queue,
+            ledger,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "non-JSON answer ({status}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, value)
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<Body>,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(req.body(body.into()).unwrap()).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.post_raw(path, body.to_string(), None).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// The jobs pushed so far, once every answered callback's push has happened.
+    async fn jobs(&self) -> Vec<Job> {
+        self.state.callbacks.flush().await;
+        self.queue.jobs()
+    }
+
+    async fn payment_count(&self) -> i64 {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM payments")
+            .fetch_one(self.ledger.pool())
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn approve_is_recorded_enqueued_and_answered_202() {
+    let api = TestApi::new().await;
+    let (status, body) = api
+        .post(
+            "/pi_payment/approve",
+            json!({"paymentId": pid(1), "accessToken": "tok-1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"paymentId": pid(1), "state": "received"}));
+    assert_eq!(
+        api.jobs().await,
+        vec![Job::approve(PaymentId::parse(&pid(1)).unwrap())]
+    );
+    let token = api
+        .ledger
+        .access_token(&PaymentId::parse(&pid(1)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(token.as_deref(), Some("tok-1"));
+}
+
+#[tokio::test]
+async fn both_prefixes_serve_the_callbacks() {
+    let api = TestApi::new().await;
+    let (status, _) = api
+        .post("/api/pi_payment/approve", json!({"paymentId": pid(2)}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = api
+        .post("/api/pi_payment/cancel", json!({"paymentId": pid(2)}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(api.jobs().await.len(), 2);
+}
+
+#[tokio::test]
+async fn bearer_header_is_an_access_token() {
+    let api = TestApi::new().await;
+    let (status, _) = api
+        .post_raw(
+            "/pi_payment/approve",
+            json!({"paymentId": pid(3)}).to_string(),
+            Some("bearer-tok"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let token = api
+        .ledger
+        .access_token(&PaymentId::parse(&pid(3)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(token.as_deref(), Some("bearer-tok"));
+}
+
+#[tokio::test]
+async fn complete_accepts_transaction_id_and_txid() {
+    let api = TestApi::new().await;
+    for (n, field) in [(4, "transactionId"), (5, "txid")] {
+        api.post(
+            "/pi_payment/approve",
+            json!({"paymentId": pid(n), "accessToken": "t"}),
+        )
+        .await;
+        let tx = format!("{n:0>64}");
+        let (status, body) = api
+            .post(
+                "/pi_payment/complete",
+                json!({"paymentId": pid(n), field: tx}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["state"], "completing");
+        let row = api
+            .ledger
+            .payment(&PaymentId::parse(&pid(n)).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.txid.unwrap().as_str(), tx);
+    }
+    let jobs = api.jobs().await;
+    assert_eq!(
+        jobs.iter()
+            .filter(|j| matches!(j, Job::Complete(_)))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn cancel_error_and_incomplete_spellings() {
+    let api = TestApi::new().await;
+    let (s, _) = api
+        .post("/pi_payment/cancel", json!({"paymentId": pid(6)}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    for (n, error) in [
+        (7, json!({})),
+        (8, json!("user closed the dialog")),
+        (9, json!([1, {"x": null}])),
+    ] {
+        let (s, b) = api
+            .post(
+                "/pi_payment/error",
+                json!({"paymentId": pid(n), "error": error}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    }
+    let (s, _) = api
+        .post(
+            "/pi_payment/incomplete",
+            json!({"paymentId": pid(10), "transactionId": null}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, b) = api
+        .post(
+            "/pi_payment/incomplete",
+            json!({"paymentId": pid(11), "transactionId": TX}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["state"].as_str()),
+        (StatusCode::ACCEPTED, Some("completing"))
+    );
+    // A full PaymentDTO: only identifier and transaction.txid are taken.
+    let dto = json!({"payment": {
+        "identifier": pid(12), "user_uid": "someone", "amount": 99999, "memo": "forged",
+        "metadata": {"orderId": "ord_forged"}, "to_address": "GFORGED", "status": {},
+        "transaction": {"txid": "ab".repeat(32), "verified": true, "_link": "https://x"}}});
+    let (s, b) = api.post("/pi_payment/incomplete", dto).await;
+    assert_eq!(
+        (s, b["state"].as_str()),
+        (StatusCode::ACCEPTED, Some("completing"))
+    );
+    let row = api
+        .ledger
+        .payment(&PaymentId::parse(&pid(12)).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.txid.unwrap().as_str(), "ab".repeat(32));
+    assert_eq!(
+        (row.amount, row.memo, row.metadata, row.uid),
+        (None, None, None, None)
+    );
+}
+
+#[tokio::test]
+async fn repeated_callbacks_enqueue_once() {
+    let api = TestApi::new().await;
+    let approve = json!({"paymentId": pid(20), "accessToken": "t"});
+    let complete = json!({"paymentId": pid(20), "txid": TX});
+    for _ in 0..3 {
+        assert_eq!(
+            api.post("/pi_payment/approve", approve.clone()).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            api.post("/pi_payment/complete", complete.clone()).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    let id = PaymentId::parse(&pid(20)).unwrap();
+    assert_eq!(
+        api.jobs().await,
+        vec![Job::approve(id.clone()), Job::complete(id)]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callbacks_are_group_committed_and_enqueued_once_each() {
+    let api = Arc::new(TestApi::new().await);
+    let tasks: Vec<_> = (0..200u32)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                // Every payment twice, concurrently: one job each.
+                let body = json!({"paymentId": pid(1000 + i % 100), "accessToken": "t"});
+                api.post("/pi_payment/approve", body).await.0
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(api.jobs().await.len(), 100);
+    assert_eq!(api.payment_count().await, 100);
+}
+
+#[tokio::test]
+async fn a_second_txid_is_refused_with_409() {
+    let api = TestApi::new().await;
+    api.post(
+        "/pi_payment/complete",
+        json!({"paymentId": pid(21), "txid": TX}),
+    )
+    .await;
+    let (s, b) = api
+        .post(
+            "/pi_payment/complete",
+            json!({"paymentId": pid(21), "txid": "cd".repeat(32)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"], "txid_conflict");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_400_and_store_nothing() {
+    let api = TestApi::new().await;
+    let cases: Vec<(&str, String)> = vec![
+        ("approve", "not json".into()),
+        ("approve", "".into()),
+        ("approve", "[1,2]".into()),
+        ("approve", "{}".into()),
+        ("approve", json!({"paymentId": 12345}).to_string()),
+        ("approve", json!({"paymentId": "../../etc"}).to_string()),
+        (
+            "approve",
+            json!({"paymentId": pid(30), "accessToken": {"a": 1}}).to_string(),
+        ),
+        ("complete", json!({"paymentId": pid(31)}).to_string()),
+        (
+            "complete",
+            json!({"paymentId": pid(31), "txid": "xyz"}).to_string(),
+        ),
+        (
+            "complete",
+            json!({"paymentId": pid(31), "txid": 7}).to_string(),
+        ),
+        ("cancel", json!({"id": pid(32)}).to_string()),
+        ("incomplete", json!({"payment": "nope"}).to_string()),
+        (
+            "incomplete",
+            json!({"payment": {"identifier": pid(33), "transaction": 5}}).to_string(),
+        ),
+    ];
+    for (step, body) in cases {
+        let (status, answer) = api
+            .post_raw(&format!("/pi_payment/{step}"), body.clone(), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{step} {body}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains("send") || message.contains("paymentId"),
+            "{message}"
+        );
+    }
+    assert_eq!(api.payment_count().await, 0);
+    assert!(api.jobs().await.is_empty());
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_json() {
+    let api = TestApi::new().await;
+    let big = json!({"paymentId": pid(40), "error": "x".repeat(70 * 1024)}).to_string();
+    let (status, body) = api.post_raw("/pi_payment/error", big, None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"], "payload_too_large");
+    assert_eq!(api.payment_count().await, 0);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_json() {
+    let api = TestApi::new().await;
+    let (status, body) = api.get("/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+    let (status, body) = api.get("/pi_payment/approve").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn payments_show_row_and_history() {
+    let api = TestApi::new().await;
+    api.post(
+        "/pi_payment/approve",
+        json!({"paymentId": pid(50), "accessToken": "secret-tok"}),
+    )
+    .await;
+    let (status, body) = api.get(&format!("/payments/{}", pid(50))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["payment"]["state"], "received");
+    assert_eq!(body["events"][0]["cause"], "approve_callback");
+    assert!(!body.to_string().contains("secret-tok"));
+    let (status, body) = api.get(&format!("/payments/{}", pid(51))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("payment_not_found"))
+    );
+    let (status, _) = api.get("/payments/bad%20id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn orders_are_priced_by_the_server() {
+    let api = TestApi::new().await;
+    let (status, order) = api
+        .post("/orders", json!({"productId": "coffee", "quantity": 3}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["amount"], json!(4.5));
+    assert_eq!(order["metadata"], json!({"orderId": order["orderId"]}));
+    assert!(order["memo"].as_str().unwrap().contains("coffee"));
+    let (status, again) = api
+        .get(&format!("/orders/{}", order["orderId"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["amount"], order["amount"]);
+    assert_eq!(again["state"], "open");
+
+    let (status, one) = api.post("/orders", json!({"productId": "sticker"})).await;
+    assert_eq!(
+        (status, one["quantity"].as_u64()),
+        (StatusCode::CREATED, Some(1))
+    );
+    let (status, body) = api.post("/orders", json!({"productId": "unicorn"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_product"))
+    );
+    let (status, _) = api
+        .post("/orders", json!({"productId": "coffee", "quantity": 0}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api
+        .post("/orders", json!({"productId": "coffee", "quantity": "2"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api.post("/orders", json!({"amount": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api.get("/orders/ord_00000000000000000000").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn events_poll_the_outbox() {
+    let api = TestApi::new().await;
+    let (status, body) = api.get("/events").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], json!([]));
+    assert_eq!(body["next_after"], 0);
+    // Write two outbox events through the ledger's own state machine.
+    use pi_payments_core::ledger::PaymentPatch;
+    use pi_payments_core::state::Transition;
+    for n in [60, 61] {
+        api.post(
+            "/pi_payment/approve",
+            json!({"paymentId": pid(n), "accessToken": "t"}),
+        )
+        .await;
+        let id = PaymentId::parse(&pid(n)).unwrap();
+        api.ledger
+            .apply(
+                &id,
+                Transition::PiApproved,
+                None,
+                1,
+                PaymentPatch::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let (_, page) = api.get("/events?after=0&limit=1").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert_eq!(page["events"][0]["type"], "payment.approved");
+    let next = page["next_after"].as_i64().unwrap();
+    let (_, rest) = api.get(&format!("/events?after={next}")).await;
+    assert_eq!(rest["events"].as_array().unwrap().len(), 1);
+    assert_ne!(rest["events"][0]["id"], page["events"][0]["id"]);
+    let (status, _) = api.get("/events?after=abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let api = TestApi::new().await;
+    let (status, body) = api.get("/healthz").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.queue.set_failing(true);
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["ledger"], "ok");
+    assert_ne!(body["queue"], "ok");
+    assert!(body["message"].as_str().unwrap().contains("queue"));
+    api.ledger.close().await;
+    let (_, body) = api.get("/readyz").await;
+    assert_ne!(body["ledger"], "ok");
+}
+
+#[tokio::test]
+async fn a_failing_queue_still_answers_202_after_the_write() {
+    let api = TestApi::new().await;
+    api.queue.set_failing(true);
+    let (status, _) = api
+        .post(
+            "/pi_payment/approve",
+            json!({"paymentId": pid(70), "accessToken": "t"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(api.payment_count().await, 1);
+}

@@ -1,0 +1,25 @@
+//! Rewarded ads on Postgres (TEST_DATABASE_URL, a fresh database per test) against pi-sim (scenarios in auth_support/ads_scenarios.rs).
+
+mod auth_support;
+
+use auth_support::{Harness, ads_scenarios};
+
+macro_rules! postgres_scenarios {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let h = Harness::postgres().await;
+            ads_scenarios::$name(&h).await;
+            h.finish().await;
+        }
+    )*};
+}
+
+postgres_scenarios!(
+    granted_once_under_concurrent_claims,
+    pending_then_granted,
+    revoked_claws_back,
+    another_pioneers_claim_is_403,
+    unknown_failed_and_unauthenticated,
+    sessions_round_trip,
+);

@@ -1,0 +1,142 @@
+//! Pi's incomplete server payments (`GET /v2/payments/incomplete_server_payments`): A2U
+//! payments neither completed nor cancelled at Pi. Each open one blocks the next payout to its
+//! Pioneer (`ongoing_payment_found`), so each must be finished or reported:
+//!
+//! - ours (its identifier is a payout's `pi_payment_id`, or its metadata carries our payout id
+//!   because the create answer was lost): the payout job is enqueued, and the payout processor
+//!   resumes from the stored step (tx on chain with the memo → complete; envelope expired and
+//!   not on chain → rebuild and pay; withdrawn payout → cancelled at Pi). A payout waiting for a
+//!   retry time it chose is left to it.
+//! - ours but settled here (completed, failed, needs attention): reported as a finding.
+//! - not ours: reported as a finding (and logged), **never paid**: nothing here proves who it is
+//!   for or why it exists. An operator cancels it at Pi if it should not be paid.
+//!
+//! Findings whose payment no longer shows up are marked resolved.
+
+use super::{
+    ReconcileError, Reconciler, RunSummary, SETTLED_BUT_OPEN_AT_PI, UNKNOWN_SERVER_PAYMENT,
+};
+use crate::dto::PaymentDto;
+use crate::jobs::Job;
+use crate::ledger::payouts::PAYOUT_ID_METADATA_KEY;
+use crate::ledger::{Ledger, LedgerError, PayoutRow, now_ms};
+use crate::payout::PayoutId;
+use crate::state::PayoutState;
+use std::collections::HashSet;
+
+/// The payout a Pi payment belongs to: by stored identifier, else by the payout id we put in
+/// its metadata (a payment whose create answer was lost).
+pub(crate) async fn payout_for(
+    ledger: &Ledger,
+    dto: &PaymentDto,
+) -> Result<Option<PayoutRow>, LedgerError> {
+    if let Some(row) = ledger.payout_by_pi_payment(&dto.identifier).await? {
+        return Ok(Some(row));
+    }
+    let Some(id) = dto
+        .metadata
+        .get(PAYOUT_ID_METADATA_KEY)
+        .and_then(|v| v.as_str())
+        .and_then(|s| PayoutId::parse(s).ok())
+    else {
+        return Ok(None);
+    };
+    match ledger.payout(&id).await? {
+        // Only a payout that has no Pi payment yet, or this one, may claim it.
+        Some(row)
+            if row
+                .pi_payment_id
+                .as_ref()
+                .is_none_or(|p| *p == dto.identifier) =>
+        {
+            Ok(Some(row))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A one-line description of a Pi payment for findings and logs.
+pub(crate) fn describe(dto: &PaymentDto) -> String {
+    format!(
+        "{} Pi to uid {}, memo {:?}, created {}, tx {}",
+        dto.amount,
+        dto.user_uid,
+        dto.memo.chars().take(80).collect::<String>(),
+        dto.created_at.as_deref().unwrap_or("?"),
+        dto.txid().map(|t| t.as_str()).unwrap_or("none")
+    )
+}
+
+/// Resume or report every incomplete server payment.
+pub(crate) async fn reconcile_server_payments(
+    r: &Reconciler,
+    summary: &mut RunSummary,
+    already_enqueued: &HashSet<PayoutId>,
+) -> Result<(), ReconcileError> {
+    let open = r.pi.incomplete_server_payments().await?;
+    summary.server_payments = open.len() as u64;
+    let now = now_ms();
+    let mut jobs = Vec::new();
+    let mut unknown_seen = HashSet::new();
+    let mut settled_seen = HashSet::new();
+    for dto in &open {
+        let id = dto.identifier.as_str().to_string();
+        match payout_for(&r.ledger, dto).await? {
+            None => {
+                let detail = format!(
+                    "{}; no payout of this service matches its identifier or metadata: left alone, never paid (cancel it at Pi if it is not yours to pay)",
+                    describe(dto)
+                );
+                tracing::warn!(pi_payment_id = %id, %detail, "unknown incomplete server payment");
+                r.ledger
+                    .record_finding(UNKNOWN_SERVER_PAYMENT, &id, &detail)
+                    .await?;
+                unknown_seen.insert(id.clone());
+                summary.server_unknown.push(id);
+            }
+            Some(payout) => match payout.state {
+                PayoutState::Completed | PayoutState::Failed | PayoutState::NeedsAttention => {
+                    let detail = format!(
+                        "payout {} is {} here but Pi still shows its payment open ({})",
+                        payout.id,
+                        payout.state,
+                        describe(dto)
+                    );
+                    tracing::warn!(pi_payment_id = %id, %detail, "settled payout open at Pi");
+                    r.ledger
+                        .record_finding(SETTLED_BUT_OPEN_AT_PI, &id, &detail)
+                        .await?;
+                    settled_seen.insert(id.clone());
+                    summary.server_settled.push(id);
+                }
+                _ if payout.next_check_at.is_some_and(|t| t > now) => {
+                    summary.server_waiting.push(payout.id.to_string());
+                }
+                _ => {
+                    if !already_enqueued.contains(&payout.id) {
+                        tracing::info!(pi_payment_id = %id, payout_id = %payout.id, state = %payout.state, "resuming an incomplete server payment");
+                        jobs.push(Job::payout(payout.id.clone()));
+                    }
+                    summary.server_resumed.push(payout.id.to_string());
+                }
+            },
+        }
+    }
+    if !jobs.is_empty() {
+        r.queue.enqueue_many(jobs).await?;
+    }
+    // What no longer shows up is no longer open at Pi.
+    for finding in r.ledger.open_findings(None).await? {
+        let seen = match finding.kind.as_str() {
+            UNKNOWN_SERVER_PAYMENT => unknown_seen.contains(&finding.subject),
+            SETTLED_BUT_OPEN_AT_PI => settled_seen.contains(&finding.subject),
+            _ => true,
+        };
+        if !seen {
+            r.ledger
+                .resolve_finding(&finding.kind, &finding.subject)
+                .await?;
+        }
+    }
+    Ok(())
+}

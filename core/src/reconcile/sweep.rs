@@ -1,0 +1,187 @@
+//! The sweeper: our own rows that should be moving and are not.
+//!
+//! | row | older than | job re-enqueued |
+//! |---|---|---|
+//! | payment `received` | `STUCK_AFTER` | approve (re-reads Pi; records a cancellation) |
+//! | payment `completing` | `STUCK_AFTER` | complete (verifies on chain, completes at Pi) |
+//! | payment `approved`, no tx | `ABANDON_AFTER`, or `STUCK_AFTER` after a cancel/error callback | incomplete (re-reads Pi: linked tx → complete path; none → cancelled at Pi so the Pioneer is unblocked; cancelled at Pi → recorded) |
+//! | payout `requested`/`created`/`signed`/`confirmed` | `STUCK_AFTER`, not postponed | payout (resumes from the stored step) |
+//!
+//! Every re-enqueue is a line in the row's history (`sweep_requeued`) and postpones the row by
+//! `STUCK_AFTER`, so a job gets time to run. A row re-enqueued `max_sweeps` times while its
+//! `updated_at` never changed goes to `needs_attention` (`gave_up`), history and all.
+
+use super::{ReconcileError, Reconciler, RunSummary, ms};
+use crate::jobs::Job;
+use crate::ledger::payments::{payment_cols, payment_from_row};
+use crate::ledger::{LedgerError, PaymentPatch, PaymentRow, PayoutNote, PayoutPatch, now_ms};
+use crate::payout::PayoutId;
+use crate::state::{PaymentState, PayoutTransition, Transition};
+use std::collections::HashSet;
+
+/// Sweep counters untouched this long are dropped.
+const PRUNE_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// U2A payments whose job may have been lost (see the module table), oldest first.
+async fn stuck_payments(r: &Reconciler, now: i64) -> Result<Vec<PaymentRow>, LedgerError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        payment_cols!(),
+        " FROM payments WHERE direction = 'user_to_app' ",
+        "AND state IN ('received', 'approved', 'completing') ",
+        "AND updated_at <= $1 AND (next_check_at IS NULL OR next_check_at <= $2) ",
+        "AND (state <> 'approved' OR updated_at <= $3 OR EXISTS (",
+        "  SELECT 1 FROM payment_callbacks c WHERE c.payment_id = payments.id ",
+        "  AND c.step IN ('cancel', 'error'))) ",
+        "ORDER BY updated_at LIMIT $4"
+    ))
+    .bind(now.saturating_sub(ms(r.config.stuck_after)))
+    .bind(now)
+    .bind(now.saturating_sub(ms(r.config.abandon_after)))
+    .bind(r.config.batch)
+    .fetch_all(r.ledger.pool())
+    .await?;
+    rows.iter().map(payment_from_row).collect()
+}
+
+/// The job that moves a stuck payment on.
+fn job_for(row: &PaymentRow) -> Option<(Job, &'static str)> {
+    match row.state {
+        PaymentState::Received => Some((Job::approve(row.id.clone()), "approve")),
+        PaymentState::Completing => Some((Job::complete(row.id.clone()), "complete")),
+        PaymentState::Approved => Some((Job::incomplete(row.id.clone()), "incomplete")),
+        _ => None,
+    }
+}
+
+/// Sweep payments and payouts once. Payout ids re-enqueued are added to `enqueued` (the
+/// server-payment phase does not enqueue them twice).
+pub(crate) async fn sweep(
+    r: &Reconciler,
+    summary: &mut RunSummary,
+    enqueued: &mut HashSet<PayoutId>,
+) -> Result<(), ReconcileError> {
+    let now = now_ms();
+    let postpone = Some(now.saturating_add(ms(r.config.stuck_after)));
+    let mut jobs = Vec::new();
+
+    for row in stuck_payments(r, now).await? {
+        let Some((job, name)) = job_for(&row) else {
+            continue;
+        };
+        let sweeps = r
+            .ledger
+            .bump_sweep("payment", row.id.as_str(), row.updated_at)
+            .await?;
+        let unchanged_s = (now - row.updated_at) / 1000;
+        if sweeps > r.config.max_sweeps {
+            let reason = format!(
+                "the sweeper re-enqueued its {name} job {} times and the payment stayed {} (unchanged for {unchanged_s} s): look at its history, then retry it",
+                sweeps - 1,
+                row.state
+            );
+            tracing::error!(payment_id = %row.id, %reason, "stuck payment needs attention");
+            match r
+                .ledger
+                .apply(
+                    &row.id,
+                    Transition::GaveUp {
+                        reason: reason.clone(),
+                    },
+                    Some(&reason),
+                    row.attempts,
+                    PaymentPatch::default(),
+                )
+                .await
+            {
+                Ok(_) | Err(LedgerError::InvalidTransition(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            r.ledger.clear_sweep("payment", row.id.as_str()).await?;
+            summary.gave_up.push(format!("payment:{}", row.id));
+            continue;
+        }
+        let detail = format!(
+            "{} unchanged for {unchanged_s} s: re-enqueued the {name} job (sweep {sweeps} of {})",
+            row.state, r.config.max_sweeps
+        );
+        tracing::info!(payment_id = %row.id, %detail, "sweeper re-enqueues a payment");
+        r.ledger
+            .note(
+                &row.id,
+                "sweep_requeued",
+                Some(&detail),
+                row.attempts,
+                postpone,
+            )
+            .await?;
+        summary.requeued_payments.push(format!("{}:{name}", row.id));
+        jobs.push(job);
+    }
+
+    for row in r
+        .ledger
+        .payouts_stuck(ms(r.config.stuck_after), r.config.batch)
+        .await?
+    {
+        let sweeps = r
+            .ledger
+            .bump_sweep("payout", row.id.as_str(), row.updated_at)
+            .await?;
+        let unchanged_s = (now - row.updated_at) / 1000;
+        if sweeps > r.config.max_sweeps {
+            let reason = format!(
+                "the sweeper re-enqueued its payout job {} times and it stayed {} (unchanged for {unchanged_s} s): look at its history, then retry it",
+                sweeps - 1,
+                row.state
+            );
+            tracing::error!(payout_id = %row.id, %reason, "stuck payout needs attention");
+            match r
+                .ledger
+                .apply_payout(
+                    &row.id,
+                    PayoutTransition::GaveUp {
+                        reason: reason.clone(),
+                    },
+                    Some(&reason),
+                    row.attempts,
+                    PayoutPatch::default(),
+                )
+                .await
+            {
+                Ok(_) | Err(LedgerError::InvalidPayoutTransition(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            r.ledger.clear_sweep("payout", row.id.as_str()).await?;
+            summary.gave_up.push(format!("payout:{}", row.id));
+            continue;
+        }
+        let detail = format!(
+            "{} unchanged for {unchanged_s} s: re-enqueued the payout job (sweep {sweeps} of {})",
+            row.state, r.config.max_sweeps
+        );
+        tracing::info!(payout_id = %row.id, %detail, "sweeper re-enqueues a payout");
+        r.ledger
+            .note_payout(
+                &row.id,
+                PayoutNote {
+                    cause: "sweep_requeued",
+                    detail: Some(&detail),
+                    attempts: row.attempts,
+                    next_check_at: postpone,
+                    ..PayoutNote::default()
+                },
+            )
+            .await?;
+        summary.requeued_payouts.push(row.id.to_string());
+        enqueued.insert(row.id.clone());
+        jobs.push(Job::payout(row.id));
+    }
+
+    if !jobs.is_empty() {
+        // Noted first: if the queue is down, the rows come back after STUCK_AFTER.
+        r.queue.enqueue_many(jobs).await?;
+    }
+    r.ledger.prune_sweeps(now - PRUNE_AFTER_MS).await?;
+    Ok(())
+}

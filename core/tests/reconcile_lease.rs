@@ -1,0 +1,139 @@
+//! The ledger lease that keeps reconcile runs one at a time, on SQLite and on Postgres
+//! (TEST_DATABASE_URL, a fresh database per test): one holder at a time under contention,
+//! release, the cool-down, and takeover of an expired lease.
+
+use pi_payments_core::ledger::Ledger;
+use sqlx::{Connection, Executor};
+use std::time::Duration;
+
+fn pg_base() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+fn with_database(base: &str, db: &str) -> String {
+    let mut url = url::Url::parse(base).unwrap();
+    url.set_path(&format!("/{db}"));
+    url.to_string()
+}
+
+async fn sqlite() -> (Ledger, tempfile_dir::Dir) {
+    let dir = tempfile_dir::Dir::new();
+    let ledger = Ledger::connect(&format!("sqlite://{}", dir.path.join("l.db").display()))
+        .await
+        .unwrap();
+    (ledger, dir)
+}
+
+/// A tiny temp-dir helper (core has no tempfile dev-dependency).
+mod tempfile_dir {
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+    impl Dir {
+        pub fn new() -> Dir {
+            let r: u64 = rand::random();
+            let path = std::env::temp_dir().join(format!("pi-lease-{}-{r:x}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir { path }
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+async fn postgres() -> (Ledger, String) {
+    let r: u64 = rand::random();
+    let db = format!("pilease_{}_{r:x}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&with_database(&pg_base(), "postgres"))
+        .await
+        .expect("TEST_DATABASE_URL must reach a running Postgres");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .await
+        .unwrap();
+    let ledger = Ledger::connect(&with_database(&pg_base(), &db))
+        .await
+        .unwrap();
+    (ledger, db)
+}
+
+async fn drop_pg(ledger: Ledger, db: String) {
+    ledger.close().await;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&with_database(&pg_base(), "postgres")).await
+    {
+        let _ = conn
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .await;
+    }
+}
+
+async fn lease_scenario(ledger: &Ledger) {
+    let ttl = Duration::from_secs(60);
+    assert!(ledger.try_lease("reconcile", "a", ttl).await.unwrap());
+    assert!(!ledger.try_lease("reconcile", "b", ttl).await.unwrap());
+    // A holder cannot re-take its own live lease either: every run uses a fresh holder.
+    assert!(!ledger.try_lease("reconcile", "a", ttl).await.unwrap());
+    assert_eq!(
+        ledger.lease("reconcile").await.unwrap().unwrap().holder,
+        "a"
+    );
+    // Another name is another lease.
+    assert!(ledger.try_lease("other", "b", ttl).await.unwrap());
+    // Only the holder renews or releases.
+    assert!(!ledger.renew_lease("reconcile", "b", ttl).await.unwrap());
+    assert!(ledger.renew_lease("reconcile", "a", ttl).await.unwrap());
+    ledger.release_lease("reconcile", "b", None).await.unwrap();
+    assert!(!ledger.try_lease("reconcile", "c", ttl).await.unwrap());
+    ledger.release_lease("reconcile", "a", None).await.unwrap();
+    assert!(ledger.try_lease("reconcile", "c", ttl).await.unwrap());
+
+    // Release with a cool-down: held until then.
+    let until = pi_payments_core::ledger::now_ms() + 60_000;
+    ledger
+        .release_lease("reconcile", "c", Some(until))
+        .await
+        .unwrap();
+    assert!(!ledger.try_lease("reconcile", "d", ttl).await.unwrap());
+
+    // An expired lease (its holder died) is taken over, and the old holder has lost it.
+    assert!(
+        ledger
+            .try_lease("short", "dead", Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    assert!(ledger.try_lease("short", "next", ttl).await.unwrap());
+    assert!(!ledger.renew_lease("short", "dead", ttl).await.unwrap());
+    assert_eq!(ledger.lease("short").await.unwrap().unwrap().holder, "next");
+
+    // Under contention exactly one of many takers wins.
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let l = ledger.clone();
+        set.spawn(async move { l.try_lease("race", &format!("h{i}"), ttl).await.unwrap() });
+    }
+    let mut winners = 0;
+    while let Some(won) = set.join_next().await {
+        winners += usize::from(won.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_on_sqlite() {
+    let (ledger, _dir) = sqlite().await;
+    lease_scenario(&ledger).await;
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_on_postgres() {
+    let (ledger, db) = postgres().await;
+    lease_scenario(&ledger).await;
+    drop_pg(ledger, db).await;
+}

@@ -1,0 +1,663 @@
+//! The service's configuration, checked once at start. Every value comes from a flag or its
+//! environment variable ([`crate::cli::ConfigArgs`]); a bad one becomes a [`ConfigError`]
+//! whose text is one line naming the variable and saying what a good value looks like.
+//! Secret values are never echoed back.
+
+use crate::cli::ConfigArgs;
+use pi_payments_api::auth::{self as api_auth, AuthConfig};
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+/// Pi's production Platform API.
+pub const DEFAULT_PI_API_BASE_URL: &str = "https://api.minepi.com";
+/// Horizon of Pi's mainnet.
+pub const MAINNET_HORIZON_URL: &str = "https://api.mainnet.minepi.com";
+/// Horizon of Pi's testnet.
+pub const TESTNET_HORIZON_URL: &str = "https://api.testnet.minepi.com";
+/// The ledger used when `DATABASE_URL` is unset.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://pi-payments.db";
+/// The queue namespace of a deployment (tests use their own).
+pub const DEFAULT_QUEUE_NAMESPACE: &str = "prod";
+/// Where the API listens when `BIND_ADDR` is unset.
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+
+/// A configuration value that cannot be used. `Display` is the one line the user sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}{shown} {problem}")]
+pub struct ConfigError {
+    /// The environment variable (same meaning as its `--flag`).
+    pub variable: &'static str,
+    /// `="value"` for non-secrets, empty for secrets and missing values.
+    shown: String,
+    /// What is wrong and what to write instead.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, value: Option<&str>, problem: impl Into<String>) -> ConfigError {
+        let shown = value
+            .map(|v| format!("={:?}", v.chars().take(200).collect::<String>()))
+            .unwrap_or_default();
+        ConfigError {
+            variable,
+            shown,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A secret string (API key, webhook secret) whose `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret's text, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where the Pi Platform API and Horizon are, and with which key: either Pi's (a key was
+/// given) or the built-in simulator, started by [`crate::startup`].
+#[derive(Debug, Clone)]
+pub enum PiTarget {
+    /// The real Pi (or any server speaking its API) with a server API key.
+    Remote {
+        /// Server API key (`Authorization: Key …`).
+        api_key: Secret,
+        /// Base URL without `/v2`.
+        api_base_url: String,
+        /// Horizon of the network.
+        horizon_url: String,
+        /// The network passphrase.
+        network: String,
+        /// The app wallet's G… address.
+        app_wallet: String,
+    },
+    /// No key: run pi-sim in-process. URLs given explicitly are ignored (the sim's own are
+    /// used); an explicit wallet overrides the sim's.
+    Simulator {
+        /// `PI_APP_WALLET`, if given.
+        app_wallet: Option<String>,
+    },
+}
+
+/// The job queue: Redis, or an embedded SQLite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueTarget {
+    /// `REDIS_URL`.
+    Redis(String),
+    /// The embedded queue's database file (or `:memory:`), apart from the ledger.
+    Sqlite(PathBuf),
+}
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Pi (or the simulator).
+    pub pi: PiTarget,
+    /// The ledger's database URL (sqlite:… or postgres:…).
+    pub database_url: String,
+    /// The job queue.
+    pub queue: QueueTarget,
+    /// Requests per second to Pi.
+    pub rate_limit: NonZeroU32,
+    /// Jobs run at once by this process's workers.
+    pub worker_concurrency: usize,
+    /// The API's listening address.
+    pub bind_addr: SocketAddr,
+    /// The TOML products catalogue, if any.
+    pub products_file: Option<PathBuf>,
+    /// Refuse payments without an order.
+    pub require_order: bool,
+    /// Webhook destination.
+    pub webhook_url: Option<String>,
+    /// Webhook signing key.
+    pub webhook_secret: Option<Secret>,
+    /// Pioneer sign-in, browser posture and operator auth: `APP_ORIGINS`, `TRUST_PROXY`,
+    /// `ADMIN_TOKEN` (redacted in `Debug`), `SESSION_TTL`.
+    pub auth: AuthConfig,
+    /// `PI_WALLET_SEED`: the app wallet seed for A2U payouts (checked to be an `S…` seed;
+    /// used by the payout wiring). Its presence requires `ADMIN_TOKEN`.
+    pub wallet_seed: Option<Secret>,
+    /// `PI_CHANNEL_SEEDS`: channel accounts (`S…` seeds) that are the source of payout
+    /// transactions so that several land per ledger (redacted in `Debug`; may be empty).
+    pub channel_seeds: Vec<Secret>,
+    /// `RECONCILE_EVERY`, `STUCK_AFTER`, `ABANDON_AFTER`: the sweeper and scheduled
+    /// reconciliation.
+    pub reconcile: pi_payments_core::reconcile::ReconcileConfig,
+    /// Prefix of the queue names. Not a flag: tests set a unique one to share one Redis.
+    pub queue_namespace: String,
+}
+
+/// Unset and empty are the same: compose files pass `${VAR:-}` as an empty string.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn http_url(variable: &'static str, value: &str) -> Result<String, ConfigError> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(ConfigError::new(
+            variable,
+            Some(value),
+            "is not an http(s) URL (e.g. https://api.minepi.com)",
+        )),
+    }
+}
+
+fn whole_number(variable: &'static str, value: &str, what: &str) -> Result<u32, ConfigError> {
+    value.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ConfigError::new(
+            variable,
+            Some(value),
+            format!("is not a whole number of {what}"),
+        )
+    })
+}
+
+fn boolean(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            variable,
+            Some(value),
+            "is not true or false",
+        )),
+    }
+}
+
+fn database_url(value: &str) -> Result<String, ConfigError> {
+    let ok = ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|p| value.starts_with(p));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        // The URL may carry a password: name the variable, not the value.
+        Err(ConfigError::new(
+            "DATABASE_URL",
+            None,
+            "is not a sqlite: or postgres:// URL (e.g. sqlite://pi-payments.db or postgres://user:pass@host/db)",
+        ))
+    }
+}
+
+/// The embedded queue's file: next to the ledger's file, `<name>-queue.db`; in memory when
+/// the ledger is; `pi-payments-queue.db` in the working directory for a Postgres ledger.
+pub fn queue_file_for(database_url: &str) -> PathBuf {
+    let Some(rest) = database_url.strip_prefix("sqlite:") else {
+        return PathBuf::from("pi-payments-queue.db");
+    };
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return PathBuf::from(":memory:");
+    }
+    let path = PathBuf::from(path);
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pi-payments".to_string());
+    path.with_file_name(format!("{stem}-queue.db"))
+}
+
+fn app_wallet(value: &str) -> Result<String, ConfigError> {
+    match stellar_strkey::ed25519::PublicKey::from_string(value) {
+        Ok(_) => Ok(value.to_string()),
+        Err(_) => Err(ConfigError::new(
+            "PI_APP_WALLET",
+            Some(value),
+            "is not a Stellar public key (G… , 56 characters): copy the app wallet's address from the Pi Developer Portal",
+        )),
+    }
+}
+
+/// An auth setting the API crate refused, as our one-line error naming `variable` (the API
+/// crate's text already starts with the variable's name; it is not repeated).
+fn auth_error(variable: &'static str, err: &api_auth::ConfigError) -> ConfigError {
+    let text = err.to_string();
+    let problem = text
+        .strip_prefix(variable)
+        .map(str::trim_start)
+        .unwrap_or(&text)
+        .to_string();
+    ConfigError::new(variable, None, problem)
+}
+
+/// `APP_ORIGINS`, `TRUST_PROXY`, `ADMIN_TOKEN`, `SESSION_TTL` and `PI_WALLET_SEED`, checked
+/// together: a wallet seed without an admin token is refused (the payout routes would have no
+/// operator), and so is a short admin token. Secret values are never echoed.
+fn auth_settings(args: &ConfigArgs) -> Result<(AuthConfig, Option<Secret>), ConfigError> {
+    let app_origins = match given(&args.app_origins) {
+        Some(text) => api_auth::parse_origins(text).map_err(|e| auth_error("APP_ORIGINS", &e))?,
+        None => Vec::new(),
+    };
+    let trust_proxy = given(&args.trust_proxy)
+        .map(|v| boolean("TRUST_PROXY", v))
+        .transpose()?
+        .unwrap_or(false);
+    let session_ttl = match given(&args.session_ttl) {
+        Some(v) => std::time::Duration::from_secs(u64::from(whole_number(
+            "SESSION_TTL",
+            v,
+            "seconds (e.g. 86400 for a day)",
+        )?)),
+        None => pi_payments_core::pioneer::DEFAULT_SESSION_TTL,
+    };
+    let wallet_seed = match given(&args.pi_wallet_seed) {
+        Some(seed) if stellar_strkey::ed25519::PrivateKey::from_string(seed).is_ok() => {
+            Some(Secret(seed.to_string()))
+        }
+        Some(_) => {
+            return Err(ConfigError::new(
+                "PI_WALLET_SEED",
+                None,
+                "is not a Stellar secret seed (S…, 56 characters): copy the app wallet's seed from where you created the wallet, or unset it to run without payouts",
+            ));
+        }
+        None => None,
+    };
+    let admin_token = given(&args.admin_token);
+    pi_payments_api::admin::check_startup(wallet_seed.is_some(), admin_token)
+        .map_err(|e| auth_error("ADMIN_TOKEN", &e))?;
+    let auth = AuthConfig {
+        app_origins,
+        trust_proxy,
+        admin_token: admin_token.map(api_auth::Secret::new),
+        session_ttl,
+        ..AuthConfig::default()
+    };
+    // The browser layers are built from these at start; refuse anything they would refuse now.
+    pi_payments_api::browser::BrowserPolicy::new(&auth)
+        .map_err(|e| auth_error("APP_ORIGINS", &e))?;
+    Ok((auth, wallet_seed))
+}
+
+/// `RECONCILE_EVERY`, `STUCK_AFTER` and `ABANDON_AFTER`, in whole seconds.
+fn reconcile_settings(
+    args: &ConfigArgs,
+) -> Result<pi_payments_core::reconcile::ReconcileConfig, ConfigError> {
+    use pi_payments_core::reconcile::ReconcileConfig;
+    use std::time::Duration;
+    let seconds = |variable: &'static str, value: &Option<String>, default: Duration| {
+        given(value)
+            .map(|v| whole_number(variable, v, "seconds (e.g. 60)"))
+            .transpose()
+            .map(|n| n.map(|n| Duration::from_secs(n.into())).unwrap_or(default))
+    };
+    let defaults = ReconcileConfig::default();
+    let every = seconds("RECONCILE_EVERY", &args.reconcile_every, defaults.every)?;
+    let stuck_after = seconds("STUCK_AFTER", &args.stuck_after, defaults.stuck_after)?;
+    let abandon_after = seconds("ABANDON_AFTER", &args.abandon_after, defaults.abandon_after)?;
+    Ok(ReconcileConfig {
+        every,
+        stuck_after,
+        abandon_after,
+        // A run must be able to finish within its lease.
+        lease_ttl: defaults.lease_ttl.max(every * 2),
+        ..defaults
+    })
+}
+
+/// `PI_CHANNEL_SEEDS` (each entry an `S…` seed), and, against a real Pi, that
+/// `PI_WALLET_SEED` is the seed of `PI_APP_WALLET` (Pi pays out only from the app's wallet).
+/// Seeds are never echoed: errors name the entry by its position.
+fn payout_settings(
+    args: &ConfigArgs,
+    pi: &PiTarget,
+    wallet_seed: Option<&Secret>,
+) -> Result<Vec<Secret>, ConfigError> {
+    if let (Some(seed), PiTarget::Remote { app_wallet, .. }) = (wallet_seed, pi) {
+        let address = pi_payments_core::stellar::Wallet::from_seed(seed.expose())
+            .map(|w| w.public_key())
+            .ok();
+        if address.as_deref() != Some(app_wallet.as_str()) {
+            return Err(ConfigError::new(
+                "PI_WALLET_SEED",
+                None,
+                format!(
+                    "is not the seed of PI_APP_WALLET ({app_wallet}): payouts must come from the app wallet, so give that wallet's seed"
+                ),
+            ));
+        }
+    }
+    let Some(text) = given(&args.pi_channel_seeds) else {
+        return Ok(Vec::new());
+    };
+    let mut seeds: Vec<Secret> = Vec::new();
+    for (i, entry) in text.split(',').map(str::trim).enumerate() {
+        if entry.is_empty() {
+            continue;
+        }
+        if stellar_strkey::ed25519::PrivateKey::from_string(entry).is_err() {
+            return Err(ConfigError::new(
+                "PI_CHANNEL_SEEDS",
+                None,
+                format!(
+                    "entry {} is not a Stellar secret seed (S…, 56 characters): give comma-separated seeds as printed by `pi-payments channels create`",
+                    i + 1
+                ),
+            ));
+        }
+        if seeds.iter().any(|s| s.expose() == entry) {
+            return Err(ConfigError::new(
+                "PI_CHANNEL_SEEDS",
+                None,
+                format!(
+                    "entry {} repeats an earlier seed: list each channel once",
+                    i + 1
+                ),
+            ));
+        }
+        seeds.push(Secret::new(entry));
+    }
+    if !seeds.is_empty() && wallet_seed.is_none() && matches!(pi, PiTarget::Remote { .. }) {
+        return Err(ConfigError::new(
+            "PI_CHANNEL_SEEDS",
+            None,
+            "is set but PI_WALLET_SEED is not: channels only speed up payouts, which need the app wallet's seed",
+        ));
+    }
+    Ok(seeds)
+}
+
+impl Config {
+    /// Check every value; the first bad one is the error.
+    pub fn from_args(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        let network = given(&args.pi_network).unwrap_or("Pi Testnet").to_string();
+        let wallet = given(&args.pi_app_wallet).map(app_wallet).transpose()?;
+        let base_url = given(&args.pi_api_base_url)
+            .map(|v| http_url("PI_API_BASE_URL", v))
+            .transpose()?;
+        let horizon_url = given(&args.pi_horizon_url)
+            .map(|v| http_url("PI_HORIZON_URL", v))
+            .transpose()?;
+        let pi = match given(&args.pi_api_key) {
+            Some(key) => PiTarget::Remote {
+                api_key: Secret(key.to_string()),
+                api_base_url: base_url
+                    .map(|u| u.strip_suffix("/v2").map(str::to_string).unwrap_or(u))
+                    .unwrap_or_else(|| DEFAULT_PI_API_BASE_URL.to_string()),
+                horizon_url: horizon_url.unwrap_or_else(|| {
+                    if network == "Pi Network" { MAINNET_HORIZON_URL } else { TESTNET_HORIZON_URL }
+                        .to_string()
+                }),
+                network,
+                app_wallet: wallet.ok_or_else(|| {
+                    ConfigError::new(
+                        "PI_APP_WALLET",
+                        None,
+                        "is required when PI_API_KEY is set: give the G… address of your app's wallet (Pi Developer Portal)",
+                    )
+                })?,
+            },
+            None => PiTarget::Simulator { app_wallet: wallet },
+        };
+        let database_url = database_url(given(&args.database_url).unwrap_or(DEFAULT_DATABASE_URL))?;
+        let queue = match given(&args.redis_url) {
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                QueueTarget::Redis(url.to_string())
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "REDIS_URL",
+                    None,
+                    "is not a redis:// URL (e.g. redis://127.0.0.1:6379); unset it to use the embedded queue",
+                ));
+            }
+            None => QueueTarget::Sqlite(queue_file_for(&database_url)),
+        };
+        let rate_limit = match given(&args.pi_rate_limit) {
+            Some(v) => whole_number("PI_RATE_LIMIT", v, "requests per second (e.g. 10)")?,
+            None => 10,
+        };
+        let worker_concurrency = match given(&args.worker_concurrency) {
+            Some(v) => whole_number("WORKER_CONCURRENCY", v, "jobs at once (e.g. 16)")?,
+            None => 16,
+        };
+        let bind = given(&args.bind_addr).unwrap_or(DEFAULT_BIND_ADDR);
+        let bind_addr = bind.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "BIND_ADDR",
+                Some(bind),
+                "is not an address:port (e.g. 127.0.0.1:8080 or 0.0.0.0:8080)",
+            )
+        })?;
+        let products_file = given(&args.products_file).map(PathBuf::from);
+        if let Some(path) = &products_file
+            && !path.is_file()
+        {
+            return Err(ConfigError::new(
+                "PRODUCTS_FILE",
+                Some(&path.display().to_string()),
+                "is not a readable file: point it at your TOML products catalogue",
+            ));
+        }
+        let require_order = given(&args.require_order)
+            .map(|v| boolean("REQUIRE_ORDER", v))
+            .transpose()?
+            .unwrap_or(false);
+        let webhook_url = given(&args.app_webhook_url)
+            .map(|v| http_url("APP_WEBHOOK_URL", v))
+            .transpose()?;
+        let webhook_secret = given(&args.app_webhook_secret).map(|s| Secret(s.to_string()));
+        if webhook_url.is_some() && webhook_secret.is_none() {
+            return Err(ConfigError::new(
+                "APP_WEBHOOK_SECRET",
+                None,
+                "is required when APP_WEBHOOK_URL is set: webhooks are signed with it (any long random string)",
+            ));
+        }
+        let (auth, wallet_seed) = auth_settings(args)?;
+        let reconcile = reconcile_settings(args)?;
+        let channel_seeds = payout_settings(args, &pi, wallet_seed.as_ref())?;
+        Ok(Config {
+            pi,
+            database_url,
+            queue,
+            rate_limit: NonZeroU32::new(rate_limit).unwrap_or(NonZeroU32::MIN),
+            worker_concurrency: usize::try_from(worker_concurrency).unwrap_or(16),
+            bind_addr,
+            products_file,
+            require_order,
+            webhook_url,
+            webhook_secret,
+            auth,
+            wallet_seed,
+            channel_seeds,
+            reconcile,
+            queue_namespace: DEFAULT_QUEUE_NAMESPACE.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_on_the_simulator_with_sqlite() {
+        let config = Config::from_args(&ConfigArgs::default()).unwrap();
+        assert!(matches!(
+            config.pi,
+            PiTarget::Simulator { app_wallet: None }
+        ));
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            config.queue,
+            QueueTarget::Sqlite("pi-payments-queue.db".into())
+        );
+        assert_eq!(config.rate_limit.get(), 10);
+        assert_eq!(config.worker_concurrency, 16);
+        assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let args = ConfigArgs {
+            pi_rate_limit: Some("abc".into()),
+            ..Default::default()
+        };
+        let err = Config::from_args(&args).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"PI_RATE_LIMIT="abc" is not a whole number of requests per second (e.g. 10)"#
+        );
+        let args = ConfigArgs {
+            pi_api_key: Some("key".into()),
+            ..Default::default()
+        };
+        let err = Config::from_args(&args).unwrap_err().to_string();
+        assert!(err.starts_with("PI_APP_WALLET is required"), "{err}");
+        assert!(!err.contains("key\""));
+    }
+
+    #[test]
+    fn secrets_are_not_echoed() {
+        let args = ConfigArgs {
+            database_url: Some("mysql://u:hunter2@h/db".into()),
+            ..Default::default()
+        };
+        let err = Config::from_args(&args).unwrap_err().to_string();
+        assert!(err.starts_with("DATABASE_URL "), "{err}");
+        assert!(!err.contains("hunter2"));
+    }
+
+    #[test]
+    fn auth_settings_are_checked() {
+        let args = ConfigArgs {
+            app_origins: Some("https://App.example.com/, http://localhost:3000".into()),
+            trust_proxy: Some("yes".into()),
+            admin_token: Some("0123456789abcdef-admin".into()),
+            session_ttl: Some("3600".into()),
+            ..Default::default()
+        };
+        let config = Config::from_args(&args).unwrap();
+        assert_eq!(
+            config.auth.app_origins,
+            vec!["https://app.example.com", "http://localhost:3000"]
+        );
+        assert!(config.auth.trust_proxy);
+        assert_eq!(config.auth.session_ttl.as_secs(), 3600);
+        assert!(!format!("{config:?}").contains("0123456789abcdef-admin"));
+
+        let err = |args: ConfigArgs| Config::from_args(&args).unwrap_err().to_string();
+        let bad_origin = err(ConfigArgs {
+            app_origins: Some("app.example.com".into()),
+            ..Default::default()
+        });
+        assert!(bad_origin.starts_with("APP_ORIGINS entry"), "{bad_origin}");
+        let short = err(ConfigArgs {
+            admin_token: Some("tiny-secret".into()),
+            ..Default::default()
+        });
+        assert!(short.starts_with("ADMIN_TOKEN is shorter"), "{short}");
+        assert!(!short.contains("tiny-secret"));
+        let ttl = err(ConfigArgs {
+            session_ttl: Some("1d".into()),
+            ..Default::default()
+        });
+        assert!(ttl.starts_with("SESSION_TTL=\"1d\""), "{ttl}");
+    }
+
+    #[test]
+    fn a_wallet_seed_needs_an_admin_token() {
+        let seed = "SCTK2ZM24AOEPCWDM5BGYGIJYQXMJ6ICF74FAG7WFUJ6OBYYOCLWVBG7".to_string();
+        let args = ConfigArgs {
+            pi_wallet_seed: Some(seed.clone()),
+            ..Default::default()
+        };
+        let err = Config::from_args(&args).unwrap_err().to_string();
+        assert!(err.starts_with("ADMIN_TOKEN is not set"), "{err}");
+        assert!(!err.contains(&seed) && !err.contains('\n'), "{err}");
+        let args = ConfigArgs {
+            pi_wallet_seed: Some(seed.clone()),
+            admin_token: Some("0123456789abcdef-admin".into()),
+            ..Default::default()
+        };
+        let config = Config::from_args(&args).unwrap();
+        assert!(config.wallet_seed.is_some());
+        assert!(!format!("{config:?}").contains(&seed));
+        let args = ConfigArgs {
+            pi_wallet_seed: Some("S-not-a-seed-hunter2".into()),
+            admin_token: Some("0123456789abcdef-admin".into()),
+            ..Default::default()
+        };
+        let err = Config::from_args(&args).unwrap_err().to_string();
+        assert!(err.starts_with("PI_WALLET_SEED is not"), "{err}");
+        assert!(!err.contains("hunter2"));
+    }
+
+    #[test]
+    fn channel_seeds_are_checked_and_the_wallet_seed_must_match_the_app_wallet() {
+        let app = pi_payments_core::stellar::Wallet::generate();
+        let channel = pi_payments_core::stellar::Wallet::generate().expose_seed();
+        let remote = |seed: String, channels: Option<String>| ConfigArgs {
+            pi_api_key: Some("key".into()),
+            pi_app_wallet: Some(app.public_key()),
+            pi_wallet_seed: Some(seed),
+            pi_channel_seeds: channels,
+            admin_token: Some("0123456789abcdef-admin".into()),
+            ..Default::default()
+        };
+        let config =
+            Config::from_args(&remote(app.expose_seed(), Some(format!(" {channel} ,")))).unwrap();
+        assert_eq!(config.channel_seeds.len(), 1);
+        assert!(!format!("{config:?}").contains(&channel));
+        let other = pi_payments_core::stellar::Wallet::generate().expose_seed();
+        let err = Config::from_args(&remote(other.clone(), None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("PI_WALLET_SEED is not the seed of PI_APP_WALLET"),
+            "{err}"
+        );
+        assert!(!err.contains(&other));
+        let err = Config::from_args(&remote(
+            app.expose_seed(),
+            Some(format!("{channel},{channel}")),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("PI_CHANNEL_SEEDS entry 2 repeats"), "{err}");
+        let err = Config::from_args(&remote(app.expose_seed(), Some("Shunter2".into())))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("PI_CHANNEL_SEEDS entry 1 is not"), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains('\n'));
+    }
+
+    #[test]
+    fn queue_file_sits_next_to_the_ledger() {
+        assert_eq!(
+            queue_file_for("sqlite:///var/lib/pi/ledger.db"),
+            PathBuf::from("/var/lib/pi/ledger-queue.db")
+        );
+        assert_eq!(
+            queue_file_for("sqlite://data/x.db?mode=rwc"),
+            PathBuf::from("data/x-queue.db")
+        );
+        assert_eq!(queue_file_for("sqlite::memory:"), PathBuf::from(":memory:"));
+        assert_eq!(
+            queue_file_for("postgres://h/db"),
+            PathBuf::from("pi-payments-queue.db")
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! The `pi-payments` binary's library: command line ([`cli`]), configuration ([`config`]),
+//! wiring ([`startup`]) and the callback benchmark ([`bench`]). `main.rs` only dispatches; the
+//! end-to-end tests start the service in-process through [`startup::RunningApp`].
+
+pub mod bench;
+pub mod bench_payouts;
+pub mod channels_cli;
+pub mod cli;
+pub mod config;
+pub mod payouts_cli;
+pub mod reconcile;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::{Role, RunningApp};

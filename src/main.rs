@@ -1,0 +1,78 @@
+//! `pi-payments`: parse the command line, check the configuration (a bad value → one line
+//! naming the variable, exit code 2), and run the chosen subcommand.
+
+use clap::Parser;
+use pi_payments::cli::{BenchCommand, Cli, Command};
+use pi_payments::startup::{Role, RunningApp, migrate};
+use pi_payments::telemetry::{init_tracing, stop_signal};
+use pi_payments::{Config, bench, bench_payouts};
+use pi_sim::cli::SimArgs;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // clap prints its own errors and exits with code 2.
+    let cli = Cli::parse();
+    init_tracing();
+    pi_payments_core::pi_client::install_crypto_provider();
+    let result = match cli.command {
+        Some(Command::Sim(args)) => run_sim(args).await,
+        Some(Command::Bench(BenchCommand::Callbacks(args))) => bench::run(args).await,
+        Some(Command::Bench(BenchCommand::Payouts(args))) => bench_payouts::run(args).await,
+        command => {
+            let config = match Config::from_args(&cli.config) {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            match command {
+                Some(Command::Migrate) => migrate(&config).await.map(|()| {
+                    println!("migrations applied to the ledger");
+                }),
+                Some(Command::Reconcile(args)) => {
+                    return match pi_payments::reconcile::run(&config, &args).await {
+                        Ok(code) => code,
+                        Err(err) => {
+                            eprintln!("error: {err:#}");
+                            ExitCode::FAILURE
+                        }
+                    };
+                }
+                Some(Command::Payouts(command)) => {
+                    return pi_payments::payouts_cli::run(command, config).await;
+                }
+                Some(Command::Channels(command)) => {
+                    return pi_payments::channels_cli::run(command, config).await;
+                }
+                Some(Command::Api) => serve(config, Role::Api).await,
+                Some(Command::Worker) => serve(config, Role::Worker).await,
+                _ => serve(config, Role::Serve).await,
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
+    let app = RunningApp::start(config, role).await?;
+    if let Some(text) = app.walkthrough() {
+        println!("{text}");
+    }
+    app.run_until(stop_signal()).await
+}
+
+async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
+    let sim = pi_sim::start(args.into_config().map_err(anyhow::Error::msg)?).await?;
+    println!("{}", sim.ready_line());
+    stop_signal().await;
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! `pi-payments payouts import FILE` and `pi-payments payouts status [--batch ID]`: bulk payouts
+//! from the command line, straight on the ledger and the queue of the configuration (the same
+//! path as `POST /payouts/bulk`, without going through the API).
+//!
+//! An import is resumable: every row carries its idempotency key, so running the same file again
+//! (after a crash, a Ctrl-C or a fix to some rows) creates nothing for rows already accepted and
+//! counts them as duplicates.
+
+use crate::config::{Config, QueueTarget};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use pi_payments_api::payouts::{BulkOutcome, record_bulk};
+use pi_payments_api::payouts_bulk::{BulkFormat, RejectedRow, parse_bulk};
+use pi_payments_core::ledger::{Ledger, PayoutFilter, PayoutRow};
+use pi_payments_core::payout::BatchId;
+use pi_payments_core::state::{ALL_PAYOUT_STATES, PayoutState};
+use pi_payments_worker::{Queue, QueueConfig, connect_queue};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Rows recorded per ledger transaction during an import (one progress step each).
+const IMPORT_CHUNK: usize = 1000;
+/// Failed payouts listed by `payouts status` (the rest are counted).
+const MAX_LISTED: usize = 50;
+
+/// `pi-payments payouts …`.
+#[derive(Debug, Subcommand)]
+pub enum PayoutsCommand {
+    /// Import a CSV (uid,amount,memo,idempotency_key; header optional) or JSON-lines file of
+    /// payouts. Running it again skips rows already accepted. Exit 1 if a row was rejected.
+    Import(ImportArgs),
+    /// Payouts per state (of one batch, or all), and the failed ones with their reasons.
+    Status(StatusArgs),
+}
+
+/// Flags of `payouts import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The file: `.csv`, or `.jsonl` / `.ndjson` (one JSON payout per line).
+    pub file: PathBuf,
+}
+
+/// Flags of `payouts status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Only this batch (`bat_…`, printed by `payouts import` and `POST /payouts/bulk`).
+    #[arg(long)]
+    pub batch: Option<String>,
+}
+
+/// Run a `payouts` subcommand: exit 0 on success, 1 on rejected rows or a failure, 2 on bad
+/// arguments (an unreadable file, an unknown batch id).
+pub async fn run(command: PayoutsCommand, config: Config) -> ExitCode {
+    let result = match command {
+        PayoutsCommand::Import(args) => import(args, &config).await,
+        PayoutsCommand::Status(args) => status(args, &config).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The ledger and the queue of `config`, as the service opens them.
+pub async fn connect(config: &Config) -> anyhow::Result<(Ledger, Queue)> {
+    let ledger = Ledger::connect(&config.database_url)
+        .await
+        .context("opening the ledger (DATABASE_URL)")?;
+    let (redis_url, sqlite_path) = match &config.queue {
+        QueueTarget::Redis(url) => (Some(url.clone()), PathBuf::new()),
+        QueueTarget::Sqlite(path) => (None, path.clone()),
+    };
+    let queue = connect_queue(&QueueConfig {
+        redis_url,
+        sqlite_path,
+        namespace: config.queue_namespace.clone(),
+    })
+    .await
+    .context("connecting the job queue (REDIS_URL, or the embedded queue file)")?;
+    Ok((ledger, queue))
+}
+
+fn bad_args(message: String) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {message}");
+    Ok(ExitCode::from(2))
+}
+
+/// Progress on stderr: a bar with rate and ETA on a terminal, a few plain lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    reported_tenth: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            let style =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        Progress {
+            bar,
+            total,
+            done: 0,
+            reported_tenth: 0,
+        }
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.done += n;
+        match &self.bar {
+            Some(bar) => bar.inc(n),
+            None => {
+                let tenth = self.done * 10 / self.total.max(1);
+                if tenth > self.reported_tenth {
+                    self.reported_tenth = tenth;
+                    eprintln!("imported {}/{} rows", self.done, self.total);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    let bytes = match std::fs::read(&args.file) {
+        Ok(b) => b,
+        Err(err) => {
+            return bad_args(format!(
+                "cannot read {} ({err}): give the path of a CSV or JSON-lines payout file",
+                args.file.display()
+            ));
+        }
+    };
+    let format = BulkFormat::for_file(&args.file, &bytes);
+    let rows = match parse_bulk(&bytes, format) {
+        Ok(rows) => rows,
+        Err(err) => return bad_args(format!("{}: {err}", args.file.display())),
+    };
+    drop(bytes);
+    let (ledger, queue) = connect(config).await?;
+    let source = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "import".to_string());
+    let batch = ledger.create_batch(Some(&source)).await?;
+    let mut outcome = BulkOutcome {
+        batch_id: Some(batch.id.clone()),
+        ..BulkOutcome::default()
+    };
+    let mut progress = Progress::new(rows.len() as u64);
+    let mut good = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row.request {
+            Ok(request) => good.push((row.line, request)),
+            Err(error) => outcome.rejected.push(RejectedRow {
+                line: row.line,
+                error,
+            }),
+        }
+    }
+    if !outcome.rejected.is_empty() {
+        let n = i64::try_from(outcome.rejected.len()).unwrap_or(i64::MAX);
+        ledger.add_batch_rejected(&batch.id, n).await?;
+        progress.advance(outcome.rejected.len() as u64);
+    }
+    let mut rest = good.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<_> = rest.by_ref().take(IMPORT_CHUNK).collect();
+        let n = chunk.len() as u64;
+        if let Err(err) = record_bulk(&ledger, &queue, &batch.id, chunk, &mut outcome).await {
+            progress.finish();
+            print_outcome(&batch.id, &outcome);
+            ledger.close().await;
+            return Err(anyhow::Error::new(err).context(format!(
+                "importing {} stopped; run the same command again to resume (accepted rows are skipped)",
+                args.file.display()
+            )));
+        }
+        progress.advance(n);
+    }
+    progress.finish();
+    outcome.rejected.sort_by_key(|r| r.line);
+    print_outcome(&batch.id, &outcome);
+    ledger.close().await;
+    Ok(if outcome.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_outcome(batch: &BatchId, outcome: &BulkOutcome) {
+    println!("batch {batch}");
+    println!("accepted {}", outcome.accepted);
+    println!("duplicates {}", outcome.duplicates);
+    println!("rejected {}", outcome.rejected.len());
+    for r in &outcome.rejected {
+        println!("  line {}: {}", r.line, r.error);
+    }
+    if !outcome.rejected.is_empty() {
+        println!("fix the rejected lines and run the same import again: accepted rows are skipped");
+    }
+}
+
+async fn status(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    let batch = match args.batch.as_deref().map(BatchId::parse).transpose() {
+        Ok(b) => b,
+        Err(err) => return bad_args(format!("--batch: {err}")),
+    };
+    let (ledger, _queue) = connect(config).await?;
+    let counts: Vec<(PayoutState, i64)> = match &batch {
+        Some(id) => {
+            let Some(row) = ledger.batch(id).await? else {
+                ledger.close().await;
+                return bad_args(format!(
+                    "batch {id} is not in this ledger: check DATABASE_URL and the id `payouts import` printed"
+                ));
+            };
+            println!(
+                "batch {} ({}): {} accepted, {} duplicates, {} rejected",
+                row.id,
+                row.source.as_deref().unwrap_or("-"),
+                row.accepted,
+                row.duplicates,
+                row.rejected
+            );
+            ledger.batch_state_counts(id).await?
+        }
+        None => count_all(&ledger).await?,
+    };
+    let mut total = 0;
+    for state in ALL_PAYOUT_STATES {
+        let n = counts
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        total += n;
+        println!("{:<16} {n}", state.as_str());
+    }
+    println!("{:<16} {total}", "total");
+    for state in [PayoutState::Failed, PayoutState::NeedsAttention] {
+        let (listed, more) = first_in_state(&ledger, batch.as_ref(), state).await?;
+        if listed.is_empty() {
+            continue;
+        }
+        println!("{}:", state.as_str());
+        for row in &listed {
+            println!(
+                "  {} {} {} Pi: {}",
+                row.id,
+                row.uid,
+                row.amount,
+                row.reason.as_deref().unwrap_or("(no reason recorded)")
+            );
+        }
+        if more {
+            println!(
+                "  … more: GET /payouts?state={}{}",
+                state.as_str(),
+                batch
+                    .as_ref()
+                    .map(|b| format!("&batch={b}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    ledger.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first [`MAX_LISTED`] payouts in `state`, and whether there are more.
+async fn first_in_state(
+    ledger: &Ledger,
+    batch: Option<&BatchId>,
+    state: PayoutState,
+) -> anyhow::Result<(Vec<PayoutRow>, bool)> {
+    let filter = PayoutFilter {
+        batch: batch.cloned(),
+        state: Some(state),
+    };
+    let limit = i64::try_from(MAX_LISTED + 1).unwrap_or(i64::MAX);
+    let mut rows = ledger.payouts(&filter, limit, None).await?;
+    let more = rows.len() > MAX_LISTED;
+    rows.truncate(MAX_LISTED);
+    Ok((rows, more))
+}
+
+/// Payouts per state across every batch, paging through the ledger by state (the ledger has
+/// per-batch counts only).
+async fn count_all(ledger: &Ledger) -> anyhow::Result<Vec<(PayoutState, i64)>> {
+    const PAGE: i64 = 10_000;
+    let mut counts = Vec::new();
+    for state in ALL_PAYOUT_STATES {
+        let filter = PayoutFilter {
+            batch: None,
+            state: Some(state),
+        };
+        let mut n = 0i64;
+        let mut after = None;
+        loop {
+            let page = ledger.payouts(&filter, PAGE, after.as_ref()).await?;
+            n += i64::try_from(page.len()).unwrap_or(i64::MAX);
+            if i64::try_from(page.len()).unwrap_or(i64::MAX) < PAGE {
+                break;
+            }
+            after = page.last().map(|r| r.id.clone());
+        }
+        counts.push((state, n));
+    }
+    Ok(counts)
+}

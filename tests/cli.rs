@@ -1,0 +1,85 @@
+//! The binary's configuration errors: one readable line naming the variable, exit code 2.
+
+use std::process::Command;
+
+fn run_with(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pi-payments"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_value_is_one_line_naming_the_variable_and_exit_2() {
+    let cases = [
+        ("PI_RATE_LIMIT", "abc"),
+        ("WORKER_CONCURRENCY", "-3"),
+        ("BIND_ADDR", "localhost"),
+        ("REQUIRE_ORDER", "maybe"),
+        ("PI_API_BASE_URL", "ftp://x"),
+        ("PI_APP_WALLET", "GNOTAKEY"),
+    ];
+    for (var, value) in cases {
+        let (code, stderr) = run_with(&[(var, value)], &[]);
+        assert_eq!(code, Some(2), "{var}={value}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{var}={value}: {stderr}");
+        assert!(lines[0].starts_with(&format!("error: {var}=")), "{stderr}");
+    }
+}
+
+#[test]
+fn the_exact_message_for_a_rate_limit() {
+    let (code, stderr) = run_with(&[("PI_RATE_LIMIT", "abc")], &["serve"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        r#"error: PI_RATE_LIMIT="abc" is not a whole number of requests per second (e.g. 10)"#
+    );
+}
+
+#[test]
+fn secrets_are_named_not_shown() {
+    let (code, stderr) = run_with(&[("DATABASE_URL", "mysql://u:hunter2@h/db")], &["migrate"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.starts_with("error: DATABASE_URL "), "{stderr}");
+    assert!(!stderr.contains("hunter2"));
+    let (code, stderr) = run_with(&[("PI_API_KEY", "sekrit-key")], &[]);
+    assert_eq!(code, Some(2), "a key without PI_APP_WALLET must be refused");
+    assert!(
+        stderr.contains("PI_APP_WALLET") && !stderr.contains("sekrit-key"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn clap_errors_exit_2_too() {
+    let (code, _) = run_with(&[], &["--no-such-flag"]);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn migrate_creates_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_pi-payments"))
+        .arg("migrate")
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("m.db").exists());
+}

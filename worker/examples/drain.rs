@@ -1,0 +1,207 @@
+//! Approval drain rate against `PI_RATE_LIMIT`: how fast a backlog of approve jobs empties
+//! when every call to Pi goes through our one shared limiter.
+//!
+//! pi-sim plays Pi with its own rate limit set above ours, so a correct limiter drains at
+//! (almost) exactly our limit and pi-sim answers zero 429s.
+//!
+//! ```text
+//! cargo run --release -p pi-payments-worker --example drain -- \
+//!     --payments 300 --rate 10 [--sim-rate 20] [--concurrency 16] [--redis redis://127.0.0.1:6379]
+//! ```
+//!
+//! Each approval costs three Pi calls (`GET /payments/{id}`, `GET /me`, `POST …/approve`), so
+//! approvals/s is about a third of the Pi calls/s. It prints one JSON line with both.
+
+use pi_payments_core::horizon::HorizonClient;
+use pi_payments_core::ids::PaymentId;
+use pi_payments_core::jobs::Job;
+use pi_payments_core::ledger::{Callback, Ledger};
+use pi_payments_core::pi_client::{PiClient, PiClientConfig, install_crypto_provider};
+use pi_payments_core::rate_limit::PiRateLimiter;
+use pi_payments_core::state::PaymentState;
+use pi_payments_worker::{
+    JobRetry, QueueConfig, WorkerConfig, WorkerDeps, connect_queue, run_workers,
+};
+use serde_json::{Value, json};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Args {
+    payments: usize,
+    rate: u32,
+    sim_rate: u32,
+    concurrency: usize,
+    redis: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        payments: 300,
+        rate: 10,
+        sim_rate: 0,
+        concurrency: 16,
+        redis: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let num = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number: {value}"))
+        };
+        match flag.as_str() {
+            "--payments" => args.payments = num()? as usize,
+            "--rate" => args.rate = num()? as u32,
+            "--sim-rate" => args.sim_rate = num()? as u32,
+            "--concurrency" => args.concurrency = num()? as usize,
+            "--redis" => args.redis = Some(value),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if args.sim_rate == 0 {
+        args.sim_rate = args.rate.saturating_mul(2);
+    }
+    if args.rate == 0 || args.payments == 0 || args.concurrency == 0 {
+        return Err("--rate, --payments and --concurrency must be positive".into());
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args().map_err(|e| {
+        format!("{e}\nusage: drain [--payments N] [--rate PI_RATE_LIMIT] [--sim-rate N] [--concurrency N] [--redis URL]")
+    })?;
+    install_crypto_provider();
+    let sim = pi_sim::start(pi_sim::SimConfig {
+        rate_limit: Some(args.sim_rate),
+        ..pi_sim::SimConfig::default()
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let dir = std::env::temp_dir().join(format!("pi-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let ledger = Ledger::connect(&format!("sqlite://{}", dir.join("ledger.db").display())).await?;
+    let queue = connect_queue(&QueueConfig {
+        redis_url: args.redis.clone(),
+        sqlite_path: dir.join("queue.db"),
+        namespace: format!("drain{}", std::process::id()),
+    })
+    .await?;
+
+    // The backlog: N Pioneers, each with a payment and a recorded approve callback.
+    eprintln!("preparing {} payments…", args.payments);
+    let mut callbacks = Vec::with_capacity(args.payments);
+    let mut ids = Vec::with_capacity(args.payments);
+    for i in 0..args.payments {
+        let uid = format!("drainer{i}");
+        let token: Value = http
+            .post(format!("{}/_sim/tokens", sim.platform_url))
+            .json(&json!({ "uid": uid }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let payment: Value = http
+            .post(format!("{}/_sim/u2a", sim.platform_url))
+            .json(&json!({ "uid": uid, "amount": 1, "memo": "drain", "metadata": {} }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = PaymentId::parse(payment["identifier"].as_str().unwrap_or_default())?;
+        callbacks.push(Callback::Approve {
+            payment_id: id.clone(),
+            access_token: token["access_token"].as_str().map(str::to_string),
+        });
+        ids.push(id);
+    }
+    for recorded in ledger.record_callbacks(callbacks).await {
+        recorded?;
+    }
+
+    let limiter = Arc::new(PiRateLimiter::new(
+        NonZeroU32::new(args.rate).ok_or("rate must be positive")?,
+    ));
+    let pi = PiClient::new(PiClientConfig::new(
+        sim.platform_url.clone(),
+        sim.api_key.clone(),
+        limiter,
+    ))?;
+    let horizon = HorizonClient::new(&sim.horizon_url, Duration::from_secs(10))?;
+    let deps = WorkerDeps {
+        ledger: ledger.clone(),
+        pi,
+        horizon,
+        app_wallet: sim.app_wallet_public_key.clone(),
+        require_order: false,
+        webhook: None,
+        retry: JobRetry::default(),
+        payouts: None,
+    };
+    let cfg = WorkerConfig {
+        concurrency: args.concurrency,
+        ..WorkerConfig::default()
+    };
+    http.post(format!("{}/_sim/reset", sim.platform_url))
+        .json(&json!({ "what": "log" }))
+        .send()
+        .await?;
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = tokio::spawn(run_workers(deps, queue.clone(), cfg, async move {
+        let _ = stopped.await;
+    }));
+    let started = Instant::now();
+    queue
+        .push_jobs(ids.iter().cloned().map(Job::approve).collect())
+        .await?;
+    loop {
+        let approved = ledger
+            .payments_in_state(PaymentState::Approved, i64::MAX)
+            .await?
+            .len();
+        if approved >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    let _ = workers.await;
+
+    let log: Value = http
+        .get(format!("{}/_sim/log", sim.platform_url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let calls = log["total_requests"].as_u64().unwrap_or(0);
+    let calls_per_s = calls as f64 / elapsed;
+    let max_per_key = log["max_rate_1s_per_key"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).max().unwrap_or(0))
+        .unwrap_or(0);
+    let report = json!({
+        "payments": ids.len(),
+        "queue": queue.backend_name(),
+        "pi_rate_limit": args.rate,
+        "sim_rate_limit": args.sim_rate,
+        "concurrency": args.concurrency,
+        "seconds": (elapsed * 1000.0).round() / 1000.0,
+        "approvals_per_s": ((ids.len() as f64 / elapsed) * 100.0).round() / 100.0,
+        "pi_calls": calls,
+        "pi_calls_per_s": (calls_per_s * 100.0).round() / 100.0,
+        "drain_vs_limit": ((calls_per_s / f64::from(args.rate)) * 1000.0).round() / 1000.0,
+        "rate_limited_429": log["totals"]["rate_limited"],
+        // Per-key rates are keyed by the Authorization value: print only the highest.
+        "max_rate_1s_one_key": max_per_key,
+    });
+    println!("{report}");
+    // Leave a shared Redis (nearly) as we found it.
+    let _ = queue.purge_finished(Duration::ZERO).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! Removes finished jobs from the queue backend, which apalis keeps forever: on Redis every
+//! job's data and metadata stay in the queue's hashes, and on SQLite every job stays a row. At
+//! thousands of payments a day that is unbounded growth. Only jobs that ended well (`Done`) are
+//! removed; killed jobs (gave up, see the ledger's `needs_attention`) stay for inspection.
+//!
+//! The same tick does the ledger's chores for Pioneers ([`ledger_chores`]): expired sessions
+//! are deleted (with the access tokens they hold), and rewarded-ad claims still pending or
+//! granted are re-checked with Pi, so that a claim the client stopped polling is decided and a
+//! revoked grant is clawed back (`ad.revoked`).
+
+use crate::queue::{Backend, Queue, full_name};
+use pi_payments_core::ads::AdRewards;
+use pi_payments_core::jobs::queue_names;
+use pi_payments_core::ledger::{Ledger, now_ms};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often finished jobs are removed.
+const INTERVAL: Duration = Duration::from_secs(300);
+/// Finished jobs are kept this long, for a look after the fact.
+const RETENTION: Duration = Duration::from_secs(3600);
+/// Redis ids looked at per round trip.
+const SCAN_CHUNK: usize = 500;
+/// Ad claims re-checked with Pi per pass (the rest wait for the next one).
+const AD_RECHECK_LIMIT: i64 = 200;
+/// An ad claim is re-checked once its last check is this old.
+const AD_RECHECK_AGE: Duration = Duration::from_secs(60);
+
+const ALL_QUEUES: [&str; 7] = [
+    queue_names::APPROVE,
+    queue_names::COMPLETE,
+    queue_names::CANCEL,
+    queue_names::RECORD_ERROR,
+    queue_names::INCOMPLETE,
+    queue_names::DELIVER_EVENT,
+    queue_names::PAYOUT,
+];
+
+/// Clean up every [`INTERVAL`] until `stop` turns true.
+pub(crate) async fn run(
+    queue: Queue,
+    ledger: Ledger,
+    ads: AdRewards,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(INTERVAL) => {}
+            // A dropped sender also means stop.
+            changed = stop.changed() => if changed.is_err() { return; }
+        }
+        if *stop.borrow() {
+            return;
+        }
+        match remove_done(&queue, RETENTION).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "removed finished jobs from the queue"),
+            Err(error) => tracing::warn!(%error, "could not remove finished jobs; will retry"),
+        }
+        ledger_chores(&ledger, &ads, AD_RECHECK_AGE).await;
+    }
+}
+
+/// Delete expired sessions and re-check with Pi the ad claims last checked more than
+/// `ad_age` ago. Failures are logged and left for the next pass; nothing here is urgent.
+pub(crate) async fn ledger_chores(ledger: &Ledger, ads: &AdRewards, ad_age: Duration) {
+    match ledger.purge_expired_sessions(now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(removed = n, "deleted expired sessions"),
+        Err(error) => tracing::warn!(%error, "could not delete expired sessions; will retry"),
+    }
+    match ads.reconcile(ad_age, AD_RECHECK_LIMIT).await {
+        Ok(report) if report.checked == 0 => {}
+        Ok(report) => tracing::info!(
+            checked = report.checked,
+            granted = report.granted,
+            revoked = report.revoked,
+            denied = report.denied,
+            errors = report.errors,
+            "re-checked ad claims with Pi"
+        ),
+        Err(error) => tracing::warn!(%error, "could not re-check ad claims; will retry"),
+    }
+}
+
+/// Remove this namespace's jobs that finished well and were enqueued more than `older_than`
+/// ago; returns how many.
+pub(crate) async fn remove_done(queue: &Queue, older_than: Duration) -> Result<u64, String> {
+    let cutoff_ms = chrono::Utc::now()
+        .timestamp_millis()
+        .saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+    match &queue.backend {
+        Backend::Sqlite(pool) => {
+            let mut removed = 0;
+            for name in ALL_QUEUES {
+                // done_at is in seconds.
+                let done = sqlx::query(
+                    "DELETE FROM Jobs WHERE job_type = ?1 AND status = 'Done' AND done_at <= ?2",
+                )
+                .bind(full_name(&queue.namespace, name))
+                .bind(cutoff_ms / 1000)
+                .execute(pool)
+                .await
+                .map_err(|e| e.to_string())?;
+                removed += done.rows_affected();
+            }
+            Ok(removed)
+        }
+        Backend::Redis(conn) => {
+            let mut conn = conn.clone();
+            let mut removed = 0;
+            for name in ALL_QUEUES {
+                let config =
+                    apalis_redis::Config::default().queue(full_name(&queue.namespace, name));
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+                        .arg(config.done_jobs_set())
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(SCAN_CHUNK)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    // apalis' ids are ULIDs: their first 48 bits are the enqueue time.
+                    let old: Vec<&String> = ids
+                        .iter()
+                        .filter(|id| ulid_millis(id).is_some_and(|ms| ms <= cutoff_ms))
+                        .collect();
+                    if !old.is_empty() {
+                        let meta: Vec<String> = old
+                            .iter()
+                            .map(|id| format!("{}:{id}", config.job_meta_hash()))
+                            .collect();
+                        let mut pipe = redis::pipe();
+                        pipe.cmd("SREM")
+                            .arg(config.done_jobs_set())
+                            .arg(&old)
+                            .ignore();
+                        pipe.cmd("HDEL")
+                            .arg(config.job_data_hash())
+                            .arg(&old)
+                            .ignore();
+                        pipe.cmd("DEL").arg(&meta).ignore();
+                        pipe.query_async::<()>(&mut conn)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        removed += old.len() as u64;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Ok(removed)
+        }
+    }
+}
+
+/// The millisecond timestamp in a ULID's first 10 (Crockford base32) characters.
+fn ulid_millis(id: &str) -> Option<i64> {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let head = id.get(..10)?;
+    let mut ms: i64 = 0;
+    for c in head.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c.to_ascii_uppercase())?;
+        ms = ms.checked_mul(32)?.checked_add(v as i64)?;
+    }
+    Some(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulid_time_is_decoded() {
+        // ulid(1469918176385) = "01ARYZ6S41…" (the ULID README example).
+        assert_eq!(
+            ulid_millis("01ARYZ6S41TSV4RRFFQ69G5FAV"),
+            Some(1_469_918_176_385)
+        );
+        assert_eq!(ulid_millis("short"), None);
+        assert_eq!(ulid_millis("01ARZ3NDE!TSV4RRFFQ69G5FAV"), None);
+    }
+
+    #[tokio::test]
+    async fn chores_purge_expired_sessions_and_decide_pending_ads() {
+        use pi_payments_core::ids::Uid;
+        use pi_payments_core::ledger::{AdClaimStatus, NewSession};
+        use pi_payments_core::pi_client::{PiClient, PiClientConfig};
+        use pi_payments_core::rate_limit::PiRateLimiter;
+
+        let dir = std::env::temp_dir().join(format!(
+            "pp-housekeeping-{}",
+            pi_payments_core::ids::random_alnum(12)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ledger = Ledger::connect(&format!("sqlite://{}", dir.join("l.db").display()))
+            .await
+            .unwrap();
+        let sim = pi_sim::start(pi_sim::SimConfig::default()).await.unwrap();
+        let limiter =
+            std::sync::Arc::new(PiRateLimiter::new(std::num::NonZeroU32::new(100).unwrap()));
+        let pi = PiClient::new(PiClientConfig::new(
+            &sim.platform_url,
+            &sim.api_key,
+            limiter,
+        ))
+        .unwrap();
+        let ads = AdRewards::new(ledger.clone(), pi);
+
+        let uid = Uid::parse("pioneer-hk").unwrap();
+        ledger.upsert_pioneer(&uid, None, &[]).await.unwrap();
+        let now = now_ms();
+        for (id, expires_at) in [("expired", now - 1), ("live", now + 3_600_000)] {
+            ledger
+                .insert_session(&NewSession {
+                    id_hash: id,
+                    uid: &uid,
+                    token_hash: id,
+                    access_token: "token",
+                    username: None,
+                    scopes: &[],
+                    valid_until: now + 3_600_000,
+                    created_at: now - 10,
+                    expires_at,
+                })
+                .await
+                .unwrap();
+        }
+        let http = reqwest::Client::new();
+        let set_ad = |status: serde_json::Value| {
+            http.post(format!("{}/_sim/ads", sim.platform_url))
+                .json(&serde_json::json!({"ad_id": "ad-hk", "status": status}))
+                .send()
+        };
+        set_ad(serde_json::Value::Null).await.unwrap();
+        let claimed = ads.claim("ad-hk", &uid, None).await.unwrap();
+        assert_eq!(claimed.status, AdClaimStatus::Pending);
+        set_ad("granted".into()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+
+        ledger_chores(&ledger, &ads, Duration::ZERO).await;
+
+        assert_eq!(ledger.purge_expired_sessions(now).await.unwrap(), 0);
+        assert!(ledger.session("live", now).await.unwrap().is_some());
+        let row = ledger.ad_claim("ad-hk").await.unwrap().unwrap();
+        assert_eq!(row.status, AdClaimStatus::Granted);
+        ledger.close().await;
+        sim.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

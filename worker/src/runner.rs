@@ -1,0 +1,372 @@
+//! Runs the workers: one apalis worker per job type under an apalis `Monitor`, plus the webhook
+//! deliverer, until the shutdown future resolves.
+//!
+//! Settings that matter for correctness are explicit here rather than apalis' defaults: queue
+//! names (see `queue.rs`), a worker name unique per process (apalis-redis recovers a dead
+//! worker's in-flight jobs by name), the heartbeat and missed-heartbeat counts (the orphan
+//! timeout is their product), `catch_panic` (a panicking job would otherwise kill its worker),
+//! and retries with exponential backoff whose count the handlers cap themselves.
+
+use crate::error::WorkerError;
+use crate::queue::{Backend, Queue, full_name};
+use crate::schedule::ScheduleConfig;
+use crate::u2a::{self, HandlerCtx, JobRetry};
+use crate::wake::WakeSignal;
+use crate::webhook::{self, WebhookConfig};
+use apalis::layers::retry::HasherRng;
+use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use apalis::prelude::*;
+use apalis_redis::RedisStorage;
+use apalis_sqlite::SqliteStorage;
+use pi_payments_core::horizon::HorizonClient;
+use pi_payments_core::jobs::{
+    ApproveJob, CancelJob, CompleteJob, DeliverEventJob, IncompleteJob, PayoutJob, RecordErrorJob,
+    queue_names,
+};
+use pi_payments_core::ledger::Ledger;
+use pi_payments_core::payout::PayoutProcessor;
+use pi_payments_core::pi_client::PiClient;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `WORKER_CONCURRENCY`'s default: jobs of one type run at once in one process.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// What the handlers need: the ledger, the clients, and the app's rules.
+#[derive(Clone)]
+pub struct WorkerDeps {
+    /// The payments ledger (its own database; never the queue's).
+    pub ledger: Ledger,
+    /// The Pi Platform client; it holds the ONE rate limiter every Pi call goes through.
+    pub pi: PiClient,
+    /// Horizon, to verify U2A transactions on chain.
+    pub horizon: HorizonClient,
+    /// The app wallet's public key (`G…`): where U2A payments must go.
+    pub app_wallet: String,
+    /// `REQUIRE_ORDER`: refuse U2A payments whose metadata carries no `orderId`.
+    pub require_order: bool,
+    /// `APP_WEBHOOK_URL` / `APP_WEBHOOK_SECRET`; `None` leaves events to `GET /events` polling.
+    pub webhook: Option<WebhookConfig>,
+    /// How many times a job is tried and how long it waits between tries.
+    pub retry: JobRetry,
+    /// The A2U payout pipeline (needs `PI_WALLET_SEED`); `None` runs no payout worker, and
+    /// payout jobs wait in their queue.
+    pub payouts: Option<PayoutProcessor>,
+}
+
+impl std::fmt::Debug for WorkerDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerDeps")
+            .field("pi", &self.pi)
+            .field("app_wallet", &self.app_wallet)
+            .field("require_order", &self.require_order)
+            .field("webhook", &self.webhook)
+            .field("retry", &self.retry)
+            .field("payouts", &self.payouts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the workers of this process run.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Unique per process: workers are named `{worker_id}-{job}`. A restarted process should
+    /// get a new id unless it wants its predecessor's in-flight jobs back at once.
+    pub worker_id: String,
+    /// `WORKER_CONCURRENCY`: jobs of one type in flight at once.
+    pub concurrency: usize,
+    /// How often a worker tells the backend it is alive.
+    pub heartbeat_interval: Duration,
+    /// Missed heartbeats before another worker takes a dead worker's jobs back
+    /// (orphan timeout = interval × missed).
+    pub missed_heartbeats: usize,
+    /// How often an idle worker looks for jobs enqueued by other processes (jobs enqueued in
+    /// this process wake it at once).
+    pub poll_interval: Duration,
+    /// On shutdown, how long in-flight jobs may take before the workers stop anyway (their
+    /// jobs then come back after the orphan timeout).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            worker_id: default_worker_id(),
+            concurrency: DEFAULT_CONCURRENCY,
+            heartbeat_interval: Duration::from_secs(10),
+            missed_heartbeats: 3,
+            poll_interval: Duration::from_millis(250),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `{hostname}-{pid}-{random}`: unique per process, readable in Redis.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_string());
+    let random: u32 = rand::random();
+    format!("{host}-{}-{random:08x}", std::process::id())
+}
+
+/// Run every worker and the webhook deliverer until `shutdown` resolves, then stop taking jobs,
+/// let in-flight jobs finish (up to `cfg.shutdown_timeout`) and return.
+///
+/// Jobs a worker had fetched but not started are handed back to the queue on shutdown; jobs
+/// still running when the timeout hits come back after the orphan timeout (delivery is at least
+/// once, and every handler is safe to run twice).
+pub async fn run_workers(
+    deps: WorkerDeps,
+    queue: Queue,
+    cfg: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    run_workers_with_schedule(deps, queue, cfg, None, shutdown).await
+}
+
+/// [`run_workers`] plus, with `schedule`, the scheduled reconciliation (sweeper and incomplete
+/// server payments, see `schedule.rs`): what the binary runs. Several processes may run it;
+/// the ledger lease lets one run happen at a time.
+pub async fn run_workers_with_schedule(
+    deps: WorkerDeps,
+    queue: Queue,
+    cfg: WorkerConfig,
+    schedule: Option<ScheduleConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    if let Some(s) = &schedule
+        && (s.reconcile.every.is_zero() || s.reconcile.stuck_after.is_zero())
+    {
+        return Err(WorkerError::Config(
+            "RECONCILE_EVERY and STUCK_AFTER must be at least 1 second".into(),
+        ));
+    }
+    if cfg.concurrency == 0 {
+        return Err(WorkerError::Config(
+            "WORKER_CONCURRENCY must be at least 1".into(),
+        ));
+    }
+    if cfg.heartbeat_interval.is_zero() || cfg.missed_heartbeats == 0 {
+        return Err(WorkerError::Config(
+            "the heartbeat interval and missed-heartbeat count must be positive".into(),
+        ));
+    }
+    if deps.retry.max_attempts == 0 {
+        return Err(WorkerError::Config(
+            "the job retry policy needs max_attempts of at least 1".into(),
+        ));
+    }
+    let webhook_nudge = Arc::new(tokio::sync::Notify::new());
+    let ctx = Arc::new(HandlerCtx::new(
+        deps.clone(),
+        queue.clone(),
+        webhook_nudge.clone(),
+    ));
+
+    // The deliverer and the monitor share one stop signal.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let deliverer = deps.webhook.clone().map(|hook| {
+        let ledger = deps.ledger.clone();
+        let nudge = webhook_nudge.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(webhook::run_deliverer(ledger, hook, nudge, stop))
+    });
+
+    // Sessions and ad claims are tidied on the same tick, asking Pi through the shared client.
+    let ads = pi_payments_core::ads::AdRewards::new(deps.ledger.clone(), deps.pi.clone());
+    let housekeeper = tokio::spawn(crate::housekeeping::run(
+        queue.clone(),
+        deps.ledger.clone(),
+        ads,
+        stop_rx.clone(),
+    ));
+
+    let schedule_ctx = schedule.map(|s| {
+        Arc::new(crate::schedule::ScheduleCtx::new(
+            &ctx,
+            &s,
+            cfg.worker_id.clone(),
+        ))
+    });
+    let mut monitor = build_monitor(&queue, &cfg, ctx);
+    if let Some(sctx) = schedule_ctx {
+        monitor = register_schedule(monitor, &cfg, sctx);
+    }
+    let monitor = monitor
+        .shutdown_timeout(cfg.shutdown_timeout)
+        .on_event(|worker, event| {
+            if let Event::Error(error) = event {
+                tracing::warn!(worker = worker.name(), %error, "worker error");
+            }
+        });
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down workers: finishing in-flight jobs");
+        let _ = stop_tx.send(true);
+        Ok(())
+    };
+    let result = monitor
+        .run_with_signal(signal)
+        .await
+        .map_err(|e| WorkerError::Monitor(e.to_string()));
+    if let Some(handle) = deliverer {
+        let _ = handle.await;
+    }
+    let _ = housekeeper.await;
+    result
+}
+
+/// Backoff between in-process retries of a failed job: exponential with jitter, so many jobs
+/// failing on one outage do not retry in lockstep.
+fn backoff(retry: &JobRetry) -> ExponentialBackoff {
+    let base = retry.base_delay.max(Duration::from_millis(1));
+    let max = retry.max_delay.max(base);
+    let maker = ExponentialBackoffMaker::new(base, max, 0.5, HasherRng::default()).or_else(|_| {
+        ExponentialBackoffMaker::new(
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+            0.5,
+            HasherRng::default(),
+        )
+    });
+    match maker {
+        Ok(mut maker) => maker.make_backoff(),
+        // Unreachable with the constant bounds above; a zero-jitter fallback keeps it total.
+        Err(_) => ExponentialBackoffMaker::default().make_backoff(),
+    }
+}
+
+/// A Redis storage for one job type, with this process' liveness settings.
+fn redis_storage<J>(
+    conn: &apalis_redis::ConnectionManager,
+    name: &str,
+    cfg: &WorkerConfig,
+) -> RedisStorage<J> {
+    RedisStorage::new(conn.clone()).with_config(
+        apalis_redis::Config::default()
+            .queue(name)
+            .heartbeat_interval(cfg.heartbeat_interval)
+            .missed_heartbeats(cfg.missed_heartbeats)
+            .batch_size(cfg.concurrency)
+            .emit_events(false),
+    )
+}
+
+/// An embedded-queue storage for one job type, with this process' liveness settings.
+fn sqlite_storage<J>(
+    pool: &apalis_sqlite::SqlitePool,
+    name: &str,
+    cfg: &WorkerConfig,
+) -> SqliteStorage<J> {
+    SqliteStorage::new(pool).with_config(
+        apalis_sqlite::Config::default()
+            .queue(name)
+            .heartbeat_interval(cfg.heartbeat_interval)
+            .missed_heartbeats(cfg.missed_heartbeats)
+            .batch_size(cfg.concurrency),
+    )
+}
+
+/// Registers one worker per job type on the queue's backend.
+macro_rules! register_all {
+    ($monitor:ident, $cfg:ident, $ctx:ident, $queue:ident, $mk:ident, $handle:expr) => {{
+        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, ApproveJob, approve, queue_names::APPROVE, "approve", u2a::approve);
+        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, CompleteJob, complete, queue_names::COMPLETE, "complete", u2a::complete);
+        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, CancelJob, cancel, queue_names::CANCEL, "cancel", u2a::cancel);
+        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, RecordErrorJob, record_error, queue_names::RECORD_ERROR, "record-error", u2a::record_error);
+        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, IncompleteJob, incomplete, queue_names::INCOMPLETE, "incomplete", u2a::incomplete);
+        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, DeliverEventJob, deliver_event, queue_names::DELIVER_EVENT, "deliver-event", u2a::deliver_event);
+        if $ctx.deps.payouts.is_some() {
+            register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, PayoutJob, payout, queue_names::PAYOUT, "payout", crate::payout::payout);
+        }
+        $monitor
+    }};
+    (@one $monitor:ident, $cfg:ident, $ctx:ident, $queue:ident, $mk:ident, $handle:expr, $ty:ty, $field:ident, $qname:expr, $job:literal, $handler:path) => {{
+        let name = format!("{}-{}", $cfg.worker_id, $job);
+        let queue_name = full_name(&$queue.namespace, $qname);
+        let signal: WakeSignal = $queue.signals.$field.clone();
+        let ctx = $ctx.clone();
+        let cfg = $cfg.clone();
+        let handle = $handle.clone();
+        $monitor = $monitor.register(move |restarts| {
+            // Woken at once by pushes from this process, and every poll_interval for others'.
+            let strategy = Strategy::new()
+                .stream(signal.listener())
+                .interval(cfg.poll_interval);
+            let delay = restart_delay(restarts);
+            let backend = $mk::<$ty>(&handle, queue_name.as_str(), &cfg)
+                .poll_with_strategy(strategy)
+                .before_start(move |_| async move {
+                    // A restarted worker waits, so a backend outage is not a busy loop.
+                    tokio::time::sleep(delay).await;
+                    Ok(())
+                });
+            WorkerBuilder::new(name.clone())
+                .backend(backend)
+                .data(ctx.clone())
+                // Outermost first: at most `concurrency` jobs in flight, retries included; a
+                // panic becomes a failed job instead of killing the worker; retries back off.
+                .concurrency(cfg.concurrency)
+                .catch_panic()
+                .retry(
+                    RetryPolicy::retries(ctx.retry.max_attempts as usize)
+                        .with_backoff(backoff(&ctx.retry)),
+                )
+                .build($handler)
+        });
+    }};
+}
+
+/// The reconcile cron worker: ticks every `RECONCILE_EVERY`; one run at a time (the handler
+/// takes the ledger lease), and a panic in a run does not kill the tick stream.
+fn register_schedule(
+    monitor: Monitor,
+    cfg: &WorkerConfig,
+    sctx: Arc<crate::schedule::ScheduleCtx>,
+) -> Monitor {
+    let name = format!("{}-reconcile", cfg.worker_id);
+    let every = sctx.reconciler.config().every;
+    monitor.register(move |_restarts| {
+        WorkerBuilder::new(name.clone())
+            .backend(apalis_cron::CronScheduler::new(
+                crate::schedule::Every::new(every),
+            ))
+            .data(sctx.clone())
+            // One run at a time in this process; other processes are held off by the lease.
+            .concurrency(1)
+            .catch_panic()
+            .build(crate::schedule::reconcile_tick)
+    })
+}
+
+/// How long a worker waits before its `restarts`-th restart: 0 at first start, then doubling
+/// from 1 s to at most 30 s.
+fn restart_delay(restarts: usize) -> Duration {
+    if restarts == 0 {
+        Duration::ZERO
+    } else {
+        let exp = u32::try_from(restarts - 1).unwrap_or(u32::MAX).min(5);
+        Duration::from_secs(1u64 << exp).min(Duration::from_secs(30))
+    }
+}
+
+fn build_monitor(queue: &Queue, cfg: &WorkerConfig, ctx: Arc<HandlerCtx>) -> Monitor {
+    // A worker whose backend failed (Redis restarted, the queue file was locked) starts again
+    // under the same name, which also takes back the jobs it had in flight.
+    let mut monitor = Monitor::new().should_restart(|worker, error| {
+        if worker.is_shutting_down() {
+            return false;
+        }
+        tracing::warn!(worker = worker.name(), %error, "worker stopped; restarting it");
+        true
+    });
+    match &queue.backend {
+        Backend::Redis(conn) => register_all!(monitor, cfg, ctx, queue, redis_storage, conn),
+        Backend::Sqlite(pool) => register_all!(monitor, cfg, ctx, queue, sqlite_storage, pool),
+    }
+}
