@@ -104,6 +104,11 @@ impl Harness {
                 let redis = std::env::var("TEST_REDIS_URL")
                     .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
                 let Some((url, name)) = fresh_postgres_database(&server_url).await else {
+                    // CI (and scripts/test) always has Postgres: a skip there would hide a gap.
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "Postgres at TEST_DATABASE_URL is not reachable (CI is set, so this fails instead of skipping)"
+                    );
                     eprintln!("skipping: Postgres at TEST_DATABASE_URL is not reachable");
                     return None;
                 };

@@ -282,7 +282,63 @@ impl<J> Lane<J> {
     }
 }
 
+/// Each job type's worker-name suffix (workers are named `{worker_id}-{suffix}` in
+/// `runner.rs`) and its queue.
+pub(crate) const WORKER_QUEUES: [(&str, &str); 7] = [
+    ("approve", queue_names::APPROVE),
+    ("complete", queue_names::COMPLETE),
+    ("cancel", queue_names::CANCEL),
+    ("record-error", queue_names::RECORD_ERROR),
+    ("incomplete", queue_names::INCOMPLETE),
+    ("deliver-event", queue_names::DELIVER_EVENT),
+    ("payout", queue_names::PAYOUT),
+];
+
+/// Hands back every job a stopped worker still holds in Redis: moves the ids in its in-flight
+/// set to the queue's active list, marks them pending again, and wakes the queue's pollers.
+/// The key layout is apalis-redis 1.0's (`{queue}:inflight:{worker}`, `{queue}:active`,
+/// `{queue}:meta:{id}`, `{queue}:signal`).
+const HAND_BACK_INFLIGHT: &str = r#"
+local ids = redis.call("SMEMBERS", KEYS[1])
+if #ids == 0 then return 0 end
+for _, id in ipairs(ids) do
+  redis.call("RPUSH", KEYS[2], id)
+  redis.call("HSET", KEYS[3] .. ":" .. id, "status", "Pending")
+  redis.call("HDEL", KEYS[3] .. ":" .. id, "locked_at", "locked_by")
+end
+redis.call("DEL", KEYS[1])
+redis.call("DEL", KEYS[4])
+redis.call("LPUSH", KEYS[4], 1)
+return #ids
+"#;
+
 impl Queue {
+    /// After this process's workers stopped: give the jobs they had fetched but not finished
+    /// back to the queue at once. apalis-redis would otherwise leave them to the orphan sweep
+    /// (heartbeat × missed beats later), because each process has a fresh worker name. Every
+    /// handler is safe to run twice, so handing back a job that was half done is harmless.
+    /// The SQLite queue needs nothing here. Returns how many jobs went back.
+    pub async fn hand_back_inflight(&self, worker_id: &str) -> Result<u64, WorkerError> {
+        let Backend::Redis(conn) = &self.backend else {
+            return Ok(0);
+        };
+        let mut conn = conn.clone();
+        let script = redis::Script::new(HAND_BACK_INFLIGHT);
+        let mut total = 0;
+        for (job, queue) in WORKER_QUEUES {
+            let queue = full_name(&self.namespace, queue);
+            let returned: u64 = script
+                .key(format!("{queue}:inflight:{worker_id}-{job}"))
+                .key(format!("{queue}:active"))
+                .key(format!("{queue}:meta"))
+                .key(format!("{queue}:signal"))
+                .invoke_async(&mut conn)
+                .await?;
+            total += returned;
+        }
+        Ok(total)
+    }
+
     /// "redis" or "sqlite", for logs and `/readyz`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {

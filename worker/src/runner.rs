@@ -117,9 +117,9 @@ pub fn default_worker_id() -> String {
 /// Run every worker and the webhook deliverer until `shutdown` resolves, then stop taking jobs,
 /// let in-flight jobs finish (up to `cfg.shutdown_timeout`) and return.
 ///
-/// Jobs a worker had fetched but not started are handed back to the queue on shutdown; jobs
-/// still running when the timeout hits come back after the orphan timeout (delivery is at least
-/// once, and every handler is safe to run twice).
+/// Jobs a worker had fetched but not finished are handed back to the queue on shutdown
+/// ([`Queue::hand_back_inflight`]); after a crash (SIGKILL) they come back after the orphan
+/// timeout instead. Delivery is at least once, and every handler is safe to run twice.
 pub async fn run_workers(
     deps: WorkerDeps,
     queue: Queue,
@@ -214,6 +214,14 @@ pub async fn run_workers_with_schedule(
         .run_with_signal(signal)
         .await
         .map_err(|e| WorkerError::Monitor(e.to_string()));
+    match queue.hand_back_inflight(&cfg.worker_id).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "handed unfinished jobs back to the queue"),
+        Err(error) => tracing::warn!(
+            %error,
+            "could not hand unfinished jobs back; they return after the orphan timeout"
+        ),
+    }
     if let Some(handle) = deliverer {
         let _ = handle.await;
     }

@@ -4,14 +4,16 @@
 //! worker processes sharing one ledger (one run at a time).
 //!
 //! Rows are made "stuck" by moving their `updated_at` into the past instead of waiting for
-//! `STUCK_AFTER`, so nothing here depends on timing.
+//! `STUCK_AFTER`, so nothing here depends on timing; the one test that runs the schedule itself
+//! (Redis flushed) uses a 1 s `STUCK_AFTER` and only polls for the outcome.
 
 mod common;
 
-use common::{Harness, Options};
+use common::{Harness, Options, Stack};
 use pi_payments_core::PiAmount;
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::{PaymentId, Uid};
+use pi_payments_core::jobs::Job;
 use pi_payments_core::ledger::{Ledger, PayoutRequest};
 use pi_payments_core::payout::{CrashPoint, PayoutError, PayoutId, PayoutProcessor};
 use pi_payments_core::pi_client::{PiClient, PiClientConfig};
@@ -441,5 +443,66 @@ async fn two_scheduled_workers_run_reconcile_one_at_a_time() {
         .as_u64()
         .unwrap_or(0);
     assert_eq!(calls, runs.len() as u64, "{log}");
+    h.shutdown().await;
+}
+
+/// Redis restarted without persistence (issue 7), on the served stack: a payout and a U2A
+/// payment had their jobs enqueued, then every key of the queue's namespace vanished before any
+/// worker ran. The workers' own schedule (`STUCK_AFTER` = `RECONCILE_EVERY` = 1 s) finds both
+/// rows, re-enqueues their jobs and finishes them, and the payout is paid exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_lost_in_a_flushed_redis_are_finished_by_the_scheduled_sweep() {
+    let mut h = Harness::start(Options {
+        stack: Stack::Served,
+        payouts: true,
+        defer_workers: true,
+        schedule: Some(ScheduleConfig {
+            reconcile: ReconcileConfig {
+                every: Duration::from_secs(1),
+                stuck_after: Duration::from_secs(1),
+                ..ReconcileConfig::default()
+            },
+        }),
+        ..Options::default()
+    })
+    .await;
+    let payout = request_payout(&h, "flushed1", "redis-flushed").await;
+    h.queue
+        .push_jobs(vec![Job::payout(payout.clone())])
+        .await
+        .unwrap();
+    let token = h.token("flushed2").await;
+    let payment = h.create_u2a("flushed2", "1", json!({})).await;
+    // Recorded and its approve job enqueued, as the API does.
+    h.approve_callback(&payment, Some(&token)).await;
+
+    // Redis comes back empty: both jobs are gone before any worker saw them.
+    assert!(h.flush_queue().await > 0, "the jobs were in Redis");
+    h.start_workers();
+
+    wait_payout(&h, &payout, PayoutState::Completed).await;
+    h.wait_for(&payment, PaymentState::Approved).await;
+
+    let row = h.ledger.payout(&payout).await.unwrap().unwrap();
+    let memo = row.pi_payment_id.expect("identifier stored");
+    assert_eq!(chain_txs_with_memo(&h, memo.as_str()).await, 1);
+    let audit = h.audit().await;
+    assert_eq!(audit["ok"], true, "{audit}");
+    assert!(
+        !audit["problems"].to_string().contains("double_paid"),
+        "{audit}"
+    );
+    let history = h.ledger.payout_events(&payout).await.unwrap();
+    assert!(
+        history.iter().any(|e| e.cause == "sweep_requeued"),
+        "{history:#?}"
+    );
+    let history = h.ledger.payment_events(&payment).await.unwrap();
+    assert!(
+        history.iter().any(|e| e.cause == "sweep_requeued"),
+        "{history:#?}"
+    );
+    let at_pi = h.pi_payment(&payment).await;
+    assert_eq!(at_pi["status"]["developer_approved"], true, "{at_pi}");
     h.shutdown().await;
 }

@@ -13,8 +13,8 @@ use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::state::PaymentState;
 use pi_payments_core::stellar::{Network, Wallet};
 use pi_payments_worker::{
-    JobRetry, Queue, QueueConfig, WebhookConfig, WorkerConfig, WorkerDeps, connect_queue,
-    run_workers,
+    JobRetry, Queue, QueueConfig, ScheduleConfig, WebhookConfig, WorkerConfig, WorkerDeps,
+    connect_queue, run_workers_with_schedule,
 };
 use serde_json::{Value, json};
 use std::num::NonZeroU32;
@@ -44,6 +44,11 @@ pub struct Options {
     pub pi_retry: RetryPolicy,
     /// Run the payout worker (the app wallet is pi-sim's).
     pub payouts: bool,
+    /// Run the scheduled reconciliation (sweeper) in the workers, as the binary does.
+    pub schedule: Option<ScheduleConfig>,
+    /// Do not start the workers in [`Harness::start`]; the test calls
+    /// [`Harness::start_workers`] once it has prepared the ledger and the queue.
+    pub defer_workers: bool,
 }
 
 impl Default for Options {
@@ -61,6 +66,8 @@ impl Default for Options {
             },
             pi_retry: RetryPolicy::fast(),
             payouts: false,
+            schedule: None,
+            defer_workers: false,
         }
     }
 }
@@ -77,6 +84,8 @@ pub struct Harness {
     redis_ns: Option<(String, String)>,
     stop: Option<oneshot::Sender<()>>,
     workers: Option<JoinHandle<Result<(), pi_payments_worker::WorkerError>>>,
+    /// The workers' wiring while [`Options::defer_workers`] holds them back.
+    deferred: Option<(WorkerDeps, WorkerConfig, Option<ScheduleConfig>)>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -182,11 +191,7 @@ impl Harness {
             poll_interval: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(5),
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let workers = tokio::spawn(run_workers(deps, queue.clone(), cfg, async move {
-            let _ = stopped.await;
-        }));
-        Harness {
+        let mut harness = Harness {
             sim,
             ledger,
             queue,
@@ -194,9 +199,42 @@ impl Harness {
             dir,
             pg_db,
             redis_ns,
-            stop: Some(stop),
-            workers: Some(workers),
+            stop: None,
+            workers: None,
+            deferred: Some((deps, cfg, opts.schedule)),
+        };
+        if !opts.defer_workers {
+            harness.start_workers();
         }
+        harness
+    }
+
+    /// Start the workers held back by [`Options::defer_workers`] (a no-op once started).
+    pub fn start_workers(&mut self) {
+        let Some((deps, cfg, schedule)) = self.deferred.take() else {
+            return;
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.workers = Some(tokio::spawn(run_workers_with_schedule(
+            deps,
+            self.queue.clone(),
+            cfg,
+            schedule,
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+        self.stop = Some(stop);
+    }
+
+    /// Delete every Redis key of this test's queue namespace, as a Redis restart without
+    /// persistence would; returns how many keys went. Served stack only.
+    pub async fn flush_queue(&self) -> usize {
+        let (url, ns) = self
+            .redis_ns
+            .as_ref()
+            .expect("flush_queue needs the served stack (Redis)");
+        drop_redis_namespace(url, ns).await
     }
 
     /// Stop the workers gracefully, check they stopped without error, and clean up.
@@ -403,14 +441,15 @@ impl Harness {
     }
 }
 
-/// Delete every key of a test's queue namespace.
-async fn drop_redis_namespace(url: &str, ns: &str) {
+/// Delete every key of a test's queue namespace; returns how many were deleted.
+async fn drop_redis_namespace(url: &str, ns: &str) -> usize {
     let Ok(client) = redis::Client::open(url) else {
-        return;
+        return 0;
     };
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return;
+        return 0;
     };
+    let mut deleted = 0;
     let mut cursor: u64 = 0;
     loop {
         let scanned: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
@@ -421,13 +460,16 @@ async fn drop_redis_namespace(url: &str, ns: &str) {
             .arg(1000)
             .query_async(&mut conn)
             .await;
-        let Ok((next, keys)) = scanned else { return };
+        let Ok((next, keys)) = scanned else {
+            return deleted;
+        };
         if !keys.is_empty() {
-            let _: redis::RedisResult<u64> =
+            let removed: redis::RedisResult<usize> =
                 redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+            deleted += removed.unwrap_or(0);
         }
         if next == 0 {
-            return;
+            return deleted;
         }
         cursor = next;
     }
