@@ -183,6 +183,10 @@ async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, WorkerError> 
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         // The queue is rebuilt by the sweeper if lost; NORMAL+WAL survives process crashes.
         .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+        // Statement journals in memory: no temp file opened per bulk push.
+        .pragma("temp_store", "memory")
+        // Read pages through the OS cache instead of copying them per connection.
+        .pragma("mmap_size", "268435456")
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
