@@ -2,20 +2,10 @@
 //! (TEST_DATABASE_URL, a fresh database per test): one holder at a time under contention,
 //! release, the cool-down, and takeover of an expired lease.
 
+mod pg_support;
+
 use pi_payments_core::ledger::Ledger;
-use sqlx::{Connection, Executor};
 use std::time::Duration;
-
-fn pg_base() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-fn with_database(base: &str, db: &str) -> String {
-    let mut url = url::Url::parse(base).unwrap();
-    url.set_path(&format!("/{db}"));
-    url.to_string()
-}
 
 async fn sqlite() -> (Ledger, tempfile_dir::Dir) {
     let dir = tempfile_dir::Dir::new();
@@ -42,33 +32,6 @@ mod tempfile_dir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.path);
         }
-    }
-}
-
-async fn postgres() -> (Ledger, String) {
-    let r: u64 = rand::random();
-    let db = format!("pilease_{}_{r:x}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&with_database(&pg_base(), "postgres"))
-        .await
-        .expect("TEST_DATABASE_URL must reach a running Postgres");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .await
-        .unwrap();
-    let ledger = Ledger::connect(&with_database(&pg_base(), &db))
-        .await
-        .unwrap();
-    (ledger, db)
-}
-
-async fn drop_pg(ledger: Ledger, db: String) {
-    ledger.close().await;
-    if let Ok(mut conn) = sqlx::PgConnection::connect(&with_database(&pg_base(), "postgres")).await
-    {
-        let _ = conn
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-            )))
-            .await;
     }
 }
 
@@ -133,7 +96,7 @@ async fn lease_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_on_postgres() {
-    let (ledger, db) = postgres().await;
+    let (ledger, cleanup) = pg_support::fresh_ledger().await;
     lease_scenario(&ledger).await;
-    drop_pg(ledger, db).await;
+    cleanup.done(ledger).await;
 }
