@@ -243,7 +243,7 @@ async fn status(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> {
             );
             ledger.batch_state_counts(id).await?
         }
-        None => count_all(&ledger).await?,
+        None => ledger.payout_state_counts().await?,
     };
     let mut total = 0;
     for state in ALL_PAYOUT_STATES {
@@ -301,29 +301,4 @@ async fn first_in_state(
     let more = rows.len() > MAX_LISTED;
     rows.truncate(MAX_LISTED);
     Ok((rows, more))
-}
-
-/// Payouts per state across every batch, paging through the ledger by state (the ledger has
-/// per-batch counts only).
-async fn count_all(ledger: &Ledger) -> anyhow::Result<Vec<(PayoutState, i64)>> {
-    const PAGE: i64 = 10_000;
-    let mut counts = Vec::new();
-    for state in ALL_PAYOUT_STATES {
-        let filter = PayoutFilter {
-            batch: None,
-            state: Some(state),
-        };
-        let mut n = 0i64;
-        let mut after = None;
-        loop {
-            let page = ledger.payouts(&filter, PAGE, after.as_ref()).await?;
-            n += i64::try_from(page.len()).unwrap_or(i64::MAX);
-            if i64::try_from(page.len()).unwrap_or(i64::MAX) < PAGE {
-                break;
-            }
-            after = page.last().map(|r| r.id.clone());
-        }
-        counts.push((state, n));
-    }
-    Ok(counts)
 }

@@ -991,13 +991,26 @@ impl Ledger {
         .bind(id.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let s: String = r.try_get(0)?;
-                Ok((parse_payout_state(&s)?, r.try_get::<i64, _>(1)?))
-            })
-            .collect()
+        state_counts(&rows)
     }
+
+    /// Payouts per state across every batch (for `pi-payments payouts status`).
+    pub async fn payout_state_counts(&self) -> Result<Vec<(PayoutState, i64)>, LedgerError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM payouts GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        state_counts(&rows)
+    }
+}
+
+/// `(state, count)` rows of a `GROUP BY state` query.
+fn state_counts(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(PayoutState, i64)>, LedgerError> {
+    rows.iter()
+        .map(|r| {
+            let s: String = r.try_get(0)?;
+            Ok((parse_payout_state(&s)?, r.try_get::<i64, _>(1)?))
+        })
+        .collect()
 }
 
 async fn batch_exists(conn: &mut AnyConnection, id: &BatchId) -> Result<bool, LedgerError> {
