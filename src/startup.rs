@@ -156,6 +156,7 @@ impl RunningApp {
     pub async fn start(config: Config, role: Role) -> anyhow::Result<RunningApp> {
         pi_payments_core::pi_client::install_crypto_provider();
         let ledger = Ledger::connect(&config.database_url).await?;
+        ledger.spawn_checkpointer();
         let (redis_url, sqlite_path) = match &config.queue {
             QueueTarget::Redis(url) => (Some(url.clone()), std::path::PathBuf::new()),
             QueueTarget::Sqlite(path) => (None, path.clone()),

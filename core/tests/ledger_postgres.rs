@@ -24,4 +24,5 @@ ledger_scenarios!(
     batch_recording,
     amounts_are_exact,
     concurrent_batches_enqueue_once,
+    batched_first_approvals_match_single_recording,
 );

@@ -41,7 +41,55 @@ ledger_scenarios!(
     batch_recording,
     amounts_are_exact,
     concurrent_batches_enqueue_once,
+    batched_first_approvals_match_single_recording,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_leaves_nothing_and_the_next_one_works() {
+    use ledger_common::pid;
+    use pi_payments_core::ledger::Callback;
+    let (ledger, cleanup) = setup().await.unwrap();
+    // Make one payment's history line fail to insert, half-way through the batch statement.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON payment_events WHEN NEW.payment_id = '{}' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        pid(7)
+    )))
+    .execute(ledger.pool())
+    .await
+    .unwrap();
+    let approve = |n: u32| Callback::Approve {
+        payment_id: pid(n),
+        access_token: None,
+    };
+    let results = ledger
+        .record_callbacks((0..10).map(approve).collect())
+        .await;
+    // Recorded again one by one: the refused payment fails alone, the others are stored once.
+    for (n, result) in results.iter().enumerate() {
+        if n == 7 {
+            assert!(result.is_err(), "payment 7 must fail");
+            assert!(ledger.payment(&pid(7)).await.unwrap().is_none());
+        } else {
+            let recorded = result.as_ref().unwrap();
+            assert!(recorded.created && recorded.job.is_some(), "payment {n}");
+            assert_eq!(
+                ledger.payment_events(&pid(n as u32)).await.unwrap().len(),
+                1
+            );
+        }
+    }
+    // No transaction was left open: the next batch (and a plain write) go through.
+    let next = ledger
+        .record_callbacks((20..30).map(approve).collect())
+        .await;
+    assert!(next.iter().all(|r| r.as_ref().is_ok_and(|r| r.created)));
+    ledger
+        .record_approve_callback(&pid(40), None)
+        .await
+        .unwrap();
+    cleanup.done(ledger).await;
+}
 
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode() {

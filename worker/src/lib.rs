@@ -22,6 +22,7 @@ mod payout;
 mod queue;
 mod runner;
 mod schedule;
+mod sqlite_push;
 mod u2a;
 mod wake;
 mod webhook;

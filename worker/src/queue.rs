@@ -3,7 +3,7 @@
 //!
 //! Enqueueing goes through a small batcher per job type: callers hand their jobs to a channel,
 //! and one task pushes everything that has accumulated in one bulk push (one Lua script on Redis,
-//! one transaction on SQLite). Under load this turns thousands of single pushes per second into
+//! one statement on SQLite, see [`crate::sqlite_push`]). Under load this turns thousands of single pushes per second into
 //! a few bulk ones, which is what lets the API answer ~10k callbacks/s; when idle it adds no
 //! delay, since the first job is pushed at once. A push is acknowledged only after the backend
 //! accepted it, so a 202 from the API means the job is stored.
@@ -190,6 +190,8 @@ async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, WorkerError> 
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        // A local file cannot drop: no ping (one more thread hop) before each use.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     SqliteStorage::setup(&pool).await?;
@@ -221,11 +223,12 @@ where
             })
         }
         Backend::Sqlite(pool) => {
-            let storage = SqliteStorage::<J>::new(pool)
-                .with_config(apalis_sqlite::Config::default().queue(&name));
+            let pusher = Arc::new(crate::sqlite_push::SqlitePusher::new(pool));
+            let name = Arc::new(name);
             Arc::new(move |jobs: Vec<J>| {
-                let mut storage = storage.clone();
-                Box::pin(async move { storage.push_bulk(jobs).await.map_err(|e| e.to_string()) })
+                let pusher = pusher.clone();
+                let name = name.clone();
+                Box::pin(async move { pusher.push_jobs(&name, &jobs).await })
             })
         }
     };

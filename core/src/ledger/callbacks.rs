@@ -10,15 +10,16 @@
 //! complete callback changes state (to `completing`, carrying the txid); everything else is
 //! decided by jobs that re-read Pi.
 
+use super::payments::Direction;
 use super::payments::{
     HistoryLine, PaymentPatch, PaymentRow, ensure_txid_free, insert_event, lock_payment,
     move_payment, payment_cols, payment_from_row,
 };
-use super::{Ledger, LedgerError, now_ms};
+use super::{DbKind, Ledger, LedgerError, now_ms};
 use crate::ids::{PaymentId, Txid};
 use crate::jobs::Job;
 use crate::state::{self, PaymentState, Transition};
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, Executor, Row};
 use std::fmt;
 
 /// How long an incomplete callback waits before it may enqueue another job for the same payment.
@@ -398,7 +399,8 @@ async fn record_in(
     Ok(recorded)
 }
 
-/// Most callbacks are bursts of first approvals for payments the ledger has never seen.
+/// Postgres: most callbacks are bursts of first approvals for payments the ledger has never
+/// seen (SQLite has its own path, [`record_batch_sqlite`]).
 /// Those are written with three multi-row statements for the whole batch instead of three
 /// statements each (the per-statement cost dominates on SQLite). Everything else — repeats,
 /// other steps, payments that exist — is left for [`record_in`], one by one. Fills `results`
@@ -412,13 +414,7 @@ async fn record_new_approvals(
 ) -> Result<(), LedgerError> {
     // First approve of each payment in this batch, in id order (the same lock order as the
     // slow path); later repeats of the same payment go through the slow path after it.
-    let mut seen = std::collections::HashSet::new();
-    let candidates: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|&i| seen.insert(callbacks[i].payment_id()))
-        .filter(|&i| matches!(callbacks[i], Callback::Approve { .. }))
-        .collect();
+    let candidates = first_approvals(callbacks, order);
     // Below a handful the multi-row statements buy nothing.
     if candidates.len() < 4 {
         return Ok(());
@@ -515,6 +511,210 @@ async fn record_new_approvals(
 
 /// Payments per multi-row statement (2 parameters each, well under both databases' limits).
 const FAST_PATH_CHUNK: usize = 256;
+
+/// The first approve callback of each payment in `order` (payment-id order), skipping
+/// payments seen earlier in the batch: their repeats must be recorded after them, one by one.
+fn first_approvals(callbacks: &[Callback], order: &[usize]) -> Vec<usize> {
+    let mut seen = std::collections::HashSet::new();
+    order
+        .iter()
+        .copied()
+        .filter(|&i| seen.insert(callbacks[i].payment_id()))
+        .filter(|&i| matches!(callbacks[i], Callback::Approve { .. }))
+        .collect()
+}
+
+/// SQLite: every first approve callback of a batch, for payments the ledger has never seen,
+/// recorded in ONE statement list (one trip to SQLite's connection thread), committed, and the
+/// ids it created returned. `$1`: now; `$2`: a JSON array of `[payment id, access token or
+/// null]` with distinct ids. It writes the same rows [`record_in`] writes for such a callback.
+/// The same text for every batch size, so SQLite prepares it once per connection. The temp
+/// table lives in memory (`temp_store`) and is emptied before the commit.
+const SQLITE_RECORD_NEW_APPROVALS: &str = "BEGIN IMMEDIATE; \
+     CREATE TEMP TABLE IF NOT EXISTS batch_new (id TEXT PRIMARY KEY NOT NULL, token TEXT); \
+     INSERT INTO temp.batch_new (id, token) \
+       SELECT j.value ->> 0, j.value ->> 1 FROM json_each($2) AS j \
+       WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = j.value ->> 0); \
+     INSERT INTO payments (id, direction, state, txid, access_token, attempts, created_at, updated_at) \
+       SELECT id, 'user_to_app', 'received', NULL, token, 0, $1, $1 FROM temp.batch_new; \
+     INSERT INTO payment_callbacks (payment_id, step, first_at, last_at, count, armed_count, armed_at) \
+       SELECT id, 'approve', $1, $1, 1, 1, $1 FROM temp.batch_new WHERE true \
+       ON CONFLICT (payment_id, step) DO UPDATE SET last_at = excluded.last_at, \
+         count = payment_callbacks.count + 1; \
+     INSERT INTO payment_events (payment_id, from_state, to_state, cause, detail, attempt, at) \
+       SELECT id, NULL, 'received', 'approve_callback', NULL, 0, $1 FROM temp.batch_new; \
+     SELECT id FROM temp.batch_new; \
+     DELETE FROM temp.batch_new; \
+     COMMIT";
+
+/// The row a first approve callback creates, as [`SQLITE_RECORD_NEW_APPROVALS`] writes it.
+fn new_approved_row(id: &PaymentId, now: i64) -> PaymentRow {
+    PaymentRow {
+        id: id.clone(),
+        direction: Direction::UserToApp,
+        uid: None,
+        amount: None,
+        memo: None,
+        metadata: None,
+        order_id: None,
+        state: PaymentState::Received,
+        txid: None,
+        reason: None,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+        next_check_at: None,
+    }
+}
+
+/// What [`record_batch_sqlite`] did.
+struct SqliteBatch {
+    /// One result per callback, in input order.
+    results: Vec<Result<Recorded, LedgerError>>,
+    /// False when a failed transaction could not even be rolled back: the connection must be
+    /// dropped rather than written on again.
+    conn_ok: bool,
+}
+
+/// Record a batch on SQLite in as few trips to SQLite's connection thread as possible: under
+/// load the trips (each a thread hand-off that must wait for a core), not SQLite's work, bound
+/// the callback rate. First approvals of new payments, the common case, take one trip and one
+/// transaction ([`SQLITE_RECORD_NEW_APPROVALS`]). Everything else (repeats, other steps,
+/// payments that exist) is then recorded by [`record_in`] in a second transaction, after the
+/// first committed, so a repeat sees the payment its first approve created.
+///
+/// Transactions are driven with plain `BEGIN IMMEDIATE` / `COMMIT` statements so that they can
+/// share a trip with other statements, and rolled back here on failure. `Err` only when nothing
+/// was committed (the caller records the callbacks again one by one).
+async fn record_batch_sqlite(
+    conn: &mut AnyConnection,
+    callbacks: &[Callback],
+    order: &[usize],
+    now: i64,
+) -> Result<SqliteBatch, LedgerError> {
+    let mut results: Vec<Option<Result<Recorded, LedgerError>>> =
+        (0..callbacks.len()).map(|_| None).collect();
+    let candidates = first_approvals(callbacks, order);
+    if !candidates.is_empty() {
+        let rows: Vec<(&str, Option<&str>)> = candidates
+            .iter()
+            .filter_map(|&i| match &callbacks[i] {
+                Callback::Approve {
+                    payment_id,
+                    access_token,
+                } => Some((payment_id.as_str(), access_token.as_deref())),
+                _ => None,
+            })
+            .collect();
+        let rows = serde_json::to_string(&rows).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let created = sqlx::query(SQLITE_RECORD_NEW_APPROVALS)
+            .bind(now)
+            .bind(rows)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(LedgerError::from)
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| row.try_get::<String, _>(0).map_err(LedgerError::from))
+                    .collect::<Result<std::collections::HashSet<String>, _>>()
+            });
+        let created = match created {
+            Ok(created) => created,
+            Err(err) => {
+                // Nothing committed; the caller drops the connection if this fails too.
+                rollback(conn).await?;
+                return Err(err);
+            }
+        };
+        for &i in &candidates {
+            let id = callbacks[i].payment_id();
+            if created.contains(id.as_str()) {
+                results[i] = Some(Ok(Recorded {
+                    payment: new_approved_row(id, now),
+                    job: Some(Job::approve(id.clone())),
+                    created: true,
+                }));
+            }
+        }
+    }
+    let rest: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| results[i].is_none())
+        .collect();
+    let mut conn_ok = true;
+    if !rest.is_empty() {
+        match record_rest_sqlite(conn, callbacks, &rest, now).await {
+            Ok(recorded) => {
+                for (i, result) in rest.into_iter().zip(recorded) {
+                    results[i] = Some(result);
+                }
+            }
+            Err(_) => {
+                // One by one, each in its own transaction, as the Postgres path falls back.
+                conn_ok = rollback(conn).await.is_ok();
+                for i in rest {
+                    let result = if conn_ok {
+                        let one = record_rest_sqlite(conn, callbacks, &[i], now).await;
+                        match one {
+                            Ok(mut one) => one.pop().unwrap_or_else(|| {
+                                Err(LedgerError::Corrupt("callback left unrecorded".into()))
+                            }),
+                            Err(err) => {
+                                conn_ok = rollback(conn).await.is_ok();
+                                Err(err)
+                            }
+                        }
+                    } else {
+                        Err(LedgerError::Corrupt(
+                            "the ledger connection failed; the callback was not recorded".into(),
+                        ))
+                    };
+                    results[i] = Some(result);
+                }
+            }
+        }
+    }
+    Ok(SqliteBatch {
+        results: results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(LedgerError::Corrupt("batch slot left empty".into()))))
+            .collect(),
+        conn_ok,
+    })
+}
+
+/// Record `which` callbacks one after the other in one transaction on `conn` (SQLite). A
+/// refusal (e.g. a txid conflict) is that callback's result; a database failure is `Err` and
+/// leaves the transaction for the caller to roll back.
+async fn record_rest_sqlite(
+    conn: &mut AnyConnection,
+    callbacks: &[Callback],
+    which: &[usize],
+    now: i64,
+) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
+    conn.execute("BEGIN IMMEDIATE").await?;
+    let mut results = Vec::with_capacity(which.len());
+    for &i in which {
+        match record_in(conn, false, &callbacks[i], now).await {
+            Err(e @ LedgerError::Db(_)) => return Err(e),
+            other => results.push(other),
+        }
+    }
+    conn.execute("COMMIT").await?;
+    Ok(results)
+}
+
+/// Roll back whatever transaction `conn` has open (none is fine).
+async fn rollback(conn: &mut AnyConnection) -> Result<(), LedgerError> {
+    match conn.execute("ROLLBACK").await {
+        Ok(_) => Ok(()),
+        // "cannot rollback - no transaction is active": the failure came before BEGIN or
+        // SQLite already rolled back; the connection is clean.
+        Err(err) if err.to_string().contains("no transaction is active") => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
 
 impl Ledger {
     /// Record one callback in its own transaction.
@@ -621,6 +821,30 @@ impl Ledger {
         // order), so two concurrent batches on Postgres cannot deadlock on each other.
         let mut order: Vec<usize> = (0..callbacks.len()).collect();
         order.sort_by(|&a, &b| callbacks[a].payment_id().cmp(callbacks[b].payment_id()));
+        if self.kind() == DbKind::Sqlite {
+            return match &self.batch_conn {
+                Some(own) => {
+                    let mut guard = own.lock().await?;
+                    let Some(conn) = guard.as_mut() else {
+                        return Err(LedgerError::Corrupt("batch connection missing".into()));
+                    };
+                    let batch = record_batch_sqlite(conn, callbacks, &order, now_ms()).await;
+                    if !batch.as_ref().is_ok_and(|b| b.conn_ok) {
+                        // Never write on a connection that may be mid-transaction: reopen.
+                        *guard = None;
+                    }
+                    batch.map(|b| b.results)
+                }
+                None => {
+                    // In memory (tests): the one pooled connection IS the database, so it is
+                    // kept even after a failed rollback.
+                    let mut conn = self.writer.acquire().await?;
+                    record_batch_sqlite(&mut conn, callbacks, &order, now_ms())
+                        .await
+                        .map(|b| b.results)
+                }
+            };
+        }
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let mut results: Vec<Option<Result<Recorded, LedgerError>>> =

@@ -856,3 +856,64 @@ pub async fn concurrent_batches_enqueue_once(ledger: &Ledger) {
         .sum::<usize>();
     assert_eq!(jobs, ids.len());
 }
+
+pub async fn batched_first_approvals_match_single_recording(ledger: &Ledger) {
+    // A batch of new payments (the group-commit fast path), one of them twice, and a payment
+    // recorded the slow way for comparison.
+    let fresh: Vec<PaymentId> = (0..40u32).map(|n| pid(3000 + n)).collect();
+    let mut batch: Vec<Callback> = fresh
+        .iter()
+        .map(|id| Callback::Approve {
+            payment_id: id.clone(),
+            access_token: Some(format!("tok-{id}")),
+        })
+        .collect();
+    batch.push(Callback::Approve {
+        payment_id: fresh[3].clone(),
+        access_token: None,
+    });
+    let results = ledger.record_callbacks(batch).await;
+    let single = ledger
+        .record_approve_callback(&pid(3999), Some("tok-single"))
+        .await
+        .unwrap();
+    for (n, id) in fresh.iter().enumerate() {
+        let recorded = results[n].as_ref().unwrap();
+        assert!(recorded.created, "{id} is new");
+        assert_eq!(recorded.job, Some(Job::approve(id.clone())));
+        // What the batch answered is exactly what the ledger holds.
+        let stored = ledger.payment(id).await.unwrap().unwrap();
+        assert_eq!(recorded.payment, stored, "{id}");
+        assert_eq!(
+            ledger.access_token(id).await.unwrap().as_deref(),
+            Some(format!("tok-{id}").as_str())
+        );
+        // The same history line a single recording writes.
+        let history = ledger.payment_events(id).await.unwrap();
+        let single_history = ledger.payment_events(&pid(3999)).await.unwrap();
+        assert_eq!(history.len(), 1, "{id}");
+        assert_eq!(history[0].cause, single_history[0].cause);
+        assert_eq!(history[0].from_state, single_history[0].from_state);
+        assert_eq!(history[0].to_state, single_history[0].to_state);
+    }
+    assert_eq!(
+        single.payment.state,
+        results[0].as_ref().unwrap().payment.state
+    );
+    // The repeat inside the batch was counted, not enqueued.
+    let repeat = results[40].as_ref().unwrap();
+    assert!(!repeat.created && repeat.job.is_none());
+    // A second batch of the same callbacks (the SDK re-sends) enqueues nothing.
+    let again: Vec<Callback> = fresh
+        .iter()
+        .map(|id| Callback::Approve {
+            payment_id: id.clone(),
+            access_token: None,
+        })
+        .collect();
+    for result in ledger.record_callbacks(again).await {
+        let result = result.unwrap();
+        assert!(!result.created && result.job.is_none());
+        assert_eq!(result.payment.state, PaymentState::Received);
+    }
+}
