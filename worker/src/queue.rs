@@ -4,7 +4,7 @@
 //! Enqueueing goes through a small batcher per job type: callers hand their jobs to a channel,
 //! and one task pushes everything that has accumulated in one bulk push (one Lua script on Redis,
 //! one statement on SQLite, see [`crate::sqlite_push`]). Under load this turns thousands of single pushes per second into
-//! a few bulk ones, which is what lets the API answer ~10k callbacks/s; when idle it adds no
+//! a few bulk ones, which is what lets the API answer over 10k callbacks/s; when idle it adds no
 //! delay, since the first job is pushed at once. A push is acknowledged only after the backend
 //! accepted it, so a 202 from the API means the job is stored.
 
