@@ -25,4 +25,5 @@ ledger_scenarios!(
     amounts_are_exact,
     concurrent_batches_enqueue_once,
     batched_first_approvals_match_single_recording,
+    payments_are_numbered_and_their_rows_follow,
 );

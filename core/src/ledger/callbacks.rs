@@ -186,9 +186,9 @@ async fn count_arrival(
         _ => i64::MIN,
     };
     let row = sqlx::query(
-        "INSERT INTO payment_callbacks (payment_id, step, first_at, last_at, count, armed_count, armed_at) \
-         VALUES ($1, $2, $3, $3, 1, 1, $3) \
-         ON CONFLICT (payment_id, step) DO UPDATE SET \
+        "INSERT INTO payment_callbacks (payment_seq, step, first_at, last_at, count, armed_count, armed_at) \
+         VALUES ((SELECT seq FROM payments WHERE id = $1), $2, $3, $3, 1, 1, $3) \
+         ON CONFLICT (payment_seq, step) DO UPDATE SET \
            last_at = $3, \
            count = payment_callbacks.count + 1, \
            armed_count = CASE WHEN payment_callbacks.armed_at <= $4 \
@@ -463,24 +463,27 @@ async fn record_new_approvals(
         }
         // The same rows [`count_arrival`] and [`record_in`] would write for a new payment.
         let mut arrivals = String::from(
-            "INSERT INTO payment_callbacks (payment_id, step, first_at, last_at, count, armed_count, armed_at) VALUES ",
+            "INSERT INTO payment_callbacks (payment_seq, step, first_at, last_at, count, armed_count, armed_at) VALUES ",
         );
         let mut history = String::from(
-            "INSERT INTO payment_events (payment_id, from_state, to_state, cause, detail, attempt, at) VALUES ",
+            "INSERT INTO payment_events (payment_id, payment_seq, from_state, to_state, cause, detail, attempt, at) VALUES ",
         );
         for n in 0..inserted.len() {
             if n > 0 {
                 arrivals.push(',');
                 history.push(',');
             }
-            arrivals.push_str(&format!("(${}, 'approve', $1, $1, 1, 1, $1)", n + 2));
+            arrivals.push_str(&format!(
+                "((SELECT seq FROM payments WHERE id = ${}), 'approve', $1, $1, 1, 1, $1)",
+                n + 2
+            ));
             history.push_str(&format!(
-                "(${}, NULL, 'received', 'approve_callback', NULL, 0, $1)",
+                "(${0}, (SELECT seq FROM payments WHERE id = ${0}), NULL, 'received', 'approve_callback', NULL, 0, $1)",
                 n + 2
             ));
         }
         arrivals.push_str(
-            " ON CONFLICT (payment_id, step) DO UPDATE SET last_at = excluded.last_at, \
+            " ON CONFLICT (payment_seq, step) DO UPDATE SET last_at = excluded.last_at, \
              count = payment_callbacks.count + 1",
         );
         let ids: Vec<&PaymentId> = chunk
@@ -528,23 +531,28 @@ fn first_approvals(callbacks: &[Callback], order: &[usize]) -> Vec<usize> {
 /// recorded in ONE statement list (one trip to SQLite's connection thread), committed, and the
 /// ids it created returned. `$1`: now; `$2`: a JSON array of `[payment id, access token or
 /// null]` with distinct ids. It writes the same rows [`record_in`] writes for such a callback.
+/// The new payments take the numbers after the ledger's highest `seq` (safe: `BEGIN
+/// IMMEDIATE` holds the write lock), so all their rows land on the last page of each table.
 /// The same text for every batch size, so SQLite prepares it once per connection. The temp
 /// table lives in memory (`temp_store`) and is emptied before the commit.
 const SQLITE_RECORD_NEW_APPROVALS: &str = "BEGIN IMMEDIATE; \
-     CREATE TEMP TABLE IF NOT EXISTS batch_new (id TEXT PRIMARY KEY NOT NULL, token TEXT); \
-     INSERT INTO temp.batch_new (id, token) \
-       SELECT j.value ->> 0, j.value ->> 1 FROM json_each($2) AS j \
+     CREATE TEMP TABLE IF NOT EXISTS batch_new_seq (id TEXT PRIMARY KEY NOT NULL, token TEXT, \
+       seq INTEGER NOT NULL); \
+     INSERT INTO temp.batch_new_seq (id, token, seq) \
+       SELECT j.value ->> 0, j.value ->> 1, \
+         (SELECT IFNULL(MAX(seq), 0) FROM main.payments) + row_number() OVER () \
+       FROM json_each($2) AS j \
        WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = j.value ->> 0); \
-     INSERT INTO payments (id, direction, state, txid, access_token, attempts, created_at, updated_at) \
-       SELECT id, 'user_to_app', 'received', NULL, token, 0, $1, $1 FROM temp.batch_new; \
-     INSERT INTO payment_callbacks (payment_id, step, first_at, last_at, count, armed_count, armed_at) \
-       SELECT id, 'approve', $1, $1, 1, 1, $1 FROM temp.batch_new WHERE true \
-       ON CONFLICT (payment_id, step) DO UPDATE SET last_at = excluded.last_at, \
-         count = payment_callbacks.count + 1; \
-     INSERT INTO payment_events (payment_id, from_state, to_state, cause, detail, attempt, at) \
-       SELECT id, NULL, 'received', 'approve_callback', NULL, 0, $1 FROM temp.batch_new; \
-     SELECT id FROM temp.batch_new; \
-     DELETE FROM temp.batch_new; \
+     INSERT INTO payments (id, seq, direction, state, txid, access_token, attempts, created_at, updated_at) \
+       SELECT id, seq, 'user_to_app', 'received', NULL, token, 0, $1, $1 FROM temp.batch_new_seq \
+       ORDER BY seq; \
+     INSERT INTO payment_callbacks (payment_seq, step, first_at, last_at, count, armed_count, armed_at) \
+       SELECT seq, 'approve', $1, $1, 1, 1, $1 FROM temp.batch_new_seq ORDER BY seq; \
+     INSERT INTO payment_events (payment_id, payment_seq, from_state, to_state, cause, detail, attempt, at) \
+       SELECT id, seq, NULL, 'received', 'approve_callback', NULL, 0, $1 FROM temp.batch_new_seq \
+       ORDER BY seq; \
+     SELECT id FROM temp.batch_new_seq; \
+     DELETE FROM temp.batch_new_seq; \
      COMMIT";
 
 /// The row a first approve callback creates, as [`SQLITE_RECORD_NEW_APPROVALS`] writes it.

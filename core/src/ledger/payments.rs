@@ -229,8 +229,8 @@ pub(crate) async fn insert_event(
     line: &HistoryLine<'_>,
 ) -> Result<(), LedgerError> {
     sqlx::query(
-        "INSERT INTO payment_events (payment_id, from_state, to_state, cause, detail, attempt, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO payment_events (payment_id, payment_seq, from_state, to_state, cause, detail, attempt, at) \
+         VALUES ($1, (SELECT seq FROM payments WHERE id = $1), $2, $3, $4, $5, $6, $7)",
     )
     .bind(line.payment_id.as_str())
     .bind(line.from.map(PaymentState::as_str))
@@ -423,7 +423,8 @@ impl Ledger {
     ) -> Result<Vec<PaymentEventRow>, LedgerError> {
         let rows = sqlx::query(
             "SELECT id, payment_id, from_state, to_state, cause, detail, attempt, at \
-             FROM payment_events WHERE payment_id = $1 ORDER BY id",
+             FROM payment_events WHERE payment_seq = (SELECT seq FROM payments WHERE id = $1) \
+             ORDER BY id",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)

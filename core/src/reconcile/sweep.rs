@@ -31,7 +31,7 @@ async fn stuck_payments(r: &Reconciler, now: i64) -> Result<Vec<PaymentRow>, Led
         "AND state IN ('received', 'approved', 'completing') ",
         "AND updated_at <= $1 AND (next_check_at IS NULL OR next_check_at <= $2) ",
         "AND (state <> 'approved' OR updated_at <= $3 OR EXISTS (",
-        "  SELECT 1 FROM payment_callbacks c WHERE c.payment_id = payments.id ",
+        "  SELECT 1 FROM payment_callbacks c WHERE c.payment_seq = payments.seq ",
         "  AND c.step IN ('cancel', 'error'))) ",
         "ORDER BY updated_at LIMIT $4"
     ))

@@ -141,11 +141,14 @@ pub async fn incomplete_rearms_after_a_while(ledger: &Ledger) {
         None
     );
     // Pretend the last arming was two minutes ago (the next login).
-    sqlx::query("UPDATE payment_callbacks SET armed_at = armed_at - 120000 WHERE payment_id = $1")
-        .bind(id.as_str())
-        .execute(ledger.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE payment_callbacks SET armed_at = armed_at - 120000 \
+         WHERE payment_seq = (SELECT seq FROM payments WHERE id = $1)",
+    )
+    .bind(id.as_str())
+    .execute(ledger.pool())
+    .await
+    .unwrap();
     assert_eq!(
         ledger
             .record_incomplete_callback(&id, None)
@@ -916,4 +919,103 @@ pub async fn batched_first_approvals_match_single_recording(ledger: &Ledger) {
         assert!(!result.created && result.job.is_none());
         assert_eq!(result.payment.state, PaymentState::Received);
     }
+}
+
+/// Every payment gets its own growing number, however it was created (batched first
+/// approvals, one callback alone, a row inserted by hand), and its history and callback
+/// counters are filed under that number.
+pub async fn payments_are_numbered_and_their_rows_follow(ledger: &Ledger) {
+    let pool = ledger.pool();
+    let batch: Vec<Callback> = (5000..5010)
+        .map(|n| Callback::Approve {
+            payment_id: pid(n),
+            access_token: Some(format!("token-{n}")),
+        })
+        .collect();
+    for result in ledger.record_callbacks(batch).await {
+        assert!(result.unwrap().created);
+    }
+    ledger
+        .record_approve_callback(&pid(5010), None)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO payments (id, direction, state, attempts, created_at, updated_at) \
+         VALUES ($1, 'user_to_app', 'received', 0, 0, 0)",
+    )
+    .bind(pid(5011).as_str())
+    .execute(pool)
+    .await
+    .unwrap();
+    // The hand-made payment's first callback files its rows under its number too.
+    let repeat = ledger
+        .record_approve_callback(&pid(5011), None)
+        .await
+        .unwrap();
+    assert!(!repeat.created);
+
+    let seq_of = |n: u32| {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT seq FROM payments WHERE id = $1")
+            .bind(pid(n).to_string())
+            .fetch_one(pool)
+    };
+    let mut batch_seqs = Vec::new();
+    for n in 5000..5010 {
+        batch_seqs.push(
+            seq_of(n)
+                .await
+                .unwrap()
+                .expect("a batched payment has a number"),
+        );
+    }
+    let single = seq_of(5010)
+        .await
+        .unwrap()
+        .expect("a single payment has a number");
+    let by_hand = seq_of(5011)
+        .await
+        .unwrap()
+        .expect("a hand-made payment has a number");
+    let mut distinct = batch_seqs.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), batch_seqs.len(), "numbers are unique");
+    assert!(
+        batch_seqs.iter().all(|&s| s < single),
+        "later payments get higher numbers"
+    );
+    assert!(single < by_hand);
+
+    let misfiled_events: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payment_events e JOIN payments p ON p.id = e.payment_id \
+         WHERE e.payment_seq IS NULL OR e.payment_seq <> p.seq",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(misfiled_events, 0);
+    let counters: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payment_callbacks c JOIN payments p ON p.seq = c.payment_seq \
+         WHERE p.id >= $1 AND p.id <= $2",
+    )
+    .bind(pid(5000).as_str())
+    .bind(pid(5011).as_str())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(counters, 12, "one approve counter per payment");
+    for n in 5000..5011 {
+        let history = ledger.payment_events(&pid(n)).await.unwrap();
+        assert_eq!(history.len(), 1, "payment {n}");
+        assert_eq!(history[0].payment_id, pid(n));
+    }
+    // Repeats are recognised through the numbered counters.
+    assert_eq!(
+        ledger
+            .record_approve_callback(&pid(5003), None)
+            .await
+            .unwrap()
+            .job,
+        None
+    );
 }
