@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod retry;
 pub mod state;
 pub mod stellar;
+pub mod wal_checkpoint;
 
 pub use amount::PiAmount;
 pub use ids::{OrderId, PaymentId, Txid, Uid};

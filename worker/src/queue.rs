@@ -187,7 +187,7 @@ async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, WorkerError> 
         .pragma("temp_store", "memory")
         // Read pages through the OS cache instead of copying them per connection.
         .pragma("mmap_size", "268435456")
-        // Checkpoints come from the side ([`spawn_checkpointer`]), not after a pusher's or a
+        // Checkpoints come from the side (`wal_checkpoint::spawn`), not after a pusher's or a
         // worker's commit; 32768 pages (128 MiB) is only the backstop.
         .pragma("wal_autocheckpoint", "32768")
         .busy_timeout(Duration::from_secs(10));
@@ -198,35 +198,10 @@ async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, WorkerError> 
         .connect_with(options)
         .await?;
     SqliteStorage::setup(&pool).await?;
-    spawn_checkpointer(pool.clone());
+    // Checkpoints from the side, so that neither a pusher nor a worker stalls after its commit.
+    pi_payments_core::wal_checkpoint::spawn(pool.clone(), "queue");
     Ok(pool)
 }
-
-/// Copy the queue's WAL into its database file every [`CHECKPOINT_EVERY`] from the side, so
-/// that neither a pusher nor a worker stalls checkpointing after its own commit (a PASSIVE
-/// checkpoint never blocks writers). Stops when the pool is closed.
-fn spawn_checkpointer(pool: SqlitePool) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while !pool.is_closed() {
-            tick.tick().await;
-            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_all(&pool)
-                .await
-            {
-                if pool.is_closed() {
-                    break;
-                }
-                tracing::warn!(error = %err, "queue WAL checkpoint failed; retrying on the next tick");
-            }
-        }
-    });
-}
-
-/// How often the embedded queue's WAL is checkpointed (as the ledger's: each checkpoint ends
-/// in fsyncs that stall other writes on the same filesystem, so not more often).
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The full queue name for a job type under a namespace.
 pub(crate) fn full_name(namespace: &str, queue: &str) -> String {

@@ -227,13 +227,6 @@ const SQLITE_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout =
 /// for ~30 ms every ~150 ms under load.
 const WAL_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 32768";
 
-/// How often the checkpointer copies the WAL into the database file. Each checkpoint ends in
-/// two fsyncs, and on ext4 an fsync can hold up the writer's next WAL writes for tens to
-/// hundreds of milliseconds: measured on the 2-core VM, checkpointing every 100 ms gave 8–13k
-/// callbacks/s with stalls up to 1.4 s, every second 15–17k/s. A crash loses nothing either
-/// way (the WAL is the durable copy); only the WAL file grows larger between checkpoints.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
 /// Options of a SQLite pool: the pragmas on every connection, and no ping before handing a
 /// connection out (a local file cannot drop; the ping would be one more thread hop per use).
 fn sqlite_pool_options(max_connections: u32) -> AnyPoolOptions {
@@ -355,31 +348,16 @@ impl Ledger {
         self.pool.close().await;
     }
 
-    /// On a SQLite file: copy the WAL into the database every [`CHECKPOINT_EVERY`] on a reader
-    /// connection, so the writer never stalls copying thousands of pages itself after a commit
-    /// (a PASSIVE checkpoint never blocks the writer). Stops when the ledger is closed. A no-op
-    /// on Postgres and in memory. Call once per process that writes (the service does).
+    /// On a SQLite file: copy the WAL into the database every second from a reader connection
+    /// ([`crate::wal_checkpoint`]), so the writer never stalls copying thousands of pages itself
+    /// after a commit (a PASSIVE checkpoint never blocks the writer). Stops when the ledger is
+    /// closed. A no-op on Postgres and in memory. Call once per process that writes (the
+    /// service does).
     pub fn spawn_checkpointer(&self) {
         if !self.sqlite_file {
             return;
         }
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while !pool.is_closed() {
-                tick.tick().await;
-                if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .fetch_all(&pool)
-                    .await
-                {
-                    if pool.is_closed() {
-                        break;
-                    }
-                    tracing::warn!(error = %err, "WAL checkpoint failed; retrying on the next tick");
-                }
-            }
-        });
+        crate::wal_checkpoint::spawn(self.pool.clone(), "ledger");
     }
 
     /// The pool, for tests and tools that need raw SQL.
