@@ -1,20 +1,22 @@
 //! `pi-payments bench callbacks`: how many approve callbacks per second this machine's API
-//! accepts (each one recorded in the SQLite ledger and enqueued on the embedded queue), and at
-//! what latency, next to the same server's `/healthz` in the same run. The ratio of the two
-//! shows what the callback path costs over a bare request.
+//! accepts (each one recorded in the ledger and enqueued: SQLite and the embedded queue by
+//! default, PostgreSQL with `--postgres`, Redis with `--redis`), and at what latency, next to
+//! the same server's `/healthz` in the same run. The ratio of the two shows what the callback
+//! path costs over a bare request.
 //!
 //! The load comes from `connections` keep-alive HTTP/1.1 connections, each sending its next
 //! request as soon as the previous answer arrives (closed loop), from this same process.
 
 use crate::cli::BenchCallbacksArgs;
 use crate::cli::ConfigArgs;
-use crate::config::Config;
+use crate::config::{Config, QueueTarget};
 use crate::startup::{Role, RunningApp};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use pi_payments_core::ledger::scratch::ScratchDatabase;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -68,47 +70,40 @@ impl Drop for ScratchDir {
     }
 }
 
-/// Run the benchmark and print its table. Starts its own service (SQLite ledger and embedded
-/// queue in a scratch directory, pi-sim in-process, workers only with `--workers`).
+/// Run the benchmark and print its table. Starts its own service (pi-sim in-process, workers
+/// only with `--workers`) on a scratch ledger and queue: SQLite files in a scratch directory by
+/// default, a scratch database on `--postgres`'s server, a scratch namespace on `--redis`. The
+/// scratch stores are removed afterwards, whatever the run's outcome.
 pub async fn run(args: BenchCallbacksArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
     anyhow::ensure!(args.seconds > 0, "--seconds must be at least 1");
     let scratch = ScratchDir::new()?;
-    let config_args = ConfigArgs {
-        database_url: Some(format!("sqlite://{}", scratch.0.join("bench.db").display())),
-        bind_addr: Some("127.0.0.1:0".to_string()),
-        ..ConfigArgs::default()
+    let pg = match &args.postgres {
+        Some(url) => Some(
+            ScratchDatabase::create(url, "pi_payments_bench")
+                .await
+                .context("creating the bench's scratch database on the --postgres server")?,
+        ),
+        None => None,
     };
-    let config = Config::from_args(&config_args)?;
-    let role = if args.workers { Role::Serve } else { Role::Api };
-    let app = RunningApp::start(config, role).await?;
-    let addr = app.addr.context("the bench's service has no API address")?;
-    println!(
-        "bench callbacks: {} connections, {} s per phase, workers {}; service on http://{addr}",
-        args.connections,
-        args.seconds,
-        if args.workers { "on" } else { "off" }
+    let namespace = format!(
+        "bench{}",
+        pi_payments_core::ids::random_alnum(8).to_ascii_lowercase()
     );
-    let duration = Duration::from_secs(args.seconds);
-    let run_id = pi_payments_core::ids::random_alnum(6);
-    let callbacks = phase(
-        addr,
-        "approve callbacks",
-        args.connections,
-        duration,
-        Target::Approve(run_id),
-    )
-    .await;
-    let healthz = phase(
-        addr,
-        "GET /healthz",
-        args.connections,
-        duration,
-        Target::Healthz,
-    )
-    .await;
-    app.stop().await?;
+    let measured = measure(&args, &scratch, pg.as_ref(), &namespace).await;
+    if let Some(pg) = pg {
+        let name = pg.name().to_string();
+        if let Err(err) = pg.drop_database().await {
+            eprintln!("could not drop the scratch database {name}: {err}");
+        }
+    }
+    if let Some(url) = &args.redis
+        && let Err(err) = pi_payments_worker::delete_redis_namespace(url, &namespace).await
+    {
+        eprintln!("could not delete the scratch Redis namespace {namespace}: {err}");
+    }
     drop(scratch);
+    let (callbacks, healthz) = measured?;
 
     println!();
     println!(
@@ -135,6 +130,68 @@ pub async fn run(args: BenchCallbacksArgs) -> anyhow::Result<()> {
         verdict(ratio >= 0.5)
     );
     Ok(())
+}
+
+/// Start the service on the scratch stores, run both phases, stop it.
+async fn measure(
+    args: &BenchCallbacksArgs,
+    scratch: &ScratchDir,
+    pg: Option<&ScratchDatabase>,
+    namespace: &str,
+) -> anyhow::Result<(PhaseReport, PhaseReport)> {
+    let database_url = match pg {
+        Some(db) => db.url().to_string(),
+        None => format!("sqlite://{}", scratch.0.join("bench.db").display()),
+    };
+    let config_args = ConfigArgs {
+        database_url: Some(database_url),
+        redis_url: args.redis.clone(),
+        bind_addr: Some("127.0.0.1:0".to_string()),
+        ..ConfigArgs::default()
+    };
+    let mut config = Config::from_args(&config_args)?;
+    config.queue_namespace = namespace.to_string();
+    if let QueueTarget::Sqlite(_) = config.queue {
+        config.queue = QueueTarget::Sqlite(scratch.0.join("queue.db"));
+    }
+    let role = if args.workers { Role::Serve } else { Role::Api };
+    let app = RunningApp::start(config, role).await?;
+    let addr = app.addr.context("the bench's service has no API address")?;
+    println!(
+        "bench callbacks: {} connections, {} s per phase, workers {}; ledger {}, queue {}; service on http://{addr}",
+        args.connections,
+        args.seconds,
+        if args.workers { "on" } else { "off" },
+        pg.map_or_else(
+            || "SQLite (scratch file)".to_string(),
+            |db| format!("PostgreSQL (scratch database {})", db.name())
+        ),
+        if args.redis.is_some() {
+            format!("Redis (scratch namespace {namespace})")
+        } else {
+            "embedded SQLite".to_string()
+        },
+    );
+    let duration = Duration::from_secs(args.seconds);
+    let run_id = pi_payments_core::ids::random_alnum(6);
+    let callbacks = phase(
+        addr,
+        "approve callbacks",
+        args.connections,
+        duration,
+        Target::Approve(run_id),
+    )
+    .await;
+    let healthz = phase(
+        addr,
+        "GET /healthz",
+        args.connections,
+        duration,
+        Target::Healthz,
+    )
+    .await;
+    app.stop().await?;
+    Ok((callbacks, healthz))
 }
 
 fn verdict(ok: bool) -> &'static str {

@@ -80,6 +80,15 @@ pub struct BenchCallbacksArgs {
     /// Also run the workers during the run (they drain the queue against pi-sim).
     #[arg(long)]
     pub workers: bool,
+    /// Put the ledger on this PostgreSQL server instead of a scratch SQLite file: the bench
+    /// creates a scratch database there (`pi_payments_bench_…`) and drops it afterwards. Any
+    /// database of the server the user may connect to and create databases from will do.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// Put the queue on this Redis instead of the embedded SQLite queue, under a scratch
+    /// namespace whose keys are deleted afterwards.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 /// Every configuration value, as text (see [`crate::config::Config`] for their meaning and

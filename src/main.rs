@@ -9,6 +9,12 @@ use pi_payments::{Config, bench, bench_payouts};
 use pi_sim::cli::SimArgs;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: requests allocate on one thread and free on another
+/// (hyper's buffers, ledger rows, jobs), which glibc's arenas handle with locks and
+/// consolidation passes.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // clap prints its own errors and exits with code 2.

@@ -23,7 +23,7 @@ pub mod state;
 pub use callbacks::{BatchConfig, CallbackBatcher, CallbackKind};
 pub use error::ApiError;
 pub use operator::operator_routes;
-pub use state::{ApiState, PioneerServices};
+pub use state::{ApiShared, ApiState, PioneerServices};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -37,9 +37,23 @@ impl FromRef<PioneerServices> for AdRewards {
     }
 }
 
-/// Shared state of the API; cheap to clone (everything is behind `Arc`s or pools).
+/// Shared state of the API. Every request clones it (axum's `State`), so it is one `Arc`
+/// around [`ApiShared`]: one reference count to bump instead of one per field (the per-field
+/// clones and drops were ~3 % of a callback's CPU). Fields read through `Deref`.
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiShared>);
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiShared;
+
+    fn deref(&self) -> &ApiShared {
+        &self.0
+    }
+}
+
+/// What [`ApiState`] shares: everything is behind `Arc`s or pools.
+#[derive(Clone)]
+pub struct ApiShared {
     /// The ledger (a connection pool).
     pub ledger: Ledger,
     /// Where jobs go (Redis, the embedded queue, or a recording queue in tests).
@@ -94,7 +108,7 @@ impl ApiState {
         batch: BatchConfig,
     ) -> ApiState {
         let callbacks = CallbackBatcher::spawn(ledger.clone(), queue.clone(), batch);
-        ApiState {
+        ApiState(Arc::new(ApiShared {
             ledger,
             queue,
             products: Arc::new(products),
@@ -103,12 +117,18 @@ impl ApiState {
             admin: AdminAuth::new(None),
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
-        }
+        }))
+    }
+
+    /// The fields, for the builders below (they run before the state is shared, so this
+    /// normally copies nothing).
+    fn shared_mut(&mut self) -> &mut ApiShared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Serve the drift report at `GET /admin/drift` (behind `ADMIN_TOKEN`).
     pub fn with_drift(mut self, checker: pi_payments_core::reconcile::DriftChecker) -> ApiState {
-        self.drift = Some(checker);
+        self.shared_mut().drift = Some(checker);
         self
     }
 
@@ -119,18 +139,20 @@ impl ApiState {
     pub fn with_auth(mut self, pi: PiClient, config: AuthConfig) -> Result<ApiState, ConfigError> {
         let browser = BrowserPolicy::new(&config)?;
         let pioneers = PioneerAuth::new(self.ledger.clone(), pi.clone(), config.session_ttl);
-        self.admin = AdminAuth::from_config(&config);
-        self.browser = Some(browser);
-        self.pioneers = Some(PioneerServices {
+        let ads = AdRewards::new(self.ledger.clone(), pi);
+        let shared = self.shared_mut();
+        shared.admin = AdminAuth::from_config(&config);
+        shared.browser = Some(browser);
+        shared.pioneers = Some(PioneerServices {
             auth: AuthState::new(pioneers, config),
-            ads: AdRewards::new(self.ledger.clone(), pi),
+            ads,
         });
         Ok(self)
     }
 
     /// Replace the operator check alone (for an API without Pi, e.g. tests of admin routes).
     pub fn with_admin(mut self, admin: AdminAuth) -> ApiState {
-        self.admin = admin;
+        self.shared_mut().admin = admin;
         self
     }
 }

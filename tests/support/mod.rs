@@ -15,6 +15,7 @@
 use pi_payments::cli::ConfigArgs;
 use pi_payments::config::QueueTarget;
 use pi_payments::{Config, Role, RunningApp};
+use pi_payments_core::ledger::scratch::ScratchDatabase;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -67,11 +68,6 @@ impl RemotePi {
 }
 
 /// A Postgres database made for one test, dropped by [`Harness::stop`].
-struct PgDatabase {
-    server_url: String,
-    name: String,
-}
-
 /// A running service and its simulated Pi.
 pub struct Harness {
     pub app: RunningApp,
@@ -83,7 +79,7 @@ pub struct Harness {
     pub stack: Stack,
     /// What the service was started with (a restart reuses it: same ledger, same queue).
     config: Config,
-    pg: Option<PgDatabase>,
+    pg: Option<ScratchDatabase>,
     _dir: tempfile::TempDir,
 }
 
@@ -103,7 +99,12 @@ impl Harness {
                     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
                 let redis = std::env::var("TEST_REDIS_URL")
                     .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-                let Some((url, name)) = fresh_postgres_database(&server_url).await else {
+                let created = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    ScratchDatabase::create(&server_url, "pi_payments_e2e"),
+                )
+                .await;
+                let Ok(Ok(pg)) = created else {
                     // CI (and scripts/test) always has Postgres: a skip there would hide a gap.
                     assert!(
                         std::env::var_os("CI").is_none(),
@@ -112,7 +113,7 @@ impl Harness {
                     eprintln!("skipping: Postgres at TEST_DATABASE_URL is not reachable");
                     return None;
                 };
-                (url, Some(redis), Some(PgDatabase { server_url, name }))
+                (pg.url().to_string(), Some(redis), Some(pg))
             }
         };
         let args = ConfigArgs {
@@ -156,7 +157,8 @@ impl Harness {
     pub async fn stop(self) {
         self.app.stop().await.unwrap();
         if let Some(pg) = self.pg {
-            drop_postgres_database(&pg.server_url, &pg.name).await;
+            // Best effort: the test passed, its database is no longer needed.
+            let _ = pg.drop_database().await;
         }
     }
 
@@ -445,37 +447,4 @@ pub fn entered(history: &Value, state: &str) -> usize {
         .iter()
         .filter(|e| e["to_state"] == state && e["from_state"] != state)
         .count()
-}
-
-/// Create a uniquely named database on the server of `url` (its URL and name); `None` if
-/// unreachable.
-async fn fresh_postgres_database(url: &str) -> Option<(String, String)> {
-    use sqlx::Connection;
-    let mut conn = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url))
-        .await
-        .ok()?
-        .ok()?;
-    let name = format!(
-        "pi_payments_e2e_{}",
-        pi_payments_core::ids::random_alnum(10).to_lowercase()
-    );
-    // The name is ours: a fixed prefix and random alphanumerics.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .ok()?;
-    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
-    Some((format!("{base}/{name}"), name))
-}
-
-/// Best effort: the test passed, its database is no longer needed.
-async fn drop_postgres_database(url: &str, name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::PgConnection::connect(url).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
-    }
 }

@@ -28,7 +28,7 @@ mod wake;
 mod webhook;
 
 pub use error::WorkerError;
-pub use queue::{DEFAULT_NAMESPACE, Queue, QueueConfig, connect_queue};
+pub use queue::{DEFAULT_NAMESPACE, Queue, QueueConfig, connect_queue, delete_redis_namespace};
 pub use runner::{
     DEFAULT_CONCURRENCY, WorkerConfig, WorkerDeps, default_worker_id, run_workers,
     run_workers_with_schedule,

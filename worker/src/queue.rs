@@ -208,6 +208,46 @@ pub(crate) fn full_name(namespace: &str, queue: &str) -> String {
     format!("{namespace}:{queue}")
 }
 
+/// Delete every Redis key of `namespace`'s queues (jobs, their data and metadata, worker
+/// records) on the Redis at `url`, and return how many went. For scratch namespaces such as
+/// the bench's, which would otherwise leave their jobs behind; a deployment's namespace is
+/// never passed here.
+pub async fn delete_redis_namespace(url: &str, namespace: &str) -> Result<u64, WorkerError> {
+    if namespace.is_empty()
+        || namespace.contains(|c: char| c.is_whitespace() || "*?[]\\".contains(c))
+    {
+        return Err(WorkerError::Config(format!(
+            "queue namespace {namespace:?} must be non-empty, without spaces or glob characters"
+        )));
+    }
+    let mut conn = apalis_redis::connect(url).await?;
+    // Every queue name is `{namespace}:…` (full_name) and apalis-redis keys start with it.
+    let pattern = format!("{namespace}:*");
+    let mut cursor: u64 = 0;
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            let gone: u64 = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await?;
+            deleted += gone;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
 /// Build a lane for one job type and spawn its batcher.
 fn lane<J>(backend: &Backend, namespace: &str, queue: &str, signal: WakeSignal) -> Lane<J>
 where

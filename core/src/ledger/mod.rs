@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod payments;
 pub mod payouts;
 pub mod pioneers;
+pub mod scratch;
 pub mod sessions;
 
 pub use ad_claims::{AdBinding, AdClaimRow, AdClaimStatus, AdObservation, AdUpdate};
