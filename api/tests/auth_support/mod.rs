@@ -14,13 +14,13 @@ use pi_payments_api::ads;
 use pi_payments_api::auth::{self, AuthConfig, AuthState, AuthenticatedPioneer, Secret};
 use pi_payments_api::browser::{self, BrowserPolicy};
 use pi_payments_core::ads::AdRewards;
+use pi_payments_core::ledger::scratch::ScratchDatabase;
 use pi_payments_core::ledger::{EventRow, Ledger};
 use pi_payments_core::pi_client::{PiClient, PiClientConfig, install_crypto_provider};
 use pi_payments_core::pioneer::PioneerAuth;
 use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::retry::RetryPolicy;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +61,7 @@ pub struct Harness {
     pub ledger: Ledger,
     pub state: TestState,
     pub http: reqwest::Client,
-    pg_db: Option<String>,
+    pg_db: Option<ScratchDatabase>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -76,12 +76,6 @@ pub fn default_config() -> AuthConfig {
 fn pg_base_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-fn with_database(base: &str, db: &str) -> String {
-    let mut url = url::Url::parse(base).unwrap();
-    url.set_path(&format!("/{db}"));
-    url.to_string()
 }
 
 impl Harness {
@@ -100,29 +94,21 @@ impl Harness {
     /// A fresh Postgres database (TEST_DATABASE_URL's server), dropped by [`Harness::finish`].
     pub async fn postgres() -> Harness {
         let base = pg_base_url();
-        let mut conn = sqlx::PgConnection::connect(&with_database(&base, "postgres"))
+        let db = ScratchDatabase::create(&base, "pp_auth")
             .await
             .unwrap_or_else(|e| {
                 panic!(
                     "Postgres at {base} is required for these tests (set TEST_DATABASE_URL): {e}"
                 )
             });
-        let db = format!(
-            "pp_auth_{}",
-            pi_payments_core::ids::random_alnum(12).to_lowercase()
-        );
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let ledger = Ledger::connect(&with_database(&base, &db)).await.unwrap();
+        let ledger = Ledger::connect(db.url()).await.unwrap();
         Harness::build(ledger, default_config(), Some(db), None).await
     }
 
     async fn build(
         ledger: Ledger,
         config: AuthConfig,
-        pg_db: Option<String>,
+        pg_db: Option<ScratchDatabase>,
         dir: Option<tempfile::TempDir>,
     ) -> Harness {
         install_crypto_provider();
@@ -178,12 +164,8 @@ impl Harness {
     pub async fn finish(self) {
         self.ledger.close().await;
         self.sim.shutdown().await;
-        if let Some(db) = self.pg_db
-            && let Ok(mut conn) =
-                sqlx::PgConnection::connect(&with_database(&pg_base_url(), "postgres")).await
-        {
-            let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
-            let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+        if let Some(db) = self.pg_db {
+            let _ = db.drop_database().await;
         }
     }
 

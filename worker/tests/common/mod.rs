@@ -5,6 +5,7 @@
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::{PaymentId, Txid};
 use pi_payments_core::jobs::Job;
+use pi_payments_core::ledger::scratch::ScratchDatabase;
 use pi_payments_core::ledger::{Ledger, PaymentRow};
 use pi_payments_core::payout::PayoutProcessor;
 use pi_payments_core::pi_client::{PiClient, PiClientConfig, install_crypto_provider};
@@ -14,7 +15,7 @@ use pi_payments_core::state::PaymentState;
 use pi_payments_core::stellar::{Network, Wallet};
 use pi_payments_worker::{
     JobRetry, Queue, QueueConfig, ScheduleConfig, WebhookConfig, WorkerConfig, WorkerDeps,
-    connect_queue, run_workers_with_schedule,
+    connect_queue, delete_redis_namespace, run_workers_with_schedule,
 };
 use serde_json::{Value, json};
 use std::num::NonZeroU32;
@@ -79,8 +80,8 @@ pub struct Harness {
     pub queue: Queue,
     pub http: reqwest::Client,
     pub dir: PathBuf,
-    /// The fresh Postgres database (admin URL, name) and the Redis namespace, to drop at the end.
-    pg_db: Option<(String, String)>,
+    /// The fresh Postgres database and the Redis namespace, to drop at the end.
+    pg_db: Option<ScratchDatabase>,
     redis_ns: Option<(String, String)>,
     stop: Option<oneshot::Sender<()>>,
     workers: Option<JoinHandle<Result<(), pi_payments_worker::WorkerError>>>,
@@ -100,22 +101,6 @@ pub fn redis_url() -> String {
 pub fn database_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh Postgres database next to TEST_DATABASE_URL's; returns its URL and name.
-async fn fresh_postgres() -> (String, String) {
-    use sqlx::Connection;
-    let base = database_url();
-    let name = unique("pipw_");
-    let mut conn = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("TEST_DATABASE_URL must reach a running Postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
-    (format!("{prefix}/{name}"), name)
 }
 
 impl Harness {
@@ -139,8 +124,10 @@ impl Harness {
                 None,
             ),
             Stack::Served => {
-                let (url, name) = fresh_postgres().await;
-                (url, Some(redis_url()), Some((database_url(), name)))
+                let pg = ScratchDatabase::create(&database_url(), "pipw")
+                    .await
+                    .expect("TEST_DATABASE_URL must reach a running Postgres");
+                (pg.url().to_string(), Some(redis_url()), Some(pg))
             }
         };
         let redis_ns = redis.clone().map(|url| (url, namespace.clone()));
@@ -234,7 +221,10 @@ impl Harness {
             .redis_ns
             .as_ref()
             .expect("flush_queue needs the served stack (Redis)");
-        drop_redis_namespace(url, ns).await
+        let deleted = delete_redis_namespace(url, ns)
+            .await
+            .expect("Redis answers");
+        usize::try_from(deleted).unwrap_or(usize::MAX)
     }
 
     /// Stop the workers gracefully, check they stopped without error, and clean up.
@@ -242,17 +232,11 @@ impl Harness {
         self.stop_workers().await;
         let _ = std::fs::remove_dir_all(&self.dir);
         self.ledger.close().await;
-        if let Some((admin, name)) = self.pg_db.take() {
-            use sqlx::Connection;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
-                    .execute(&mut conn)
-                    .await;
-            }
+        if let Some(pg) = self.pg_db.take() {
+            let _ = pg.drop_database().await;
         }
         if let Some((url, ns)) = self.redis_ns.take() {
-            drop_redis_namespace(&url, &ns).await;
+            let _ = delete_redis_namespace(&url, &ns).await;
         }
     }
 
@@ -438,40 +422,6 @@ impl Harness {
     /// have run by then (used before asserting that something did NOT happen).
     pub async fn settle(&self) {
         tokio::time::sleep(Duration::from_millis(800)).await;
-    }
-}
-
-/// Delete every key of a test's queue namespace; returns how many were deleted.
-async fn drop_redis_namespace(url: &str, ns: &str) -> usize {
-    let Ok(client) = redis::Client::open(url) else {
-        return 0;
-    };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return 0;
-    };
-    let mut deleted = 0;
-    let mut cursor: u64 = 0;
-    loop {
-        let scanned: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{ns}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await;
-        let Ok((next, keys)) = scanned else {
-            return deleted;
-        };
-        if !keys.is_empty() {
-            let removed: redis::RedisResult<usize> =
-                redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
-            deleted += removed.unwrap_or(0);
-        }
-        if next == 0 {
-            return deleted;
-        }
-        cursor = next;
     }
 }
 
