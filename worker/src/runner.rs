@@ -317,14 +317,16 @@ macro_rules! register_all {
             WorkerBuilder::new(name.clone())
                 .backend(backend)
                 .data(ctx.clone())
-                // Outermost first: at most `concurrency` jobs in flight, retries included; a
-                // panic becomes a failed job instead of killing the worker; retries back off.
+                // Outermost first: at most `concurrency` jobs in flight, retries included;
+                // retries back off; innermost, a panic becomes a failed attempt (retried like
+                // any error) instead of killing the worker. This is the order apalis checks
+                // for: the other way round it warned at every start, once per worker.
                 .concurrency(cfg.concurrency)
-                .catch_panic()
                 .retry(
                     RetryPolicy::retries(ctx.retry.max_attempts as usize)
                         .with_backoff(backoff(&ctx.retry)),
                 )
+                .catch_panic()
                 .build($handler)
         });
     }};
