@@ -2,17 +2,20 @@
 //!
 //! Without them, SQLite checkpoints inside whichever commit crosses `wal_autocheckpoint`, so a
 //! writer now and then stalls copying thousands of pages. A PASSIVE checkpoint from the side
-//! never blocks writers. Not too often, though: each one ends in fsyncs, and on ext4 an fsync
-//! holds up other writes to the same filesystem (see [`EVERY`]).
+//! never blocks writers. Often enough that the WAL never reaches the writers' own
+//! autocheckpoint under load (see [`EVERY`]); a tick with nothing new to copy costs one query.
 
 use sqlx::{Database, Executor, Pool};
 use std::time::Duration;
 
-/// How often a checkpoint runs. Measured on the 2-core VM (BENCHMARKS.md, 2026-12-03):
-/// checkpointing the ledger every 100 ms gave 8–13k callbacks/s with writer stalls up to 1.4 s,
-/// every second 15–17k/s. A crash loses nothing either way (the WAL is the durable copy); only
-/// the `-wal` file grows larger between checkpoints.
-pub const EVERY: Duration = Duration::from_secs(1);
+/// How often a checkpoint runs. Measured on the 2-core VM (BENCHMARKS.md, 2026-12-04, with
+/// both the ledger and the queue checkpointed from the side): every 100 ms, 22–23k callbacks/s
+/// at 32 connections with the worst answer at 17–51 ms; every second, 21–22k/s with every
+/// connection stalled for 40–170 ms about every 0.6 s, because at that write rate the WAL
+/// reached the writers' 128 MiB autocheckpoint between two ticks. (On 2026-12-03, 100 ms looked
+/// worse, but that run still had the queue checkpointing inside its writers' commits.) A crash
+/// loses nothing either way: the WAL is the durable copy.
+pub const EVERY: Duration = Duration::from_millis(100);
 
 /// Checkpoint the database behind `pool` every [`EVERY`] until the pool is closed. `what`
 /// names the database in the warning logged when a checkpoint fails (the next tick retries).

@@ -221,7 +221,7 @@ const SQLITE_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout =
      PRAGMA cache_size = -65536";
 
 /// After 32768 WAL pages (128 MiB) a committing writer checkpoints itself. The ledger's
-/// checkpointer ([`Ledger::spawn_checkpointer`]) copies pages every second on its own
+/// checkpointer ([`Ledger::spawn_checkpointer`]) copies pages every 100 ms on its own
 /// connection, so when the writer's turn comes little is left to copy; it mostly lets the WAL
 /// start over from its beginning (a passive checkpoint under constant writes never can).
 /// Measured: with SQLite's default (1000 pages, no checkpointer) the callback batcher stalled
@@ -349,7 +349,7 @@ impl Ledger {
         self.pool.close().await;
     }
 
-    /// On a SQLite file: copy the WAL into the database every second from a reader connection
+    /// On a SQLite file: copy the WAL into the database every 100 ms from a reader connection
     /// ([`crate::wal_checkpoint`]), so the writer never stalls copying thousands of pages itself
     /// after a commit (a PASSIVE checkpoint never blocks the writer). Stops when the ledger is
     /// closed. A no-op on Postgres and in memory. Call once per process that writes (the
