@@ -80,16 +80,7 @@ async fn a_failed_batch_keeps_what_committed_and_retries_the_rest_alone() {
     let results = ledger
         .record_callbacks((0..10).map(approve).collect())
         .await;
-    for (n, result) in results.iter().enumerate() {
-        if n == 7 {
-            assert!(result.is_err(), "payment 7 must fail");
-            assert!(ledger.payment(&pid(7)).await.unwrap().is_none());
-        } else {
-            let recorded = result.as_ref().unwrap();
-            assert!(recorded.created && recorded.job.is_some(), "payment {n}");
-            assert_eq!(history_len(n as u32).await, 1, "payment {n}");
-        }
-    }
+    ledger_common::assert_refused_alone_others_once(&ledger, &results, 7).await;
 
     // 2. New payments and a repeat of a known one whose arrival cannot be counted.
     let mut batch: Vec<Callback> = (20..25).map(approve).collect();

@@ -67,19 +67,7 @@ async fn a_failed_batch_leaves_nothing_and_the_next_one_works() {
         .record_callbacks((0..10).map(approve).collect())
         .await;
     // Recorded again one by one: the refused payment fails alone, the others are stored once.
-    for (n, result) in results.iter().enumerate() {
-        if n == 7 {
-            assert!(result.is_err(), "payment 7 must fail");
-            assert!(ledger.payment(&pid(7)).await.unwrap().is_none());
-        } else {
-            let recorded = result.as_ref().unwrap();
-            assert!(recorded.created && recorded.job.is_some(), "payment {n}");
-            assert_eq!(
-                ledger.payment_events(&pid(n as u32)).await.unwrap().len(),
-                1
-            );
-        }
-    }
+    ledger_common::assert_refused_alone_others_once(&ledger, &results, 7).await;
     // No transaction was left open: the next batch (and a plain write) go through.
     let next = ledger
         .record_callbacks((20..30).map(approve).collect())

@@ -623,9 +623,8 @@ async fn record_batch_sqlite(
     })
 }
 
-/// Record `which` callbacks one after the other in one transaction on `conn` (SQLite). A
-/// refusal (e.g. a txid conflict) is that callback's result; a database failure is `Err` and
-/// leaves the transaction for the caller to roll back.
+/// [`record_each`] in one `BEGIN IMMEDIATE` transaction on `conn` (SQLite); on `Err` the
+/// caller rolls back.
 async fn record_rest_sqlite(
     conn: &mut AnyConnection,
     callbacks: &[Callback],
@@ -633,14 +632,28 @@ async fn record_rest_sqlite(
     now: i64,
 ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
     conn.execute("BEGIN IMMEDIATE").await?;
+    let results = record_each(conn, false, callbacks, which, now).await?;
+    conn.execute("COMMIT").await?;
+    Ok(results)
+}
+
+/// Record `which` callbacks one after the other inside the transaction open on `conn`. A
+/// refusal (e.g. a txid conflict) is that callback's result; a database failure is `Err` and
+/// leaves the transaction for the caller to roll back (on Postgres it is poisoned anyway).
+async fn record_each(
+    conn: &mut AnyConnection,
+    is_pg: bool,
+    callbacks: &[Callback],
+    which: &[usize],
+    now: i64,
+) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
     let mut results = Vec::with_capacity(which.len());
     for &i in which {
-        match record_in(conn, false, &callbacks[i], now).await {
+        match record_in(conn, is_pg, &callbacks[i], now).await {
             Err(e @ LedgerError::Db(_)) => return Err(e),
             other => results.push(other),
         }
     }
-    conn.execute("COMMIT").await?;
     Ok(results)
 }
 
@@ -832,9 +845,7 @@ impl Ledger {
             .collect())
     }
 
-    /// Record `which` callbacks one after the other in one Postgres transaction. A refusal is
-    /// that callback's result; a database failure (which poisons the transaction) is `Err`
-    /// and commits nothing.
+    /// [`record_each`] in one Postgres transaction; `Err` commits nothing.
     async fn record_rest_pg(
         &self,
         callbacks: &[Callback],
@@ -842,13 +853,7 @@ impl Ledger {
         now: i64,
     ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
         let mut tx = self.begin_write().await?;
-        let mut results = Vec::with_capacity(which.len());
-        for &i in which {
-            match record_in(&mut tx, true, &callbacks[i], now).await {
-                Err(e @ LedgerError::Db(_)) => return Err(e),
-                other => results.push(other),
-            }
-        }
+        let results = record_each(&mut tx, true, callbacks, which, now).await?;
         tx.commit().await?;
         Ok(results)
     }

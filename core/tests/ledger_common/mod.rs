@@ -29,6 +29,30 @@ pub fn pid(n: u32) -> PaymentId {
     PaymentId::parse(&format!("pay{n:025}")).unwrap()
 }
 
+/// After a batch of first approvals for `pid(0..)` whose batch write failed on `refused`
+/// (a trigger): that payment fails alone and is not stored, every other one is stored once,
+/// answered as created with its job, with one history line.
+pub async fn assert_refused_alone_others_once(
+    ledger: &Ledger,
+    results: &[Result<pi_payments_core::ledger::Recorded, LedgerError>],
+    refused: usize,
+) {
+    for (n, result) in results.iter().enumerate() {
+        if n == refused {
+            assert!(result.is_err(), "payment {n} must fail");
+            assert!(ledger.payment(&pid(n as u32)).await.unwrap().is_none());
+        } else {
+            let recorded = result.as_ref().unwrap();
+            assert!(recorded.created && recorded.job.is_some(), "payment {n}");
+            assert_eq!(
+                ledger.payment_events(&pid(n as u32)).await.unwrap().len(),
+                1,
+                "payment {n}"
+            );
+        }
+    }
+}
+
 pub fn txid(n: u32) -> Txid {
     Txid::parse(&format!("{n:064x}")).unwrap()
 }
