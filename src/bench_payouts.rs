@@ -9,11 +9,10 @@
 //! `ceil(count / max(1, channels)) × ledger_seconds`. It also prints pi-sim's audit (zero
 //! `double_paid` expected), the Pi calls made and the process's peak RSS.
 
-use crate::cli::ConfigArgs;
+use crate::cli::{BenchPayoutsArgs, ConfigArgs};
 use crate::config::{Config, QueueTarget};
 use crate::startup::{Role, RunningApp};
 use anyhow::Context;
-use clap::Args;
 use pi_payments_core::amount::STROOPS_PER_PI;
 use pi_payments_core::payout::BatchId;
 use pi_payments_core::state::PayoutState;
@@ -24,30 +23,6 @@ use std::time::{Duration, Instant};
 
 /// Pi Platform calls one payout needs: create, complete, and sometimes a get.
 const PI_CALLS_PER_PAYOUT: u32 = 3;
-
-/// Flags of `bench payouts`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchPayoutsArgs {
-    /// Payouts to make.
-    #[arg(long, default_value_t = 10_000)]
-    pub count: usize,
-    /// Seconds between ledger closes on the simulated chain (Pi: about 5).
-    #[arg(long, default_value_t = 1.0)]
-    pub ledger_seconds: f64,
-    /// Channel accounts (0 = the app wallet is the only transaction source).
-    #[arg(long, default_value_t = 0)]
-    pub channels: usize,
-    /// Worker concurrency [default: 4 × max(1, channels) + 16].
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// PI_RATE_LIMIT for the run, in requests per second [default: high enough not to be the
-    /// bottleneck: 4 × the calls the chain's pace needs, at least 100].
-    #[arg(long)]
-    pub rate_limit: Option<u32>,
-    /// Amount of each payout, in Pi.
-    #[arg(long, default_value = "0.1")]
-    pub amount: String,
-}
 
 /// Scratch directory for the bench's ledger and queue, removed on drop.
 struct Scratch(std::path::PathBuf);

@@ -10,46 +10,24 @@
 //! skipped): with the seeds saved, set `PI_CHANNEL_SEEDS` and run the service. Seeds are never
 //! logged.
 
+use crate::cli::{ChannelsCommand, CreateArgs};
 use crate::config::{Config, PiTarget};
+use crate::services::{PiEndpoints, PiServices, open_ledger};
 use anyhow::Context;
-use clap::{Args, Subcommand};
 use pi_payments_core::PiAmount;
-use pi_payments_core::horizon::HorizonClient;
-use pi_payments_core::ledger::Ledger;
 use pi_payments_core::payout::PayoutProcessor;
-use pi_payments_core::pi_client::{PiClient, PiClientConfig};
-use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::stellar::{Network, Wallet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
+
+/// Horizon requests of the funding (its submission waits for a ledger close).
+const FUNDING_HORIZON_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The most channel accounts one command creates (Horizon takes 100 operations per
 /// transaction; more channels than that do not help a single app wallet).
 pub const MAX_CHANNELS: usize = 100;
-
-/// `pi-payments channels …`.
-#[derive(Debug, Subcommand)]
-pub enum ChannelsCommand {
-    /// Generate N channel accounts, print (and save) their seeds, then create and fund them
-    /// from the app wallet (PI_WALLET_SEED).
-    Create(CreateArgs),
-}
-
-/// Flags of `channels create`.
-#[derive(Debug, Clone, Args)]
-pub struct CreateArgs {
-    /// How many channel accounts.
-    pub count: usize,
-    /// Pi sent to each new account (it pays the fees of the payouts it carries).
-    #[arg(long, default_value = "2")]
-    pub fund: String,
-    /// Also write `PI_CHANNEL_SEEDS=…` to this file (created with mode 0600; never overwritten).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
 
 /// Run a `channels` subcommand: 0 on success, 1 when funding failed (the seeds are saved: run
 /// again with them in `PI_CHANNEL_SEEDS`… or simply fund them again), 2 on bad arguments.
@@ -154,14 +132,7 @@ fn write_private(path: &Path, line: &str) -> std::io::Result<()> {
 /// Create the accounts with `create_account` operations from the app wallet (existing ones
 /// are skipped, so this can be repeated).
 async fn fund_channels(config: &Config, wallets: &[Wallet], fund: PiAmount) -> anyhow::Result<()> {
-    let PiTarget::Remote {
-        api_key,
-        api_base_url,
-        horizon_url,
-        network,
-        ..
-    } = &config.pi
-    else {
+    let Some(endpoints) = PiEndpoints::remote(config) else {
         anyhow::bail!("funding needs PI_API_KEY (a real Pi or a separate pi-sim)");
     };
     let seed = config
@@ -170,22 +141,14 @@ async fn fund_channels(config: &Config, wallets: &[Wallet], fund: PiAmount) -> a
         .context("PI_WALLET_SEED is not set")?;
     let app = Wallet::from_seed(seed.expose())
         .map_err(|_| anyhow::anyhow!("PI_WALLET_SEED is not a usable Stellar seed"))?;
-    let ledger = Ledger::connect(&config.database_url)
-        .await
-        .context("opening the ledger (DATABASE_URL)")?;
-    let limiter = Arc::new(PiRateLimiter::new(config.rate_limit));
-    let pi = PiClient::new(PiClientConfig::new(
-        api_base_url.clone(),
-        api_key.expose().to_string(),
-        limiter,
-    ))?;
-    let horizon = HorizonClient::new(horizon_url, Duration::from_secs(60))?;
+    let ledger = open_ledger(config).await?;
+    let pi = PiServices::connect(endpoints, config, FUNDING_HORIZON_TIMEOUT)?;
     let processor = PayoutProcessor::new(
         ledger.clone(),
-        pi,
-        horizon,
+        pi.client,
+        pi.horizon,
         app,
-        Network::new(network),
+        Network::new(&pi.endpoints.network),
         Vec::new(),
     );
     let result = processor.fund_channels(wallets, fund).await;

@@ -1,9 +1,11 @@
-//! The command line: subcommands and the configuration flags, each of which can also come
-//! from the environment variable of the same meaning (clap's `env`). Values are taken as
-//! text here and checked in [`crate::config`], so that a bad value gets one line naming the
-//! variable rather than clap's generic message.
+//! The command line: every subcommand with its flags, and the configuration flags, each of
+//! which can also come from the environment variable of the same meaning (clap's `env`). All
+//! clap types live here, so the subcommand modules depend on the command line and never the
+//! other way round. Values are taken as text here and checked in [`crate::config`], so that a
+//! bad value gets one line naming the variable rather than clap's generic message.
 
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 
 /// `pi-payments`: a Pi Network payments backend (U2A callbacks, an exact ledger, workers).
 #[derive(Debug, Parser)]
@@ -38,10 +40,10 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// A2U payouts: import a file of payouts, or show where they stand.
     #[command(subcommand)]
-    Payouts(crate::payouts_cli::PayoutsCommand),
+    Payouts(PayoutsCommand),
     /// Channel accounts that let several payouts land per ledger.
     #[command(subcommand)]
-    Channels(crate::channels_cli::ChannelsCommand),
+    Channels(ChannelsCommand),
 }
 
 /// Flags of `reconcile`.
@@ -65,7 +67,7 @@ pub enum BenchCommand {
     /// Approve-callback throughput and latency next to `/healthz`, in one run.
     Callbacks(BenchCallbacksArgs),
     /// A2U payouts end to end against an in-process pi-sim: wall time against the chain's bound.
-    Payouts(crate::bench_payouts::BenchPayoutsArgs),
+    Payouts(BenchPayoutsArgs),
 }
 
 /// Flags of `bench callbacks`.
@@ -89,6 +91,76 @@ pub struct BenchCallbacksArgs {
     /// namespace whose keys are deleted afterwards.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
+}
+
+/// Flags of `bench payouts`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchPayoutsArgs {
+    /// Payouts to make.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// Seconds between ledger closes on the simulated chain (Pi: about 5).
+    #[arg(long, default_value_t = 1.0)]
+    pub ledger_seconds: f64,
+    /// Channel accounts (0 = the app wallet is the only transaction source).
+    #[arg(long, default_value_t = 0)]
+    pub channels: usize,
+    /// Worker concurrency [default: 4 × max(1, channels) + 16].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// PI_RATE_LIMIT for the run, in requests per second [default: high enough not to be the
+    /// bottleneck: 4 × the calls the chain's pace needs, at least 100].
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Amount of each payout, in Pi.
+    #[arg(long, default_value = "0.1")]
+    pub amount: String,
+}
+
+/// `pi-payments payouts …`.
+#[derive(Debug, Subcommand)]
+pub enum PayoutsCommand {
+    /// Import a CSV (uid,amount,memo,idempotency_key; header optional) or JSON-lines file of
+    /// payouts. Running it again skips rows already accepted. Exit 1 if a row was rejected.
+    Import(ImportArgs),
+    /// Payouts per state (of one batch, or all), and the failed ones with their reasons.
+    Status(StatusArgs),
+}
+
+/// Flags of `payouts import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The file: `.csv`, or `.jsonl` / `.ndjson` (one JSON payout per line).
+    pub file: PathBuf,
+}
+
+/// Flags of `payouts status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Only this batch (`bat_…`, printed by `payouts import` and `POST /payouts/bulk`).
+    #[arg(long)]
+    pub batch: Option<String>,
+}
+
+/// `pi-payments channels …`.
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Generate N channel accounts, print (and save) their seeds, then create and fund them
+    /// from the app wallet (PI_WALLET_SEED).
+    Create(CreateArgs),
+}
+
+/// Flags of `channels create`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateArgs {
+    /// How many channel accounts.
+    pub count: usize,
+    /// Pi sent to each new account (it pays the fees of the payouts it carries).
+    #[arg(long, default_value = "2")]
+    pub fund: String,
+    /// Also write `PI_CHANNEL_SEEDS=…` to this file (created with mode 0600; never overwritten).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Every configuration value, as text (see [`crate::config::Config`] for their meaning and

@@ -1,6 +1,7 @@
 //! The `pi-payments` binary's library: command line ([`cli`]), configuration ([`config`]),
-//! wiring ([`startup`]) and the callback benchmark ([`bench`]). `main.rs` only dispatches; the
-//! end-to-end tests start the service in-process through [`startup::RunningApp`].
+//! connections ([`services`]), running the service ([`startup`]) and the benchmarks
+//! ([`bench`], [`bench_payouts`]). `main.rs` only dispatches; the end-to-end tests start the
+//! service in-process through [`startup::RunningApp`].
 
 pub mod bench;
 pub mod bench_payouts;
@@ -9,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod payouts_cli;
 pub mod reconcile;
+pub mod services;
 pub mod startup;
 pub mod telemetry;
 

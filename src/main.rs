@@ -3,7 +3,8 @@
 
 use clap::Parser;
 use pi_payments::cli::{BenchCommand, Cli, Command};
-use pi_payments::startup::{Role, RunningApp, migrate};
+use pi_payments::services::migrate;
+use pi_payments::startup::{Role, RunningApp};
 use pi_payments::telemetry::{init_tracing, stop_signal};
 use pi_payments::{Config, bench, bench_payouts};
 use pi_sim::cli::SimArgs;

@@ -6,49 +6,23 @@
 //! (after a crash, a Ctrl-C or a fix to some rows) creates nothing for rows already accepted and
 //! counts them as duplicates.
 
-use crate::config::{Config, QueueTarget};
-use anyhow::Context;
-use clap::{Args, Subcommand};
+use crate::cli::{ImportArgs, PayoutsCommand, StatusArgs};
+use crate::config::Config;
+use crate::services::{open_ledger, open_queue};
 use indicatif::{ProgressBar, ProgressStyle};
 use pi_payments_api::payouts::{BulkOutcome, record_bulk};
 use pi_payments_api::payouts_bulk::{BulkFormat, RejectedRow, parse_bulk};
 use pi_payments_core::ledger::{Ledger, PayoutFilter, PayoutRow};
 use pi_payments_core::payout::BatchId;
 use pi_payments_core::state::{ALL_PAYOUT_STATES, PayoutState};
-use pi_payments_worker::{Queue, QueueConfig, connect_queue};
+use pi_payments_worker::Queue;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Rows recorded per ledger transaction during an import (one progress step each).
 const IMPORT_CHUNK: usize = 1000;
 /// Failed payouts listed by `payouts status` (the rest are counted).
 const MAX_LISTED: usize = 50;
-
-/// `pi-payments payouts …`.
-#[derive(Debug, Subcommand)]
-pub enum PayoutsCommand {
-    /// Import a CSV (uid,amount,memo,idempotency_key; header optional) or JSON-lines file of
-    /// payouts. Running it again skips rows already accepted. Exit 1 if a row was rejected.
-    Import(ImportArgs),
-    /// Payouts per state (of one batch, or all), and the failed ones with their reasons.
-    Status(StatusArgs),
-}
-
-/// Flags of `payouts import`.
-#[derive(Debug, Clone, Args)]
-pub struct ImportArgs {
-    /// The file: `.csv`, or `.jsonl` / `.ndjson` (one JSON payout per line).
-    pub file: PathBuf,
-}
-
-/// Flags of `payouts status`.
-#[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
-    /// Only this batch (`bat_…`, printed by `payouts import` and `POST /payouts/bulk`).
-    #[arg(long)]
-    pub batch: Option<String>,
-}
 
 /// Run a `payouts` subcommand: exit 0 on success, 1 on rejected rows or a failure, 2 on bad
 /// arguments (an unreadable file, an unknown batch id).
@@ -68,20 +42,8 @@ pub async fn run(command: PayoutsCommand, config: Config) -> ExitCode {
 
 /// The ledger and the queue of `config`, as the service opens them.
 pub async fn connect(config: &Config) -> anyhow::Result<(Ledger, Queue)> {
-    let ledger = Ledger::connect(&config.database_url)
-        .await
-        .context("opening the ledger (DATABASE_URL)")?;
-    let (redis_url, sqlite_path) = match &config.queue {
-        QueueTarget::Redis(url) => (Some(url.clone()), PathBuf::new()),
-        QueueTarget::Sqlite(path) => (None, path.clone()),
-    };
-    let queue = connect_queue(&QueueConfig {
-        redis_url,
-        sqlite_path,
-        namespace: config.queue_namespace.clone(),
-    })
-    .await
-    .context("connecting the job queue (REDIS_URL, or the embedded queue file)")?;
+    let ledger = open_ledger(config).await?;
+    let queue = open_queue(config).await?;
     Ok((ledger, queue))
 }
 

@@ -3,49 +3,31 @@
 //! source that could not be read), 2 bad configuration.
 
 use crate::cli::ReconcileArgs;
-use crate::config::{Config, PiTarget, QueueTarget};
-use anyhow::Context;
-use pi_payments_core::horizon::HorizonClient;
-use pi_payments_core::ledger::Ledger;
-use pi_payments_core::pi_client::{PiClient, PiClientConfig};
-use pi_payments_core::rate_limit::PiRateLimiter;
+use crate::config::Config;
+use crate::services::{HORIZON_TIMEOUT, PiEndpoints, PiServices, open_ledger, open_queue};
 use pi_payments_core::reconcile::{
     DriftChecker, DriftOptions, DriftReport, Reconciler, RunOutcome,
 };
-use pi_payments_worker::{QueueConfig, connect_queue};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Horizon requests of the report (reads only).
-const HORIZON_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Run `reconcile` with `args`; the exit code says what it found.
 pub async fn run(config: &Config, args: &ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let PiTarget::Remote {
-        api_key,
-        api_base_url,
-        horizon_url,
-        app_wallet,
-        ..
-    } = &config.pi
-    else {
+    let Some(endpoints) = PiEndpoints::remote(config) else {
         eprintln!(
             "error: PI_API_KEY is required: reconcile compares the ledger with Pi and the chain (set PI_API_KEY, PI_API_BASE_URL, PI_HORIZON_URL and PI_APP_WALLET)"
         );
         return Ok(ExitCode::from(2));
     };
-    let ledger = Ledger::connect(&config.database_url)
-        .await
-        .context("opening the ledger (DATABASE_URL)")?;
-    let limiter = Arc::new(PiRateLimiter::new(config.rate_limit));
-    let pi = PiClient::new(PiClientConfig::new(
-        api_base_url.clone(),
-        api_key.expose().to_string(),
-        limiter,
-    ))?;
-    let horizon = HorizonClient::new(horizon_url, HORIZON_TIMEOUT)?;
+    let ledger = open_ledger(config).await?;
+    let PiServices {
+        endpoints,
+        client: pi,
+        horizon,
+    } = PiServices::connect(endpoints, config, HORIZON_TIMEOUT)?;
+    let app_wallet = &endpoints.app_wallet;
     let code = if args.report {
         let checker = DriftChecker::new(
             ledger.clone(),
@@ -70,17 +52,7 @@ pub async fn run(config: &Config, args: &ReconcileArgs) -> anyhow::Result<ExitCo
             ExitCode::from(1)
         }
     } else {
-        let (redis_url, sqlite_path) = match &config.queue {
-            QueueTarget::Redis(url) => (Some(url.clone()), std::path::PathBuf::new()),
-            QueueTarget::Sqlite(path) => (None, path.clone()),
-        };
-        let queue = connect_queue(&QueueConfig {
-            redis_url,
-            sqlite_path,
-            namespace: config.queue_namespace.clone(),
-        })
-        .await
-        .context("connecting the job queue")?;
+        let queue = open_queue(config).await?;
         let reconciler = Reconciler::new(
             ledger.clone(),
             pi,

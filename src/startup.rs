@@ -1,28 +1,21 @@
-//! Building and running the service from a [`Config`]: the ledger, the queue, the API and the
-//! workers, and pi-sim in-process when no Pi API key is configured. `main` and the end-to-end
-//! tests both go through [`RunningApp::start`], so the tests run the real wiring.
+//! Running the service from a [`Config`]: the API and the workers on the ledger, queue and Pi
+//! that [`Services::connect`] opens (pi-sim in-process when no Pi API key is configured).
+//! `main` and the end-to-end tests both go through [`RunningApp::start`], so the tests run the
+//! real wiring.
 
-use crate::config::{Config, PiTarget, QueueTarget};
+use crate::config::Config;
+use crate::services::{PiEndpoints, PiServices, Services};
 use anyhow::Context;
 use pi_payments_api::ApiState;
-use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ledger::Ledger;
 use pi_payments_core::payout::PayoutProcessor;
-use pi_payments_core::pi_client::{PiClient, PiClientConfig};
 use pi_payments_core::products::Catalogue;
-use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::stellar::{Network, Wallet};
-use pi_payments_worker::{
-    JobRetry, QueueConfig, WebhookConfig, WorkerConfig, WorkerDeps, connect_queue,
-};
+use pi_payments_worker::{JobRetry, WebhookConfig, WorkerConfig, WorkerDeps};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// How long a Horizon request may take (a submission waits for a ledger close).
-const HORIZON_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,33 +35,6 @@ impl Role {
 
     fn runs_workers(self) -> bool {
         matches!(self, Role::Serve | Role::Worker)
-    }
-}
-
-/// Where Pi and Horizon are for this run (resolved: the simulator's URLs when it runs).
-#[derive(Clone)]
-pub struct PiEndpoints {
-    /// Platform API base URL (without `/v2`).
-    pub api_base_url: String,
-    /// Horizon base URL.
-    pub horizon_url: String,
-    /// Server API key.
-    api_key: String,
-    /// The app wallet's G… address.
-    pub app_wallet: String,
-    /// Network passphrase.
-    pub network: String,
-}
-
-impl std::fmt::Debug for PiEndpoints {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PiEndpoints")
-            .field("api_base_url", &self.api_base_url)
-            .field("horizon_url", &self.horizon_url)
-            .field("api_key", &"<redacted>")
-            .field("app_wallet", &self.app_wallet)
-            .field("network", &self.network)
-            .finish()
     }
 }
 
@@ -98,84 +64,16 @@ impl std::fmt::Debug for RunningApp {
     }
 }
 
-/// Start pi-sim on free ports when no key is configured; resolve the endpoints either way.
-async fn resolve_pi(config: &Config) -> anyhow::Result<(PiEndpoints, Option<pi_sim::RunningSim>)> {
-    match &config.pi {
-        PiTarget::Remote {
-            api_key,
-            api_base_url,
-            horizon_url,
-            network,
-            app_wallet,
-        } => Ok((
-            PiEndpoints {
-                api_base_url: api_base_url.clone(),
-                horizon_url: horizon_url.clone(),
-                api_key: api_key.expose().to_string(),
-                app_wallet: app_wallet.clone(),
-                network: network.clone(),
-            },
-            None,
-        )),
-        PiTarget::Simulator { app_wallet } => {
-            let sim = pi_sim::start(pi_sim::SimConfig {
-                platform_port: 0,
-                horizon_port: 0,
-                // A given PI_WALLET_SEED becomes the simulated app wallet (funded), so
-                // payouts run against it; otherwise the sim makes one (used for payouts too).
-                app_wallet_seed: config.wallet_seed.as_ref().map(|s| s.expose().to_string()),
-                ..pi_sim::SimConfig::default()
-            })
-            .await
-            .context("starting the built-in Pi simulator (PI_API_KEY is unset)")?;
-            let endpoints = PiEndpoints {
-                api_base_url: sim.platform_url.clone(),
-                horizon_url: sim.horizon_url.clone(),
-                api_key: sim.api_key.clone(),
-                app_wallet: app_wallet
-                    .clone()
-                    .unwrap_or_else(|| sim.app_wallet_public_key.clone()),
-                network: sim.network_passphrase.clone(),
-            };
-            Ok((endpoints, Some(sim)))
-        }
-    }
-}
-
-/// Apply the ledger migrations (`pi-payments migrate`).
-pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let ledger = Ledger::connect_without_migrating(&config.database_url).await?;
-    ledger.migrate().await?;
-    ledger.close().await;
-    Ok(())
-}
-
 impl RunningApp {
     /// Open the ledger (migrating it), connect the queue, start the simulator if needed, bind
     /// the API and spawn what `role` runs. Returns once the API listens.
     pub async fn start(config: Config, role: Role) -> anyhow::Result<RunningApp> {
-        pi_payments_core::pi_client::install_crypto_provider();
-        let ledger = Ledger::connect(&config.database_url).await?;
-        ledger.spawn_checkpointer();
-        let (redis_url, sqlite_path) = match &config.queue {
-            QueueTarget::Redis(url) => (Some(url.clone()), std::path::PathBuf::new()),
-            QueueTarget::Sqlite(path) => (None, path.clone()),
-        };
-        let queue = connect_queue(&QueueConfig {
-            redis_url,
-            sqlite_path,
-            namespace: config.queue_namespace.clone(),
-        })
-        .await
-        .context("connecting the job queue")?;
-        let (pi, sim) = resolve_pi(&config).await?;
-        // One Pi client, hence one rate limiter, for the API (sign-in, ads) and the workers.
-        let limiter = Arc::new(PiRateLimiter::new(config.rate_limit));
-        let pi_client = PiClient::new(PiClientConfig::new(
-            pi.api_base_url.clone(),
-            pi.api_key.clone(),
-            limiter,
-        ))?;
+        let Services {
+            ledger,
+            queue,
+            pi,
+            sim,
+        } = Services::connect(&config).await?;
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -193,14 +91,14 @@ impl RunningApp {
             let bound = listener.local_addr()?;
             addr = Some(bound);
             let state = ApiState::new(ledger.clone(), Arc::new(queue.clone()), products)
-                .with_auth(pi_client.clone(), config.auth.clone())
+                .with_auth(pi.client.clone(), config.auth.clone())
                 .context("APP_ORIGINS or the session settings were refused")?
                 // GET /admin/drift: the drift report, on the same Pi client (rate limiter).
                 .with_drift(pi_payments_core::reconcile::DriftChecker::new(
                     ledger.clone(),
-                    pi_client.clone(),
-                    HorizonClient::new(&pi.horizon_url, HORIZON_TIMEOUT)?,
-                    pi.app_wallet.clone(),
+                    pi.client.clone(),
+                    pi.horizon.clone(),
+                    pi.endpoints.app_wallet.clone(),
                     pi_payments_core::reconcile::DriftOptions {
                         stuck_after: config.reconcile.stuck_after,
                         ..Default::default()
@@ -215,7 +113,6 @@ impl RunningApp {
             });
         }
         if role.runs_workers() {
-            let horizon = HorizonClient::new(&pi.horizon_url, HORIZON_TIMEOUT)?;
             let webhook = match (&config.webhook_url, &config.webhook_secret) {
                 (Some(url), Some(secret)) => Some(WebhookConfig {
                     url: url.clone(),
@@ -223,13 +120,12 @@ impl RunningApp {
                 }),
                 _ => None,
             };
-            let payouts =
-                payout_processor(&config, &pi, sim.as_ref(), &ledger, &pi_client, &horizon)?;
+            let payouts = payout_processor(&config, &pi, sim.as_ref(), &ledger)?;
             let deps = WorkerDeps {
                 ledger: ledger.clone(),
-                pi: pi_client,
-                horizon,
-                app_wallet: pi.app_wallet.clone(),
+                pi: pi.client.clone(),
+                horizon: pi.horizon.clone(),
+                app_wallet: pi.endpoints.app_wallet.clone(),
                 require_order: config.require_order,
                 webhook,
                 retry: JobRetry::default(),
@@ -262,7 +158,7 @@ impl RunningApp {
         Ok(RunningApp {
             addr,
             simulated: sim.is_some(),
-            pi,
+            pi: pi.endpoints,
             ledger,
             stop,
             tasks,
@@ -332,12 +228,11 @@ impl RunningApp {
 /// payout jobs then wait in their queue. Seeds are never logged; errors name the variable.
 fn payout_processor(
     config: &Config,
-    pi: &PiEndpoints,
+    services: &PiServices,
     sim: Option<&pi_sim::RunningSim>,
     ledger: &Ledger,
-    pi_client: &PiClient,
-    horizon: &HorizonClient,
 ) -> anyhow::Result<Option<PayoutProcessor>> {
+    let pi = &services.endpoints;
     let seed = match (&config.wallet_seed, sim) {
         (Some(seed), _) => seed.expose().to_string(),
         (None, Some(sim)) if sim.app_wallet_public_key == pi.app_wallet => {
@@ -384,8 +279,8 @@ fn payout_processor(
     );
     Ok(Some(PayoutProcessor::new(
         ledger.clone(),
-        pi_client.clone(),
-        horizon.clone(),
+        services.client.clone(),
+        services.horizon.clone(),
         wallet,
         Network::new(&pi.network),
         channels,

@@ -13,28 +13,9 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+/// Resolves on SIGTERM or SIGINT (Ctrl-C), as pi-sim's [`pi_sim::signal::stop_signal`] does
+/// (one implementation for both binaries), and logs that the service is stopping.
 pub async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the service");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    pi_sim::signal::stop_signal().await;
     tracing::info!("stop signal received: shutting down gracefully");
 }

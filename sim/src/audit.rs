@@ -8,13 +8,14 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::chain::TxRecord;
-use crate::state::{Payment, amount_json, memo_matches, paid_amount};
+use crate::dto::{Direction, amount_json};
+use crate::state::{Payment, memo_matches, paid_amount};
 
 /// One payment's audit line.
 #[derive(Serialize)]
 pub struct PaymentAudit {
     pub identifier: String,
-    pub direction: &'static str,
+    pub direction: Direction,
     pub amount: Box<RawValue>,
     pub completed: bool,
     pub cancelled: bool,
@@ -96,7 +97,7 @@ pub fn audit(payments: &[Payment], txs: &[TxRecord], app_address: &str) -> Audit
         }
         lines.push(PaymentAudit {
             identifier: payment.identifier.clone(),
-            direction: payment.direction.as_str(),
+            direction: payment.direction,
             amount: amount_json(payment.amount),
             completed: payment.status.developer_completed,
             cancelled: payment.is_cancelled(),

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::state::PaymentDto;
+use crate::dto::PaymentDto;
 
 /// Why [`crate::start`] failed; each message says what to change.
 #[derive(Debug, thiserror::Error)]

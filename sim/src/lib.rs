@@ -14,9 +14,11 @@ mod error;
 pub mod faults;
 pub mod horizon;
 pub mod keys;
+pub mod signal;
 
 mod audit;
 mod control;
+mod dto;
 mod layer;
 mod platform;
 mod request_log;

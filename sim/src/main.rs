@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pi_sim::cli::SimArgs;
+use pi_sim::signal::stop_signal;
 
 /// A local Pi Platform API + Pi blockchain (Horizon) simulator.
 #[derive(Parser, Debug)]
@@ -13,31 +14,6 @@ use pi_sim::cli::SimArgs;
 struct Cli {
     #[command(flatten)]
     args: SimArgs,
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops pi-sim");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
 
 #[tokio::main]

@@ -11,8 +11,8 @@ use rand::distributions::Alphanumeric;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::amount::format_decimal;
 use crate::chain::{Chain, TxRecord};
+use crate::dto::{Direction, PaymentDto, PaymentStatus, TransactionDto, amount_json};
 use crate::error::ApiError;
 use crate::keys::Keypair;
 
@@ -34,36 +34,6 @@ pub struct Settings {
     pub app_balance: i64,
     /// Stroops every new Pioneer wallet gets.
     pub pioneer_balance: i64,
-}
-
-/// Who pays whom.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// U2A: a Pioneer pays the app.
-    UserToApp,
-    /// A2U: the app pays a Pioneer.
-    AppToUser,
-}
-
-impl Direction {
-    /// As the DTO spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::UserToApp => "user_to_app",
-            Direction::AppToUser => "app_to_user",
-        }
-    }
-}
-
-/// `PaymentDTO.status`.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct PaymentStatus {
-    pub developer_approved: bool,
-    pub transaction_verified: bool,
-    pub developer_completed: bool,
-    pub cancelled: bool,
-    pub user_cancelled: bool,
 }
 
 /// The transaction Pi has linked to a payment.
@@ -113,7 +83,7 @@ impl Payment {
             metadata: self.metadata.clone(),
             from_address: self.from_address.clone(),
             to_address: self.to_address.clone(),
-            direction: self.direction.as_str(),
+            direction: self.direction,
             created_at: self.created_at.clone(),
             network: settings.network.clone(),
             status: self.status,
@@ -124,38 +94,6 @@ impl Payment {
             }),
         }
     }
-}
-
-/// An amount in stroops as a JSON number with its exact decimal text.
-pub fn amount_json(stroops: i64) -> Box<RawValue> {
-    // A formatted decimal is always valid JSON number text.
-    RawValue::from_string(format_decimal(stroops)).unwrap_or_default()
-}
-
-/// `PaymentDTO` exactly as Pi serializes it.
-#[derive(Clone, Debug, Serialize)]
-pub struct PaymentDto {
-    pub identifier: String,
-    pub user_uid: String,
-    pub amount: Box<RawValue>,
-    pub memo: String,
-    pub metadata: Box<RawValue>,
-    pub from_address: String,
-    pub to_address: String,
-    pub direction: &'static str,
-    pub created_at: String,
-    pub network: String,
-    pub status: PaymentStatus,
-    pub transaction: Option<TransactionDto>,
-}
-
-/// `PaymentDTO.transaction`.
-#[derive(Clone, Debug, Serialize)]
-pub struct TransactionDto {
-    pub txid: String,
-    pub verified: bool,
-    #[serde(rename = "_link")]
-    pub link: String,
 }
 
 /// A Pioneer known to the app.

@@ -1,0 +1,212 @@
+//! Opening what the service talks to, one way for every subcommand: the ledger, the job queue,
+//! and Pi (the Platform API client with its rate limiter, and Horizon), or the built-in
+//! simulator when no Pi API key is configured. `serve`, `api` and `worker` take all of it
+//! through [`Services::connect`]; each CLI subcommand opens only the parts it needs with the
+//! same functions ([`open_ledger`], [`open_queue`], [`PiServices::connect`]), so a connection's
+//! settings and error messages are written once.
+
+use crate::config::{Config, PiTarget, QueueTarget};
+use anyhow::Context;
+use pi_payments_core::horizon::HorizonClient;
+use pi_payments_core::ledger::Ledger;
+use pi_payments_core::pi_client::{PiClient, PiClientConfig};
+use pi_payments_core::rate_limit::PiRateLimiter;
+use pi_payments_worker::{Queue, QueueConfig, connect_queue};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a Horizon request of the service may take (a submission waits for a ledger close).
+pub const HORIZON_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where Pi and Horizon are for this run (resolved: the simulator's URLs when it runs).
+#[derive(Clone)]
+pub struct PiEndpoints {
+    /// Platform API base URL (without `/v2`).
+    pub api_base_url: String,
+    /// Horizon base URL.
+    pub horizon_url: String,
+    /// Server API key; private so that only [`PiServices::connect`] hands it to the client.
+    api_key: String,
+    /// The app wallet's G… address.
+    pub app_wallet: String,
+    /// Network passphrase.
+    pub network: String,
+}
+
+impl std::fmt::Debug for PiEndpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PiEndpoints")
+            .field("api_base_url", &self.api_base_url)
+            .field("horizon_url", &self.horizon_url)
+            .field("api_key", &"<redacted>")
+            .field("app_wallet", &self.app_wallet)
+            .field("network", &self.network)
+            .finish()
+    }
+}
+
+impl PiEndpoints {
+    /// The configured Pi (`PI_API_KEY` and its URLs); `None` when the configuration asks for
+    /// the built-in simulator, which only [`Services::connect`] starts.
+    pub fn remote(config: &Config) -> Option<PiEndpoints> {
+        match &config.pi {
+            PiTarget::Remote {
+                api_key,
+                api_base_url,
+                horizon_url,
+                network,
+                app_wallet,
+            } => Some(PiEndpoints {
+                api_base_url: api_base_url.clone(),
+                horizon_url: horizon_url.clone(),
+                api_key: api_key.expose().to_string(),
+                app_wallet: app_wallet.clone(),
+                network: network.clone(),
+            }),
+            PiTarget::Simulator { .. } => None,
+        }
+    }
+
+    /// The endpoints of a simulator started for this process; a configured `PI_APP_WALLET`
+    /// overrides the simulator's wallet.
+    fn simulated(sim: &pi_sim::RunningSim, config: &Config) -> PiEndpoints {
+        let app_wallet = match &config.pi {
+            PiTarget::Simulator { app_wallet } => app_wallet.as_ref(),
+            PiTarget::Remote { .. } => None,
+        };
+        PiEndpoints {
+            api_base_url: sim.platform_url.clone(),
+            horizon_url: sim.horizon_url.clone(),
+            api_key: sim.api_key.clone(),
+            app_wallet: app_wallet
+                .cloned()
+                .unwrap_or_else(|| sim.app_wallet_public_key.clone()),
+            network: sim.network_passphrase.clone(),
+        }
+    }
+}
+
+/// Pi as this process talks to it: one Platform API client (hence one rate limiter, shared by
+/// everything the process does) and one Horizon client.
+#[derive(Debug, Clone)]
+pub struct PiServices {
+    /// Where Pi and Horizon are.
+    pub endpoints: PiEndpoints,
+    /// The Platform API client, rate-limited by `PI_RATE_LIMIT`.
+    pub client: PiClient,
+    /// The Horizon client.
+    pub horizon: HorizonClient,
+}
+
+impl PiServices {
+    /// The clients for `endpoints`; Horizon requests may take `horizon_timeout`.
+    pub fn connect(
+        endpoints: PiEndpoints,
+        config: &Config,
+        horizon_timeout: Duration,
+    ) -> anyhow::Result<PiServices> {
+        let limiter = Arc::new(PiRateLimiter::new(config.rate_limit));
+        let client = PiClient::new(PiClientConfig::new(
+            endpoints.api_base_url.clone(),
+            endpoints.api_key.clone(),
+            limiter,
+        ))?;
+        let horizon = HorizonClient::new(&endpoints.horizon_url, horizon_timeout)?;
+        Ok(PiServices {
+            endpoints,
+            client,
+            horizon,
+        })
+    }
+}
+
+/// Open the ledger of `DATABASE_URL`, applying its migrations.
+pub async fn open_ledger(config: &Config) -> anyhow::Result<Ledger> {
+    Ledger::connect(&config.database_url)
+        .await
+        .context("opening the ledger (DATABASE_URL)")
+}
+
+/// Apply the ledger migrations and close it again (`pi-payments migrate`).
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let ledger = Ledger::connect_without_migrating(&config.database_url).await?;
+    ledger.migrate().await?;
+    ledger.close().await;
+    Ok(())
+}
+
+/// Connect the job queue: Redis (`REDIS_URL`) or the embedded SQLite queue file.
+pub async fn open_queue(config: &Config) -> anyhow::Result<Queue> {
+    let (redis_url, sqlite_path) = match &config.queue {
+        QueueTarget::Redis(url) => (Some(url.clone()), PathBuf::new()),
+        QueueTarget::Sqlite(path) => (None, path.clone()),
+    };
+    connect_queue(&QueueConfig {
+        redis_url,
+        sqlite_path,
+        namespace: config.queue_namespace.clone(),
+    })
+    .await
+    .context("connecting the job queue (REDIS_URL, or the embedded queue file)")
+}
+
+/// Start pi-sim on free ports (`PI_API_KEY` is unset): a given `PI_WALLET_SEED` becomes the
+/// simulated app wallet (funded), so payouts run against it; otherwise the simulator makes
+/// one (used for payouts too).
+async fn start_simulator(config: &Config) -> anyhow::Result<pi_sim::RunningSim> {
+    pi_sim::start(pi_sim::SimConfig {
+        platform_port: 0,
+        horizon_port: 0,
+        app_wallet_seed: config.wallet_seed.as_ref().map(|s| s.expose().to_string()),
+        ..pi_sim::SimConfig::default()
+    })
+    .await
+    .context("starting the built-in Pi simulator (PI_API_KEY is unset)")
+}
+
+/// Everything a long-running process (`serve`, `api`, `worker`) works with.
+pub struct Services {
+    /// The ledger, migrated, with its WAL checkpointer running.
+    pub ledger: Ledger,
+    /// The job queue.
+    pub queue: Queue,
+    /// Pi, or the in-process simulator.
+    pub pi: PiServices,
+    /// The simulator, when it runs in this process (`PI_API_KEY` unset).
+    pub sim: Option<pi_sim::RunningSim>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("pi", &self.pi.endpoints)
+            .field("simulated", &self.sim.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Open the ledger (migrating it), connect the queue, and connect to Pi, starting the
+    /// built-in simulator when no Pi API key is configured.
+    pub async fn connect(config: &Config) -> anyhow::Result<Services> {
+        pi_payments_core::pi_client::install_crypto_provider();
+        let ledger = open_ledger(config).await?;
+        ledger.spawn_checkpointer();
+        let queue = open_queue(config).await?;
+        let (endpoints, sim) = match PiEndpoints::remote(config) {
+            Some(endpoints) => (endpoints, None),
+            None => {
+                let sim = start_simulator(config).await?;
+                (PiEndpoints::simulated(&sim, config), Some(sim))
+            }
+        };
+        let pi = PiServices::connect(endpoints, config, HORIZON_TIMEOUT)?;
+        Ok(Services {
+            ledger,
+            queue,
+            pi,
+            sim,
+        })
+    }
+}
