@@ -1,5 +1,6 @@
-//! Exact Pi amounts: JSON number text ⇄ integer stroops. Money never goes through `f64` here,
-//! because a simulator that rounds would hide exactly the bugs it exists to expose.
+//! Exact Pi amounts: JSON number text and Horizon's seven-decimal text ⇄ integer stroops.
+//! Money never goes through `f64` here, because a simulator that rounds would hide exactly the
+//! bugs it exists to expose.
 
 /// 1 Pi = 10,000,000 stroops.
 pub const STROOPS_PER_PI: i64 = 10_000_000;
@@ -77,15 +78,51 @@ fn parse_exponent(text: &str) -> Option<i64> {
 /// Formats stroops as the shortest exact decimal: `25000000` → `2.5`, `10000000` → `1`.
 /// Used as the JSON number text of `PaymentDTO.amount`.
 pub fn format_decimal(stroops: i64) -> String {
-    let sign = if stroops < 0 { "-" } else { "" };
-    let abs = stroops.unsigned_abs();
-    let per = STROOPS_PER_PI.unsigned_abs();
-    let (int, frac) = (abs / per, abs % per);
+    let (sign, int, frac) = split_pi(stroops);
     if frac == 0 {
         return format!("{sign}{int}");
     }
     let frac = format!("{frac:07}");
     format!("{sign}{int}.{}", frac.trim_end_matches('0'))
+}
+
+/// Horizon's amount text, always seven decimals: `25000000` → `"2.5000000"`.
+pub fn format_amount(stroops: i64) -> String {
+    let (sign, int, frac) = split_pi(stroops);
+    format!("{sign}{int}.{frac:07}")
+}
+
+/// The sign, whole Pi and remaining stroops of an amount, for the two text forms above.
+fn split_pi(stroops: i64) -> (&'static str, u64, u64) {
+    let sign = if stroops < 0 { "-" } else { "" };
+    let abs = stroops.unsigned_abs();
+    let per = STROOPS_PER_PI.unsigned_abs();
+    (sign, abs / per, abs % per)
+}
+
+/// Horizon's amount text back to stroops: `"2.5"` → `25000000`; `None` for anything but a positive-or-zero decimal with ≤ 7 places.
+pub fn parse_amount(text: &str) -> Option<i64> {
+    let (int, frac) = match text.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (text, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > 7 {
+        return None;
+    }
+    if text.contains('.') && frac.is_empty() {
+        return None;
+    }
+    let whole: i64 = int.parse().ok()?;
+    let mut frac_value: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
+    for _ in frac.len()..7 {
+        frac_value *= 10;
+    }
+    whole.checked_mul(STROOPS_PER_PI)?.checked_add(frac_value)
 }
 
 #[cfg(test)]
@@ -117,5 +154,28 @@ mod tests {
         assert_eq!(format_decimal(10_000_000), "1");
         assert_eq!(format_decimal(1), "0.0000001");
         assert_eq!(format_decimal(31_400_000), "3.14");
+    }
+
+    #[test]
+    fn amounts_format_and_parse() {
+        assert_eq!(format_amount(25_000_000), "2.5000000");
+        assert_eq!(format_amount(1), "0.0000001");
+        assert_eq!(format_amount(-15), "-0.0000015");
+        assert_eq!(parse_amount("2.5"), Some(25_000_000));
+        assert_eq!(parse_amount("0.0000001"), Some(1));
+        assert_eq!(parse_amount("3"), Some(30_000_000));
+        for bad in [
+            "",
+            "-1",
+            "1.",
+            ".5",
+            "1.00000001",
+            "1e3",
+            "abc",
+            " 1",
+            "99999999999999",
+        ] {
+            assert_eq!(parse_amount(bad), None, "{bad}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::chain::TxRecord;
+use crate::chain::records::TxRecord;
 use crate::dto::{Direction, amount_json};
 use crate::state::{Payment, memo_matches, paid_amount};
 

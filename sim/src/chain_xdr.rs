@@ -237,7 +237,7 @@ pub fn build_payment_envelope(
         .map_err(|e: stellar_xdr::Error| BuildError::Xdr(e.to_string()))?;
     let tx = Transaction {
         source_account: MuxedAccount::Ed25519(Uint256(from.public_key_bytes())),
-        fee: crate::chain::BASE_FEE as u32,
+        fee: crate::chain::records::BASE_FEE as u32,
         seq_num: SequenceNumber(sequence),
         cond: Preconditions::Time(TimeBounds {
             min_time: TimePoint(0),

@@ -20,11 +20,11 @@ use serde_json::value::RawValue;
 use crate::Shared;
 use crate::amount::parse_stroops;
 use crate::audit::audit;
-use crate::chain::SubmitOutcome;
+use crate::chain::records::SubmitOutcome;
+use crate::dto::PaymentDto;
 use crate::error::ApiError;
 use crate::faults::FaultUpdate;
 use crate::platform::{parse_new_payment, payment_response, valid_until_json};
-use crate::dto::PaymentDto;
 use crate::state::random_alphanumeric;
 
 /// How long a timed-out submission is watched for its late landing before giving up.

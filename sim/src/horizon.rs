@@ -13,8 +13,10 @@ use axum::routing::{get, post};
 use chrono::SecondsFormat;
 use serde_json::{Value, json};
 
-use crate::chain::{
-    BASE_FEE, Chain, LedgerInfo, MIN_BALANCE, OpRecord, SubmitOutcome, TxRecord, format_amount,
+use crate::amount::format_amount;
+use crate::chain::handle::Chain;
+use crate::chain::records::{
+    BASE_FEE, LedgerInfo, MIN_BALANCE, OpRecord, ResultCodes, SubmitOutcome, TxRecord,
 };
 
 /// The protocol version Horizon reports (Pi's mainnet runs protocol 19).
@@ -391,7 +393,7 @@ fn failed_problem(
     hash: &str,
     envelope_xdr: &str,
     result_xdr: &str,
-    codes: &crate::chain::ResultCodes,
+    codes: &ResultCodes,
 ) -> Response {
     problem(
         StatusCode::BAD_REQUEST,
@@ -673,7 +675,7 @@ async fn submit(State(chain): State<Chain>, headers: HeaderMap, body: bytes::Byt
     match chain.submit(tx).await {
         SubmitOutcome::Applied(t) if t.successful => hal(StatusCode::OK, tx_json(&base, &t)),
         SubmitOutcome::Applied(t) => {
-            let codes = t.result_codes.clone().unwrap_or(crate::chain::ResultCodes {
+            let codes = t.result_codes.clone().unwrap_or(ResultCodes {
                 transaction: "tx_failed".into(),
                 operations: Vec::new(),
             });

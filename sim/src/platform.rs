@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 
 use crate::Shared;
 use crate::amount::parse_stroops;
-use crate::error::{ApiError, PaymentRef};
 use crate::dto::PaymentDto;
+use crate::error::{ApiError, PaymentRef};
 use crate::state::{NewPayment, Payment};
 
 /// The `/v2` routes (the caller adds `/_sim`, the fallbacks and the fault layer).

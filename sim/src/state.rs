@@ -11,7 +11,8 @@ use rand::distributions::Alphanumeric;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::chain::{Chain, TxRecord};
+use crate::chain::handle::Chain;
+use crate::chain::records::TxRecord;
 use crate::dto::{Direction, PaymentDto, PaymentStatus, TransactionDto, amount_json};
 use crate::error::ApiError;
 use crate::keys::Keypair;
