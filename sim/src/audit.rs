@@ -8,8 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::chain::records::TxRecord;
-use crate::dto::{Direction, amount_json};
-use crate::state::{Payment, memo_matches, paid_amount};
+use crate::state::{Direction, Payment, amount_json, memo_matches, paid_amount};
 
 /// One payment's audit line.
 #[derive(Serialize)]

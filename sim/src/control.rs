@@ -21,11 +21,11 @@ use crate::Shared;
 use crate::amount::parse_stroops;
 use crate::audit::audit;
 use crate::chain::records::SubmitOutcome;
-use crate::dto::PaymentDto;
+
 use crate::error::ApiError;
 use crate::faults::FaultUpdate;
 use crate::platform::{parse_new_payment, payment_response, valid_until_json};
-use crate::state::random_alphanumeric;
+use crate::state::{PaymentDto, random_alphanumeric};
 
 /// How long a timed-out submission is watched for its late landing before giving up.
 const LATE_LINK_WINDOW: Duration = Duration::from_secs(600);

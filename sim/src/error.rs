@@ -4,8 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-
-use crate::dto::PaymentDto;
+use serde_json::value::RawValue;
 
 /// Why [`crate::start`] failed; each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +39,16 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     // Boxed: errors travel through many Results; keep them small.
-    payment: Option<Box<PaymentDto>>,
+    payment: Option<Box<AttachedPayment>>,
     verification_error: Option<&'static str>,
+}
+
+/// The payment an error answer is about: its identifier (for the request log) and its
+/// `PaymentDTO`, serialized by the caller, so that errors need not know the payment's shape.
+#[derive(Debug)]
+struct AttachedPayment {
+    identifier: String,
+    dto: Box<RawValue>,
 }
 
 #[derive(Serialize)]
@@ -49,7 +56,7 @@ struct ErrorBody<'a> {
     error: &'a str,
     error_message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    payment: Option<&'a PaymentDto>,
+    payment: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verification_error: Option<&'a str>,
 }
@@ -98,9 +105,15 @@ impl ApiError {
         )
     }
 
-    /// Attaches the payment the error is about.
-    pub fn with_payment(mut self, payment: PaymentDto) -> ApiError {
-        self.payment = Some(Box::new(payment));
+    /// Attaches the payment the error is about: its identifier and its `PaymentDTO`.
+    pub fn with_payment(mut self, identifier: &str, dto: &impl Serialize) -> ApiError {
+        // Serializing our own DTO cannot fail; if it somehow did, the answer goes without it.
+        self.payment = serde_json::value::to_raw_value(dto).ok().map(|dto| {
+            Box::new(AttachedPayment {
+                identifier: identifier.to_owned(),
+                dto,
+            })
+        });
         self
     }
 
@@ -116,7 +129,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: self.code,
             error_message: &self.message,
-            payment: self.payment.as_deref(),
+            payment: self.payment.as_deref().map(|p| p.dto.as_ref()),
             verification_error: self.verification_error,
         };
         let mut response = crate::json_response(self.status, &body);

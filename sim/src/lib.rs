@@ -18,7 +18,6 @@ pub mod signal;
 
 mod audit;
 mod control;
-mod dto;
 mod layer;
 mod platform;
 mod request_log;

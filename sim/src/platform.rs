@@ -14,9 +14,9 @@ use serde_json::value::RawValue;
 
 use crate::Shared;
 use crate::amount::parse_stroops;
-use crate::dto::PaymentDto;
+
 use crate::error::{ApiError, PaymentRef};
-use crate::state::{NewPayment, Payment};
+use crate::state::{NewPayment, Payment, PaymentDto};
 
 /// The `/v2` routes (the caller adds `/_sim`, the fallbacks and the fault layer).
 pub fn routes() -> Router<Arc<Shared>> {

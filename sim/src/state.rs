@@ -11,9 +11,9 @@ use rand::distributions::Alphanumeric;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::amount::format_decimal;
 use crate::chain::handle::Chain;
 use crate::chain::records::TxRecord;
-use crate::dto::{Direction, PaymentDto, PaymentStatus, TransactionDto, amount_json};
 use crate::error::ApiError;
 use crate::keys::Keypair;
 
@@ -35,6 +35,26 @@ pub struct Settings {
     pub app_balance: i64,
     /// Stroops every new Pioneer wallet gets.
     pub pioneer_balance: i64,
+}
+
+/// Who pays whom (`PaymentDTO.direction`, as serde spells it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// U2A: a Pioneer pays the app.
+    UserToApp,
+    /// A2U: the app pays a Pioneer.
+    AppToUser,
+}
+
+/// `PaymentDTO.status`.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct PaymentStatus {
+    pub developer_approved: bool,
+    pub transaction_verified: bool,
+    pub developer_completed: bool,
+    pub cancelled: bool,
+    pub user_cancelled: bool,
 }
 
 /// The transaction Pi has linked to a payment.
@@ -95,6 +115,38 @@ impl Payment {
             }),
         }
     }
+}
+
+/// An amount in stroops as a JSON number with its exact decimal text.
+pub fn amount_json(stroops: i64) -> Box<RawValue> {
+    // A formatted decimal is always valid JSON number text.
+    RawValue::from_string(format_decimal(stroops)).unwrap_or_default()
+}
+
+/// `PaymentDTO` exactly as Pi serializes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PaymentDto {
+    pub identifier: String,
+    pub user_uid: String,
+    pub amount: Box<RawValue>,
+    pub memo: String,
+    pub metadata: Box<RawValue>,
+    pub from_address: String,
+    pub to_address: String,
+    pub direction: Direction,
+    pub created_at: String,
+    pub network: String,
+    pub status: PaymentStatus,
+    pub transaction: Option<TransactionDto>,
+}
+
+/// `PaymentDTO.transaction`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransactionDto {
+    pub txid: String,
+    pub verified: bool,
+    #[serde(rename = "_link")]
+    pub link: String,
 }
 
 /// A Pioneer known to the app.
@@ -281,7 +333,7 @@ impl PlatformState {
                 "ongoing_payment_found",
                 "This user already has an app-to-user payment that is neither completed nor cancelled; complete or cancel it first (it is in `payment`)",
             )
-            .with_payment(payment.dto(settings)));
+            .with_payment(&payment.identifier, &payment.dto(settings)));
         }
         let user = self.ensure_user(&new.uid, None, settings, chain);
         let payment = Payment {
@@ -342,7 +394,7 @@ impl PlatformState {
                 "already_approved",
                 "The payment is already approved; treat this as done after checking `payment`",
             )
-            .with_payment(payment.dto(settings)));
+            .with_payment(&payment.identifier, &payment.dto(settings)));
         }
         payment.status.developer_approved = true;
         Ok(payment.clone())
