@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::amount::format_decimal;
 use crate::chain::handle::Chain;
-use crate::chain::records::TxRecord;
+use crate::chain::records::{OpRecord, TxRecord};
 use crate::error::ApiError;
 use crate::keys::Keypair;
 
@@ -67,16 +67,18 @@ pub struct LinkedTx {
 /// A payment as the Platform stores it.
 #[derive(Clone, Debug)]
 pub struct Payment {
+    // Fixed at creation: who pays whom, what and why.
     pub identifier: String,
+    pub direction: Direction,
     pub user_uid: String,
+    pub from_address: String,
+    pub to_address: String,
     pub amount: i64,
     pub memo: String,
     /// The metadata object, kept as its JSON text so numbers inside stay exact.
     pub metadata: Box<RawValue>,
-    pub from_address: String,
-    pub to_address: String,
-    pub direction: Direction,
     pub created_at: String,
+    // Changed by the developer, the Pioneer and the chain.
     pub status: PaymentStatus,
     pub transaction: Option<LinkedTx>,
     /// A control-API submission is in flight (a second one is refused).
@@ -418,18 +420,11 @@ impl PlatformState {
                 "Send the transaction id: {\"txid\": \"<64 hex chars>\"}",
             ));
         };
-        if payment.status.developer_completed {
-            return Err(ApiError::bad_request(
-                "already_completed",
-                "The payment is already completed; check its `transaction.txid` is yours",
-            ));
-        }
-        if payment.is_cancelled() {
-            return Err(ApiError::bad_request(
-                "cancelled_payment",
-                "The payment was cancelled and can no longer be completed",
-            ));
-        }
+        refuse_if_closed_saying(
+            payment,
+            "The payment is already completed; check its `transaction.txid` is yours",
+            "The payment was cancelled and can no longer be completed",
+        )?;
         match payment.direction {
             Direction::UserToApp => {
                 let Some(linked) = &payment.transaction else {
@@ -598,18 +593,27 @@ impl PlatformState {
     }
 }
 
+/// Refuses a change to a completed (`already_completed`) or cancelled (`cancelled_payment`)
+/// payment.
 fn refuse_if_closed(payment: &Payment) -> Result<(), ApiError> {
+    refuse_if_closed_saying(
+        payment,
+        "The payment is already completed",
+        "The payment is already cancelled",
+    )
+}
+
+/// [`refuse_if_closed`] with messages fitting the change asked for.
+fn refuse_if_closed_saying(
+    payment: &Payment,
+    completed: &str,
+    cancelled: &str,
+) -> Result<(), ApiError> {
     if payment.status.developer_completed {
-        return Err(ApiError::bad_request(
-            "already_completed",
-            "The payment is already completed",
-        ));
+        return Err(ApiError::bad_request("already_completed", completed));
     }
     if payment.is_cancelled() {
-        return Err(ApiError::bad_request(
-            "cancelled_payment",
-            "The payment is already cancelled",
-        ));
+        return Err(ApiError::bad_request("cancelled_payment", cancelled));
     }
     Ok(())
 }
@@ -671,28 +675,26 @@ fn verify_a2u(
             "The transaction's text memo is not the payment identifier".to_owned(),
         );
     }
-    let payments: Vec<_> = tx.ops.iter().filter(|op| op.kind == "payment").collect();
-    let to_dest: Vec<_> = payments
-        .iter()
-        .filter(|op| op.to == payment.to_address)
-        .collect();
-    if to_dest.is_empty() {
+    // Each check narrows the payment operations: to the destination, then also from the source.
+    let to_dest = |op: &OpRecord| op.kind == "payment" && op.to == payment.to_address;
+    let from_source = |op: &OpRecord| to_dest(op) && op.from == payment.from_address;
+    if !tx.ops.iter().any(to_dest) {
         return fail(
             "destination_mismatch",
             "The transaction has no payment to the payment's to_address".to_owned(),
         );
     }
-    let from_source: Vec<_> = to_dest
-        .iter()
-        .filter(|op| op.from == payment.from_address)
-        .collect();
-    if from_source.is_empty() {
+    if !tx.ops.iter().any(from_source) {
         return fail(
             "source_mismatch",
             "The payment to to_address does not come from the payment's from_address".to_owned(),
         );
     }
-    if !from_source.iter().any(|op| op.amount == payment.amount) {
+    if !tx
+        .ops
+        .iter()
+        .any(|op| from_source(op) && op.amount == payment.amount)
+    {
         return fail(
             "amount_mismatch",
             "The transaction does not pay exactly the payment's amount".to_owned(),
