@@ -32,14 +32,24 @@ const LATE_LINK_WINDOW: Duration = Duration::from_secs(600);
 
 /// The `/_sim` routes.
 pub fn routes() -> Router<Arc<Shared>> {
+    pioneer_routes().merge(simulator_routes())
+}
+
+/// What Pioneers, their wallets and the ad network do in real life.
+fn pioneer_routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/_sim/info", get(info))
         .route("/_sim/users", get(list_users).post(create_user))
         .route("/_sim/tokens", post(create_token))
         .route("/_sim/u2a", post(create_u2a))
         .route("/_sim/u2a/{id}/submit", post(submit_u2a))
         .route("/_sim/u2a/{id}/user_cancel", post(user_cancel))
         .route("/_sim/ads", post(set_ad))
+}
+
+/// The simulator's own state, knobs and reports.
+fn simulator_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_sim/info", get(info))
         .route("/_sim/faults", get(get_faults).post(update_faults))
         .route("/_sim/log", get(get_log))
         .route("/_sim/audit", get(get_audit))

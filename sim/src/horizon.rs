@@ -27,24 +27,26 @@ const MAX_LIMIT: usize = 200;
 
 /// The Horizon router (root paths). The platform helper wraps it with the fault layer.
 pub fn router(chain: Chain) -> axum::Router {
-    axum::Router::new()
+    let mut router = axum::Router::new()
         .route("/", get(root))
         .route("/accounts/{id}", get(account))
         .route("/accounts/{id}/transactions", get(account_transactions))
-        .route("/accounts/{id}/payments", get(account_payments))
-        .route("/accounts/{id}/operations", get(account_operations))
         .route("/fee_stats", get(fee_stats))
         .route("/ledgers", get(ledgers))
         .route("/ledgers/{n}", get(ledger))
         .route("/transactions", post(submit))
-        .route("/transactions/{hash}", get(transaction))
-        .route(
-            "/transactions/{hash}/operations",
-            get(transaction_operations),
-        )
-        .route("/transactions/{hash}/payments", get(transaction_operations))
-        .fallback(not_found_route)
-        .with_state(chain)
+        .route("/transactions/{hash}", get(transaction));
+    // Only payments and account creations exist on this chain, so an account's or a
+    // transaction's `payments` and `operations` are the same records.
+    for list in ["payments", "operations"] {
+        router = router
+            .route(&format!("/accounts/{{id}}/{list}"), get(account_operations))
+            .route(
+                &format!("/transactions/{{hash}}/{list}"),
+                get(transaction_operations),
+            );
+    }
+    router.fallback(not_found_route).with_state(chain)
 }
 
 // ---------- responses ----------
@@ -292,15 +294,23 @@ fn ledger_json(base: &str, l: &LedgerInfo, prev_hash: Option<String>) -> Value {
     v
 }
 
+/// The links every operation and transaction carries: itself (`path`), its effects, and the
+/// records before and after it in the `list` they are paged in.
+fn record_links(base: &str, path: &str, list: &str, paging_token: &str) -> Value {
+    json!({
+        "self": href(format!("{base}/{path}")),
+        "effects": href(format!("{base}/{path}/effects")),
+        "succeeds": href(format!("{base}/{list}?order=desc&cursor={paging_token}")),
+        "precedes": href(format!("{base}/{list}?order=asc&cursor={paging_token}")),
+    })
+}
+
 fn op_json(base: &str, op: &OpRecord, source: &str) -> Value {
+    let path = format!("operations/{}", op.id);
+    let mut links = record_links(base, &path, "effects", &op.paging_token);
+    links["transaction"] = href(format!("{base}/transactions/{}", op.tx_hash));
     let mut v = json!({
-        "_links": {
-            "self": href(format!("{base}/operations/{}", op.id)),
-            "transaction": href(format!("{base}/transactions/{}", op.tx_hash)),
-            "effects": href(format!("{base}/operations/{}/effects", op.id)),
-            "succeeds": href(format!("{base}/effects?order=desc&cursor={}", op.paging_token)),
-            "precedes": href(format!("{base}/effects?order=asc&cursor={}", op.paging_token)),
-        },
+        "_links": links,
         "id": op.id,
         "paging_token": op.paging_token,
         "transaction_successful": op.transaction_successful,
@@ -330,17 +340,14 @@ fn op_json(base: &str, op: &OpRecord, source: &str) -> Value {
 fn tx_json(base: &str, t: &TxRecord) -> Value {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
+    let path = format!("transactions/{}", t.hash);
+    let mut links = record_links(base, &path, "transactions", &t.paging_token);
+    links["account"] = href(format!("{base}/accounts/{}", t.source_account));
+    links["ledger"] = href(format!("{base}/ledgers/{}", t.ledger));
+    links["operations"] = href(format!("{base}/{path}/operations"));
+    links["transaction"] = href(format!("{base}/{path}"));
     let mut v = json!({
-        "_links": {
-            "self": href(format!("{base}/transactions/{}", t.hash)),
-            "account": href(format!("{base}/accounts/{}", t.source_account)),
-            "ledger": href(format!("{base}/ledgers/{}", t.ledger)),
-            "operations": href(format!("{base}/transactions/{}/operations", t.hash)),
-            "effects": href(format!("{base}/transactions/{}/effects", t.hash)),
-            "precedes": href(format!("{base}/transactions?order=asc&cursor={}", t.paging_token)),
-            "succeeds": href(format!("{base}/transactions?order=desc&cursor={}", t.paging_token)),
-            "transaction": href(format!("{base}/transactions/{}", t.hash)),
-        },
+        "_links": links,
         "id": t.hash,
         "paging_token": t.paging_token,
         "successful": t.successful,
@@ -456,18 +463,16 @@ async fn account(
     State(chain): State<Chain>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = check_account_id(&id) {
-        return r.into_response();
-    }
+) -> Result<Response, BadParam> {
+    check_account_id(&id)?;
     let Some(a) = chain.account(&id) else {
-        return not_found();
+        return Ok(not_found());
     };
     let base = base_url(&headers);
     let ledger_time = chain
         .ledger(a.last_modified_ledger)
         .map(|l| time(&l.closed_at));
-    hal(
+    Ok(hal(
         StatusCode::OK,
         json!({
             "_links": {
@@ -496,7 +501,7 @@ async fn account(
             "num_sponsored": 0,
             "paging_token": a.account_id,
         }),
-    )
+    ))
 }
 
 async fn account_transactions(
@@ -504,27 +509,22 @@ async fn account_transactions(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = check_account_id(&id) {
-        return r.into_response();
-    }
-    let page = match parse_page(&q) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, BadParam> {
+    check_account_id(&id)?;
+    let page = parse_page(&q)?;
     let base = base_url(&headers);
     let txs: Vec<TxRecord> = chain
         .account_transactions(&id)
         .into_iter()
         .filter(|t| page.include_failed || t.successful)
         .collect();
-    paged(
+    Ok(paged(
         txs,
         |t| token_of(&t.paging_token),
         |t| tx_json(&base, t),
         &page,
         &format!("{base}/accounts/{id}/transactions"),
-    )
+    ))
 }
 
 /// The operations of an account's transactions it took part in, with their op source.
@@ -542,46 +542,25 @@ fn account_ops(chain: &Chain, id: &str, include_failed: bool) -> Vec<(OpRecord, 
         .collect()
 }
 
-async fn account_payments(
-    State(chain): State<Chain>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    account_ops_page(chain, id, q, headers, "payments")
-}
-
+/// `/accounts/{id}/payments` and `/accounts/{id}/operations` (the same records here: only
+/// payments and account creations exist on this chain).
 async fn account_operations(
     State(chain): State<Chain>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
-) -> Response {
-    account_ops_page(chain, id, q, headers, "operations")
-}
-
-fn account_ops_page(
-    chain: Chain,
-    id: String,
-    q: HashMap<String, String>,
-    headers: HeaderMap,
-    what: &str,
-) -> Response {
-    if let Err(r) = check_account_id(&id) {
-        return r.into_response();
-    }
-    let page = match parse_page(&q) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, BadParam> {
+    check_account_id(&id)?;
+    let page = parse_page(&q)?;
     let base = base_url(&headers);
-    paged(
+    Ok(paged(
         account_ops(&chain, &id, page.include_failed),
         |(o, _)| token_of(&o.paging_token),
         |(o, s)| op_json(&base, o, s),
         &page,
-        &format!("{base}/accounts/{id}/{what}"),
-    )
+        &format!("{base}{}", uri.path()),
+    ))
 }
 
 async fn fee_stats(State(chain): State<Chain>) -> Response {
@@ -608,11 +587,8 @@ async fn ledgers(
     State(chain): State<Chain>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
-    let page = match parse_page(&q) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, BadParam> {
+    let page = parse_page(&q)?;
     let base = base_url(&headers);
     let latest = chain.latest_ledger().sequence;
     // Walk from the cursor in the asked order, taking at most `limit` ledgers.
@@ -637,7 +613,7 @@ async fn ledgers(
             Some((l, prev))
         })
         .collect();
-    paged(
+    Ok(paged(
         items,
         |(l, _)| ledger_token(l.sequence),
         |(l, p)| ledger_json(&base, l, p.clone()),
@@ -646,7 +622,7 @@ async fn ledgers(
             ..page
         },
         &format!("{base}/ledgers"),
-    )
+    ))
 }
 
 async fn ledger(State(chain): State<Chain>, Path(n): Path<String>, headers: HeaderMap) -> Response {
@@ -709,25 +685,28 @@ async fn submit(State(chain): State<Chain>, headers: HeaderMap, body: bytes::Byt
     }
 }
 
-fn valid_hash(hash: &str) -> bool {
-    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+/// A transaction hash in a path: 64 hex digits.
+fn check_tx_hash(hash: &str) -> Result<(), BadParam> {
+    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(BadParam {
+            field: "tx_id",
+            reason: "Transaction hash must be a hex-encoded, lowercase SHA-256 hash",
+        })
+    }
 }
 
 async fn transaction(
     State(chain): State<Chain>,
     Path(hash): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    if !valid_hash(&hash) {
-        return bad_request(
-            "tx_id",
-            "Transaction hash must be a hex-encoded, lowercase SHA-256 hash",
-        );
-    }
-    match chain.transaction(&hash) {
+) -> Result<Response, BadParam> {
+    check_tx_hash(&hash)?;
+    Ok(match chain.transaction(&hash) {
         Some(t) => hal(StatusCode::OK, tx_json(&base_url(&headers), &t)),
         None => not_found(),
-    }
+    })
 }
 
 async fn transaction_operations(
@@ -736,19 +715,11 @@ async fn transaction_operations(
     Query(q): Query<HashMap<String, String>>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-) -> Response {
-    if !valid_hash(&hash) {
-        return bad_request(
-            "tx_id",
-            "Transaction hash must be a hex-encoded, lowercase SHA-256 hash",
-        );
-    }
-    let page = match parse_page(&q) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, BadParam> {
+    check_tx_hash(&hash)?;
+    let page = parse_page(&q)?;
     let Some(t) = chain.transaction(&hash) else {
-        return not_found();
+        return Ok(not_found());
     };
     let base = base_url(&headers);
     let ops: Vec<(OpRecord, String)> = t
@@ -759,11 +730,11 @@ async fn transaction_operations(
             (o, s)
         })
         .collect();
-    paged(
+    Ok(paged(
         ops,
         |(o, _)| token_of(&o.paging_token),
         |(o, s)| op_json(&base, o, s),
         &page,
         &format!("{base}{}", uri.path()),
-    )
+    ))
 }
