@@ -15,8 +15,7 @@ use crate::config::{Config, PiTarget};
 use crate::services::{PiEndpoints, PiServices, open_ledger};
 use anyhow::Context;
 use pi_payments_core::PiAmount;
-use pi_payments_core::payout::PayoutProcessor;
-use pi_payments_core::stellar::{Network, Wallet};
+use pi_payments_core::stellar::Wallet;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -143,14 +142,7 @@ async fn fund_channels(config: &Config, wallets: &[Wallet], fund: PiAmount) -> a
         .map_err(|_| anyhow::anyhow!("PI_WALLET_SEED is not a usable Stellar seed"))?;
     let ledger = open_ledger(config).await?;
     let pi = PiServices::connect(endpoints, config, FUNDING_HORIZON_TIMEOUT)?;
-    let processor = PayoutProcessor::new(
-        ledger.clone(),
-        pi.client,
-        pi.horizon,
-        app,
-        Network::new(&pi.endpoints.network),
-        Vec::new(),
-    );
+    let processor = pi.payout_processor(&ledger, app, Vec::new());
     let result = processor.fund_channels(wallets, fund).await;
     ledger.close().await;
     result.context("funding the channel accounts from the app wallet")

@@ -9,8 +9,10 @@ use crate::config::{Config, PiTarget, QueueTarget};
 use anyhow::Context;
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ledger::Ledger;
+use pi_payments_core::payout::PayoutProcessor;
 use pi_payments_core::pi_client::{PiClient, PiClientConfig};
 use pi_payments_core::rate_limit::PiRateLimiter;
+use pi_payments_core::stellar::{Network, Wallet};
 use pi_payments_worker::{Queue, QueueConfig, connect_queue};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,6 +120,24 @@ impl PiServices {
             client,
             horizon,
         })
+    }
+
+    /// The A2U payout pipeline on these clients: payments from the app `wallet`, carried by
+    /// the `channels` accounts (none: the wallet is the transactions' source too).
+    pub fn payout_processor(
+        &self,
+        ledger: &Ledger,
+        wallet: Wallet,
+        channels: Vec<Wallet>,
+    ) -> PayoutProcessor {
+        PayoutProcessor::new(
+            ledger.clone(),
+            self.client.clone(),
+            self.horizon.clone(),
+            wallet,
+            Network::new(&self.endpoints.network),
+            channels,
+        )
     }
 }
 

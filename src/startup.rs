@@ -10,7 +10,7 @@ use pi_payments_api::ApiState;
 use pi_payments_core::ledger::Ledger;
 use pi_payments_core::payout::PayoutProcessor;
 use pi_payments_core::products::Catalogue;
-use pi_payments_core::stellar::{Network, Wallet};
+use pi_payments_core::stellar::Wallet;
 use pi_payments_worker::{JobRetry, WebhookConfig, WorkerConfig, WorkerDeps};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -277,14 +277,7 @@ fn payout_processor(
         channels = channels.len(),
         "A2U payouts enabled"
     );
-    Ok(Some(PayoutProcessor::new(
-        ledger.clone(),
-        services.client.clone(),
-        services.horizon.clone(),
-        wallet,
-        Network::new(&pi.network),
-        channels,
-    )))
+    Ok(Some(services.payout_processor(ledger, wallet, channels)))
 }
 
 fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
