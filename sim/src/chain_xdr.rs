@@ -1,6 +1,7 @@
 //! XDR plumbing for the simulated chain: decoding envelopes into one normalized shape, the
 //! transaction hash, result XDR, Horizon's result-code names and building signed payments.
-//! Kept apart from `chain.rs` so the ledger rules there read without XDR noise.
+//! Kept apart from the chain (`chain/ledger.rs`) so the ledger rules there read without XDR
+//! noise.
 
 use sha2::{Digest, Sha256};
 use stellar_xdr::{
