@@ -42,6 +42,16 @@ fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// One of pi-sim's reports (`/_sim/audit`, `/_sim/log`) as JSON.
+async fn sim_report(
+    http: &reqwest::Client,
+    sim: &pi_sim::RunningSim,
+    report: &str,
+) -> anyhow::Result<Value> {
+    let url = format!("{}/_sim/{report}", sim.platform_url);
+    Ok(http.get(url).send().await?.json().await?)
+}
+
 /// Run the benchmark and print its report.
 pub async fn run(args: BenchPayoutsArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
@@ -189,23 +199,13 @@ pub async fn run(args: BenchPayoutsArgs) -> anyhow::Result<()> {
     let wall = started.elapsed();
     let rss = peak_rss_kib();
 
-    let audit: Value = http
-        .get(format!("{}/_sim/audit", sim.platform_url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let audit = sim_report(&http, &sim, "audit").await?;
     let problems = audit["problems"].as_array().cloned().unwrap_or_default();
     let duplicates = problems
         .iter()
         .filter(|p| p["problem"] == "double_paid")
         .count();
-    let log: Value = http
-        .get(format!("{}/_sim/log", sim.platform_url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let log = sim_report(&http, &sim, "log").await?;
     app.stop().await?;
     sim.shutdown().await;
     drop(scratch);
