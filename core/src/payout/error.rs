@@ -9,7 +9,7 @@ use crate::ledger::LedgerError;
 use crate::stellar::StellarError;
 
 /// Why a step could not run (the job should be retried later); business outcomes are
-/// [`StepOutcome`]s, not errors.
+/// [`StepOutcome`](super::outcome::StepOutcome)s, not errors.
 #[derive(Debug, thiserror::Error)]
 pub enum PayoutError {
     #[error(transparent)]

@@ -1,5 +1,5 @@
 //! What a step decided: [`StepOutcome`] for the caller (the payout job), and the internal
-//! [`Flow`] a state handler hands back to the step loop.
+//! `Flow` a state handler hands back to the step loop.
 
 use std::time::Duration;
 
