@@ -280,7 +280,7 @@ pub struct IncompleteServerPayments {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::dto::*;
 
     const FULL: &str = r#"{
         "identifier": "aBcD1234eFgH5678iJkL9012mNoP",

@@ -123,7 +123,7 @@ pub fn random_alnum(n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::ids::*;
 
     #[test]
     fn payment_ids() {

@@ -17,10 +17,12 @@ pub mod pioneer;
 pub mod products;
 pub mod rate_limit;
 pub mod reconcile;
-pub mod retry;
 pub mod state;
 pub mod stellar;
 pub mod wal_checkpoint;
 
 pub use amount::PiAmount;
 pub use ids::{OrderId, PaymentId, Txid, Uid};
+/// The Pi client's retry policy at its former path (`pi_payments_core::retry`), which the api
+/// and worker crates and their tests still name.
+pub use pi_client::retry;

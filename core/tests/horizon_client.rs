@@ -4,7 +4,9 @@
 
 use pi_payments_core::PiAmount;
 use pi_payments_core::Txid;
-use pi_payments_core::horizon::{HorizonClient, Order, SubmitError, SubmitOk, VerificationProblem};
+use pi_payments_core::horizon::{
+    Account, HorizonClient, Order, SubmitError, SubmitOk, TxInfo, VerificationProblem,
+};
 use pi_payments_core::ids::random_alnum;
 use pi_payments_core::stellar::{
     Network, PI_BASE_FEE_STROOPS, PaymentTx, SignedTx, TxFailure, Wallet,
@@ -77,33 +79,58 @@ fn pi(text: &str) -> PiAmount {
 }
 
 impl Env {
+    /// `account` as Horizon sees it (it must exist).
+    async fn account(&self, account: &str) -> Account {
+        self.horizon.account(account).await.unwrap().unwrap()
+    }
+
     async fn sequence(&self, account: &str) -> i64 {
-        self.horizon
-            .account(account)
-            .await
-            .unwrap()
-            .unwrap()
-            .sequence
+        self.account(account).await.sequence
     }
 
     async fn balance(&self, account: &str) -> i64 {
-        self.horizon
-            .account(account)
-            .await
-            .unwrap()
-            .unwrap()
-            .balance_stroops
+        self.account(account).await.balance_stroops
     }
 
     async fn payout(&self, to: &str, amount: PiAmount, memo: &str) -> SignedTx {
         let seq = self.sequence(&self.app.public_key()).await;
-        PaymentTx::new(self.app.public_key(), seq + 1)
+        self.sign(
+            PaymentTx::new(self.app.public_key(), seq + 1)
+                .fee_per_op(self.fee)
+                .payment(to, amount)
+                .memo_text(memo),
+        )
+    }
+
+    /// A payment of `amount` from the app wallet at sequence `sequence`, with a fresh memo,
+    /// not yet signed (so a test can give it odd time bounds or sign it for another network).
+    fn payment_at(&self, sequence: i64, to: &str, amount: PiAmount) -> PaymentTx {
+        PaymentTx::new(self.app.public_key(), sequence)
             .fee_per_op(self.fee)
             .payment(to, amount)
-            .memo_text(memo)
-            .expires_in(120)
-            .sign(&[&self.app], &self.net)
-            .unwrap()
+            .memo_text(random_alnum(28))
+    }
+
+    /// `tx` valid for two minutes, signed by the app wallet on the sim's network.
+    fn sign(&self, tx: PaymentTx) -> SignedTx {
+        tx.expires_in(120).sign(&[&self.app], &self.net).unwrap()
+    }
+
+    /// The transaction Horizon recorded under `hash` (it must know it).
+    async fn recorded(&self, hash: &str) -> TxInfo {
+        self.horizon.transaction(hash).await.unwrap().unwrap()
+    }
+
+    /// Submit `signed`, which must come back as Horizon's `transaction_failed` verdict: its
+    /// failure and result XDR.
+    async fn submit_failing(&self, signed: &SignedTx) -> (TxFailure, Option<String>) {
+        match self.horizon.submit(&signed.envelope_b64).await {
+            Err(SubmitError::Failed {
+                failure,
+                result_xdr,
+            }) => (failure, result_xdr),
+            other => panic!("expected a transaction_failed verdict, got {other:?}"),
+        }
     }
 }
 
@@ -112,7 +139,7 @@ async fn payment_lands_reads_back_and_resubmits_idempotently() {
     let e = env().await;
     let to = pioneer(&e.sim, "u1").await;
     let app = e.app.public_key();
-    let app_before = e.horizon.account(&app).await.unwrap().unwrap();
+    let app_before = e.account(&app).await;
     let to_before = e.balance(&to).await;
     let identifier = random_alnum(28);
     let amount = pi("2.5");
@@ -124,12 +151,7 @@ async fn payment_lands_reads_back_and_resubmits_idempotently() {
     assert!(ok.successful);
     assert!(ok.ledger > 0);
 
-    let tx = e
-        .horizon
-        .transaction(&signed.hash_hex)
-        .await
-        .unwrap()
-        .unwrap();
+    let tx = e.recorded(&signed.hash_hex).await;
     assert_eq!(tx.hash, signed.hash_hex);
     assert_eq!(tx.ledger, ok.ledger);
     assert!(tx.successful);
@@ -150,7 +172,7 @@ async fn payment_lands_reads_back_and_resubmits_idempotently() {
     assert_eq!(payments[0].amount_stroops, 25_000_000);
     assert_eq!(payments[0].asset_type, "native");
 
-    let app_after = e.horizon.account(&app).await.unwrap().unwrap();
+    let app_after = e.account(&app).await;
     assert_eq!(app_after.sequence, app_before.sequence + 1);
     assert_eq!(
         app_after.balance_stroops,
@@ -162,7 +184,7 @@ async fn payment_lands_reads_back_and_resubmits_idempotently() {
     let again = e.horizon.submit(&signed.envelope_b64).await.unwrap();
     assert_eq!(again.hash, signed.hash_hex);
     assert_eq!(e.balance(&to).await, to_before + 25_000_000);
-    let app_final = e.horizon.account(&app).await.unwrap().unwrap();
+    let app_final = e.account(&app).await;
     assert_eq!(app_final, app_after);
 
     // Finding it by memo (the check before any rebuild), and listing.
@@ -253,21 +275,11 @@ async fn stale_or_future_sequence_is_bad_seq_and_consumes_nothing() {
 
     let balance = e.balance(&app).await;
     for stale_or_future in [seq + 1, seq + 5] {
-        let tx = PaymentTx::new(&app, stale_or_future)
-            .fee_per_op(e.fee)
-            .payment(&to, pi("1"))
-            .memo_text(random_alnum(28))
-            .expires_in(120)
-            .sign(&[&e.app], &e.net)
-            .unwrap();
-        match e.horizon.submit(&tx.envelope_b64).await {
-            Err(SubmitError::Failed { failure, .. }) => {
-                assert_eq!(failure, TxFailure::BadSeq);
-                assert!(failure.is_definite());
-                assert!(!failure.consumed_sequence());
-            }
-            other => panic!("expected tx_bad_seq, got {other:?}"),
-        }
+        let tx = e.sign(e.payment_at(stale_or_future, &to, pi("1")));
+        let (failure, _) = e.submit_failing(&tx).await;
+        assert_eq!(failure, TxFailure::BadSeq);
+        assert!(failure.is_definite());
+        assert!(!failure.consumed_sequence());
         assert!(e.horizon.transaction(&tx.hash_hex).await.unwrap().is_none());
     }
     assert_eq!(e.sequence(&app).await, seq + 1);
@@ -283,12 +295,11 @@ async fn channel_account_pays_the_fee_while_the_app_pays_the_pioneer() {
 
     // Fund the channel account from the app wallet.
     let app_seq = e.sequence(&app).await;
-    let create = PaymentTx::new(&app, app_seq + 1)
-        .fee_per_op(e.fee)
-        .create_account(channel.public_key(), pi("2"))
-        .expires_in(120)
-        .sign(&[&e.app], &e.net)
-        .unwrap();
+    let create = e.sign(
+        PaymentTx::new(&app, app_seq + 1)
+            .fee_per_op(e.fee)
+            .create_account(channel.public_key(), pi("2")),
+    );
     e.horizon.submit(&create.envelope_b64).await.unwrap();
     let funding = e
         .horizon
@@ -302,7 +313,7 @@ async fn channel_account_pays_the_fee_while_the_app_pays_the_pioneer() {
     assert_eq!(funding[0].amount_stroops, 20_000_000);
     assert_eq!(e.balance(&channel.public_key()).await, 20_000_000);
 
-    let app_before = e.horizon.account(&app).await.unwrap().unwrap();
+    let app_before = e.account(&app).await;
     let to_before = e.balance(&to).await;
     let ch_seq = e.sequence(&channel.public_key()).await;
     let identifier = random_alnum(28);
@@ -316,12 +327,7 @@ async fn channel_account_pays_the_fee_while_the_app_pays_the_pioneer() {
     let ok = e.horizon.submit(&signed.envelope_b64).await.unwrap();
     assert_eq!(ok.hash, signed.hash_hex);
 
-    let tx = e
-        .horizon
-        .transaction(&signed.hash_hex)
-        .await
-        .unwrap()
-        .unwrap();
+    let tx = e.recorded(&signed.hash_hex).await;
     assert_eq!(tx.source_account, channel.public_key());
     assert_eq!(tx.memo.as_deref(), Some(identifier.as_str()));
     let p = e
@@ -336,7 +342,7 @@ async fn channel_account_pays_the_fee_while_the_app_pays_the_pioneer() {
     );
     assert_eq!(p[0].amount_stroops, 12_500_000);
 
-    let app_after = e.horizon.account(&app).await.unwrap().unwrap();
+    let app_after = e.account(&app).await;
     assert_eq!(
         app_after.sequence, app_before.sequence,
         "the channel's sequence was used"
@@ -366,66 +372,44 @@ async fn failures_come_back_classified() {
 
     // Signed for another network: tx_bad_auth, nothing consumed.
     let seq = e.sequence(&app).await;
-    let wrong_net = PaymentTx::new(&app, seq + 1)
-        .fee_per_op(e.fee)
-        .payment(&to, pi("1"))
-        .memo_text(random_alnum(28))
+    let wrong_net = e
+        .payment_at(seq + 1, &to, pi("1"))
         .expires_in(120)
         .sign(&[&e.app], &Network::new("Not Pi"))
         .unwrap();
-    match e.horizon.submit(&wrong_net.envelope_b64).await {
-        Err(SubmitError::Failed { failure, .. }) => assert_eq!(failure, TxFailure::BadAuth),
-        other => panic!("expected tx_bad_auth, got {other:?}"),
-    }
+    let (failure, _) = e.submit_failing(&wrong_net).await;
+    assert_eq!(failure, TxFailure::BadAuth);
     assert_eq!(e.sequence(&app).await, seq);
 
     // Expired: tx_too_late.
-    let late = PaymentTx::new(&app, seq + 1)
-        .fee_per_op(e.fee)
-        .payment(&to, pi("1"))
-        .memo_text(random_alnum(28))
+    let late = e
+        .payment_at(seq + 1, &to, pi("1"))
         .max_time(1_000_000)
         .sign(&[&e.app], &e.net)
         .unwrap();
-    match e.horizon.submit(&late.envelope_b64).await {
-        Err(SubmitError::Failed { failure, .. }) => {
-            assert_eq!(failure, TxFailure::TooLate);
-            assert!(failure.is_definite());
-        }
-        other => panic!("expected tx_too_late, got {other:?}"),
-    }
+    let (failure, _) = e.submit_failing(&late).await;
+    assert_eq!(failure, TxFailure::TooLate);
+    assert!(failure.is_definite());
 
     // To an account that does not exist: applied, fails, consumes sequence and fee.
     let balance = e.balance(&app).await;
     let nowhere = e
         .payout(&Wallet::generate().public_key(), pi("1"), &random_alnum(28))
         .await;
-    match e.horizon.submit(&nowhere.envelope_b64).await {
-        Err(SubmitError::Failed {
-            failure,
-            result_xdr,
-        }) => {
-            assert_eq!(
-                failure,
-                TxFailure::Failed {
-                    ops: vec!["op_no_destination".into()]
-                }
-            );
-            assert!(failure.consumed_sequence() && failure.is_definite());
-            // The result XDR says the same thing as the result codes.
-            let xdr = result_xdr.expect("Horizon sends extras.result_xdr");
-            assert_eq!(TxFailure::from_result_xdr(&xdr), Some(failure));
+    let (failure, result_xdr) = e.submit_failing(&nowhere).await;
+    assert_eq!(
+        failure,
+        TxFailure::Failed {
+            ops: vec!["op_no_destination".into()]
         }
-        other => panic!("expected tx_failed, got {other:?}"),
-    }
+    );
+    assert!(failure.consumed_sequence() && failure.is_definite());
+    // The result XDR says the same thing as the result codes.
+    let xdr = result_xdr.expect("Horizon sends extras.result_xdr");
+    assert_eq!(TxFailure::from_result_xdr(&xdr), Some(failure));
     assert_eq!(e.sequence(&app).await, seq + 1);
     assert_eq!(e.balance(&app).await, balance - e.fee);
-    let recorded = e
-        .horizon
-        .transaction(&nowhere.hash_hex)
-        .await
-        .unwrap()
-        .unwrap();
+    let recorded = e.recorded(&nowhere.hash_hex).await;
     assert!(!recorded.successful);
     // A failed transaction with the memo is not "paid".
     assert!(
@@ -439,12 +423,8 @@ async fn failures_come_back_classified() {
     // More than the balance: op_underfunded.
     let too_much = PiAmount::from_stroops(e.balance(&app).await).unwrap();
     let broke = e.payout(&to, too_much, &random_alnum(28)).await;
-    match e.horizon.submit(&broke.envelope_b64).await {
-        Err(SubmitError::Failed { failure, .. }) => {
-            assert_eq!(failure.failed_ops(), vec!["op_underfunded"]);
-        }
-        other => panic!("expected op_underfunded, got {other:?}"),
-    }
+    let (failure, _) = e.submit_failing(&broke).await;
+    assert_eq!(failure.failed_ops(), vec!["op_underfunded"]);
 
     // Garbage is malformed, not a transport error.
     assert!(matches!(

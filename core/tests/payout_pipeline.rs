@@ -9,15 +9,61 @@ use pi_payments_core::PiAmount;
 use pi_payments_core::Uid;
 use pi_payments_core::dto::CreatePaymentRequest;
 use pi_payments_core::ledger::{LedgerError, PayoutRequest};
-use pi_payments_core::payout::{CrashPoint, PayoutConfig, PayoutError, StepOutcome};
+use pi_payments_core::payout::{CrashPoint, PayoutConfig, PayoutError, PayoutId, StepOutcome};
 use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::state::PayoutState;
 use pi_payments_core::stellar::decode_envelope;
 use pi_sim::SimConfig;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+/// A payout requested for a new Pioneer, with what is needed to check it was paid.
+struct Requested {
+    /// The payout.
+    id: PayoutId,
+    /// The Pioneer's wallet.
+    addr: String,
+    /// Its balance before the payout, in stroops.
+    before: i64,
+}
+
+/// Create Pioneer `uid` at the sim and request a payout of `amount` to them under `key`.
+async fn request_for_new_pioneer(env: &Env, uid: &str, amount: &str, key: &str) -> Requested {
+    let addr = env.pioneer(uid).await;
+    let before = env.balance(&addr).await;
+    let row = env.request(uid, amount, key).await;
+    Requested {
+        id: row.id,
+        addr,
+        before,
+    }
+}
+
+/// Every payout driven to its end completed.
+fn assert_all_done(outcomes: &HashMap<PayoutId, StepOutcome>) {
+    assert!(
+        outcomes.values().all(|o| *o == StepOutcome::Done),
+        "{outcomes:?}"
+    );
+}
+
+/// Python's stellar-sdk decodes payout `id`'s stored envelope to the stored hash, with the Pi
+/// payment identifier as text memo; the decoded envelope, for the caller's own checks.
+async fn python_decodes_stored_envelope(env: &Env, py: &Path, id: &PayoutId) -> Value {
+    let row = env.row(id).await;
+    let v = py_decode(
+        py,
+        &env.sim.network_passphrase,
+        row.envelope_b64.as_deref().unwrap(),
+    );
+    assert_eq!(v["hash"], row.tx_hash.clone().unwrap());
+    assert_eq!(v["memo_type"], "TextMemo");
+    assert_eq!(v["memo"], row.pi_payment_id.clone().unwrap().as_str());
+    v
+}
 
 fn stroops(a: &str) -> i64 {
     PiAmount::parse(a).unwrap().stroops()
@@ -39,19 +85,19 @@ async fn twenty_payouts_complete_exactly_once_and_requests_are_idempotent() {
     let mut ids = Vec::new();
     let mut expected = Vec::new();
     for i in 0..20 {
-        let uid = format!("pioneer-{i}");
-        let addr = env.pioneer(&uid).await;
         let amount = format!("{}.{:07}", i + 1, 1234567 + i);
-        let before = env.balance(&addr).await;
-        let row = env.request(&uid, &amount, &format!("reward-{i}")).await;
-        ids.push(row.id.clone());
-        expected.push((row.id, addr, before, stroops(&amount)));
+        let r = request_for_new_pioneer(
+            &env,
+            &format!("pioneer-{i}"),
+            &amount,
+            &format!("reward-{i}"),
+        )
+        .await;
+        ids.push(r.id.clone());
+        expected.push((r.id, r.addr, r.before, stroops(&amount)));
     }
     let outcomes = drive(&p, &ids, 8).await;
-    assert!(
-        outcomes.values().all(|o| *o == StepOutcome::Done),
-        "{outcomes:?}"
-    );
+    assert_all_done(&outcomes);
     for (id, addr, before, amount) in &expected {
         assert_eq!(
             env.balance(addr).await - before,
@@ -94,15 +140,7 @@ async fn twenty_payouts_complete_exactly_once_and_requests_are_idempotent() {
 
     // A second implementation reads one stored envelope the same way.
     if let Some(py) = python() {
-        let row = env.row(&expected[0].0).await;
-        let v = py_decode(
-            &py,
-            &env.sim.network_passphrase,
-            row.envelope_b64.as_deref().unwrap(),
-        );
-        assert_eq!(v["hash"], row.tx_hash.clone().unwrap());
-        assert_eq!(v["memo_type"], "TextMemo");
-        assert_eq!(v["memo"], row.pi_payment_id.unwrap().as_str());
+        let v = python_decodes_stored_envelope(&env, &py, &expected[0].0).await;
         assert_eq!(v["valid_signers"], json!([p.app_address()]));
         assert_eq!(v["operations"][0]["amount_stroops"], expected[0].3);
         assert_eq!(v["operations"][0]["destination"], expected[0].1);
@@ -178,11 +216,9 @@ async fn injected_faults_still_pay_everyone_exactly_once() {
     let mut expected = Vec::new();
     for i in 0..12 {
         let uid = format!("faulty-{i}");
-        let addr = env.pioneer(&uid).await;
-        let before = env.balance(&addr).await;
-        let row = env.request(&uid, "1.0000003", &format!("faulty-{i}")).await;
-        ids.push(row.id);
-        expected.push((addr, before));
+        let r = request_for_new_pioneer(&env, &uid, "1.0000003", &uid).await;
+        ids.push(r.id);
+        expected.push((r.addr, r.before));
     }
     env.faults(json!({
         "drop_rate": 0.3,
@@ -195,10 +231,7 @@ async fn injected_faults_still_pay_everyone_exactly_once() {
     let outcomes = drive(&p, &ids, 6).await;
     env.faults(json!({"drop_rate": 0.0, "fail_rate": 0.0}))
         .await;
-    assert!(
-        outcomes.values().all(|o| *o == StepOutcome::Done),
-        "{outcomes:?}"
-    );
+    assert_all_done(&outcomes);
     for (addr, before) in &expected {
         assert_eq!(env.balance(addr).await - before, stroops("1.0000003"));
     }
@@ -283,10 +316,7 @@ async fn ongoing_payment_found_is_adopted_or_resolved_never_duplicated() {
     let addr = env.pioneer("twice").await;
     let before = env.balance(&addr).await;
     let outcomes = drive(&p, &[a.id.clone(), b.id.clone()], 2).await;
-    assert!(
-        outcomes.values().all(|o| *o == StepOutcome::Done),
-        "{outcomes:?}"
-    );
+    assert_all_done(&outcomes);
     assert_eq!(env.balance(&addr).await - before, stroops("3"));
 
     // 4. An open payment we did not create blocks the uid: reported, never paid blindly.
@@ -521,17 +551,12 @@ async fn four_channels_land_forty_payouts_and_python_agrees_on_the_envelopes() {
     let mut expected = Vec::new();
     for i in 0..40 {
         let uid = format!("chan-{i}");
-        let addr = env.pioneer(&uid).await;
-        let before = env.balance(&addr).await;
-        let row = env.request(&uid, "0.5", &format!("chan-{i}")).await;
-        ids.push(row.id.clone());
-        expected.push((row.id, addr, before));
+        let r = request_for_new_pioneer(&env, &uid, "0.5", &uid).await;
+        ids.push(r.id.clone());
+        expected.push((r.id, r.addr, r.before));
     }
     let outcomes = drive(&p, &ids, 16).await;
-    assert!(
-        outcomes.values().all(|o| *o == StepOutcome::Done),
-        "{outcomes:?}"
-    );
+    assert_all_done(&outcomes);
     let mut sources = std::collections::BTreeSet::new();
     for (id, addr, before) in &expected {
         assert_eq!(env.balance(addr).await - before, stroops("0.5"));
@@ -548,15 +573,8 @@ async fn four_channels_land_forty_payouts_and_python_agrees_on_the_envelopes() {
 
     if let Some(py) = python() {
         for (id, addr, _) in expected.iter().take(6) {
+            let v = python_decodes_stored_envelope(&env, &py, id).await;
             let row = env.row(id).await;
-            let v = py_decode(
-                &py,
-                &env.sim.network_passphrase,
-                row.envelope_b64.as_deref().unwrap(),
-            );
-            assert_eq!(v["hash"], row.tx_hash.clone().unwrap());
-            assert_eq!(v["memo_type"], "TextMemo");
-            assert_eq!(v["memo"], row.pi_payment_id.clone().unwrap().as_str());
             let mut signers: Vec<String> = v["valid_signers"]
                 .as_array()
                 .unwrap()

@@ -18,7 +18,7 @@
 //! queues. Scaling payouts across processes means giving each process its own channel accounts
 //! (`PI_CHANNEL_SEEDS` differ per process), which keeps every lane in one process.
 
-use crate::horizon::{HorizonClient, HorizonError};
+use crate::horizon::{HorizonClient, HorizonError, SubmitError, SubmitOk};
 use crate::stellar::Wallet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,6 +82,17 @@ impl LaneGuard {
     /// Forget the sequence: the next allocation re-reads it from Horizon.
     pub fn invalidate(&mut self) {
         *self.guard = None;
+    }
+
+    /// After submitting a transaction from this lane: keep the sequence only when the
+    /// submission may have used it (landed, may still land, or failed in a ledger); otherwise
+    /// Horizon rejected it before the ledger and the sequence is re-read.
+    pub fn after_submit(&mut self, outcome: &Result<SubmitOk, SubmitError>) {
+        match outcome {
+            Ok(_) | Err(SubmitError::Timeout | SubmitError::Transport(_)) => {}
+            Err(SubmitError::Failed { failure, .. }) if failure.consumed_sequence() => {}
+            Err(_) => self.invalidate(),
+        }
     }
 }
 
@@ -177,7 +188,9 @@ impl Lanes {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::horizon::HorizonClient;
+    use crate::payout::lane::Lanes;
+    use crate::stellar::Wallet;
 
     #[tokio::test]
     async fn channels_are_deduplicated_and_spread() {

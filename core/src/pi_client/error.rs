@@ -453,7 +453,7 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::pi_client::error::*;
 
     #[test]
     fn retry_after_forms() {

@@ -1,8 +1,8 @@
 //! Decoding envelopes, so we can check what we stored (or what someone else built) before
 //! trusting it: its hash under a network, memo, operations, and which signatures are valid.
 
-use super::keys::{Network, verify_hash};
-use super::{StellarError, encode_account};
+use super::error::StellarError;
+use super::keys::{Network, encode_account, verify_hash};
 use stellar_xdr::{
     Asset, Limits, Memo, MuxedAccount, OperationBody, Preconditions, PublicKey, ReadXdr,
     Transaction, TransactionEnvelope,
@@ -259,7 +259,7 @@ fn muxed_to_account(m: &MuxedAccount) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::stellar::decode::*;
 
     #[test]
     fn rejects_garbage() {

@@ -211,7 +211,7 @@ fn snake(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::stellar::failure::*;
     use serde_json::json;
     use stellar_xdr::{TransactionResultExt, VecM, WriteXdr};
 

@@ -1,6 +1,6 @@
 //! Keys: the wallet that signs payouts and the network its signatures are bound to.
 
-use super::{StellarError, encode_account};
+use super::error::StellarError;
 use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -146,9 +146,27 @@ pub(crate) fn verify_hash(public: &[u8; 32], hash: &[u8; 32], signature: &[u8]) 
     key.verify_strict(hash, &sig).is_ok()
 }
 
+/// Parse a `G…` address into its 32 key bytes, naming the field in the error.
+pub(crate) fn parse_account(what: &'static str, text: &str) -> Result<[u8; 32], StellarError> {
+    stellar_strkey::ed25519::PublicKey::from_string(text)
+        .map(|k| k.0)
+        .map_err(|_| StellarError::BadAddress {
+            what,
+            value: text.chars().take(80).collect(),
+        })
+}
+
+/// Encode 32 key bytes as a `G…` address.
+pub(crate) fn encode_account(key: &[u8; 32]) -> String {
+    stellar_strkey::ed25519::PublicKey(*key)
+        .to_string()
+        .as_str()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::stellar::keys::*;
 
     // A fixed, test-only seed (never funded anywhere).
     const SEED: &str = "SAAACAQDAQCQMBYIBEFAWDANBYHRAEISCMKBKFQXDAMRUGY4DUPB6NKI";

@@ -1,8 +1,8 @@
 //! Building and signing the one kind of transaction pi-payments sends: native payments (and
 //! `create_account` to fund channel accounts), with a text memo and an expiry.
 
-use super::keys::{Network, Wallet};
-use super::{StellarError, parse_account};
+use super::error::StellarError;
+use super::keys::{Network, Wallet, parse_account};
 use crate::amount::PiAmount;
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -338,8 +338,8 @@ fn to_xdr_op(op: &TxOp) -> Result<Operation, StellarError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::stellar::{DecodedMemo, DecodedOpBody, decode_envelope};
+    use crate::stellar::decode::{DecodedMemo, DecodedOpBody, decode_envelope};
+    use crate::stellar::tx::*;
 
     const APP_SEED: &str = "SAAACAQDAQCQMBYIBEFAWDANBYHRAEISCMKBKFQXDAMRUGY4DUPB6NKI";
     const CHANNEL_SEED: &str = "SAQCCIRDEQSSMJZIFEVCWLBNFYXTAMJSGM2DKNRXHA4TUOZ4HU7D7VI7";
@@ -350,17 +350,22 @@ mod tests {
         PiAmount::parse(s).unwrap()
     }
 
-    #[test]
-    fn sign_then_decode_round_trip() {
-        let app = Wallet::from_seed(APP_SEED).unwrap();
-        let net = Network::pi_testnet();
-        let signed = PaymentTx::new(app.public_key(), 4242)
+    /// The same 2.5 Pi payment from `app` every time (sequence, fee, memo and max time fixed).
+    fn sign_fixed_payment(app: &Wallet, net: &Network) -> SignedTx {
+        PaymentTx::new(app.public_key(), 4242)
             .fee_per_op(150_000)
             .payment(PIONEER, amount("2.5"))
             .memo_text(MEMO)
             .max_time(1_900_000_000)
-            .sign(&[&app], &net)
-            .unwrap();
+            .sign(&[app], net)
+            .unwrap()
+    }
+
+    #[test]
+    fn sign_then_decode_round_trip() {
+        let app = Wallet::from_seed(APP_SEED).unwrap();
+        let net = Network::pi_testnet();
+        let signed = sign_fixed_payment(&app, &net);
         assert_eq!(signed.hash_hex.len(), 64);
         assert_eq!(signed.sequence, 4242);
         assert_eq!(signed.source, app.public_key());
@@ -391,13 +396,7 @@ mod tests {
         assert!(d.valid_signers(&Network::pi_mainnet()).is_empty());
         assert!(d.fully_signed(&net));
         // Deterministic: ed25519 signatures and XDR are both deterministic.
-        let again = PaymentTx::new(app.public_key(), 4242)
-            .fee_per_op(150_000)
-            .payment(PIONEER, amount("2.5"))
-            .memo_text(MEMO)
-            .max_time(1_900_000_000)
-            .sign(&[&app], &net)
-            .unwrap();
+        let again = sign_fixed_payment(&app, &net);
         assert_eq!(again, signed);
     }
 

@@ -75,11 +75,34 @@ fn created_patch(n: u32) -> PayoutPatch {
     }
 }
 
-async fn to_signed(ledger: &Ledger, id: &PayoutId, n: u32) {
+/// Bind Pi payment `n` (see [`created_patch`]) to payout `id`.
+async fn pi_created(ledger: &Ledger, id: &PayoutId, n: u32) -> Result<PayoutApplied, LedgerError> {
     ledger
         .apply_payout(id, PayoutTransition::PiCreated, None, 0, created_patch(n))
         .await
-        .unwrap();
+}
+
+/// Move payout `id` to `needs_attention` with `reason`.
+async fn gave_up(
+    ledger: &Ledger,
+    id: &PayoutId,
+    reason: &str,
+) -> Result<PayoutApplied, LedgerError> {
+    ledger
+        .apply_payout(
+            id,
+            PayoutTransition::GaveUp {
+                reason: reason.into(),
+            },
+            None,
+            0,
+            PayoutPatch::default(),
+        )
+        .await
+}
+
+async fn to_signed(ledger: &Ledger, id: &PayoutId, n: u32) {
+    pi_created(ledger, id, n).await.unwrap();
     ledger
         .apply_payout(id, PayoutTransition::Signed, None, 0, signed_patch(n))
         .await
@@ -418,40 +441,13 @@ pub async fn one_pi_payment_and_one_txid_per_payout(ledger: &Ledger) {
     let (b, _) = ledger.request_payout(req("u-2", "1", "b")).await.unwrap();
     to_signed(ledger, &a.id, 1).await;
     // b cannot take a's Pi payment.
-    let err = ledger
-        .apply_payout(
-            &b.id,
-            PayoutTransition::PiCreated,
-            None,
-            0,
-            created_patch(1),
-        )
-        .await
-        .unwrap_err();
+    let err = pi_created(ledger, &b.id, 1).await.unwrap_err();
     assert!(matches!(err, LedgerError::PayoutConflict { .. }), "{err:?}");
     // a cannot be re-bound to another Pi payment.
-    let err = ledger
-        .apply_payout(
-            &a.id,
-            PayoutTransition::PiCreated,
-            None,
-            0,
-            created_patch(2),
-        )
-        .await
-        .unwrap_err();
+    let err = pi_created(ledger, &a.id, 2).await.unwrap_err();
     assert!(matches!(err, LedgerError::PayoutConflict { .. }), "{err:?}");
     // b cannot store a's transaction hash.
-    ledger
-        .apply_payout(
-            &b.id,
-            PayoutTransition::PiCreated,
-            None,
-            0,
-            created_patch(2),
-        )
-        .await
-        .unwrap();
+    pi_created(ledger, &b.id, 2).await.unwrap();
     let err = ledger
         .apply_payout(&b.id, PayoutTransition::Signed, None, 0, signed_patch(1))
         .await
@@ -474,16 +470,7 @@ pub async fn cancel_only_before_an_envelope_exists(ledger: &Ledger) {
     assert!(ledger.cancel_payout(&a.id, None).await.unwrap().row().state == PayoutState::Cancelled);
 
     let (b, _) = ledger.request_payout(req("u-2", "1", "b")).await.unwrap();
-    ledger
-        .apply_payout(
-            &b.id,
-            PayoutTransition::PiCreated,
-            None,
-            0,
-            created_patch(2),
-        )
-        .await
-        .unwrap();
+    pi_created(ledger, &b.id, 2).await.unwrap();
     assert_eq!(
         ledger.cancel_payout(&b.id, None).await.unwrap().row().state,
         PayoutState::Cancelled
@@ -562,32 +549,10 @@ pub async fn stuck_listing_notes_and_retry(ledger: &Ledger) {
 
     // needs_attention goes back to the step its data implies.
     to_signed(ledger, &a.id, 1).await;
-    ledger
-        .apply_payout(
-            &a.id,
-            PayoutTransition::GaveUp {
-                reason: "tx_bad_auth".into(),
-            },
-            None,
-            0,
-            PayoutPatch::default(),
-        )
-        .await
-        .unwrap();
+    gave_up(ledger, &a.id, "tx_bad_auth").await.unwrap();
     let back = ledger.retry_payout(&a.id, Some("operator")).await.unwrap();
     assert_eq!(back.row().state, PayoutState::Signed);
-    ledger
-        .apply_payout(
-            &b.id,
-            PayoutTransition::GaveUp {
-                reason: "too many".into(),
-            },
-            None,
-            0,
-            PayoutPatch::default(),
-        )
-        .await
-        .unwrap();
+    gave_up(ledger, &b.id, "too many").await.unwrap();
     assert_eq!(
         ledger.retry_payout(&b.id, None).await.unwrap().row().state,
         PayoutState::Requested

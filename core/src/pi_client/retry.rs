@@ -8,7 +8,7 @@
 //! the retries at once (the caller reschedules with [`PiError::retry_after`]). Business errors
 //! (4xx) are never retried: asking again gives the same answer.
 
-use crate::pi_client::PiError;
+use super::error::PiError;
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use rand::Rng;
 use std::future::Future;
@@ -129,7 +129,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::pi_client::error::PiError;
+    use crate::pi_client::retry::*;
 
     #[test]
     fn backoff_is_bounded_and_jittered_below_ceiling() {

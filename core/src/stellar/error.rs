@@ -1,26 +1,5 @@
-//! Stellar transactions for A2U payouts on the Pi blockchain (a Stellar network).
-//!
-//! Pi pays a Pioneer with one Stellar transaction per payout: one native `payment` operation of the
-//! exact amount, memo text = the Pi payment identifier, signed by the app wallet under the
-//! network id `sha256(passphrase)`. This module owns every byte of that: keys ([`Wallet`],
-//! [`Network`]), building and signing ([`PaymentTx`] → [`SignedTx`]), decoding envelopes for our
-//! own checks ([`decode_envelope`]) and reading Horizon's failure codes ([`TxFailure`]).
-//! Encoding is done by the maintained `stellar-xdr`, `stellar-strkey` and `ed25519-dalek` crates;
-//! nothing here hand-writes XDR.
-
-mod decode;
-mod failure;
-mod keys;
-mod tx;
-
-pub use decode::{
-    DecodedMemo, DecodedOp, DecodedOpBody, DecodedSignature, DecodedTx, decode_envelope,
-};
-pub use failure::TxFailure;
-pub use keys::{Network, PI_MAINNET_PASSPHRASE, PI_TESTNET_PASSPHRASE, Wallet};
-pub use tx::{
-    MAX_OPS_PER_TX, MEMO_TEXT_MAX_BYTES, PI_BASE_FEE_STROOPS, PaymentTx, SignedTx, TxOp, unix_now,
-};
+//! [`StellarError`]: why a key, a transaction or an envelope could not be used (shared by keys,
+//! building and decoding).
 
 /// Why a key, a transaction or an envelope could not be used. Messages say what to fix; none of
 /// them ever contains a secret seed.
@@ -116,22 +95,4 @@ pub enum StellarError {
     /// XDR encoding failed (cannot happen for transactions this module validated).
     #[error("encoding the transaction as XDR failed ({0}): this is a bug, report it")]
     Xdr(String),
-}
-
-/// Parse a `G…` address into its 32 key bytes, naming the field in the error.
-pub(crate) fn parse_account(what: &'static str, text: &str) -> Result<[u8; 32], StellarError> {
-    stellar_strkey::ed25519::PublicKey::from_string(text)
-        .map(|k| k.0)
-        .map_err(|_| StellarError::BadAddress {
-            what,
-            value: text.chars().take(80).collect(),
-        })
-}
-
-/// Encode 32 key bytes as a `G…` address.
-pub(crate) fn encode_account(key: &[u8; 32]) -> String {
-    stellar_strkey::ed25519::PublicKey(*key)
-        .to_string()
-        .as_str()
-        .to_string()
 }

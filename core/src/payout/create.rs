@@ -1,0 +1,292 @@
+//! The `requested` stage: create the Pi payment for a payout (`POST /v2/payments` with
+//! `metadata.payout_id`) and bind it, storing its identifier before anything else. On
+//! `ongoing_payment_found` nothing is created blindly: ours is adopted, another payout of ours
+//! is stepped first, an unknown one is waited for.
+
+use super::error::PayoutError;
+use super::fault::CrashPoint;
+use super::ids::PayoutId;
+use super::outcome::Flow;
+use super::processor::PayoutProcessor;
+use crate::dto::{CreatePaymentRequest, Direction as PiDirection, PaymentDto};
+use crate::ids::Uid;
+use crate::ledger::payouts::PAYOUT_ID_METADATA_KEY;
+use crate::ledger::{LedgerError, PayoutPatch, PayoutRow};
+use crate::pi_client::PiError;
+use crate::state::{PayoutState, PayoutTransition};
+
+impl PayoutProcessor {
+    pub(super) async fn create_at_pi(
+        &self,
+        row: &PayoutRow,
+        resolve_others: bool,
+    ) -> Result<Flow, PayoutError> {
+        let mut metadata = serde_json::Map::new();
+        if let serde_json::Value::Object(user) = &row.metadata {
+            metadata.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        metadata.insert(
+            PAYOUT_ID_METADATA_KEY.to_string(),
+            serde_json::Value::String(row.id.to_string()),
+        );
+        let req = CreatePaymentRequest {
+            amount: row.amount,
+            memo: row.memo.clone(),
+            metadata: serde_json::Value::Object(metadata),
+            uid: row.uid.clone(),
+        };
+        match self.pi.create_payment(&req).await {
+            Ok(dto) => {
+                self.crash_if(CrashPoint::AfterPiCreate)?;
+                self.adopt(row, dto).await
+            }
+            Err(e) => self.create_failed(row, e, resolve_others).await,
+        }
+    }
+
+    /// Bind the Pi payment `dto` to the payout (its identifier is the first thing stored).
+    async fn adopt(&self, row: &PayoutRow, dto: PaymentDto) -> Result<Flow, PayoutError> {
+        let pid = dto.identifier.clone();
+        if dto.user_uid != row.uid
+            || dto.amount != row.amount
+            || matches!(dto.direction, Some(PiDirection::UserToApp))
+        {
+            return self
+                .give_up(
+                    row,
+                    format!(
+                        "Pi payment {pid} carries this payout's id but is for {} {} (payout: {} {}): it was not created by this payout; cancel it at Pi",
+                        dto.user_uid,
+                        dto.amount.to_fixed7(),
+                        row.uid,
+                        row.amount.to_fixed7()
+                    ),
+                )
+                .await;
+        }
+        if !dto.is_open() {
+            return self
+                .give_up(
+                    row,
+                    format!("Pi payment {pid} of this payout is already closed at Pi (completed or cancelled) but the payout never stored it: check it on Pi and Horizon"),
+                )
+                .await;
+        }
+        let Some(to) = dto.to_address.clone() else {
+            return self
+                .retry_later(
+                    row,
+                    "pi_no_to_address",
+                    &format!("Pi payment {pid} has no to_address yet"),
+                    None,
+                )
+                .await;
+        };
+        if let Some(from) = &dto.from_address
+            && from != &self.app_address
+        {
+            return self
+                .give_up(
+                    row,
+                    format!(
+                        "Pi expects payment {pid} from wallet {from}, but PI_WALLET_SEED is the key of {}: configure the app wallet's seed of this app",
+                        self.app_address
+                    ),
+                )
+                .await;
+        }
+        let patch = PayoutPatch {
+            pi_payment_id: Some(pid.clone()),
+            to_address: Some(to),
+            from_address: dto.from_address.clone(),
+            ..PayoutPatch::default()
+        };
+        match self
+            .ledger
+            .apply_payout(&row.id, PayoutTransition::PiCreated, None, 0, patch)
+            .await
+        {
+            Ok(_) => Ok(Flow::Continue),
+            Err(LedgerError::InvalidPayoutTransition(_)) => {
+                // Withdrawn while Pi created the payment: close the payment we hold.
+                if let Some(now) = self.ledger.payout(&row.id).await?
+                    && now.state == PayoutState::Cancelled
+                    && now.pi_payment_id.is_none()
+                    && let Err(e) = self.pi.cancel(&pid).await
+                {
+                    tracing::warn!(payout_id = %row.id, "cancelling Pi payment {pid} of a withdrawn payout failed: {e}");
+                }
+                Ok(Flow::Continue)
+            }
+            Err(LedgerError::PayoutConflict { detail, .. }) => {
+                self.give_up(row, format!("cannot bind Pi payment {pid}: {detail}"))
+                    .await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn create_failed(
+        &self,
+        row: &PayoutRow,
+        e: PiError,
+        resolve_others: bool,
+    ) -> Result<Flow, PayoutError> {
+        let uid = &row.uid;
+        match e.root() {
+            PiError::OngoingPaymentFound { payment } => {
+                let open = match payment {
+                    Some(p) => Some((**p).clone()),
+                    None => match self.open_payment_of(uid).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            return self
+                                .retry_later(row, "pi_list_failed", &e.to_string(), e.retry_after())
+                                .await;
+                        }
+                    },
+                };
+                match open {
+                    Some(p) => self.resolve_ongoing(row, p, resolve_others).await,
+                    None => {
+                        self.retry_later(
+                            row,
+                            "ongoing_payment_unlisted",
+                            &format!("Pi reports an open payment for uid {uid} but does not list it yet"),
+                            None,
+                        )
+                        .await
+                    }
+                }
+            }
+            PiError::MissingScope => {
+                self.fail(
+                    row,
+                    format!(
+                        "missing_scope: Pioneer {uid} has not granted the wallet_address scope to this app; ask them to sign in again (Pi.authenticate with wallet_address), then request a new payout"
+                    ),
+                    false,
+                    0,
+                )
+                .await
+            }
+            PiError::UserNotFound => {
+                self.fail(
+                    row,
+                    format!(
+                        "user_not_found: Pi does not know uid {uid} for this app; use the uid /v2/me returned for this app (it changes if the Pioneer revokes the app)"
+                    ),
+                    false,
+                    0,
+                )
+                .await
+            }
+            PiError::InvalidAmount { message }
+            | PiError::InvalidArguments { message }
+            | PiError::InvalidMetadata { message } => {
+                let code = e.code().unwrap_or("invalid_arguments").to_string();
+                self.fail(
+                    row,
+                    format!("{code}: Pi refused the payout ({message}); fix it and request a new payout"),
+                    false,
+                    0,
+                )
+                .await
+            }
+            PiError::Unauthorized => {
+                self.give_up(row, format!("creating the Pi payment failed: {e}"))
+                    .await
+            }
+            PiError::TooManyPayments | PiError::TooManyCancelledPayments => {
+                self.retry_later(row, "pi_too_many", &e.to_string(), e.retry_after())
+                    .await
+            }
+            _ if e.is_retryable() => {
+                self.retry_later(row, "pi_create_failed", &e.to_string(), e.retry_after())
+                    .await
+            }
+            _ => {
+                self.give_up(row, format!("creating the Pi payment failed: {e}"))
+                    .await
+            }
+        }
+    }
+
+    /// The open A2U payment of `uid` at Pi, if it lists one.
+    async fn open_payment_of(&self, uid: &Uid) -> Result<Option<PaymentDto>, PiError> {
+        Ok(self
+            .pi
+            .incomplete_server_payments()
+            .await?
+            .into_iter()
+            .find(|p| &p.user_uid == uid && p.is_open()))
+    }
+
+    /// `ongoing_payment_found`: never create blindly. Ours → adopt; another payout of ours →
+    /// step it first; unknown → wait, with the reason visible, until someone closes it.
+    async fn resolve_ongoing(
+        &self,
+        row: &PayoutRow,
+        open: PaymentDto,
+        resolve_others: bool,
+    ) -> Result<Flow, PayoutError> {
+        let tagged = open
+            .metadata
+            .get(PAYOUT_ID_METADATA_KEY)
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        if tagged.as_deref() == Some(row.id.as_str()) {
+            tracing::info!(payout_id = %row.id, pi_payment_id = %open.identifier, "adopting the open Pi payment created for this payout");
+            return self.adopt(row, open).await;
+        }
+        let mut other = self.ledger.payout_by_pi_payment(&open.identifier).await?;
+        if other.is_none()
+            && let Some(id) = tagged.as_deref().and_then(|t| PayoutId::parse(t).ok())
+        {
+            other = self.ledger.payout(&id).await?;
+        }
+        let pid = &open.identifier;
+        match other {
+            Some(o) if o.id != row.id => {
+                let mut other_state = o.state;
+                if resolve_others && o.state.is_in_flight() {
+                    match self.step_with(&o.id, false).await {
+                        Ok(outcome) => {
+                            tracing::info!(payout_id = %row.id, other = %o.id, ?outcome, "stepped the payout holding the Pioneer's open Pi payment");
+                        }
+                        Err(e) => {
+                            tracing::warn!(payout_id = %row.id, other = %o.id, "stepping the payout ahead failed: {e}");
+                        }
+                    }
+                    if let Some(now) = self.ledger.payout(&o.id).await? {
+                        other_state = now.state;
+                    }
+                }
+                let detail = format!(
+                    "uid {} has an open Pi payment {pid} of payout {} ({other_state}); this payout is created when that one finishes",
+                    row.uid, o.id
+                );
+                if other_state.is_in_flight() || other_state.is_terminal() {
+                    // Ahead of us and moving (or just finished): a short, uncounted wait.
+                    self.wait(row, "waiting_for_payout", &detail, self.config.base_backoff, false)
+                        .await
+                } else {
+                    self.retry_later(row, "blocked_by_payout", &detail, None)
+                        .await
+                }
+            }
+            _ => {
+                self.retry_later(
+                    row,
+                    "blocked_by_unknown_payment",
+                    &format!(
+                        "uid {} has an open Pi payment {pid} that pi-payments did not create; it is never paid blindly: finish or cancel it (see incomplete_server_payments), then this payout proceeds",
+                        row.uid
+                    ),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The `created` and `signed` stages: build, sign and STORE the envelope, then submit it; resubmit
+//! the SAME envelope until it lands or is proven dead (`tx_bad_seq` with the sequence consumed
+//! and the hash unknown, past `max_time` + margin with the hash unknown, or
+//! `tx_insufficient_fee`), and only after scanning the app wallet's transactions for the memo go
+//! back to `created`.
+
+use super::error::PayoutError;
+use super::fault::CrashPoint;
+use super::lane::SequenceError;
+use super::outcome::Flow;
+use super::processor::PayoutProcessor;
+use crate::horizon::{SubmitError, SubmitOk};
+use crate::ledger::{LedgerError, PayoutApplied, PayoutPatch, PayoutRow};
+use crate::state::PayoutTransition;
+use crate::stellar::{PaymentTx, TxFailure, Wallet, unix_now};
+use std::time::Duration;
+
+impl PayoutProcessor {
+    pub(super) async fn sign_and_submit(&self, row: &PayoutRow) -> Result<Flow, PayoutError> {
+        let (Some(pid), Some(to)) = (&row.pi_payment_id, &row.to_address) else {
+            return self
+                .give_up(
+                    row,
+                    "payout is created but has no Pi payment or destination stored".into(),
+                )
+                .await;
+        };
+        if let Some(from) = &row.from_address
+            && from != &self.app_address
+        {
+            return self
+                .give_up(
+                    row,
+                    format!(
+                        "Pi expects payment {pid} from wallet {from}, but PI_WALLET_SEED is the key of {}",
+                        self.app_address
+                    ),
+                )
+                .await;
+        }
+        let fee = match self.base_fee().await {
+            Ok(f) => f,
+            Err(e) => {
+                return self
+                    .retry_later(row, "horizon_fee_failed", &e.to_string(), None)
+                    .await;
+            }
+        };
+        let mut lane = self.lanes.acquire_for_payment().await;
+        let sequence = match lane.next_sequence(&self.horizon).await {
+            Ok(s) => s,
+            Err(SequenceError::NoAccount(a)) => {
+                drop(lane);
+                return self
+                    .give_up(row, SequenceError::NoAccount(a).to_string())
+                    .await;
+            }
+            Err(e) => {
+                drop(lane);
+                return self
+                    .retry_later(row, "horizon_account_failed", &e.to_string(), None)
+                    .await;
+            }
+        };
+        let source = lane.account().to_string();
+        let via_channel = source != self.app_address;
+        let tx = if via_channel {
+            PaymentTx::new(&source, sequence).payment_from(&self.app_address, to, row.amount)
+        } else {
+            PaymentTx::new(&source, sequence).payment(to, row.amount)
+        };
+        let tx = tx
+            .fee_per_op(fee)
+            .memo_text(pid.as_str())
+            .max_time(unix_now().saturating_add(self.config.tx_validity.as_secs().max(1)));
+        let signers: Vec<&Wallet> = if via_channel {
+            vec![lane.wallet(), &self.app]
+        } else {
+            vec![&self.app]
+        };
+        let signed = match tx.sign(&signers, &self.network) {
+            Ok(s) => s,
+            Err(e) => {
+                lane.invalidate();
+                drop(lane);
+                return self
+                    .give_up(
+                        row,
+                        format!("the payout's transaction cannot be built: {e}"),
+                    )
+                    .await;
+            }
+        };
+        let patch = PayoutPatch {
+            tx_source: Some(signed.source.clone()),
+            sequence: Some(signed.sequence),
+            envelope_b64: Some(signed.envelope_b64.clone()),
+            tx_hash: Some(signed.hash_hex.clone()),
+            max_time: Some(i64::try_from(signed.max_time).unwrap_or(i64::MAX)),
+            ..PayoutPatch::default()
+        };
+        // STORE before submitting: after a crash the step resubmits exactly this envelope.
+        let stored = match self
+            .apply(row, PayoutTransition::Signed, None, patch)
+            .await?
+        {
+            Some(PayoutApplied::Moved { row: stored, .. }) => stored,
+            _ => {
+                // Another worker stored its envelope first (or the payout was withdrawn): this
+                // one is never submitted, and its sequence number was not used.
+                lane.invalidate();
+                return Ok(Flow::Continue);
+            }
+        };
+        self.crash_if(CrashPoint::AfterEnvelopeStored)?;
+        let outcome = self.horizon.submit(&signed.envelope_b64).await;
+        lane.after_submit(&outcome);
+        drop(lane);
+        self.handle_submit(&stored, outcome).await
+    }
+
+    pub(super) async fn resubmit(&self, row: &PayoutRow) -> Result<Flow, PayoutError> {
+        let (Some(envelope), Some(hash), Some(max_time)) =
+            (&row.envelope_b64, &row.tx_hash, row.max_time)
+        else {
+            return self
+                .give_up(
+                    row,
+                    "payout is signed but its envelope is not stored".into(),
+                )
+                .await;
+        };
+        if self.past_expiry(max_time) {
+            // The envelope can no longer land; had it landed, Horizon would know it by now.
+            match self.horizon.transaction(hash).await {
+                Ok(Some(tx)) if tx.successful => {
+                    return self.confirm(row, hash, i64::from(tx.ledger), 0).await;
+                }
+                // Failed in a ledger: resubmitting answers its recorded result codes.
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return self
+                        .envelope_dead(
+                            row,
+                            "expired: max_time passed and Horizon does not know the transaction",
+                            0,
+                        )
+                        .await;
+                }
+                Err(e) => {
+                    return self
+                        .retry_later(row, "horizon_lookup_failed", &e.to_string(), None)
+                        .await;
+                }
+            }
+        }
+        let mut lane = match &row.tx_source {
+            Some(source) => self.lanes.acquire_account(source).await,
+            None => None,
+        };
+        let outcome = self.horizon.submit(envelope).await;
+        if let Some(lane) = lane.as_mut() {
+            lane.after_submit(&outcome);
+        }
+        drop(lane);
+        self.handle_submit(row, outcome).await
+    }
+
+    pub(super) fn past_expiry(&self, max_time: i64) -> bool {
+        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+        let margin = i64::try_from(self.config.expiry_margin.as_secs()).unwrap_or(15);
+        now > max_time.saturating_add(margin)
+    }
+
+    /// Act on Horizon's answer to a submission of `row`'s stored envelope.
+    async fn handle_submit(
+        &self,
+        row: &PayoutRow,
+        outcome: Result<SubmitOk, SubmitError>,
+    ) -> Result<Flow, PayoutError> {
+        let hash = row.tx_hash.clone().unwrap_or_default();
+        let max_time = row.max_time.unwrap_or(0);
+        match outcome {
+            Ok(ok) => {
+                self.crash_if(CrashPoint::AfterSubmit)?;
+                if ok.hash != hash {
+                    return self
+                        .give_up(
+                            row,
+                            format!("Horizon confirmed transaction {} but the stored envelope is {hash}", ok.hash),
+                        )
+                        .await;
+                }
+                self.confirm(row, &hash, i64::from(ok.ledger), 1).await
+            }
+            Err(SubmitError::Failed { failure, .. }) => match &failure {
+                f if f.consumed_sequence() => self.in_ledger_failure(row, f).await,
+                TxFailure::BadSeq => self.bad_seq(row).await,
+                TxFailure::InsufficientFee => {
+                    self.envelope_dead(row, "tx_insufficient_fee: the base fee rose; rebuilding with the current fee", 1)
+                        .await
+                }
+                TxFailure::TooLate | TxFailure::TooEarly => {
+                    self.until_expiry(row, failure.code(), max_time).await
+                }
+                TxFailure::BadAuth => {
+                    self.give_up(
+                        row,
+                        format!(
+                            "tx_bad_auth: Horizon rejected the signatures; check that PI_NETWORK ({}) is the network of PI_HORIZON_URL and that the channel seeds are current",
+                            self.network.passphrase()
+                        ),
+                    )
+                    .await
+                }
+                TxFailure::InsufficientBalance => {
+                    self.give_up(
+                        row,
+                        format!(
+                            "tx_insufficient_balance: source account {} cannot pay the fee; top it up, then retry the payout",
+                            row.tx_source.as_deref().unwrap_or("?")
+                        ),
+                    )
+                    .await
+                }
+                f if f.is_definite() => {
+                    self.give_up(row, format!("Horizon refused the transaction ({f}); check the payout's envelope"))
+                        .await
+                }
+                _ => self.until_expiry(row, failure.code(), max_time).await,
+            },
+            Err(SubmitError::Malformed(detail)) => {
+                self.give_up(row, format!("Horizon says the envelope is malformed: {detail}"))
+                    .await
+            }
+            Err(e @ (SubmitError::Timeout | SubmitError::Transport(_))) => {
+                self.until_expiry(row, &e.to_string(), max_time).await
+            }
+        }
+    }
+
+    /// The outcome is unknown (or not final): resubmit the same envelope after a pause, until
+    /// `max_time` (+ margin) passes; then the `signed` step checks Horizon by hash.
+    async fn until_expiry(
+        &self,
+        row: &PayoutRow,
+        why: &str,
+        max_time: i64,
+    ) -> Result<Flow, PayoutError> {
+        let delay = if self.past_expiry(max_time) {
+            Duration::ZERO
+        } else {
+            self.config.resubmit_delay
+        };
+        self.wait(
+            row,
+            "submit_unknown",
+            &format!("{why}; resubmitting the same envelope until its max_time"),
+            delay,
+            true,
+        )
+        .await
+    }
+
+    /// `tx_bad_seq`: dead only if the sequence is consumed and not by this envelope.
+    async fn bad_seq(&self, row: &PayoutRow) -> Result<Flow, PayoutError> {
+        let (Some(source), Some(sequence), Some(hash)) =
+            (&row.tx_source, row.sequence, &row.tx_hash)
+        else {
+            return self
+                .give_up(
+                    row,
+                    "tx_bad_seq on a payout without a stored envelope".into(),
+                )
+                .await;
+        };
+        let account = match self.horizon.account(source).await {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                return self
+                    .give_up(row, SequenceError::NoAccount(source.clone()).to_string())
+                    .await;
+            }
+            Err(e) => {
+                return self
+                    .retry_later(row, "horizon_account_failed", &e.to_string(), None)
+                    .await;
+            }
+        };
+        if account.sequence < sequence {
+            // Ahead of the account: it may still become valid. Keep resubmitting until expiry.
+            return self
+                .until_expiry(
+                    row,
+                    "tx_bad_seq (sequence ahead of the account)",
+                    row.max_time.unwrap_or(0),
+                )
+                .await;
+        }
+        match self.horizon.transaction(hash).await {
+            Ok(Some(tx)) if tx.successful => self.confirm(row, hash, i64::from(tx.ledger), 1).await,
+            Ok(Some(_)) => self.until_expiry(row, "tx_bad_seq after an in-ledger failure", 0).await,
+            Ok(None) => {
+                self.envelope_dead(
+                    row,
+                    &format!("tx_bad_seq: sequence {sequence} of {source} was used by another transaction"),
+                    1,
+                )
+                .await
+            }
+            Err(e) => self.retry_later(row, "horizon_lookup_failed", &e.to_string(), None).await,
+        }
+    }
+
+    /// The stored envelope will never land. Before a new one is built, look for ANY landed
+    /// transaction of this payout (its memo) among the app wallet's transactions.
+    async fn envelope_dead(
+        &self,
+        row: &PayoutRow,
+        why: &str,
+        submits: i64,
+    ) -> Result<Flow, PayoutError> {
+        let (Some(pid), Some(hash)) = (&row.pi_payment_id, &row.tx_hash) else {
+            return self
+                .give_up(row, format!("{why}; but no envelope is stored"))
+                .await;
+        };
+        match self
+            .horizon
+            .find_transaction_by_memo(&self.app_address, pid.as_str(), None)
+            .await
+        {
+            Ok(Some(tx)) => {
+                tracing::warn!(payout_id = %row.id, tx = %tx.hash, "found a landed transaction of this payout by its memo; adopting it");
+                self.confirm(row, &tx.hash, i64::from(tx.ledger), submits)
+                    .await
+            }
+            Ok(None) => {
+                tracing::info!(payout_id = %row.id, "envelope {hash} is dead ({why}); building a new one");
+                self.apply(
+                    row,
+                    PayoutTransition::Expired {
+                        tx_hash: hash.clone(),
+                        reason: why.to_string(),
+                    },
+                    None,
+                    PayoutPatch {
+                        submits,
+                        ..PayoutPatch::default()
+                    },
+                )
+                .await?;
+                Ok(Flow::Continue)
+            }
+            Err(e) => {
+                self.retry_later(row, "horizon_scan_failed", &e.to_string(), None)
+                    .await
+            }
+        }
+    }
+
+    /// `tx_failed`: applied in a ledger, nothing paid, the sequence consumed.
+    async fn in_ledger_failure(
+        &self,
+        row: &PayoutRow,
+        failure: &TxFailure,
+    ) -> Result<Flow, PayoutError> {
+        let ops = failure.failed_ops();
+        let reason = if ops.contains(&"op_underfunded") {
+            format!(
+                "op_underfunded: the app wallet {} has too little Pi to pay {} Pi (plus fee and reserve); top it up and request a new payout",
+                self.app_address,
+                row.amount.to_fixed7()
+            )
+        } else if ops.contains(&"op_no_destination") {
+            format!(
+                "op_no_destination: the Pioneer's wallet {} does not exist on chain (never activated); they must activate it, then request a new payout",
+                row.to_address.as_deref().unwrap_or("?")
+            )
+        } else {
+            format!(
+                "the transaction failed on chain ({failure}); nothing was paid: request a new payout"
+            )
+        };
+        self.fail(row, reason, true, 1).await
+    }
+
+    async fn confirm(
+        &self,
+        row: &PayoutRow,
+        hash: &str,
+        ledger: i64,
+        submits: i64,
+    ) -> Result<Flow, PayoutError> {
+        let patch = PayoutPatch {
+            tx_hash: Some(hash.to_string()),
+            ledger: Some(ledger),
+            submits,
+            ..PayoutPatch::default()
+        };
+        match self
+            .ledger
+            .apply_payout(&row.id, PayoutTransition::Confirmed, None, 0, patch)
+            .await
+        {
+            Ok(_) | Err(LedgerError::InvalidPayoutTransition(_)) => Ok(Flow::Continue),
+            Err(LedgerError::PayoutConflict { detail, .. }) => {
+                self.give_up(
+                    row,
+                    format!("transaction {hash} landed but cannot be recorded: {detail}"),
+                )
+                .await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

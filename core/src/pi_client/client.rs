@@ -1,0 +1,501 @@
+//! [`PiClient`]: the typed client for the Pi Platform API v2 (pi-platform.md §3), its config
+//! ([`PiClientConfig`]) and why a config is refused ([`PiConfigError`]).
+//!
+//! Every call goes through the process-wide [`PiRateLimiter`] (one permit per attempt,
+//! retries included) and is retried under a [`RetryPolicy`] when the failure is transient.
+
+use super::error::{Auth, PiError, decode_error, parse_retry_after, snippet};
+use super::retry::{RetryPolicy, with_retries};
+use crate::dto::{
+    CreatePaymentRequest, IncompleteServerPayments, PaymentDto, RewardedAdStatusDto, UserDto,
+};
+use crate::ids::{PaymentId, Txid};
+use crate::rate_limit::PiRateLimiter;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+use url::Url;
+
+/// Per-request timeout used by [`PiClientConfig::new`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Install ring as rustls' process-wide crypto provider (reqwest is built with
+/// `rustls-no-provider`, and building a client without a provider panics). Safe to call any
+/// number of times; an already installed provider is kept. [`PiClient::new`] calls it too.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err means another thread installed one first: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Settings for a [`PiClient`].
+#[derive(Clone)]
+pub struct PiClientConfig {
+    /// `PI_API_BASE_URL`, e.g. `https://api.minepi.com`. The client appends `/v2`; a URL that
+    /// already ends in `/v2` (with or without a trailing slash) is used as is.
+    pub base_url: String,
+    /// The app's server API key (`Authorization: Key …`). Never logged.
+    pub api_key: String,
+    /// Per-attempt timeout, connect to end of body.
+    pub timeout: Duration,
+    /// The process-wide limiter: share one `Arc` between all clients.
+    pub limiter: Arc<PiRateLimiter>,
+    /// How transient failures are retried.
+    pub retry: RetryPolicy,
+}
+
+impl PiClientConfig {
+    /// A config with [`DEFAULT_TIMEOUT`] and the default [`RetryPolicy`].
+    pub fn new(
+        base_url: impl Into<String>,
+        api_key: impl Into<String>,
+        limiter: Arc<PiRateLimiter>,
+    ) -> PiClientConfig {
+        PiClientConfig {
+            base_url: base_url.into(),
+            api_key: api_key.into(),
+            timeout: DEFAULT_TIMEOUT,
+            limiter,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl fmt::Debug for PiClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PiClientConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"[redacted]")
+            .field("timeout", &self.timeout)
+            .field("limiter", &self.limiter)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// Why a [`PiClient`] could not be built from its config.
+#[derive(Debug, thiserror::Error)]
+pub enum PiConfigError {
+    /// `base_url` is not an absolute http(s) URL.
+    #[error(
+        "PI_API_BASE_URL {url:?} is not usable ({reason}): give an http(s) URL such as https://api.minepi.com"
+    )]
+    BadBaseUrl { url: String, reason: String },
+    /// The API key is empty or holds characters a header cannot carry.
+    #[error(
+        "PI_API_KEY is empty or malformed: paste the server API key from the Pi Developer Portal"
+    )]
+    BadApiKey,
+    /// reqwest could not build its client.
+    #[error("could not build the HTTP client for Pi ({0}): check the TLS setup")]
+    Http(String),
+}
+
+/// A cheap-to-clone client for the Pi Platform API. Clones share the connection pool and the
+/// rate limiter.
+#[derive(Clone)]
+pub struct PiClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    api_key: String,
+    key_header: HeaderValue,
+    limiter: Arc<PiRateLimiter>,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for PiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PiClient")
+            .field("base_url", &self.inner.base.as_str())
+            .field("api_key", &"[redacted]")
+            .field("limiter", &self.inner.limiter)
+            .field("retry", &self.inner.retry)
+            .finish()
+    }
+}
+
+/// The authorization a call carries.
+enum Credential<'a> {
+    ServerKey,
+    AccessToken(&'a str),
+}
+
+/// One call, described once and sent as many times as the retry policy allows.
+struct Call<'a> {
+    method: Method,
+    /// Path template for logs, e.g. `/payments/{id}/approve`.
+    endpoint: &'static str,
+    segments: Vec<&'a str>,
+    body: Option<Vec<u8>>,
+    credential: Credential<'a>,
+    payment_id: Option<&'a PaymentId>,
+}
+
+impl PiClient {
+    /// Build a client. Installs the rustls crypto provider if none is installed yet.
+    pub fn new(config: PiClientConfig) -> Result<PiClient, PiConfigError> {
+        install_crypto_provider();
+        let base = api_base(&config.base_url)?;
+        if config.api_key.trim().is_empty() {
+            return Err(PiConfigError::BadApiKey);
+        }
+        let mut key_header = HeaderValue::from_str(&format!("Key {}", config.api_key))
+            .map_err(|_| PiConfigError::BadApiKey)?;
+        key_header.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("pi-payments/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PiConfigError::Http(e.to_string()))?;
+        Ok(PiClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                api_key: config.api_key,
+                key_header,
+                limiter: config.limiter,
+                retry: config.retry,
+            }),
+        })
+    }
+
+    /// The normalized API base, ending in `/v2`.
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    /// `GET /v2/me` with a Pioneer's access token: who the token belongs to.
+    /// A rejected token is [`PiError::InvalidToken`].
+    pub async fn me(&self, access_token: &str) -> Result<UserDto, PiError> {
+        self.send(Call {
+            method: Method::GET,
+            endpoint: "/me",
+            segments: vec!["me"],
+            body: None,
+            credential: Credential::AccessToken(access_token),
+            payment_id: None,
+        })
+        .await
+    }
+
+    /// `GET /v2/payments/{id}`: Pi's current view of a payment.
+    pub async fn get_payment(&self, id: &PaymentId) -> Result<PaymentDto, PiError> {
+        self.send(Call {
+            method: Method::GET,
+            endpoint: "/payments/{id}",
+            segments: vec!["payments", id.as_str()],
+            body: None,
+            credential: Credential::ServerKey,
+            payment_id: Some(id),
+        })
+        .await
+    }
+
+    /// `POST /v2/payments/{id}/approve`. After a retry, [`PiError::AlreadyApproved`] may mean
+    /// an earlier attempt succeeded: confirm with [`PiClient::get_payment`].
+    pub async fn approve(&self, id: &PaymentId) -> Result<PaymentDto, PiError> {
+        self.post_payment_action(id, "approve", "/payments/{id}/approve", None)
+            .await
+    }
+
+    /// `POST /v2/payments/{id}/complete {"txid"}`. After a retry, [`PiError::AlreadyCompleted`]
+    /// may mean an earlier attempt succeeded: confirm with [`PiClient::get_payment`] that the
+    /// linked txid is `txid`.
+    pub async fn complete(&self, id: &PaymentId, txid: &Txid) -> Result<PaymentDto, PiError> {
+        let body = serde_json::json!({ "txid": txid });
+        self.post_payment_action(id, "complete", "/payments/{id}/complete", Some(body))
+            .await
+    }
+
+    /// `POST /v2/payments/{id}/cancel`.
+    pub async fn cancel(&self, id: &PaymentId) -> Result<PaymentDto, PiError> {
+        self.post_payment_action(id, "cancel", "/payments/{id}/cancel", None)
+            .await
+    }
+
+    /// `POST /v2/payments`: create an A2U payment (Pi creates it already approved). Store the
+    /// returned `identifier` before anything else. A retried create may answer
+    /// [`PiError::OngoingPaymentFound`] with the payment the first attempt created.
+    pub async fn create_payment(&self, req: &CreatePaymentRequest) -> Result<PaymentDto, PiError> {
+        let body = serde_json::to_vec(req).map_err(|e| PiError::Request {
+            detail: e.to_string(),
+        })?;
+        self.send(Call {
+            method: Method::POST,
+            endpoint: "/payments",
+            segments: vec!["payments"],
+            body: Some(body),
+            credential: Credential::ServerKey,
+            payment_id: None,
+        })
+        .await
+    }
+
+    /// `GET /v2/payments/incomplete_server_payments`: A2U payments neither completed nor
+    /// cancelled.
+    pub async fn incomplete_server_payments(&self) -> Result<Vec<PaymentDto>, PiError> {
+        let list: IncompleteServerPayments = self
+            .send(Call {
+                method: Method::GET,
+                endpoint: "/payments/incomplete_server_payments",
+                segments: vec!["payments", "incomplete_server_payments"],
+                body: None,
+                credential: Credential::ServerKey,
+                payment_id: None,
+            })
+            .await?;
+        Ok(list.incomplete_server_payments)
+    }
+
+    /// `GET /v2/ads_network/status/{adId}`: whether a rewarded ad was watched. `ad_id` comes
+    /// from the client and is percent-encoded as one path segment.
+    pub async fn ad_status(&self, ad_id: &str) -> Result<RewardedAdStatusDto, PiError> {
+        if ad_id.is_empty() {
+            return Err(PiError::AdNotFound);
+        }
+        self.send(Call {
+            method: Method::GET,
+            endpoint: "/ads_network/status/{adId}",
+            segments: vec!["ads_network", "status", ad_id],
+            body: None,
+            credential: Credential::ServerKey,
+            payment_id: None,
+        })
+        .await
+    }
+
+    async fn post_payment_action(
+        &self,
+        id: &PaymentId,
+        action: &'static str,
+        endpoint: &'static str,
+        body: Option<serde_json::Value>,
+    ) -> Result<PaymentDto, PiError> {
+        // Pi's SDKs send a JSON object even when there is nothing to say.
+        let body = body.unwrap_or_else(|| serde_json::json!({}));
+        let body = serde_json::to_vec(&body).map_err(|e| PiError::Request {
+            detail: e.to_string(),
+        })?;
+        self.send(Call {
+            method: Method::POST,
+            endpoint,
+            segments: vec!["payments", id.as_str(), action],
+            body: Some(body),
+            credential: Credential::ServerKey,
+            payment_id: Some(id),
+        })
+        .await
+    }
+
+    /// Send `call` with rate limiting and retries, in a span naming the call.
+    async fn send<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, PiError> {
+        let span = tracing::info_span!(
+            "pi_call",
+            method = %call.method,
+            endpoint = call.endpoint,
+            payment_id = tracing::field::Empty,
+        );
+        if let Some(id) = call.payment_id {
+            span.record("payment_id", tracing::field::display(id));
+        }
+        let mut url = self.inner.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| PiError::Request {
+                detail: "the base URL cannot take a path".into(),
+            })?
+            .extend(&call.segments);
+        let (auth, secret) = match call.credential {
+            Credential::ServerKey => (self.inner.key_header.clone(), self.inner.api_key.as_str()),
+            Credential::AccessToken(token) => {
+                // A token a header cannot carry is not a token Pi issued.
+                let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| PiError::InvalidToken)?;
+                v.set_sensitive(true);
+                (v, token)
+            }
+        };
+        let kind = match call.credential {
+            Credential::ServerKey => Auth::Key,
+            Credential::AccessToken(_) => Auth::Bearer,
+        };
+        let secrets = [self.inner.api_key.as_str(), secret];
+        let call = &call;
+        let (url, auth, secrets) = (&url, &auth, &secrets);
+        let result = with_retries(&self.inner.retry, |attempt| async move {
+            self.inner.limiter.acquire().await;
+            let mut req = self
+                .inner
+                .http
+                .request(call.method.clone(), url.clone())
+                .header(AUTHORIZATION, auth.clone())
+                .header(ACCEPT, "application/json");
+            if let Some(body) = &call.body {
+                req = req
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let resp = req.send().await.map_err(transport_error);
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(attempt, error = %e, "Pi call failed before an answer");
+                    return Err(e);
+                }
+            };
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let body = resp.bytes().await.map_err(transport_error)?;
+            tracing::debug!(attempt, status = status.as_u16(), "Pi answered");
+            decode_answer(status, retry_after, &body, kind, secrets)
+        })
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &result {
+            let _entered = span.enter();
+            tracing::debug!(error = %e, attempts = e.attempts(), "Pi call failed");
+        }
+        result
+    }
+}
+
+/// Decode a 2xx body into `T`, anything else into a [`PiError`].
+fn decode_answer<T: DeserializeOwned>(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    auth: Auth,
+    secrets: &[&str],
+) -> Result<T, PiError> {
+    if !status.is_success() {
+        return Err(decode_error(
+            status.as_u16(),
+            retry_after,
+            body,
+            auth,
+            secrets,
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+            PiError::NonJson {
+                status: status.as_u16(),
+                snippet: snippet(body, secrets),
+            }
+        } else {
+            PiError::Decode {
+                detail: e.to_string(),
+            }
+        }
+    })
+}
+
+/// Classify a reqwest failure. The detail names the cause chain (no headers, no secrets).
+fn transport_error(e: reqwest::Error) -> PiError {
+    if e.is_timeout() {
+        return PiError::Timeout;
+    }
+    if e.is_builder() {
+        return PiError::Request {
+            detail: e.without_url().to_string(),
+        };
+    }
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    PiError::Connection { detail }
+}
+
+/// Normalize `PI_API_BASE_URL` to the v2 root: `https://api.minepi.com`,
+/// `https://api.minepi.com/`, `https://api.minepi.com/v2` and `…/v2/` all become
+/// `https://api.minepi.com/v2`.
+fn api_base(raw: &str) -> Result<Url, PiConfigError> {
+    let bad = |reason: &str| PiConfigError::BadBaseUrl {
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials in the URL are not supported"));
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    {
+        let mut segs = url
+            .path_segments_mut()
+            .map_err(|()| bad("it cannot take a path"))?;
+        segs.pop_if_empty();
+    }
+    let ends_in_v2 = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .is_some_and(|last| last == "v2");
+    if !ends_in_v2 {
+        url.path_segments_mut()
+            .map_err(|()| bad("it cannot take a path"))?
+            .push("v2");
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pi_client::client::{PiClient, PiClientConfig, api_base};
+    use crate::rate_limit::PiRateLimiter;
+    use std::sync::Arc;
+
+    #[test]
+    fn base_url_forms_normalize_to_v2() {
+        for raw in [
+            "https://api.minepi.com",
+            "https://api.minepi.com/",
+            "https://api.minepi.com/v2",
+            "https://api.minepi.com/v2/",
+        ] {
+            assert_eq!(
+                api_base(raw).unwrap().as_str(),
+                "https://api.minepi.com/v2",
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            api_base("http://127.0.0.1:9000/pi/").unwrap().as_str(),
+            "http://127.0.0.1:9000/pi/v2"
+        );
+        assert!(api_base("ftp://x").is_err());
+        assert!(api_base("not a url").is_err());
+    }
+
+    #[test]
+    fn config_debug_hides_the_key() {
+        let c = PiClientConfig::new(
+            "https://api.minepi.com",
+            "very-secret-key",
+            Arc::new(PiRateLimiter::default()),
+        );
+        let text = format!("{c:?}");
+        assert!(!text.contains("very-secret-key"), "{text}");
+        let client = PiClient::new(c).unwrap();
+        assert!(!format!("{client:?}").contains("very-secret-key"));
+    }
+}
