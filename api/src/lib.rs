@@ -17,7 +17,6 @@ pub mod operator;
 pub mod orders;
 pub mod payments;
 pub mod payouts;
-pub mod payouts_bulk;
 pub mod state;
 
 pub use callbacks::{BatchConfig, CallbackBatcher, CallbackKind};

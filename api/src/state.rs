@@ -5,7 +5,7 @@
 use crate::admin::AdminAuth;
 use crate::auth::{AuthConfig, AuthState, ConfigError};
 use crate::browser::BrowserPolicy;
-use crate::callbacks::{BatchConfig, CallbackBatcher};
+use crate::callbacks::batch::{BatchConfig, CallbackBatcher};
 use axum::extract::FromRef;
 use pi_payments_core::ads::AdRewards;
 use pi_payments_core::jobs::JobQueue;
