@@ -6,8 +6,8 @@
 //! leaks through timing. Without a configured token the routes are closed to everyone, and
 //! [`check_startup`] refuses to run a payout wallet in that state.
 
-use crate::auth::{AuthConfig, ConfigError};
 use crate::error::ApiError;
+use crate::settings::{AuthConfig, ConfigError};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;

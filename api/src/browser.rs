@@ -13,10 +13,10 @@
 //!
 //! [`apply`] adds all three layers to a router, outermost last.
 
-use crate::auth::{AuthConfig, ConfigError, normalize_origin};
 use crate::error::ApiError;
 use crate::extract::has_bearer;
 use crate::session;
+use crate::settings::{AuthConfig, ConfigError, normalize_origin};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
