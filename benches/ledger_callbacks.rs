@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|i| Callback::Approve {
                     payment_id: PaymentId::parse(&format!("bench{run}x{i}"))
                         .expect("bench ids are alphanumeric"),
-                    access_token: Some("bench-token".into()),
+                    access_token: pi_payments_core::secret::AccessToken::new("bench-token"),
                 })
                 .collect();
             for result in ledger.record_callbacks(batch).await {

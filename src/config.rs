@@ -5,7 +5,6 @@
 
 use crate::cli::ConfigArgs;
 use pi_payments_api::auth::{self as api_auth, AuthConfig};
-use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -48,27 +47,9 @@ impl ConfigError {
     }
 }
 
-/// A secret string (API key, webhook secret) whose `Debug` is redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret's text, for the one place that must use it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+/// The secret type of every secret value here (API key, webhook secret, seeds): redacted in
+/// `Debug` and `Display`.
+pub use pi_payments_core::secret::Secret;
 
 /// Where the Pi Platform API and Horizon are, and with which key: either Pi's (a key was
 /// given) or the built-in simulator, started by [`crate::startup`].
@@ -263,7 +244,7 @@ fn auth_settings(args: &ConfigArgs) -> Result<(AuthConfig, Option<Secret>), Conf
     };
     let wallet_seed = match given(&args.pi_wallet_seed) {
         Some(seed) if stellar_strkey::ed25519::PrivateKey::from_string(seed).is_ok() => {
-            Some(Secret(seed.to_string()))
+            Some(Secret::new(seed))
         }
         Some(_) => {
             return Err(ConfigError::new(
@@ -391,7 +372,7 @@ impl Config {
             .transpose()?;
         let pi = match given(&args.pi_api_key) {
             Some(key) => PiTarget::Remote {
-                api_key: Secret(key.to_string()),
+                api_key: Secret::new(key),
                 api_base_url: base_url
                     .map(|u| u.strip_suffix("/v2").map(str::to_string).unwrap_or(u))
                     .unwrap_or_else(|| DEFAULT_PI_API_BASE_URL.to_string()),
@@ -457,7 +438,7 @@ impl Config {
         let webhook_url = given(&args.app_webhook_url)
             .map(|v| http_url("APP_WEBHOOK_URL", v))
             .transpose()?;
-        let webhook_secret = given(&args.app_webhook_secret).map(|s| Secret(s.to_string()));
+        let webhook_secret = given(&args.app_webhook_secret).map(Secret::new);
         if webhook_url.is_some() && webhook_secret.is_none() {
             return Err(ConfigError::new(
                 "APP_WEBHOOK_SECRET",

@@ -10,10 +10,11 @@ use crate::cli::{ImportArgs, PayoutsCommand, StatusArgs};
 use crate::config::Config;
 use crate::services::{open_ledger, open_queue};
 use indicatif::{ProgressBar, ProgressStyle};
-use pi_payments_api::payouts::{BulkOutcome, record_bulk};
-use pi_payments_api::payouts_bulk::{BulkFormat, RejectedRow, parse_bulk};
 use pi_payments_core::ledger::{Ledger, PayoutFilter, PayoutRow};
 use pi_payments_core::payout::BatchId;
+use pi_payments_core::payout_import::{
+    BulkFormat, BulkImport, BulkOutcome, parse_bulk, record_bulk, start_import,
+};
 use pi_payments_core::state::{ALL_PAYOUT_STATES, PayoutState};
 use pi_payments_worker::Queue;
 use std::io::IsTerminal;
@@ -121,34 +122,22 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "import".to_string());
-    let batch = ledger.create_batch(Some(&source)).await?;
-    let mut outcome = BulkOutcome {
-        batch_id: Some(batch.id.clone()),
-        ..BulkOutcome::default()
-    };
     let mut progress = Progress::new(rows.len() as u64);
-    let mut good = Vec::with_capacity(rows.len());
-    for row in rows {
-        match row.request {
-            Ok(request) => good.push((row.line, request)),
-            Err(error) => outcome.rejected.push(RejectedRow {
-                line: row.line,
-                error,
-            }),
-        }
-    }
+    let BulkImport {
+        batch_id,
+        rows: good,
+        mut outcome,
+    } = start_import(&ledger, &source, rows).await?;
     if !outcome.rejected.is_empty() {
-        let n = i64::try_from(outcome.rejected.len()).unwrap_or(i64::MAX);
-        ledger.add_batch_rejected(&batch.id, n).await?;
         progress.advance(outcome.rejected.len() as u64);
     }
     let mut rest = good.into_iter().peekable();
     while rest.peek().is_some() {
         let chunk: Vec<_> = rest.by_ref().take(IMPORT_CHUNK).collect();
         let n = chunk.len() as u64;
-        if let Err(err) = record_bulk(&ledger, &queue, &batch.id, chunk, &mut outcome).await {
+        if let Err(err) = record_bulk(&ledger, &queue, &batch_id, chunk, &mut outcome).await {
             progress.finish();
-            print_outcome(&batch.id, &outcome);
+            print_outcome(&batch_id, &outcome);
             ledger.close().await;
             return Err(anyhow::Error::new(err).context(format!(
                 "importing {} stopped; run the same command again to resume (accepted rows are skipped)",
@@ -159,7 +148,7 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
     }
     progress.finish();
     outcome.rejected.sort_by_key(|r| r.line);
-    print_outcome(&batch.id, &outcome);
+    print_outcome(&batch_id, &outcome);
     ledger.close().await;
     Ok(if outcome.rejected.is_empty() {
         ExitCode::SUCCESS

@@ -116,7 +116,7 @@ impl RunningApp {
             let webhook = match (&config.webhook_url, &config.webhook_secret) {
                 (Some(url), Some(secret)) => Some(WebhookConfig {
                     url: url.clone(),
-                    secret: secret.expose().to_string(),
+                    secret: secret.clone(),
                 }),
                 _ => None,
             };

@@ -6,13 +6,14 @@
 //! leaks through timing. Without a configured token the routes are closed to everyone, and
 //! [`check_startup`] refuses to run a payout wallet in that state.
 
-use crate::auth::{AuthConfig, AuthRejection, ConfigError, Secret};
+use crate::error::ApiError;
+use crate::settings::{AuthConfig, ConfigError};
 use axum::Router;
-use axum::extract::{FromRef, FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use pi_payments_core::secret::Secret;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use subtle::ConstantTimeEq;
@@ -74,7 +75,7 @@ impl AdminAuth {
     }
 
     /// Whether the request carries `Authorization: Bearer <ADMIN_TOKEN>`; 401 otherwise.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthRejection> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let presented = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -91,12 +92,12 @@ impl AdminAuth {
             return Ok(());
         }
         if self.digest.is_none() {
-            return Err(AuthRejection::unauthorized(
+            return Err(ApiError::unauthorized(
                 "admin_disabled",
                 "operator routes are closed: the server has no ADMIN_TOKEN; set it and send `Authorization: Bearer <ADMIN_TOKEN>`",
             ));
         }
-        Err(AuthRejection::unauthorized(
+        Err(ApiError::unauthorized(
             "admin_unauthorized",
             "operator routes need `Authorization: Bearer <ADMIN_TOKEN>` with the server's admin token",
         ))
@@ -125,27 +126,9 @@ where
     router.route_layer(middleware::from_fn_with_state(admin, require_admin))
 }
 
-/// Extractor form of the check, for a handler that must be admin-only on its own.
-#[derive(Clone, Copy, Debug)]
-pub struct Admin;
-
-impl<S> FromRequestParts<S> for Admin
-where
-    S: Send + Sync,
-    AdminAuth: FromRef<S>,
-{
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        AdminAuth::from_ref(state)
-            .check(&parts.headers)
-            .map(|()| Admin)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::admin::*;
     use axum::http::HeaderValue;
 
     #[test]
@@ -189,7 +172,7 @@ mod tests {
         assert!(admin.check(&HeaderMap::new()).is_err());
         let closed = AdminAuth::new(None);
         assert_eq!(
-            closed.check(&with("Bearer ")).unwrap_err().code,
+            closed.check(&with("Bearer ")).unwrap_err().code(),
             "admin_disabled"
         );
         assert!(!format!("{admin:?}").contains("0123"));

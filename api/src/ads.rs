@@ -6,7 +6,9 @@
 //! (claim again in a few seconds). Another Pioneer's ad is 403, an ad Pi does not know 404,
 //! Pi unreachable 503.
 
-use crate::auth::{AuthRejection, AuthState, AuthenticatedPioneer};
+use crate::auth::{AuthState, AuthenticatedPioneer};
+use crate::error::{ApiError, FIELDS_SIZE_ADVICE};
+use crate::extract::{BODY_LIMIT, body_error};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -28,33 +30,33 @@ where
     Router::new().route("/ads/claim", post(claim))
 }
 
-impl From<AdError> for AuthRejection {
-    fn from(err: AdError) -> AuthRejection {
+impl From<AdError> for ApiError {
+    fn from(err: AdError) -> ApiError {
         match err {
-            AdError::InvalidAdId => AuthRejection::bad_request("invalid_ad_id", err.to_string()),
+            AdError::InvalidAdId => ApiError::bad_request("invalid_ad_id", err.to_string()),
             AdError::InvalidProductId => {
-                AuthRejection::bad_request("invalid_product_id", err.to_string())
+                ApiError::bad_request("invalid_product_id", err.to_string())
             }
-            AdError::NotFound => AuthRejection::not_found("ad_not_found", err.to_string()),
+            AdError::NotFound => ApiError::not_found("ad_not_found", err.to_string()),
             AdError::ClaimedByAnother => {
-                AuthRejection::forbidden("ad_claimed_by_another", err.to_string())
+                ApiError::forbidden("ad_claimed_by_another", err.to_string())
             }
             AdError::PiUnavailable(e) => {
                 tracing::warn!(error = %e, "could not read an ad's status from Pi");
-                AuthRejection::unavailable(
+                ApiError::retry_later(
                     "pi_unavailable",
                     "Pi could not report the ad's status right now; claim again in a few seconds",
                 )
             }
-            AdError::Ledger(e) => AuthRejection::ledger(&e),
+            AdError::Ledger(e) => ApiError::ledger_retry_later(&e),
         }
     }
 }
 
 /// `{adId, productId?}` (also `ad_id` / `product_id`); other fields are ignored.
-fn claim_body(body: &[u8]) -> Result<(String, Option<String>), AuthRejection> {
+fn claim_body(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
-        AuthRejection::bad_request(
+        ApiError::bad_request(
             "invalid_json",
             "the body must be JSON such as {\"adId\": \"<adId from AD_REWARDED>\", \"productId\": \"<optional>\"}",
         )
@@ -63,7 +65,7 @@ fn claim_body(body: &[u8]) -> Result<(String, Option<String>), AuthRejection> {
     let ad_id = match field("adId", "ad_id") {
         Some(serde_json::Value::String(s)) => s,
         _ => {
-            return Err(AuthRejection::bad_request(
+            return Err(ApiError::bad_request(
                 "missing_ad_id",
                 "send {\"adId\": \"<adId from the SDK's AD_REWARDED result>\"}",
             ));
@@ -73,7 +75,7 @@ fn claim_body(body: &[u8]) -> Result<(String, Option<String>), AuthRejection> {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s),
         Some(_) => {
-            return Err(AuthRejection::bad_request(
+            return Err(ApiError::bad_request(
                 "invalid_product_id",
                 "productId must be a string, or left out",
             ));
@@ -86,8 +88,9 @@ async fn claim(
     State(rewards): State<AdRewards>,
     who: AuthenticatedPioneer,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, AuthRejection> {
-    let body = body.map_err(|e| AuthRejection::from_body(&e))?;
+) -> Result<Response, ApiError> {
+    let body =
+        body.map_err(|e| body_error(&e, ApiError::too_large(BODY_LIMIT, FIELDS_SIZE_ADVICE)))?;
     let (ad_id, product_id) = claim_body(&body)?;
     let row = rewards
         .claim(&ad_id, &who.pioneer.uid, product_id.as_deref())
@@ -102,7 +105,7 @@ async fn claim(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::ads::*;
 
     #[test]
     fn bodies() {
@@ -114,17 +117,17 @@ mod tests {
             claim_body(br#"{"ad_id": "a1"}"#).unwrap(),
             ("a1".to_string(), None)
         );
-        assert_eq!(claim_body(b"{}").unwrap_err().code, "missing_ad_id");
+        assert_eq!(claim_body(b"{}").unwrap_err().code(), "missing_ad_id");
         assert_eq!(
-            claim_body(br#"{"adId": 1}"#).unwrap_err().code,
+            claim_body(br#"{"adId": 1}"#).unwrap_err().code(),
             "missing_ad_id"
         );
         assert_eq!(
             claim_body(br#"{"adId": "a", "productId": 3}"#)
                 .unwrap_err()
-                .code,
+                .code(),
             "invalid_product_id"
         );
-        assert_eq!(claim_body(b"x").unwrap_err().code, "invalid_json");
+        assert_eq!(claim_body(b"x").unwrap_err().code(), "invalid_json");
     }
 }

@@ -9,143 +9,30 @@
 //! `FromRef<S> for AuthState` (and for [`pi_payments_core::ads::AdRewards`] and
 //! [`crate::admin::AdminAuth`] for the other modules).
 
-use crate::extract::{AccessToken, BODY_LIMIT, MAX_TOKEN_LEN};
+use crate::error::{ApiError, FIELDS_SIZE_ADVICE};
+use crate::extract::{AccessToken, BODY_LIMIT, MAX_TOKEN_LEN, bearer_from_headers, body_error};
 use crate::session::{self, Credential};
+/// The settings, also under this module's path (the binary's configuration imports them here).
+pub use crate::settings::{
+    AuthConfig, ConfigError, DEFAULT_PI_FRAME_ORIGINS, PI_SANDBOX_ORIGIN, normalize_origin,
+    parse_origins,
+};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pi_payments_core::ledger::now_ms;
-use pi_payments_core::pioneer::{AuthError, DEFAULT_SESSION_TTL, PioneerAuth, VerifiedPioneer};
+use pi_payments_core::pioneer::{AuthError, PioneerAuth, VerifiedPioneer};
+/// The admin token's type (`AuthConfig::admin_token`), here for the binary's configuration.
+pub use pi_payments_core::secret::Secret;
 use serde::Serialize;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Pi's origins that frame apps or are trusted for cookie mutations (the Sandbox).
-pub const PI_SANDBOX_ORIGIN: &str = "https://sandbox.minepi.com";
-
-/// Pi's origins allowed to frame the app (CSP `frame-ancestors`) by default.
-pub const DEFAULT_PI_FRAME_ORIGINS: &[&str] =
-    &["https://sandbox.minepi.com", "https://*.minepi.com"];
-
-/// A secret from the configuration (the admin token) whose `Debug` is redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret's text, for the one place that compares it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// Browser-facing and operator settings, from the binary's configuration.
-#[derive(Clone, Debug)]
-pub struct AuthConfig {
-    /// `APP_ORIGINS`: the app's own origins (`https://app.example.com`), allowed by CORS with
-    /// credentials, trusted for cookie mutations and allowed to frame the app.
-    pub app_origins: Vec<String>,
-    /// `TRUST_PROXY`: a TLS-terminating proxy sits in front, so `X-Forwarded-Proto`/`-Host`
-    /// describe the request the browser made (used by the CSRF same-origin check). Session
-    /// cookies are `Secure` either way (`SameSite=None` requires it).
-    pub trust_proxy: bool,
-    /// `ADMIN_TOKEN`: Bearer token for `/payouts`, `/admin` and the dashboard. Without it those
-    /// routes answer 401 to everyone.
-    pub admin_token: Option<Secret>,
-    /// Session cookie name (default `pi_session`).
-    pub cookie_name: String,
-    /// Longest session (never beyond the token's `valid_until`).
-    pub session_ttl: Duration,
-    /// Pi's origins: allowed to frame the app (CSP `frame-ancestors`). Default
-    /// [`DEFAULT_PI_FRAME_ORIGINS`].
-    pub pi_frame_origins: Vec<String>,
-    /// Pi's origins trusted for cookie-authenticated mutations (default: the Sandbox).
-    pub pi_trusted_origins: Vec<String>,
-}
-
-impl Default for AuthConfig {
-    fn default() -> AuthConfig {
-        AuthConfig {
-            app_origins: Vec::new(),
-            trust_proxy: false,
-            admin_token: None,
-            cookie_name: session::DEFAULT_COOKIE_NAME.to_string(),
-            session_ttl: DEFAULT_SESSION_TTL,
-            pi_frame_origins: DEFAULT_PI_FRAME_ORIGINS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            pi_trusted_origins: vec![PI_SANDBOX_ORIGIN.to_string()],
-        }
-    }
-}
-
-/// A configuration value the service must refuse to start with; each says what to set.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A payout wallet without an admin token would leave money-moving routes open.
-    #[error(
-        "ADMIN_TOKEN is not set but a payout wallet is configured: set ADMIN_TOKEN to a long random string (e.g. `openssl rand -hex 32`) so that /payouts and /admin are closed to everyone else"
-    )]
-    AdminTokenRequired,
-    /// The admin token is too short to resist guessing.
-    #[error(
-        "ADMIN_TOKEN is shorter than {min} characters: use a long random string (e.g. `openssl rand -hex 32`)"
-    )]
-    AdminTokenTooShort { min: usize },
-    /// An `APP_ORIGINS` entry is not an origin.
-    #[error(
-        "APP_ORIGINS entry {0:?} is not an origin: write scheme://host[:port] with no path, e.g. https://app.example.com, separated by commas"
-    )]
-    BadOrigin(String),
-    /// The cookie name is not a valid cookie name.
-    #[error("the session cookie name {0:?} is invalid: use letters, digits, '-' or '_'")]
-    BadCookieName(String),
-}
-
-/// Normalize one origin (`scheme://host[:port]`, lowercase, no trailing slash). `*.` hosts
-/// are accepted (CSP wildcards) only when `wildcard` is set.
-pub fn normalize_origin(text: &str, wildcard: bool) -> Option<String> {
-    let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
-    let (scheme, rest) = text.split_once("://")?;
-    if !matches!(scheme, "http" | "https") || rest.is_empty() {
-        return None;
-    }
-    let host = rest.strip_prefix("*.").filter(|_| wildcard).unwrap_or(rest);
-    let ok = host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-        && !host.is_empty()
-        && !host.starts_with(':');
-    ok.then_some(text)
-}
-
-/// Parse `APP_ORIGINS` (comma- or space-separated origins).
-pub fn parse_origins(text: &str) -> Result<Vec<String>, ConfigError> {
-    text.split([',', ' '])
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            normalize_origin(s, false).ok_or_else(|| ConfigError::BadOrigin(s.trim().to_string()))
-        })
-        .collect()
-}
 
 /// What the auth routes and the extractor share; cheap to clone.
 #[derive(Clone, Debug)]
@@ -166,132 +53,22 @@ impl AuthState {
     }
 }
 
-/// A refused request: status plus the JSON `{"error", "message"}` the client gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthRejection {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl AuthRejection {
-    /// 400.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> AuthRejection {
-        AuthRejection {
-            status: StatusCode::BAD_REQUEST,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// 401.
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> AuthRejection {
-        AuthRejection {
-            status: StatusCode::UNAUTHORIZED,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// 403.
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> AuthRejection {
-        AuthRejection {
-            status: StatusCode::FORBIDDEN,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// 404.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> AuthRejection {
-        AuthRejection {
-            status: StatusCode::NOT_FOUND,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// 503: retry later.
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> AuthRejection {
-        AuthRejection {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The body could not be read (too large: 413, otherwise 400), as JSON rather than axum's
-    /// plain-text rejection.
-    pub fn from_body(rejection: &BytesRejection) -> AuthRejection {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AuthRejection {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "payload_too_large",
-                message: format!(
-                    "request bodies are limited to {BODY_LIMIT} bytes; send only the JSON fields this route reads"
-                ),
-            }
-        } else {
-            AuthRejection::bad_request(
-                "unreadable_body",
-                "the request body could not be read; send a complete JSON object",
-            )
-        }
-    }
-
-    /// The ledger failed: 503, details in the log only.
-    pub fn ledger(err: &dyn fmt::Display) -> AuthRejection {
-        tracing::error!(error = %err, "ledger failure");
-        AuthRejection::unavailable(
-            "ledger_unavailable",
-            "the payments ledger is not reachable right now; retry in a few seconds",
-        )
-    }
-}
-
-impl From<AuthError> for AuthRejection {
-    fn from(err: AuthError) -> AuthRejection {
+impl From<AuthError> for ApiError {
+    /// A refused token is 401; Pi or the ledger failing is 503 with `Retry-After` (the Pioneer
+    /// did nothing wrong and should retry).
+    fn from(err: AuthError) -> ApiError {
         match err {
-            AuthError::InvalidToken => {
-                AuthRejection::unauthorized("invalid_token", err.to_string())
-            }
+            AuthError::InvalidToken => ApiError::unauthorized("invalid_token", err.to_string()),
             AuthError::PiUnavailable(e) => {
                 // Pi's error may name hosts; the client gets a fixed message.
                 tracing::warn!(error = %e, "could not verify an access token with Pi");
-                AuthRejection::unavailable(
+                ApiError::retry_later(
                     "pi_unavailable",
                     "Pi could not verify the access token right now; retry in a few seconds",
                 )
             }
-            AuthError::Ledger(e) => AuthRejection::ledger(&e),
+            AuthError::Ledger(e) => ApiError::ledger_retry_later(&e),
         }
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
-}
-
-impl IntoResponse for AuthRejection {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(ErrorBody {
-                error: self.code,
-                message: &self.message,
-            }),
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        response
     }
 }
 
@@ -316,7 +93,7 @@ where
     S: Send + Sync,
     AuthState: FromRef<S>,
 {
-    type Rejection = AuthRejection;
+    type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = AuthState::from_ref(state);
@@ -328,10 +105,10 @@ where
 pub async fn authenticate(
     auth: &AuthState,
     headers: &HeaderMap,
-) -> Result<AuthenticatedPioneer, AuthRejection> {
+) -> Result<AuthenticatedPioneer, ApiError> {
     match session::credential(headers, &auth.config.cookie_name)? {
         Credential::Bearer(token) => {
-            let pioneer = auth.pioneers.verify_token(token.expose()).await?;
+            let pioneer = auth.pioneers.verify_token(&token).await?;
             Ok(AuthenticatedPioneer {
                 pioneer,
                 method: AuthMethod::Bearer,
@@ -342,12 +119,12 @@ pub async fn authenticate(
                 pioneer,
                 method: AuthMethod::Session,
             }),
-            None => Err(AuthRejection::unauthorized(
+            None => Err(ApiError::unauthorized(
                 "session_expired",
                 "the session has ended: sign in again with POST /auth/pi, or send `Authorization: Bearer <Pi access token>`",
             )),
         },
-        Credential::Missing => Err(AuthRejection::unauthorized(
+        Credential::Missing => Err(ApiError::unauthorized(
             "not_signed_in",
             "no credential: send `Authorization: Bearer <Pi access token>`, or sign in with POST /auth/pi and send the cookie (fetch with credentials: \"include\")",
         )),
@@ -360,14 +137,14 @@ pub async fn authenticate(
 pub async fn access_token_for_request(
     auth: &AuthState,
     headers: &HeaderMap,
-) -> Result<Option<AccessToken>, AuthRejection> {
+) -> Result<Option<AccessToken>, ApiError> {
     match session::credential(headers, &auth.config.cookie_name)? {
         Credential::Bearer(token) => Ok(Some(token)),
         Credential::Session(s) => Ok(auth
             .pioneers
             .session_access_token(&s)
             .await?
-            .and_then(|t| AccessToken::new(&t))),
+            .and_then(|t| AccessToken::new(t.expose()))),
         Credential::Missing => Ok(None),
     }
 }
@@ -410,12 +187,12 @@ where
 
 /// The token a sign-in request carries: `accessToken` (or `access_token`) in a JSON body, else
 /// the Bearer header. Any other field (a `uid` especially) is ignored.
-fn sign_in_token(headers: &HeaderMap, body: &[u8]) -> Result<AccessToken, AuthRejection> {
+fn sign_in_token(headers: &HeaderMap, body: &[u8]) -> Result<AccessToken, ApiError> {
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            AuthRejection::bad_request(
+            ApiError::bad_request(
                 "invalid_json",
                 format!("the body is not valid JSON ({e}); send {{\"accessToken\": \"<token from Pi.authenticate()>\"}}"),
             )
@@ -427,7 +204,7 @@ fn sign_in_token(headers: &HeaderMap, body: &[u8]) -> Result<AccessToken, AuthRe
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(t)) if t.len() <= MAX_TOKEN_LEN => AccessToken::new(t),
             Some(_) => {
-                return Err(AuthRejection::bad_request(
+                return Err(ApiError::bad_request(
                     "invalid_access_token",
                     format!(
                         "accessToken must be a string of at most {MAX_TOKEN_LEN} characters, as Pi.authenticate() returned it"
@@ -438,8 +215,8 @@ fn sign_in_token(headers: &HeaderMap, body: &[u8]) -> Result<AccessToken, AuthRe
     };
     match from_body {
         Some(t) => Ok(t),
-        None => session::bearer_from_headers(headers)?.ok_or_else(|| {
-            AuthRejection::unauthorized(
+        None => bearer_from_headers(headers)?.ok_or_else(|| {
+            ApiError::unauthorized(
                 "missing_token",
                 "send {\"accessToken\": \"<token from Pi.authenticate()>\"} or `Authorization: Bearer <token>`",
             )
@@ -451,10 +228,11 @@ async fn sign_in(
     State(auth): State<AuthState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, AuthRejection> {
-    let body = body.map_err(|e| AuthRejection::from_body(&e))?;
+) -> Result<Response, ApiError> {
+    let body =
+        body.map_err(|e| body_error(&e, ApiError::too_large(BODY_LIMIT, FIELDS_SIZE_ADVICE)))?;
     let token = sign_in_token(&headers, &body)?;
-    let signed = auth.pioneers.sign_in(token.expose()).await?;
+    let signed = auth.pioneers.sign_in(&token).await?;
     // A cookie from an earlier sign-in is replaced, and its session ended.
     if let Some(old) = session::session_from_headers(&headers, &auth.config.cookie_name)
         && let Err(e) = auth.pioneers.sign_out(&old).await
@@ -473,10 +251,7 @@ async fn me(who: AuthenticatedPioneer) -> Response {
     no_store(Json(pioneer_body(&who.pioneer)).into_response())
 }
 
-async fn sign_out(
-    State(auth): State<AuthState>,
-    headers: HeaderMap,
-) -> Result<Response, AuthRejection> {
+async fn sign_out(State(auth): State<AuthState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(s) = session::session_from_headers(&headers, &auth.config.cookie_name) {
         auth.pioneers.sign_out(&s).await?;
     }
@@ -490,28 +265,8 @@ async fn sign_out(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_parse_and_normalize() {
-        assert_eq!(
-            parse_origins("https://App.example.com/, http://localhost:3000").unwrap(),
-            vec!["https://app.example.com", "http://localhost:3000"]
-        );
-        assert_eq!(parse_origins("").unwrap(), Vec::<String>::new());
-        for bad in [
-            "app.example.com",
-            "ftp://x",
-            "https://a.com/path",
-            "https://*.a.com",
-        ] {
-            assert!(parse_origins(bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            normalize_origin("https://*.minepi.com", true).as_deref(),
-            Some("https://*.minepi.com")
-        );
-    }
+    use crate::auth::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn sign_in_token_sources() {
@@ -519,7 +274,7 @@ mod tests {
         let t = sign_in_token(&h, br#"{"accessToken": "tok", "uid": "someone-else"}"#).unwrap();
         assert_eq!(t.expose(), "tok");
         assert_eq!(
-            sign_in_token(&h, b"").unwrap_err().status,
+            sign_in_token(&h, b"").unwrap_err().status(),
             StatusCode::UNAUTHORIZED
         );
         h.insert(
@@ -531,19 +286,12 @@ mod tests {
         assert_eq!(
             sign_in_token(&h, br#"{"accessToken": 5}"#)
                 .unwrap_err()
-                .code,
+                .code(),
             "invalid_access_token"
         );
-        assert_eq!(sign_in_token(&h, b"nope").unwrap_err().code, "invalid_json");
-    }
-
-    #[test]
-    fn secrets_are_redacted() {
-        assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
-        let cfg = AuthConfig {
-            admin_token: Some(Secret::new("hunter2")),
-            ..AuthConfig::default()
-        };
-        assert!(!format!("{cfg:?}").contains("hunter2"));
+        assert_eq!(
+            sign_in_token(&h, b"nope").unwrap_err().code(),
+            "invalid_json"
+        );
     }
 }

@@ -13,8 +13,10 @@
 //!
 //! [`apply`] adds all three layers to a router, outermost last.
 
-use crate::auth::{AuthConfig, AuthRejection, ConfigError, normalize_origin};
+use crate::error::ApiError;
+use crate::extract::has_bearer;
 use crate::session;
+use crate::settings::{AuthConfig, ConfigError, normalize_origin};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
@@ -116,19 +118,16 @@ impl BrowserPolicy {
     }
 
     /// Whether a request may go on as far as CSRF is concerned (see the module docs).
-    pub fn allows(&self, method: &Method, headers: &HeaderMap) -> Result<(), AuthRejection> {
+    pub fn allows(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
         let safe = matches!(
             *method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
-        if safe
-            || session::has_bearer(headers)
-            || !session::has_cookie(headers, &self.inner.cookie_name)
-        {
+        if safe || has_bearer(headers) || !session::has_cookie(headers, &self.inner.cookie_name) {
             return Ok(());
         }
         let origin = request_origin(headers).ok_or_else(|| {
-            AuthRejection::forbidden(
+            ApiError::forbidden(
                 "csrf_origin_missing",
                 "a cookie-authenticated change needs an Origin header: call from the app's page, or send `Authorization: Bearer <Pi access token>` instead of the cookie",
             )
@@ -137,7 +136,7 @@ impl BrowserPolicy {
             return Ok(());
         }
         tracing::warn!(origin = %origin, "refused a cookie-authenticated request from an untrusted origin");
-        Err(AuthRejection::forbidden(
+        Err(ApiError::forbidden(
             "csrf_origin_refused",
             "this origin may not make cookie-authenticated changes: add it to APP_ORIGINS, or send `Authorization: Bearer <Pi access token>`",
         ))
@@ -242,7 +241,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::browser::*;
 
     fn policy(trust_proxy: bool) -> BrowserPolicy {
         BrowserPolicy::new(&AuthConfig {
@@ -276,69 +275,53 @@ mod tests {
     fn csrf_decisions() {
         let p = policy(false);
         let post = Method::POST;
-        // No cookie, or a safe method, or a Bearer header: nothing to check.
-        assert!(
-            p.allows(&post, &headers(&[("origin", "https://evil.example")]))
-                .is_ok()
-        );
-        assert!(
-            p.allows(
+        let allowed: [(&Method, HeaderMap); 7] = [
+            // No cookie, or a safe method, or a Bearer header: nothing to check.
+            (&post, headers(&[("origin", "https://evil.example")])),
+            (
                 &Method::GET,
-                &headers(&[COOKIE, ("origin", "https://evil.example")])
-            )
-            .is_ok()
-        );
-        assert!(
-            p.allows(
+                headers(&[COOKIE, ("origin", "https://evil.example")]),
+            ),
+            (
                 &post,
-                &headers(&[
+                headers(&[
                     COOKIE,
                     ("origin", "https://evil.example"),
-                    ("authorization", "Bearer t")
-                ])
-            )
-            .is_ok()
-        );
-        // Cookie mutations: trusted, sandbox and same origin pass; others and missing refuse.
-        assert!(
-            p.allows(
+                    ("authorization", "Bearer t"),
+                ]),
+            ),
+            // Cookie mutations: trusted, sandbox and same origin pass; others and missing refuse.
+            (
                 &post,
-                &headers(&[COOKIE, ("origin", "https://app.example.com")])
-            )
-            .is_ok()
-        );
-        assert!(
-            p.allows(
+                headers(&[COOKIE, ("origin", "https://app.example.com")]),
+            ),
+            (
                 &post,
-                &headers(&[COOKIE, ("origin", "https://sandbox.minepi.com")])
-            )
-            .is_ok()
-        );
-        assert!(
-            p.allows(
+                headers(&[COOKIE, ("origin", "https://sandbox.minepi.com")]),
+            ),
+            (
                 &post,
-                &headers(&[
+                headers(&[
                     COOKIE,
                     ("origin", "https://api.example.com"),
-                    ("host", "api.example.com")
-                ])
-            )
-            .is_ok()
-        );
-        assert!(
-            p.allows(
+                    ("host", "api.example.com"),
+                ]),
+            ),
+            (
                 &post,
-                &headers(&[COOKIE, ("referer", "https://app.example.com/page?x=1")])
-            )
-            .is_ok()
-        );
+                headers(&[COOKIE, ("referer", "https://app.example.com/page?x=1")]),
+            ),
+        ];
+        for (method, good) in &allowed {
+            assert!(p.allows(method, good).is_ok(), "{method} {good:?}");
+        }
         for bad in [
             headers(&[COOKIE, ("origin", "https://evil.example")]),
             headers(&[COOKIE, ("origin", "null")]),
             headers(&[COOKIE]),
             headers(&[COOKIE, ("origin", "https://app.example.com.evil.example")]),
         ] {
-            assert_eq!(p.allows(&post, &bad).unwrap_err().status, 403, "{bad:?}");
+            assert_eq!(p.allows(&post, &bad).unwrap_err().status(), 403, "{bad:?}");
         }
     }
 

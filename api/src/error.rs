@@ -1,11 +1,22 @@
-//! The one error type every handler returns, so that every failure a client sees is JSON
+//! The one error type every handler, extractor and middleware returns (payments, callbacks,
+//! sign-in, ads, operator and CSRF refusals alike), so that every failure a client sees is JSON
 //! `{"error": code, "message": text}` and the message says what to do next.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pi_payments_core::ledger::LedgerError;
 use serde::Serialize;
+use std::fmt;
+
+/// What a 413 from the Pi callback and payment routes advises.
+pub const CALLBACK_SIZE_ADVICE: &str = "Pi callbacks are far smaller, so check what is being sent";
+
+/// What a 413 from the sign-in and ad routes advises (their bodies are a field or two).
+pub const FIELDS_SIZE_ADVICE: &str = "send only the JSON fields this route reads";
+
+/// The `Retry-After` (seconds) of the 503s that Pioneer-facing routes (sign-in, ads) answer.
+const RETRY_AFTER_SECS: u32 = 5;
 
 /// A request that could not be served, with the status and the text the client gets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,6 +24,14 @@ pub enum ApiError {
     /// The request itself is wrong (bad JSON, missing or invalid field): 400.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// No credential, or one that is not accepted (Pioneer token, session, admin token): 401,
+    /// with `WWW-Authenticate: Bearer`.
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// Authenticated or not, this request may not do this (another Pioneer's ad, a
+    /// cookie-authenticated change from an untrusted origin): 403.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// The named thing does not exist: 404.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
@@ -22,15 +41,20 @@ pub enum ApiError {
     /// The request conflicts with what the ledger holds (e.g. a second txid for a payment): 409.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
-    /// The body is larger than the limit: 413.
+    /// The body is larger than the limit: 413. `advice` ends the message (what to send instead).
     #[error("request body is larger than {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge { limit: usize, advice: &'static str },
     /// The route exists but not for this method: 405.
     #[error("{method} is not allowed here")]
     MethodNotAllowed { method: String },
-    /// A dependency (ledger, queue) is down or overloaded: 503. Clients may retry.
+    /// A dependency (ledger, queue, Pi) is down or overloaded: 503. Clients may retry; with
+    /// `retry_after_secs` the answer says when (`Retry-After`).
     #[error("{message}")]
-    Unavailable { code: &'static str, message: String },
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after_secs: Option<u32>,
+    },
     /// Our bug or an unexpected storage failure: 500. Details go to the log, not the client.
     #[error("internal error")]
     Internal,
@@ -52,6 +76,27 @@ impl ApiError {
         }
     }
 
+    /// A 401 (no or refused credential); the answer carries `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 403: the request may not do this.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 413 for a body over `limit` bytes, ending with `advice`.
+    pub fn too_large(limit: usize, advice: &'static str) -> ApiError {
+        ApiError::TooLarge { limit, advice }
+    }
+
     /// A 404 for something the client named.
     pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::NotFound {
@@ -65,13 +110,36 @@ impl ApiError {
         ApiError::Unavailable {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// A 503 that tells the client to retry in a few seconds (`Retry-After`): what the
+    /// Pioneer-facing routes answer when Pi or the ledger cannot be reached.
+    pub fn retry_later(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Unavailable {
+            code,
+            message: message.into(),
+            retry_after_secs: Some(RETRY_AFTER_SECS),
+        }
+    }
+
+    /// The ledger failed under a Pioneer-facing route: 503 with `Retry-After`, whatever the
+    /// failure (details in the log only).
+    pub fn ledger_retry_later(err: &dyn fmt::Display) -> ApiError {
+        tracing::error!(error = %err, "ledger failure");
+        ApiError::retry_later(
+            "ledger_unavailable",
+            "the payments ledger is not reachable right now; retry in a few seconds",
+        )
     }
 
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -86,6 +154,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Unprocessable { code, .. }
             | ApiError::Conflict { code, .. }
@@ -98,9 +168,9 @@ impl ApiError {
 
     fn client_message(&self) -> String {
         match self {
-            ApiError::TooLarge { limit } => format!(
-                "request bodies are limited to {limit} bytes; Pi callbacks are far smaller, so check what is being sent"
-            ),
+            ApiError::TooLarge { limit, advice } => {
+                format!("request bodies are limited to {limit} bytes; {advice}")
+            }
             ApiError::MethodNotAllowed { method } => format!(
                 "{method} is not allowed on this path; see the API's routes (callbacks are POST, reads are GET)"
             ),
@@ -181,6 +251,20 @@ impl IntoResponse for ApiError {
             error: self.code(),
             message: self.client_message(),
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized { .. } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable {
+                retry_after_secs: Some(secs),
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            _ => {}
+        }
+        response
     }
 }

@@ -1,13 +1,15 @@
 //! Extractors that turn raw requests into checked values, answering with our JSON errors
 //! (never axum's plain-text rejections): the JSON body with its size limit, and the
-//! `Authorization: Bearer` access token that lighter frontends send on every call.
+//! `Authorization: Bearer` access token that lighter frontends send on every call (and that
+//! sign-in and the session layer read too).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, CALLBACK_SIZE_ADVICE};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use std::fmt;
+use axum::http::{HeaderMap, StatusCode, header};
+pub use pi_payments_core::secret::AccessToken;
 
 /// The largest request body we read. Pi callbacks are a few hundred bytes; a PaymentDTO in
 /// an `incomplete` callback is about 1 KiB.
@@ -16,38 +18,16 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// The longest access token we keep; Pi's are far shorter. Longer ones are refused, not cut.
 pub const MAX_TOKEN_LEN: usize = 4096;
 
-/// A Pi user access token. Its `Debug` and `Display` are redacted so that it cannot end up in
-/// a log line by accident; read it with [`AccessToken::expose`] where it is sent to Pi.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken(String);
-
-impl AccessToken {
-    /// Wrap a token; `None` for an empty one, which means "no token".
-    pub fn new(token: &str) -> Option<AccessToken> {
-        let token = token.trim();
-        (!token.is_empty()).then(|| AccessToken(token.to_string()))
-    }
-
-    /// The token's text, for the one place that must send it (the job for `/v2/me`).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Take the text out, for handing it to the ledger.
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken(<redacted>)")
-    }
-}
-
-impl fmt::Display for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+/// A body axum could not read, as our JSON error: `too_large` (413) over the limit, else a 400
+/// asking for a complete JSON object.
+pub fn body_error(rejection: &BytesRejection, too_large: ApiError) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large
+    } else {
+        ApiError::bad_request(
+            "unreadable_body",
+            "the request body could not be read; send a complete JSON object",
+        )
     }
 }
 
@@ -61,14 +41,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge { limit: BODY_LIMIT }
-            } else {
-                ApiError::bad_request(
-                    "unreadable_body",
-                    "the request body could not be read; send a complete JSON object",
-                )
-            }
+            body_error(
+                &rejection,
+                ApiError::too_large(BODY_LIMIT, CALLBACK_SIZE_ADVICE),
+            )
         })?;
         parse_json(&bytes).map(JsonBody)
     }
@@ -92,8 +68,46 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     })
 }
 
-/// The token of an `Authorization: Bearer <token>` header, if there is one. Other schemes
-/// are ignored (they are not ours to judge), and so is an empty token.
+/// Whether the request has an `Authorization: Bearer …` header (whatever the token).
+pub fn has_bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+}
+
+/// The token of an `Authorization: Bearer <token>` header: `None` without one (other schemes
+/// are not ours to judge) or with an empty token, 400 when it is unreadable or absurdly long.
+pub fn bearer_from_headers(headers: &HeaderMap) -> Result<Option<AccessToken>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Ok(value) = value.to_str() else {
+        return Err(ApiError::bad_request(
+            "invalid_authorization",
+            "the Authorization header is not readable text; send `Authorization: Bearer <Pi access token>`",
+        ));
+    };
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::bad_request(
+            "invalid_authorization",
+            format!(
+                "the Bearer token is longer than {MAX_TOKEN_LEN} characters; send the access token Pi.authenticate() returned"
+            ),
+        ));
+    }
+    Ok(AccessToken::new(token))
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one, as an extractor
+/// ([`bearer_from_headers`]).
 #[derive(Debug, Default)]
 pub struct Bearer(pub Option<AccessToken>);
 
@@ -101,44 +115,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Ok(Bearer(None));
-        };
-        let Ok(value) = value.to_str() else {
-            return Err(ApiError::bad_request(
-                "invalid_authorization",
-                "the Authorization header is not readable text; send `Authorization: Bearer <Pi access token>`",
-            ));
-        };
-        let Some((scheme, token)) = value.trim().split_once(' ') else {
-            return Ok(Bearer(None));
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Ok(Bearer(None));
-        }
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(ApiError::bad_request(
-                "invalid_authorization",
-                format!(
-                    "the Bearer token is longer than {MAX_TOKEN_LEN} characters; send the access token Pi.authenticate() returned"
-                ),
-            ));
-        }
-        Ok(Bearer(AccessToken::new(token)))
+        bearer_from_headers(&parts.headers).map(Bearer)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_redacted() {
-        let token = AccessToken::new("secret-token").unwrap();
-        assert!(!format!("{token:?} {token}").contains("secret"));
-        assert_eq!(token.expose(), "secret-token");
-        assert!(AccessToken::new("  ").is_none());
-    }
+    use crate::extract::*;
 
     #[test]
     fn json_errors_say_what_to_send() {

@@ -5,7 +5,7 @@
 //! [`error`] and [`extract`] shared by all. Every answer, including 404, 405 and 413, is JSON.
 //! Pioneer sign-in and sessions ([`auth`], [`session`]), rewarded ads ([`ads`]), operator
 //! routes behind `ADMIN_TOKEN` ([`operator`], [`admin`]) and the browser posture for Pi's
-//! iframe ([`browser`]) are mounted in [`router`].
+//! iframe ([`browser`]), all configured by [`settings`], are mounted in [`router`].
 
 pub mod callbacks;
 pub mod drift;
@@ -17,7 +17,6 @@ pub mod operator;
 pub mod orders;
 pub mod payments;
 pub mod payouts;
-pub mod payouts_bulk;
 pub mod state;
 
 pub use callbacks::{BatchConfig, CallbackBatcher, CallbackKind};
@@ -126,3 +125,4 @@ pub mod ads;
 pub mod auth;
 pub mod browser;
 pub mod session;
+pub mod settings;

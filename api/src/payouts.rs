@@ -14,11 +14,8 @@
 //! repeated request enqueues again, so a lost enqueue is repaired by retrying the same call
 //! (and by the sweeper for payouts left in flight).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, CALLBACK_SIZE_ADVICE};
 use crate::extract::BODY_LIMIT;
-use crate::payouts_bulk::{
-    BULK_BODY_LIMIT, BulkError, BulkFormat, RejectedRow, parse_bulk, parse_json_request,
-};
 use crate::state::ApiState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -26,11 +23,14 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pi_payments_core::jobs::{Job, JobQueue};
-use pi_payments_core::ledger::{Ledger, LedgerError, PayoutFilter, PayoutRequest, PayoutRow};
+use pi_payments_core::jobs::Job;
+use pi_payments_core::ledger::{LedgerError, PayoutFilter, PayoutRow};
 use pi_payments_core::payout::{BatchId, PayoutId};
+use pi_payments_core::payout_import::{
+    BulkError, BulkFormat, BulkImport, BulkOutcome, BulkRecordError, parse_bulk,
+    parse_json_request, record_bulk, start_import,
+};
 use pi_payments_core::state::PayoutState;
-use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -38,8 +38,8 @@ use std::collections::HashMap;
 pub const DEFAULT_LIMIT: i64 = 100;
 /// The largest page of `GET /payouts`.
 pub const MAX_LIMIT: i64 = 1000;
-/// Jobs pushed to the queue per call when a bulk request is enqueued.
-const ENQUEUE_CHUNK: usize = 1000;
+/// The largest bulk body the API reads (the rest of the API stays at 64 KiB).
+pub const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Every payout route. Mount it behind the admin token (it is merged in
 /// [`crate::operator::operator_routes`]).
@@ -53,82 +53,6 @@ pub fn payout_routes() -> Router<ApiState> {
         )
         .route("/payouts/{id}", get(show))
         .route("/payouts/{id}/cancel", post(cancel))
-}
-
-/// What a bulk request (or `payouts import`) did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct BulkOutcome {
-    /// The batch the new payouts belong to.
-    pub batch_id: Option<BatchId>,
-    /// New payouts.
-    pub accepted: u64,
-    /// Rows whose key was already accepted with the same body (nothing new was created).
-    pub duplicates: u64,
-    /// Refused rows, by line.
-    pub rejected: Vec<RejectedRow>,
-}
-
-/// Record `rows` (line, request) under `batch` in ONE ledger transaction and enqueue a payout
-/// job for every accepted or duplicate row still in flight. Refused rows are added to
-/// `outcome.rejected` and to the batch's count. Shared by the API and the CLI import.
-///
-/// The jobs are enqueued after the commit; if the queue fails, the error is returned and the
-/// rows stay recorded: running the same request (or import) again enqueues them again.
-pub async fn record_bulk(
-    ledger: &Ledger,
-    queue: &dyn JobQueue,
-    batch: &BatchId,
-    rows: Vec<(u64, PayoutRequest)>,
-    outcome: &mut BulkOutcome,
-) -> Result<(), BulkRecordError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let (lines, requests): (Vec<u64>, Vec<PayoutRequest>) = rows
-        .into_iter()
-        .map(|(line, mut request)| {
-            request.batch_id = Some(batch.clone());
-            (line, request)
-        })
-        .unzip();
-    let results = ledger.request_payouts_bulk(requests).await?;
-    let mut jobs = Vec::new();
-    for (line, result) in lines.into_iter().zip(results) {
-        match result {
-            Ok((row, created)) => {
-                if created {
-                    outcome.accepted += 1;
-                } else {
-                    outcome.duplicates += 1;
-                }
-                if row.state.is_in_flight() {
-                    jobs.push(Job::payout(row.id));
-                }
-            }
-            Err(err) => outcome.rejected.push(RejectedRow {
-                line,
-                error: err.to_string(),
-            }),
-        }
-    }
-    for chunk in jobs.chunks(ENQUEUE_CHUNK) {
-        queue
-            .enqueue_many(chunk.to_vec())
-            .await
-            .map_err(|e| BulkRecordError::Queue(e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// Why [`record_bulk`] failed as a whole.
-#[derive(Debug, thiserror::Error)]
-pub enum BulkRecordError {
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error(
-        "the rows are recorded but their jobs could not be queued ({0}): send the same file again to queue them (nothing is paid twice)"
-    )]
-    Queue(String),
 }
 
 impl From<BulkRecordError> for ApiError {
@@ -155,7 +79,7 @@ fn payout_json(row: &PayoutRow) -> Value {
 
 fn bytes_error(rejection: &BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge { limit }
+        ApiError::too_large(limit, CALLBACK_SIZE_ADVICE)
     } else {
         ApiError::bad_request(
             "unreadable_body",
@@ -231,30 +155,16 @@ async fn bulk(
         .get("source")
         .map(|s| s.chars().take(200).collect::<String>())
         .unwrap_or_else(|| "api".to_string());
-    let batch = state.ledger.create_batch(Some(&source)).await?;
-    let mut outcome = BulkOutcome {
-        batch_id: Some(batch.id.clone()),
-        ..BulkOutcome::default()
-    };
-    let mut good = Vec::with_capacity(rows.len());
-    for row in rows {
-        match row.request {
-            Ok(request) => good.push((row.line, request)),
-            Err(error) => outcome.rejected.push(RejectedRow {
-                line: row.line,
-                error,
-            }),
-        }
-    }
-    let unparsed = i64::try_from(outcome.rejected.len()).unwrap_or(i64::MAX);
-    if unparsed > 0 {
-        state.ledger.add_batch_rejected(&batch.id, unparsed).await?;
-    }
+    let BulkImport {
+        batch_id,
+        rows,
+        mut outcome,
+    } = start_import(&state.ledger, &source, rows).await?;
     record_bulk(
         &state.ledger,
         state.queue.as_ref(),
-        &batch.id,
-        good,
+        &batch_id,
+        rows,
         &mut outcome,
     )
     .await?;

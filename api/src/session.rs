@@ -7,8 +7,8 @@
 //! browser would not send it from the frame, without `Secure` it would refuse `SameSite=None`,
 //! and `Partitioned` keeps it working where third-party cookies are otherwise blocked.
 
-use crate::auth::AuthRejection;
-use crate::extract::{AccessToken, MAX_TOKEN_LEN};
+use crate::error::ApiError;
+use crate::extract::{AccessToken, bearer_from_headers};
 use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::{Cookie, SameSite};
 use pi_payments_core::pioneer::SessionSecret;
@@ -79,44 +79,6 @@ pub fn session_from_headers(headers: &HeaderMap, name: &str) -> Option<SessionSe
     cookie_values(headers, name).find_map(|v| SessionSecret::from_cookie(&v))
 }
 
-/// Whether the request has an `Authorization: Bearer …` header (whatever the token).
-pub fn has_bearer(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-}
-
-/// The token of an `Authorization: Bearer <token>` header: `None` without one (other schemes
-/// are not ours to judge), 400 when it is unreadable or absurdly long.
-pub fn bearer_from_headers(headers: &HeaderMap) -> Result<Option<AccessToken>, AuthRejection> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let Ok(value) = value.to_str() else {
-        return Err(AuthRejection::bad_request(
-            "invalid_authorization",
-            "the Authorization header is not readable text; send `Authorization: Bearer <Pi access token>`",
-        ));
-    };
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(AuthRejection::bad_request(
-            "invalid_authorization",
-            format!(
-                "the Bearer token is longer than {MAX_TOKEN_LEN} characters; send the access token Pi.authenticate() returned"
-            ),
-        ));
-    }
-    Ok(AccessToken::new(token))
-}
-
 /// What a request presented to identify its Pioneer.
 #[derive(Debug)]
 pub enum Credential {
@@ -129,7 +91,7 @@ pub enum Credential {
 }
 
 /// Read the request's credential: the Bearer header first, then the cookie `cookie_name`.
-pub fn credential(headers: &HeaderMap, cookie_name: &str) -> Result<Credential, AuthRejection> {
+pub fn credential(headers: &HeaderMap, cookie_name: &str) -> Result<Credential, ApiError> {
     if let Some(token) = bearer_from_headers(headers)? {
         return Ok(Credential::Bearer(token));
     }
@@ -141,7 +103,8 @@ pub fn credential(headers: &HeaderMap, cookie_name: &str) -> Result<Credential, 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::extract::has_bearer;
+    use crate::session::*;
 
     fn secret() -> SessionSecret {
         SessionSecret::from_cookie(&"A".repeat(43)).unwrap()
@@ -151,17 +114,18 @@ mod tests {
     fn session_cookie_has_every_attribute() {
         let v = session_cookie("pi_session", &secret(), Duration::from_secs(3600));
         let text = v.to_str().unwrap();
-        for attr in [
-            "SameSite=None",
-            "Secure",
-            "HttpOnly",
-            "Partitioned",
-            "Path=/",
-            "Max-Age=3600",
-        ] {
-            assert!(text.contains(attr), "{attr} missing in {text}");
-        }
         assert!(text.starts_with(&format!("pi_session={}", "A".repeat(43))));
+        let parsed = Cookie::parse(text).unwrap();
+        assert_eq!(parsed.same_site(), Some(SameSite::None), "{text}");
+        assert_eq!(parsed.secure(), Some(true), "{text}");
+        assert_eq!(parsed.http_only(), Some(true), "{text}");
+        assert_eq!(parsed.partitioned(), Some(true), "{text}");
+        assert_eq!(parsed.path(), Some("/"), "{text}");
+        assert_eq!(
+            parsed.max_age(),
+            Some(cookie::time::Duration::seconds(3600)),
+            "{text}"
+        );
         let cleared = clear_session_cookie("pi_session");
         let text = cleared.to_str().unwrap();
         assert!(

@@ -3,9 +3,10 @@
 //! Later concerns (payouts) add fields here rather than new globals.
 
 use crate::admin::AdminAuth;
-use crate::auth::{AuthConfig, AuthState, ConfigError};
+use crate::auth::AuthState;
 use crate::browser::BrowserPolicy;
-use crate::callbacks::{BatchConfig, CallbackBatcher};
+use crate::callbacks::batch::{BatchConfig, CallbackBatcher};
+use crate::settings::{AuthConfig, ConfigError};
 use axum::extract::FromRef;
 use pi_payments_core::ads::AdRewards;
 use pi_payments_core::jobs::JobQueue;

@@ -1,21 +1,36 @@
-//! Rewarded ads on SQLite against pi-sim (scenarios in auth_support/ads_scenarios.rs).
+//! Rewarded ads against pi-sim, on SQLite and on Postgres (TEST_DATABASE_URL, a fresh database
+//! per test): each scenario of auth_support/ads_scenarios.rs runs once per database.
 
 mod auth_support;
 
 use auth_support::{Harness, ads_scenarios};
 
-macro_rules! sqlite_scenarios {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let h = Harness::sqlite().await;
-            ads_scenarios::$name(&h).await;
-            h.finish().await;
+/// One test per scenario and database, named `sqlite::<scenario>` and `postgres::<scenario>`.
+macro_rules! scenarios_on {
+    ($db:ident: $($name:ident),* $(,)?) => {
+        mod $db {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = Harness::$db().await;
+                    ads_scenarios::$name(&h).await;
+                    h.finish().await;
+                }
+            )*
         }
-    )*};
+    };
 }
 
-sqlite_scenarios!(
+/// Every scenario, on both databases.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        scenarios_on!(sqlite: $($name),*);
+        scenarios_on!(postgres: $($name),*);
+    };
+}
+
+scenarios!(
     granted_once_under_concurrent_claims,
     pending_then_granted,
     revoked_claws_back,

@@ -8,6 +8,7 @@ use auth_support::*;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use pi_payments_api::auth::access_token_for_request;
 use pi_payments_core::Uid;
+use pi_payments_core::secret::AccessToken;
 use serde_json::json;
 
 #[tokio::test]
@@ -122,7 +123,10 @@ async fn bearer_header_signs_in_and_verifications_are_cached_until_valid_until()
         pi_client(&h),
         std::time::Duration::from_secs(60),
     );
-    let again = fresh.verify_token(&token).await.unwrap();
+    let again = fresh
+        .verify_token(&AccessToken::new(&token).unwrap())
+        .await
+        .unwrap();
     assert_eq!(again.uid.as_str(), "pioneer-2");
     assert_eq!(h.sim_calls("me").await, 1);
     h.finish().await;
@@ -133,14 +137,7 @@ async fn expired_and_unknown_tokens_get_401() {
     let h = Harness::sqlite().await;
     let expired = h.token("pioneer-3", Some(-60)).await;
     for token in [expired.as_str(), "not-a-token-pi-issued"] {
-        let (status, headers, body) = h
-            .send(json_request(
-                "POST",
-                "/auth/pi",
-                json!({"accessToken": token}),
-                &[],
-            ))
-            .await;
+        let (status, headers, body) = h.post_sign_in(token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"], "invalid_token");
         assert!(
@@ -180,14 +177,7 @@ async fn a_pi_outage_is_503_not_401() {
     let token = h.token("pioneer-4", None).await;
     h.faults(json!({"fail_rate": 1.0, "endpoints": ["me"]}))
         .await;
-    let (status, headers, body) = h
-        .send(json_request(
-            "POST",
-            "/auth/pi",
-            json!({"accessToken": token}),
-            &[],
-        ))
-        .await;
+    let (status, headers, body) = h.post_sign_in(&token).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], "pi_unavailable");
     assert!(headers.get(header::RETRY_AFTER).is_some());

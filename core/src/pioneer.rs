@@ -8,13 +8,14 @@
 //! Pi per token lifetime.
 //!
 //! A session id is 32 random bytes (base64url in the cookie); the ledger stores only its
-//! SHA-256. Tokens and session ids never reach logs: [`SessionSecret`] redacts itself and no
-//! error here carries either.
+//! SHA-256. Tokens and session ids never reach logs: both are [`crate::secret`] types, which
+//! redact themselves, and no error here carries either.
 
 use crate::dto::UserDto;
 use crate::ids::Uid;
 use crate::ledger::{Ledger, LedgerError, NewSession, SessionRow, now_ms};
 use crate::pi_client::{PiClient, PiError};
+use crate::secret::{AccessToken, Secret};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -72,17 +73,17 @@ impl VerifiedPioneer {
     }
 }
 
-/// A session id as the cookie carries it. `Debug`/`Display` are redacted; the cookie writer
-/// reads it with [`SessionSecret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionSecret(String);
+/// A session id as the cookie carries it: a [`Secret`], so `Debug` is redacted; the cookie
+/// writer reads it with [`SessionSecret::expose`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSecret(Secret);
 
 impl SessionSecret {
     /// A fresh random session id.
     fn generate() -> SessionSecret {
         let mut bytes = [0u8; SESSION_ID_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        SessionSecret(URL_SAFE_NO_PAD.encode(bytes))
+        SessionSecret(Secret::new(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// Accept a cookie value only if it has the shape of ids we mint (anything else cannot be a
@@ -92,22 +93,16 @@ impl SessionSecret {
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| SessionSecret(value.to_string()))
+        well_formed.then(|| SessionSecret(Secret::new(value)))
     }
 
     /// The cookie value.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     fn hash(&self) -> String {
-        sha256_hex(self.0.as_bytes())
-    }
-}
-
-impl fmt::Debug for SessionSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionSecret(<redacted>)")
+        sha256_hex(self.expose().as_bytes())
     }
 }
 
@@ -202,8 +197,8 @@ impl PioneerAuth {
     /// Who `token` belongs to: from the memory cache, else a session created with it, else
     /// `GET /v2/me` (then the Pioneer row is upserted). A verification is used only until its
     /// `valid_until`.
-    pub async fn verify_token(&self, token: &str) -> Result<VerifiedPioneer, AuthError> {
-        let key = sha256(token.as_bytes());
+    pub async fn verify_token(&self, token: &AccessToken) -> Result<VerifiedPioneer, AuthError> {
+        let key = sha256(token.expose().as_bytes());
         let now = now_ms();
         if let Some(hit) = self.cached(&key, now) {
             return Ok(hit);
@@ -234,7 +229,7 @@ impl PioneerAuth {
 
     /// Verify `token` and open a session for its Pioneer. The session ends at the earlier of
     /// now + the session TTL and the token's `valid_until`.
-    pub async fn sign_in(&self, token: &str) -> Result<SignedIn, AuthError> {
+    pub async fn sign_in(&self, token: &AccessToken) -> Result<SignedIn, AuthError> {
         let pioneer = self.verify_token(token).await?;
         // verify_token may have answered from a cache: make sure the Pioneer row exists even
         // if the database was reset underneath (sessions reference it).
@@ -250,7 +245,7 @@ impl PioneerAuth {
             .min(pioneer.valid_until_ms);
         let session = SessionSecret::generate();
         let id_hash = session.hash();
-        let token_hash = sha256_hex(token.as_bytes());
+        let token_hash = sha256_hex(token.expose().as_bytes());
         ledger
             .insert_session(&NewSession {
                 id_hash: &id_hash,
@@ -286,7 +281,7 @@ impl PioneerAuth {
     pub async fn session_access_token(
         &self,
         session: &SessionSecret,
-    ) -> Result<Option<String>, AuthError> {
+    ) -> Result<Option<AccessToken>, AuthError> {
         Ok(self
             .inner
             .ledger

@@ -10,6 +10,7 @@ use pi_payments_core::pi_client::{
 };
 use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::retry::RetryPolicy;
+use pi_payments_core::secret::AccessToken;
 use pi_payments_core::{PaymentId, PiAmount, Txid, Uid};
 use serde_json::{Value, json};
 use std::num::NonZeroU32;
@@ -20,6 +21,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 const KEY: &str = "server-key-SECRET-123";
 const TOKEN: &str = "access-token-SECRET-456";
+
+/// [`TOKEN`] as the client takes it.
+fn token() -> AccessToken {
+    AccessToken::stored(TOKEN.to_string())
+}
 const PID: &str = "aBcD1234eFgH5678iJkL9012mNoP";
 
 // ---------------------------------------------------------------- stub server
@@ -378,7 +384,7 @@ async fn verification_errors_decode() {
 async fn me_401_is_an_invalid_token_whatever_the_body() {
     let s = stub(|_, _| html_reply(401, "<h1>nope</h1>")).await;
     let err = client(&s.url, RetryPolicy::fast())
-        .me(TOKEN)
+        .me(&token())
         .await
         .unwrap_err();
     assert!(matches!(err, PiError::InvalidToken), "{err:?}");
@@ -615,7 +621,7 @@ async fn requests_carry_the_right_paths_auth_and_bodies() {
     .await;
     // The trailing /v2/ form is accepted too.
     let c = client(&format!("{}/v2/", s.url), RetryPolicy::fast());
-    assert_eq!(c.me(TOKEN).await.unwrap().uid.as_str(), "uid-1");
+    assert_eq!(c.me(&token()).await.unwrap().uid.as_str(), "uid-1");
     c.get_payment(&pid()).await.unwrap();
     c.approve(&pid()).await.unwrap();
     c.complete(&pid(), &txid()).await.unwrap();
@@ -741,7 +747,7 @@ async fn secrets_never_show_in_errors_or_debug() {
             format!("{e} {e:?}")
         },
         {
-            let e = c.me(TOKEN).await.unwrap_err();
+            let e = c.me(&token()).await.unwrap_err();
             format!("{e} {e:?}")
         },
         format!("{c:?}"),
@@ -855,11 +861,14 @@ async fn sim_me_with_a_minted_token_and_a_bad_one() {
         )
         .await;
     let token = minted["access_token"].as_str().unwrap();
-    let me = c.me(token).await.unwrap();
+    let me = c.me(&AccessToken::new(token).unwrap()).await.unwrap();
     assert_eq!(me.uid.as_str(), "pioneer-me");
     assert_eq!(me.username.as_deref(), Some("alice"));
     assert!(me.has_scope("payments"));
-    let err = c.me("not-a-real-token").await.unwrap_err();
+    let err = c
+        .me(&AccessToken::new("not-a-real-token").unwrap())
+        .await
+        .unwrap_err();
     assert!(matches!(err, PiError::InvalidToken), "{err:?}");
 }
 

@@ -114,7 +114,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let id = PaymentId::parse(payment["identifier"].as_str().unwrap_or_default())?;
         callbacks.push(Callback::Approve {
             payment_id: id.clone(),
-            access_token: token["access_token"].as_str().map(str::to_string),
+            access_token: token["access_token"]
+                .as_str()
+                .and_then(pi_payments_core::secret::AccessToken::new),
         });
         ids.push(id);
     }

@@ -10,6 +10,7 @@
 use futures::StreamExt;
 use pi_payments_core::events::{SIGNATURE_HEADER, WebhookBody, sign_webhook};
 use pi_payments_core::ledger::{EventRow, Ledger, now_ms};
+use pi_payments_core::secret::Secret;
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,21 +18,12 @@ use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 /// Where events go and the secret that signs them.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct WebhookConfig {
     /// `APP_WEBHOOK_URL`.
     pub url: String,
-    /// `APP_WEBHOOK_SECRET` (never logged).
-    pub secret: String,
-}
-
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
-            .field("secret", &"[redacted]")
-            .finish()
-    }
+    /// `APP_WEBHOOK_SECRET` (a [`Secret`]: never logged).
+    pub secret: Secret,
 }
 
 /// Events sent at once.
@@ -146,7 +138,7 @@ impl Deliverer {
         let body = serde_json::to_vec(&WebhookBody::from_row(event))
             .map_err(|e| format!("could not encode the event: {e}"))?;
         let ts = chrono::Utc::now().timestamp();
-        let signature = sign_webhook(self.hook.secret.as_bytes(), ts, &body);
+        let signature = sign_webhook(self.hook.secret.expose().as_bytes(), ts, &body);
         let response = self
             .client
             .post(&self.hook.url)

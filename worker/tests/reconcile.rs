@@ -19,6 +19,7 @@ use pi_payments_core::payout::{CrashPoint, PayoutError, PayoutId, PayoutProcesso
 use pi_payments_core::pi_client::{PiClient, PiClientConfig};
 use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::reconcile::{ReconcileConfig, Reconciler, RunOutcome, RunSummary};
+use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::{PaymentState, PayoutState};
 use pi_payments_core::stellar::{Network, Wallet};
 use pi_payments_worker::{
@@ -157,7 +158,7 @@ async fn lost_u2a_jobs_are_finished_by_the_sweep() {
 
     // The API died between the ledger write and the enqueue: the row exists, no job.
     h.ledger
-        .record_approve_callback(&id, Some(&token))
+        .record_approve_callback(&id, AccessToken::new(&token).as_ref())
         .await
         .unwrap();
     // Not stuck yet: a young row is left to its job.

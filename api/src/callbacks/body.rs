@@ -101,7 +101,7 @@ pub fn parse_callback(
     Ok(match kind {
         CallbackKind::Approve => Callback::Approve {
             payment_id: payment_id(obj, kind)?,
-            access_token: access_token.map(AccessToken::into_inner),
+            access_token,
         },
         CallbackKind::Cancel => Callback::Cancel {
             payment_id: payment_id(obj, kind)?,
@@ -291,7 +291,7 @@ fn error_report(value: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::callbacks::body::*;
     use serde_json::json;
 
     const ID: &str = "abcDEF0123456789abcdef012345";
@@ -307,10 +307,12 @@ mod tests {
         let bearer = AccessToken::new("from-header");
         let body = json!({"paymentId": ID, "accessToken": "from-body"});
         let cb = parse_callback(CallbackKind::Approve, &body, bearer.clone()).unwrap();
-        assert!(matches!(cb, Callback::Approve { access_token: Some(t), .. } if t == "from-body"));
+        assert!(
+            matches!(cb, Callback::Approve { access_token: Some(t), .. } if t.expose() == "from-body")
+        );
         let cb = parse_callback(CallbackKind::Approve, &json!({"paymentId": ID}), bearer).unwrap();
         assert!(
-            matches!(cb, Callback::Approve { access_token: Some(t), .. } if t == "from-header")
+            matches!(cb, Callback::Approve { access_token: Some(t), .. } if t.expose() == "from-header")
         );
         let cb = parse(
             CallbackKind::Approve,

@@ -13,7 +13,7 @@ pub mod body;
 pub use batch::{BatchConfig, CallbackBatcher};
 pub use body::{CallbackKind, parse_callback};
 
-use crate::auth::{self, AuthRejection};
+use crate::auth;
 use crate::error::ApiError;
 use crate::extract::{AccessToken, Bearer, JsonBody};
 use crate::state::ApiState;
@@ -153,21 +153,9 @@ async fn handle_with_headers(
 async fn token_from_session(
     state: &ApiState,
     headers: &HeaderMap,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<AccessToken>, ApiError> {
     let Some(pioneers) = &state.pioneers else {
         return Ok(None);
     };
-    match auth::access_token_for_request(&pioneers.auth, headers).await {
-        Ok(token) => Ok(token.map(AccessToken::into_inner)),
-        Err(rejection) => Err(api_error(rejection)),
-    }
-}
-
-/// An auth refusal in the callbacks' error type (same status, code and message).
-fn api_error(rejection: AuthRejection) -> ApiError {
-    if rejection.status == StatusCode::BAD_REQUEST {
-        ApiError::bad_request(rejection.code, rejection.message)
-    } else {
-        ApiError::unavailable(rejection.code, rejection.message)
-    }
+    auth::access_token_for_request(&pioneers.auth, headers).await
 }

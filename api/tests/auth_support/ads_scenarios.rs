@@ -1,4 +1,4 @@
-//! Rewarded-ad scenarios, run on SQLite (auth_ads.rs) and Postgres (auth_ads_postgres.rs).
+//! Rewarded-ad scenarios, run on SQLite and on Postgres (auth_ads.rs).
 
 use super::*;
 use pi_payments_core::ledger::{AdClaimStatus, AdObservation, AdUpdate};
@@ -240,7 +240,12 @@ pub async fn sessions_round_trip(h: &Harness) {
         Duration::from_secs(60),
     );
     assert_eq!(
-        fresh.verify_token(&token).await.unwrap().uid.as_str(),
+        fresh
+            .verify_token(&pi_payments_core::secret::AccessToken::new(&token).unwrap())
+            .await
+            .unwrap()
+            .uid
+            .as_str(),
         "pioneer-c7"
     );
     assert_eq!(h.sim_calls("me").await, 1);

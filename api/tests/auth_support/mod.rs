@@ -240,16 +240,20 @@ impl Harness {
         (status, headers, value)
     }
 
+    /// `POST /auth/pi {"accessToken": token}`: status, headers and JSON body.
+    pub async fn post_sign_in(&self, token: &str) -> (StatusCode, HeaderMap, Value) {
+        self.send(json_request(
+            "POST",
+            "/auth/pi",
+            json!({"accessToken": token}),
+            &[],
+        ))
+        .await
+    }
+
     /// Sign in with `token`; the cookie pair `name=value` to send back.
     pub async fn sign_in(&self, token: &str) -> String {
-        let (status, headers, body) = self
-            .send(json_request(
-                "POST",
-                "/auth/pi",
-                json!({"accessToken": token}),
-                &[],
-            ))
-            .await;
+        let (status, headers, body) = self.post_sign_in(token).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         cookie_pair(&headers)
     }

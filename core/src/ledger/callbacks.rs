@@ -18,6 +18,7 @@ use super::payments::{
 use super::{DbKind, Ledger, LedgerError, now_ms};
 use crate::ids::{PaymentId, Txid};
 use crate::jobs::Job;
+use crate::secret::AccessToken;
 use crate::state::{self, PaymentState, Transition};
 use sqlx::{AnyConnection, Executor, Row};
 use std::fmt;
@@ -69,7 +70,7 @@ pub enum Callback {
     /// Bearer header).
     Approve {
         payment_id: PaymentId,
-        access_token: Option<String>,
+        access_token: Option<AccessToken>,
     },
     /// `onReadyForServerCompletion`.
     Complete { payment_id: PaymentId, txid: Txid },
@@ -97,7 +98,7 @@ impl fmt::Debug for Callback {
             } => f
                 .debug_struct("Approve")
                 .field("payment_id", payment_id)
-                .field("access_token", &access_token.as_ref().map(|_| "[redacted]"))
+                .field("access_token", access_token)
                 .finish(),
             Callback::Complete { payment_id, txid } => f
                 .debug_struct("Complete")
@@ -229,7 +230,7 @@ async fn record_in(
         None => (PaymentState::Received, None),
     };
     let token = match cb {
-        Callback::Approve { access_token, .. } => access_token.as_deref(),
+        Callback::Approve { access_token, .. } => access_token.as_ref().map(AccessToken::expose),
         _ => None,
     };
     let inserted = sqlx::query(concat!(
@@ -298,7 +299,7 @@ async fn record_in(
                      AND state IN ('received', 'needs_attention')",
                 )
                 .bind(id.as_str())
-                .bind(token.as_str())
+                .bind(token.expose())
                 .execute(&mut *conn)
                 .await?;
             }
@@ -432,7 +433,10 @@ fn new_approvals_json(callbacks: &[Callback], candidates: &[usize]) -> Result<St
             Callback::Approve {
                 payment_id,
                 access_token,
-            } => Some((payment_id.as_str(), access_token.as_deref())),
+            } => Some((
+                payment_id.as_str(),
+                access_token.as_ref().map(AccessToken::expose),
+            )),
             _ => None,
         })
         .collect();
@@ -681,11 +685,11 @@ impl Ledger {
     pub async fn record_approve_callback(
         &self,
         id: &PaymentId,
-        access_token: Option<&str>,
+        access_token: Option<&AccessToken>,
     ) -> Result<Recorded, LedgerError> {
         self.record_callback(&Callback::Approve {
             payment_id: id.clone(),
-            access_token: access_token.map(str::to_string),
+            access_token: access_token.cloned(),
         })
         .await
     }

@@ -5,6 +5,7 @@ use super::{Ledger, LedgerError, corrupt, now_ms, parse_state};
 use crate::amount::PiAmount;
 use crate::events::EventType;
 use crate::ids::{OrderId, PaymentId, Txid, Uid};
+use crate::secret::AccessToken;
 use crate::state::{self, PaymentState, RetryStep, Transition};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -434,13 +435,13 @@ impl Ledger {
 
     /// The Pioneer's access token from the approve callback, for the approve job (job payloads
     /// carry only ids). `None` once approval is decided, or if none was sent. Never log it.
-    pub async fn access_token(&self, id: &PaymentId) -> Result<Option<String>, LedgerError> {
+    pub async fn access_token(&self, id: &PaymentId) -> Result<Option<AccessToken>, LedgerError> {
         let token: Option<Option<String>> =
             sqlx::query_scalar("SELECT access_token FROM payments WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(token.flatten())
+        Ok(token.flatten().map(AccessToken::stored))
     }
 
     /// Apply `transition` to a payment in ONE transaction: the state machine decides; the

@@ -8,6 +8,7 @@
 use super::pioneers::{parse_scopes, scopes_json};
 use super::{Ledger, LedgerError, corrupt};
 use crate::ids::Uid;
+use crate::secret::AccessToken;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -19,7 +20,7 @@ pub struct NewSession<'a> {
     pub uid: &'a Uid,
     /// Hex SHA-256 of the access token.
     pub token_hash: &'a str,
-    pub access_token: &'a str,
+    pub access_token: &'a AccessToken,
     pub username: Option<&'a str>,
     pub scopes: &'a [String],
     /// Pi's `credentials.valid_until`, unix ms.
@@ -81,7 +82,7 @@ impl Ledger {
         .bind(s.id_hash)
         .bind(s.uid.as_str())
         .bind(s.token_hash)
-        .bind(s.access_token)
+        .bind(s.access_token.expose())
         .bind(s.username)
         .bind(scopes_json(s.scopes))
         .bind(s.valid_until)
@@ -133,7 +134,7 @@ impl Ledger {
         &self,
         id_hash: &str,
         now: i64,
-    ) -> Result<Option<String>, LedgerError> {
+    ) -> Result<Option<AccessToken>, LedgerError> {
         let token: Option<String> = sqlx::query_scalar(
             "SELECT access_token FROM sessions WHERE id_hash = $1 AND expires_at > $2",
         )
@@ -141,7 +142,7 @@ impl Ledger {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(token)
+        Ok(token.map(AccessToken::stored))
     }
 
     /// End a session; whether one was there.

@@ -11,6 +11,7 @@ use crate::dto::{
 };
 use crate::ids::{PaymentId, Txid};
 use crate::rate_limit::PiRateLimiter;
+use crate::secret::{AccessToken, Secret};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -40,7 +41,7 @@ pub struct PiClientConfig {
     /// already ends in `/v2` (with or without a trailing slash) is used as is.
     pub base_url: String,
     /// The app's server API key (`Authorization: Key …`). Never logged.
-    pub api_key: String,
+    pub api_key: Secret,
     /// Per-attempt timeout, connect to end of body.
     pub timeout: Duration,
     /// The process-wide limiter: share one `Arc` between all clients.
@@ -53,7 +54,7 @@ impl PiClientConfig {
     /// A config with [`DEFAULT_TIMEOUT`] and the default [`RetryPolicy`].
     pub fn new(
         base_url: impl Into<String>,
-        api_key: impl Into<String>,
+        api_key: impl Into<Secret>,
         limiter: Arc<PiRateLimiter>,
     ) -> PiClientConfig {
         PiClientConfig {
@@ -70,7 +71,7 @@ impl fmt::Debug for PiClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PiClientConfig")
             .field("base_url", &self.base_url)
-            .field("api_key", &"[redacted]")
+            .field("api_key", &self.api_key)
             .field("timeout", &self.timeout)
             .field("limiter", &self.limiter)
             .field("retry", &self.retry)
@@ -106,7 +107,7 @@ pub struct PiClient {
 struct Inner {
     http: reqwest::Client,
     base: Url,
-    api_key: String,
+    api_key: Secret,
     key_header: HeaderValue,
     limiter: Arc<PiRateLimiter>,
     retry: RetryPolicy,
@@ -116,7 +117,7 @@ impl fmt::Debug for PiClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PiClient")
             .field("base_url", &self.inner.base.as_str())
-            .field("api_key", &"[redacted]")
+            .field("api_key", &self.inner.api_key)
             .field("limiter", &self.inner.limiter)
             .field("retry", &self.inner.retry)
             .finish()
@@ -126,7 +127,7 @@ impl fmt::Debug for PiClient {
 /// The authorization a call carries.
 enum Credential<'a> {
     ServerKey,
-    AccessToken(&'a str),
+    AccessToken(&'a AccessToken),
 }
 
 /// One call, described once and sent as many times as the retry policy allows.
@@ -145,10 +146,10 @@ impl PiClient {
     pub fn new(config: PiClientConfig) -> Result<PiClient, PiConfigError> {
         install_crypto_provider();
         let base = api_base(&config.base_url)?;
-        if config.api_key.trim().is_empty() {
+        if config.api_key.expose().trim().is_empty() {
             return Err(PiConfigError::BadApiKey);
         }
-        let mut key_header = HeaderValue::from_str(&format!("Key {}", config.api_key))
+        let mut key_header = HeaderValue::from_str(&format!("Key {}", config.api_key.expose()))
             .map_err(|_| PiConfigError::BadApiKey)?;
         key_header.set_sensitive(true);
         let http = reqwest::Client::builder()
@@ -176,7 +177,7 @@ impl PiClient {
 
     /// `GET /v2/me` with a Pioneer's access token: who the token belongs to.
     /// A rejected token is [`PiError::InvalidToken`].
-    pub async fn me(&self, access_token: &str) -> Result<UserDto, PiError> {
+    pub async fn me(&self, access_token: &AccessToken) -> Result<UserDto, PiError> {
         self.send(Call {
             method: Method::GET,
             endpoint: "/me",
@@ -315,20 +316,20 @@ impl PiClient {
             })?
             .extend(&call.segments);
         let (auth, secret) = match call.credential {
-            Credential::ServerKey => (self.inner.key_header.clone(), self.inner.api_key.as_str()),
+            Credential::ServerKey => (self.inner.key_header.clone(), self.inner.api_key.expose()),
             Credential::AccessToken(token) => {
                 // A token a header cannot carry is not a token Pi issued.
-                let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                     .map_err(|_| PiError::InvalidToken)?;
                 v.set_sensitive(true);
-                (v, token)
+                (v, token.expose())
             }
         };
         let kind = match call.credential {
             Credential::ServerKey => Auth::Key,
             Credential::AccessToken(_) => Auth::Bearer,
         };
-        let secrets = [self.inner.api_key.as_str(), secret];
+        let secrets = [self.inner.api_key.expose(), secret];
         let call = &call;
         let (url, auth, secrets) = (&url, &auth, &secrets);
         let result = with_retries(&self.inner.retry, |attempt| async move {

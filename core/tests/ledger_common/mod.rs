@@ -6,6 +6,7 @@
 use pi_payments_core::jobs::Job;
 use pi_payments_core::ledger::{Applied, Callback, Ledger, LedgerError, OrderState, PaymentPatch};
 use pi_payments_core::products::Catalogue;
+use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::{PaymentState, RetryStep, Transition};
 use pi_payments_core::{PaymentId, PiAmount, Txid, Uid};
 
@@ -83,7 +84,7 @@ pub async fn callback_idempotency(ledger: &Ledger) {
     let mut jobs = Vec::new();
     for _ in 0..3 {
         let r = ledger
-            .record_approve_callback(&id, Some("tok-secret"))
+            .record_approve_callback(&id, AccessToken::new("tok-secret").as_ref())
             .await
             .unwrap();
         assert_eq!(r.payment.state, PaymentState::Received);
@@ -91,7 +92,12 @@ pub async fn callback_idempotency(ledger: &Ledger) {
     }
     assert_eq!(jobs, vec![Job::approve(id.clone())]);
     assert_eq!(
-        ledger.access_token(&id).await.unwrap().as_deref(),
+        ledger
+            .access_token(&id)
+            .await
+            .unwrap()
+            .as_ref()
+            .map(AccessToken::expose),
         Some("tok-secret")
     );
     // One creation line in the history, however many repeats.
@@ -215,7 +221,7 @@ pub async fn full_lifecycle(ledger: &Ledger) {
 
     let id = pid(10);
     ledger
-        .record_approve_callback(&id, Some("tok"))
+        .record_approve_callback(&id, AccessToken::new("tok").as_ref())
         .await
         .unwrap();
     let patch = PaymentPatch {
@@ -390,7 +396,7 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
         .unwrap();
     let a = pid(20);
     ledger
-        .record_approve_callback(&a, Some("tok"))
+        .record_approve_callback(&a, AccessToken::new("tok").as_ref())
         .await
         .unwrap();
     let patch = PaymentPatch {
@@ -478,7 +484,7 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
     // second event.
     let c = pid(22);
     ledger
-        .record_approve_callback(&c, Some("tok"))
+        .record_approve_callback(&c, AccessToken::new("tok").as_ref())
         .await
         .unwrap();
     ledger
@@ -493,7 +499,12 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
         .await
         .unwrap();
     assert_eq!(
-        ledger.access_token(&c).await.unwrap().as_deref(),
+        ledger
+            .access_token(&c)
+            .await
+            .unwrap()
+            .as_ref()
+            .map(AccessToken::expose),
         Some("tok")
     );
     assert_eq!(
@@ -634,7 +645,7 @@ pub async fn concurrent_apply_has_one_winner(ledger: &Ledger) {
     for round in 0..5u32 {
         let id = pid(40 + round);
         ledger
-            .record_approve_callback(&id, Some("tok"))
+            .record_approve_callback(&id, AccessToken::new("tok").as_ref())
             .await
             .unwrap();
         let mut tasks = Vec::new();
@@ -753,7 +764,7 @@ pub async fn batch_recording(ledger: &Ledger) {
     for n in 0..200u32 {
         batch.push(Callback::Approve {
             payment_id: pid(1000 + n),
-            access_token: Some(format!("t{n}")),
+            access_token: AccessToken::new(&format!("t{n}")),
         });
     }
     // Repeats within the same batch.
@@ -790,7 +801,12 @@ pub async fn batch_recording(ledger: &Ledger) {
     ));
     assert!(results[..250].iter().all(|r| r.is_ok()));
     assert_eq!(
-        ledger.access_token(&pid(1199)).await.unwrap().as_deref(),
+        ledger
+            .access_token(&pid(1199))
+            .await
+            .unwrap()
+            .as_ref()
+            .map(AccessToken::expose),
         Some("t199")
     );
     assert_eq!(
@@ -892,7 +908,7 @@ pub async fn batched_first_approvals_match_single_recording(ledger: &Ledger) {
         .iter()
         .map(|id| Callback::Approve {
             payment_id: id.clone(),
-            access_token: Some(format!("tok-{id}")),
+            access_token: AccessToken::new(&format!("tok-{id}")),
         })
         .collect();
     batch.push(Callback::Approve {
@@ -901,7 +917,7 @@ pub async fn batched_first_approvals_match_single_recording(ledger: &Ledger) {
     });
     let results = ledger.record_callbacks(batch).await;
     let single = ledger
-        .record_approve_callback(&pid(3999), Some("tok-single"))
+        .record_approve_callback(&pid(3999), AccessToken::new("tok-single").as_ref())
         .await
         .unwrap();
     for (n, id) in fresh.iter().enumerate() {
@@ -912,7 +928,12 @@ pub async fn batched_first_approvals_match_single_recording(ledger: &Ledger) {
         let stored = ledger.payment(id).await.unwrap().unwrap();
         assert_eq!(recorded.payment, stored, "{id}");
         assert_eq!(
-            ledger.access_token(id).await.unwrap().as_deref(),
+            ledger
+                .access_token(id)
+                .await
+                .unwrap()
+                .as_ref()
+                .map(AccessToken::expose),
             Some(format!("tok-{id}").as_str())
         );
         // The same history line a single recording writes.
@@ -953,7 +974,7 @@ pub async fn payments_are_numbered_and_their_rows_follow(ledger: &Ledger) {
     let batch: Vec<Callback> = (5000..5010)
         .map(|n| Callback::Approve {
             payment_id: pid(n),
-            access_token: Some(format!("token-{n}")),
+            access_token: AccessToken::new(&format!("token-{n}")),
         })
         .collect();
     for result in ledger.record_callbacks(batch).await {

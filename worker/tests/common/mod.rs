@@ -11,6 +11,7 @@ use pi_payments_core::payout::PayoutProcessor;
 use pi_payments_core::pi_client::{PiClient, PiClientConfig, install_crypto_provider};
 use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::retry::RetryPolicy;
+use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::PaymentState;
 use pi_payments_core::stellar::{Network, Wallet};
 use pi_payments_worker::{
@@ -362,7 +363,7 @@ impl Harness {
     pub async fn approve_callback(&self, id: &PaymentId, token: Option<&str>) {
         let recorded = self
             .ledger
-            .record_approve_callback(id, token)
+            .record_approve_callback(id, token.and_then(AccessToken::new).as_ref())
             .await
             .expect("record approve");
         self.enqueue_recorded(recorded.job).await;

@@ -1,17 +1,14 @@
 //! Parsing bulk payout files: CSV (`uid,amount,memo,idempotency_key`, header optional) or JSON
 //! lines (one `{uid, amount, memo, metadata?, idempotency_key}` object per line).
 //!
-//! Shared by `POST /payouts/bulk` and `pi-payments payouts import`, so that a file is read the
-//! same way by both. A bad row never stops the others: every row comes back with its line
-//! number and either a request or the reason it was refused.
+//! A bad row never stops the others: every row comes back with its line number and either a
+//! request or the reason it was refused.
 
-use pi_payments_core::ledger::PayoutRequest;
-use pi_payments_core::{PiAmount, Uid};
+use crate::amount::PiAmount;
+use crate::ids::Uid;
+use crate::ledger::PayoutRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// The largest bulk body the API reads (the rest of the API stays at 64 KiB).
-pub const BULK_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The most rows one bulk request or import file may hold.
 pub const MAX_BULK_ROWS: usize = 200_000;
@@ -358,7 +355,7 @@ fn csv_request(record: &csv::ByteRecord, cols: &Columns) -> Result<PayoutRequest
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::payout_import::parse::*;
 
     fn ok(rows: &[BulkRow]) -> Vec<(u64, String, i64, String)> {
         rows.iter()
