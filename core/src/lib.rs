@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod retry;
 pub mod state;
 pub mod stellar;
+pub mod u2a;
 pub mod wal_checkpoint;
 
 pub use amount::PiAmount;
