@@ -2,7 +2,7 @@
 //! it, see [`super::refusal`]). Pi's payment id makes approve safe to repeat; `already_approved`
 //! counts only after a `GET` shows the payment approved.
 
-use super::deps::{U2aDeps, cancelled_reason, patch_from};
+use super::deps::{U2aDeps, patch_from};
 use super::outcome::{StepError, StepResult, pi_failure};
 use super::refusal::{approval_refusal, refuse};
 use crate::dto::{Direction, PaymentDto};
@@ -21,13 +21,9 @@ pub(crate) async fn approve(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> S
         tracing::info!(state = %row.state, "approval already decided; skipping");
         return Ok(());
     }
-    let dto = deps.read_at_pi(id, "reading the payment at Pi").await?;
-
-    if let Some(reason) = cancelled_reason(&dto) {
-        return deps
-            .record_cancelled(id, reason, attempt, patch_from(&dto))
-            .await;
-    }
+    let Some(dto) = deps.read_open_at_pi(id, attempt).await? else {
+        return Ok(());
+    };
     // Some real payloads omit `direction`; an explicit other direction is not ours to approve
     // or to cancel (it may be one of the app's own payouts).
     if let Some(direction) = &dto.direction

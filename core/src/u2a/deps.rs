@@ -88,6 +88,24 @@ impl U2aDeps {
         Ok(())
     }
 
+    /// The payment as Pi shows it now, unless Pi shows it cancelled: then that is recorded
+    /// (with Pi's facts) and `None` says the step has nothing left to do.
+    pub(crate) async fn read_open_at_pi(
+        &self,
+        id: &PaymentId,
+        attempt: usize,
+    ) -> Result<Option<PaymentDto>, StepError> {
+        let dto = self.read_at_pi(id, "reading the payment at Pi").await?;
+        match cancelled_reason(&dto) {
+            Some(reason) => {
+                self.record_cancelled(id, reason, attempt, patch_from(&dto))
+                    .await?;
+                Ok(None)
+            }
+            None => Ok(Some(dto)),
+        }
+    }
+
     /// The payment as Pi shows it now; a failure is classified for `what` the step was doing.
     pub(crate) async fn read_at_pi(
         &self,

@@ -3,7 +3,7 @@
 //! cancelled at Pi, so the Pioneer can pay again.
 
 use super::complete::complete;
-use super::deps::{U2aDeps, cancelled_reason, patch_from};
+use super::deps::{U2aDeps, patch_from};
 use super::outcome::StepResult;
 use super::refusal::refuse;
 use crate::ids::PaymentId;
@@ -17,12 +17,9 @@ pub(crate) async fn incomplete(deps: &U2aDeps, id: &PaymentId, attempt: usize) -
     if row.state.is_terminal() {
         return Ok(());
     }
-    let dto = deps.read_at_pi(id, "reading the payment at Pi").await?;
-    if let Some(reason) = cancelled_reason(&dto) {
-        return deps
-            .record_cancelled(id, reason, attempt, patch_from(&dto))
-            .await;
-    }
+    let Some(dto) = deps.read_open_at_pi(id, attempt).await? else {
+        return Ok(());
+    };
     if let Some(txid) = dto.txid().cloned() {
         // A transaction is linked: record it (if we had not) and run the complete step.
         if row.txid.is_none() {
