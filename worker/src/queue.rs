@@ -1,10 +1,11 @@
 //! The job queue: one apalis storage per job type, each under an explicit queue name, on Redis
 //! when a URL is given, else on an embedded apalis-sqlite queue in its own database file.
 //!
-//! Enqueueing goes through a small batcher per job type (see [`crate::lane`]): callers hand their
-//! jobs to a channel, and one task pushes everything that has accumulated in one bulk push. Under load this turns thousands of single pushes per second into
-//! a few bulk ones, which is what lets the API answer over 10k callbacks/s; when idle it adds no
-//! delay, since the first job is pushed at once. A push is acknowledged only after the backend
+//! Enqueueing goes through a small batcher per job type (see [`crate::lane`]): callers hand
+//! their jobs to a channel, and one task pushes everything that has accumulated in one bulk
+//! push. Under load this turns thousands of single pushes per second into a few bulk ones,
+//! which is what lets the API answer over 10k callbacks/s; when idle it adds no delay, since
+//! the first job is pushed at once. A push is acknowledged only after the backend
 //! accepted it, so a 202 from the API means the job is stored.
 
 use crate::backend::{Backend, full_name};

@@ -2,10 +2,10 @@
 //! deliverer, until the shutdown future resolves.
 //!
 //! Settings that matter for correctness are explicit here rather than apalis' defaults: queue
-//! names (see `queue.rs`), a worker name unique per process (apalis-redis recovers a dead
-//! worker's in-flight jobs by name), the heartbeat and missed-heartbeat counts (the orphan
-//! timeout is their product), `catch_panic` (a panicking job would otherwise kill its worker),
-//! and retries with exponential backoff whose count the handlers cap themselves.
+//! names (declared once in core's `jobs.rs`), a worker name unique per process (apalis-redis
+//! recovers a dead worker's in-flight jobs by name), the heartbeat and missed-heartbeat counts
+//! (the orphan timeout is their product), `catch_panic` (a panicking job would otherwise kill
+//! its worker), and retries with exponential backoff whose count the handlers cap themselves.
 
 use crate::backend::{Backend, full_name};
 use crate::context::HandlerCtx;
@@ -277,6 +277,7 @@ macro_rules! register_on {
         })
     }};
 }
+
 /// Registers the worker of one job kind on the queue's backend.
 struct RegisterWorker<'a> {
     monitor: Monitor,
