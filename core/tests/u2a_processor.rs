@@ -1,9 +1,7 @@
 //! Core's U2A processor against pi-sim and a SQLite ledger, without a queue or apalis: what one
 //! step decides, what it records, and what it tells the job to do next.
 
-// The payout tests' harness (pi-sim, a fresh SQLite ledger, the clients); the payout-only
-// helpers in it go unused here.
-#[allow(dead_code)]
+// The payout tests' harness: pi-sim, a fresh SQLite ledger, the clients.
 mod payout_sim;
 
 use payout_sim::start;
