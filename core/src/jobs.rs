@@ -371,6 +371,28 @@ mod tests {
         assert_eq!(names.len(), jobs.len());
     }
 
+    #[test]
+    fn queue_and_worker_names_never_change() {
+        // Jobs stored in Redis and in the SQLite queue refer to these queue names, and a
+        // stopped worker's in-flight jobs are found by its name.
+        let names: Vec<_> = JobKind::ALL
+            .iter()
+            .map(|k| (k.queue_name(), k.name()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("pi-payments:approve", "approve"),
+                ("pi-payments:complete", "complete"),
+                ("pi-payments:cancel", "cancel"),
+                ("pi-payments:record-error", "record-error"),
+                ("pi-payments:incomplete", "incomplete"),
+                ("pi-payments:payout", "payout"),
+            ]
+        );
+        assert!(JobKind::ALL.iter().enumerate().all(|(i, k)| k.index() == i));
+    }
+
     #[tokio::test]
     async fn recording_queue_records_and_fails_on_demand() {
         let q = RecordingQueue::new();
