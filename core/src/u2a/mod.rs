@@ -5,21 +5,21 @@
 //! - [`processor`]: [`U2aProcessor::run`], one step of one payment, and what the job should do
 //!   next ([`U2aOutcome`]): finish, try again, or stop with the payment flagged.
 //! - [`step`]: [`U2aStep`], which step a job asks for.
-//! - [`approve`], [`refusal`]: verify the Pioneer and the order, then approve or refuse.
-//! - [`complete`]: verify the transaction on Horizon, then complete at Pi.
-//! - [`reread`]: the cancel and error callbacks, which record what Pi says.
-//! - [`incomplete`]: an incomplete payment reported at sign-in.
+//! - `approve`, `refusal`: verify the Pioneer and the order, then approve or refuse.
+//! - `complete`: verify the transaction on Horizon, then complete at Pi.
+//! - `reread`: the cancel and error callbacks, which record what Pi says.
+//! - `incomplete`: an incomplete payment reported at sign-in.
 //! - [`deps`]: what every step reads and writes through (the ledger, Pi, Horizon).
 //! - [`outcome`]: how a step failed (worth retrying, or for a person to look at).
 
-pub mod approve;
-pub mod complete;
+mod approve;
+mod complete;
 pub mod deps;
-pub mod incomplete;
+mod incomplete;
 pub mod outcome;
 pub mod processor;
-pub mod refusal;
-pub mod reread;
+mod refusal;
+mod reread;
 pub mod step;
 
 pub use deps::U2aDeps;
