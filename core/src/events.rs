@@ -4,7 +4,6 @@
 //! `"{t}.{body}"` with `APP_WEBHOOK_SECRET`. The timestamp inside the MAC lets the app reject
 //! replays older than a tolerance; `v1` leaves room for a future scheme.
 
-use crate::ledger::{EventRow, Order, PaymentRow};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
@@ -55,12 +54,18 @@ impl fmt::Display for EventType {
     }
 }
 
-/// The `data` of a payment event: the payment (and its order, if any) as of the event.
-pub fn payment_event_data(payment: &PaymentRow, order: Option<&Order>) -> serde_json::Value {
+/// The `data` of a payment event: the payment (and its order, if any) as of the event. Called
+/// by the ledger with its payment and order rows; generic over them so that this module does
+/// not depend on the ledger, which depends on it.
+pub fn payment_event_data(
+    payment: &impl serde::Serialize,
+    order: Option<&impl serde::Serialize>,
+) -> serde_json::Value {
     serde_json::json!({ "payment": payment, "order": order })
 }
 
-/// The JSON body POSTed to `APP_WEBHOOK_URL` (and listed by `GET /events`).
+/// The JSON body POSTed to `APP_WEBHOOK_URL` (and listed by `GET /events`); built from an
+/// outbox row by `WebhookBody::from_row` (in `ledger::webhook_body`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WebhookBody {
     /// The outbox id: unique and increasing; apps dedupe deliveries by it.
@@ -72,21 +77,6 @@ pub struct WebhookBody {
     pub created_at: String,
     /// The subject's snapshot (`{"payment": …, "order": …}` for payment events).
     pub data: serde_json::Value,
-}
-
-impl WebhookBody {
-    /// The body for one outbox row.
-    pub fn from_row(row: &EventRow) -> WebhookBody {
-        let created_at = chrono::DateTime::from_timestamp_millis(row.created_at)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        WebhookBody {
-            id: row.id,
-            event_type: row.event_type.clone(),
-            created_at,
-            data: row.payload.clone(),
-        }
-    }
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -169,7 +159,7 @@ pub fn verify_webhook(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::events::{EventType, SignatureError, sign_webhook, verify_webhook};
 
     // Computed independently:
     // python3 -c 'import hmac,hashlib;print(hmac.new(b"whsec_test",b"1700000000.{\"id\":1}",hashlib.sha256).hexdigest())'
@@ -225,31 +215,6 @@ mod tests {
         assert_eq!(
             EventType::PaymentNeedsAttention.as_str(),
             "payment.needs_attention"
-        );
-    }
-
-    #[test]
-    fn webhook_body_shape() {
-        let row = EventRow {
-            id: 7,
-            event_type: "payment.completed".into(),
-            subject_id: "abc".into(),
-            payload: serde_json::json!({"payment": {"id": "abc"}}),
-            created_at: 1_700_000_000_123,
-            delivered_at: None,
-            delivery_attempts: 0,
-            next_attempt_at: None,
-            last_error: None,
-        };
-        let body = serde_json::to_value(WebhookBody::from_row(&row)).unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({
-                "id": 7,
-                "type": "payment.completed",
-                "created_at": "2023-11-14T22:13:20.123Z",
-                "data": {"payment": {"id": "abc"}}
-            })
         );
     }
 }

@@ -13,23 +13,133 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-/// Queue names, fixed so that moving a type does not orphan queued jobs (apalis would otherwise
-/// name queues after the Rust type).
-pub mod queue_names {
-    /// [`super::ApproveJob`].
-    pub const APPROVE: &str = "pi-payments:approve";
-    /// [`super::CompleteJob`].
-    pub const COMPLETE: &str = "pi-payments:complete";
-    /// [`super::CancelJob`].
-    pub const CANCEL: &str = "pi-payments:cancel";
-    /// [`super::RecordErrorJob`].
-    pub const RECORD_ERROR: &str = "pi-payments:record-error";
-    /// [`super::IncompleteJob`].
-    pub const INCOMPLETE: &str = "pi-payments:incomplete";
-    /// [`super::DeliverEventJob`].
-    pub const DELIVER_EVENT: &str = "pi-payments:deliver-event";
-    /// [`super::PayoutJob`].
-    pub const PAYOUT: &str = "pi-payments:payout";
+/// Declares every job kind once: its variant of [`Job`] and [`JobKind`], its payload type and
+/// its queue name. Everything that lists job kinds (the worker's lanes, its workers, the purge
+/// and hand-back lists) follows from [`JobKind::ALL`] and exhaustive matches, so a kind added
+/// here cannot be forgotten there.
+macro_rules! declare_job_kinds {
+    ($(
+        $(#[$doc:meta])*
+        $kind:ident($payload:ident) => $queue:literal, $name:literal;
+    )*) => {
+        /// Any job the API, the ledger or the reconciler may ask for.
+        #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum Job {
+            $( $(#[$doc])* $kind($payload), )*
+        }
+
+        /// The kinds of [`Job`], one queue (and one worker per process) each.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum JobKind {
+            $( $(#[$doc])* $kind, )*
+        }
+
+        impl JobKind {
+            /// Every kind, in declaration order (`ALL[k.index()] == k`).
+            pub const ALL: &'static [JobKind] = &[$( JobKind::$kind, )*];
+
+            /// The queue this kind's jobs go to. Fixed strings, so that moving or renaming a
+            /// type does not orphan queued jobs (apalis would otherwise name queues after the
+            /// Rust type).
+            pub fn queue_name(self) -> &'static str {
+                match self {
+                    $( JobKind::$kind => $queue, )*
+                }
+            }
+
+            /// The kind's short name: the suffix of its worker's name (`{worker_id}-{name}`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( JobKind::$kind => $name, )*
+                }
+            }
+
+            /// This kind's position in [`JobKind::ALL`] (for per-kind tables).
+            pub fn index(self) -> usize {
+                self as usize
+            }
+
+            /// Call `visitor` with this kind's payload type (for code generic over payloads,
+            /// such as one typed queue storage per kind).
+            pub fn visit<V: JobKindVisitor>(self, visitor: V) -> V::Output {
+                match self {
+                    $( JobKind::$kind => visitor.visit::<$payload>(), )*
+                }
+            }
+        }
+
+        impl Job {
+            /// This job's kind.
+            pub fn kind(&self) -> JobKind {
+                match self {
+                    $( Job::$kind(_) => JobKind::$kind, )*
+                }
+            }
+        }
+
+        $(
+            impl JobPayload for $payload {
+                const KIND: JobKind = JobKind::$kind;
+
+                fn from_job(job: Job) -> Option<$payload> {
+                    match job {
+                        Job::$kind(payload) => Some(payload),
+                        _ => None,
+                    }
+                }
+            }
+
+            impl From<$payload> for Job {
+                fn from(payload: $payload) -> Job {
+                    Job::$kind(payload)
+                }
+            }
+        )*
+    };
+}
+
+declare_job_kinds! {
+    /// Verify the Pioneer and the payment at Pi, then approve or refuse it.
+    Approve(ApproveJob) => "pi-payments:approve", "approve";
+    /// Verify the stored txid on chain, then complete the payment at Pi.
+    Complete(CompleteJob) => "pi-payments:complete", "complete";
+    /// The Pioneer cancelled: record what Pi says.
+    Cancel(CancelJob) => "pi-payments:cancel", "cancel";
+    /// The frontend reported an error: record what Pi says.
+    RecordError(RecordErrorJob) => "pi-payments:record-error", "record-error";
+    /// An incomplete payment reported at sign-in.
+    Incomplete(IncompleteJob) => "pi-payments:incomplete", "incomplete";
+    /// One step of one A2U payout.
+    Payout(PayoutJob) => "pi-payments:payout", "payout";
+}
+
+/// A job payload type: the one [`JobKind`] it belongs to. Implemented for every payload by
+/// the kind declaration above; the bounds are what a queue needs to store and read it back.
+pub trait JobPayload:
+    Clone
+    + std::fmt::Debug
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Into<Job>
+    + Send
+    + Sync
+    + Unpin
+    + 'static
+{
+    /// The kind of job this payload is.
+    const KIND: JobKind;
+
+    /// The payload of `job`, if `job` is of this kind.
+    fn from_job(job: Job) -> Option<Self>;
+}
+
+/// Code generic over job payload types, run for one kind by [`JobKind::visit`].
+pub trait JobKindVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Run for payload type `J`.
+    fn visit<J: JobPayload>(self) -> Self::Output;
 }
 
 /// Verify the Pioneer and the payment at Pi, then approve or refuse (cancel) it.
@@ -62,12 +172,6 @@ pub struct IncompleteJob {
     pub payment_id: PaymentId,
 }
 
-/// Deliver one outbox event (by its id) to the app's webhook.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DeliverEventJob {
-    pub event_id: i64,
-}
-
 /// Advance one A2U payout by one `PayoutProcessor::step` (it resumes from the stored step; the
 /// outcome says whether to run again at once, later, or never).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -75,31 +179,10 @@ pub struct PayoutJob {
     pub payout_id: PayoutId,
 }
 
-/// Any job the API or the ledger may ask for.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Job {
-    Approve(ApproveJob),
-    Complete(CompleteJob),
-    Cancel(CancelJob),
-    RecordError(RecordErrorJob),
-    Incomplete(IncompleteJob),
-    DeliverEvent(DeliverEventJob),
-    Payout(PayoutJob),
-}
-
 impl Job {
     /// The queue this job goes to.
     pub fn queue_name(&self) -> &'static str {
-        match self {
-            Job::Approve(_) => queue_names::APPROVE,
-            Job::Complete(_) => queue_names::COMPLETE,
-            Job::Cancel(_) => queue_names::CANCEL,
-            Job::RecordError(_) => queue_names::RECORD_ERROR,
-            Job::Incomplete(_) => queue_names::INCOMPLETE,
-            Job::DeliverEvent(_) => queue_names::DELIVER_EVENT,
-            Job::Payout(_) => queue_names::PAYOUT,
-        }
+        self.kind().queue_name()
     }
 
     /// The payment this job is about, if it is about one (for tracing spans).
@@ -110,7 +193,7 @@ impl Job {
             Job::Cancel(j) => Some(&j.payment_id),
             Job::RecordError(j) => Some(&j.payment_id),
             Job::Incomplete(j) => Some(&j.payment_id),
-            Job::DeliverEvent(_) | Job::Payout(_) => None,
+            Job::Payout(_) => None,
         }
     }
 
@@ -237,7 +320,7 @@ impl JobQueue for RecordingQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::jobs::{CompleteJob, Job, JobKind, JobQueue, PaymentId, PayoutId, RecordingQueue};
 
     fn pid() -> PaymentId {
         PaymentId::parse("abc123").unwrap()
@@ -277,14 +360,37 @@ mod tests {
             Job::cancel(pid()),
             Job::record_error(pid()),
             Job::incomplete(pid()),
-            Job::DeliverEvent(DeliverEventJob { event_id: 1 }),
             Job::payout(PayoutId::generate()),
         ];
+        let kinds: Vec<JobKind> = jobs.iter().map(Job::kind).collect();
+        assert_eq!(kinds, JobKind::ALL, "one job of every kind, in order");
         let mut names: Vec<_> = jobs.iter().map(Job::queue_name).collect();
         assert!(names.iter().all(|n| n.starts_with("pi-payments:")));
         names.sort();
         names.dedup();
         assert_eq!(names.len(), jobs.len());
+    }
+
+    #[test]
+    fn queue_and_worker_names_never_change() {
+        // Jobs stored in Redis and in the SQLite queue refer to these queue names, and a
+        // stopped worker's in-flight jobs are found by its name.
+        let names: Vec<_> = JobKind::ALL
+            .iter()
+            .map(|k| (k.queue_name(), k.name()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("pi-payments:approve", "approve"),
+                ("pi-payments:complete", "complete"),
+                ("pi-payments:cancel", "cancel"),
+                ("pi-payments:record-error", "record-error"),
+                ("pi-payments:incomplete", "incomplete"),
+                ("pi-payments:payout", "payout"),
+            ]
+        );
+        assert!(JobKind::ALL.iter().enumerate().all(|(i, k)| k.index() == i));
     }
 
     #[tokio::test]

@@ -13,12 +13,19 @@
 //!             async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! ```
 //!
-//! Adding a job type (payouts, the sweeper): a lane in `queue.rs` (`Queue::push_jobs` matches
-//! on core's `Job`), a wake signal, a line in `runner.rs`'s `register_all!`, and its handler.
+//! Adding a job type: declare it in core's `jobs.rs` (`declare_job_kinds!`: its payload, queue
+//! name and worker name); the lanes, workers, purge and hand-back lists follow from
+//! `JobKind::ALL`, and `handler.rs`'s exhaustive match does not compile until it is handled.
 
+mod backend;
+mod context;
+mod deps;
 mod error;
+mod handler;
 mod housekeeping;
+mod lane;
 mod payout;
+mod purge;
 mod queue;
 mod runner;
 mod schedule;
@@ -27,12 +34,11 @@ mod u2a;
 mod wake;
 mod webhook;
 
+pub use deps::{JobRetry, WorkerDeps};
 pub use error::WorkerError;
 pub use queue::{DEFAULT_NAMESPACE, Queue, QueueConfig, connect_queue, delete_redis_namespace};
 pub use runner::{
-    DEFAULT_CONCURRENCY, WorkerConfig, WorkerDeps, default_worker_id, run_workers,
-    run_workers_with_schedule,
+    DEFAULT_CONCURRENCY, WorkerConfig, default_worker_id, run_workers, run_workers_with_schedule,
 };
 pub use schedule::ScheduleConfig;
-pub use u2a::JobRetry;
 pub use webhook::WebhookConfig;

@@ -2,18 +2,17 @@
 //! the payout's stored step (so running the job twice, or concurrently, is safe), and turns the
 //! step's outcome into what the queue should do next.
 
-use crate::u2a::HandlerCtx;
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
+use crate::context::HandlerCtx;
+use apalis::prelude::{AbortError, Attempt, BoxDynError};
 use pi_payments_core::jobs::{Job, PayoutJob};
 use pi_payments_core::payout::StepOutcome;
-use std::sync::Arc;
 use tracing::Instrument;
 
-/// apalis handler: one step of one payout.
-pub(crate) async fn payout(
+/// One step of one payout, and what the queue should do next.
+pub(crate) async fn run(
     job: PayoutJob,
-    attempt: Attempt,
-    ctx: Data<Arc<HandlerCtx>>,
+    attempt: &Attempt,
+    ctx: &HandlerCtx,
 ) -> Result<(), BoxDynError> {
     let n = attempt.current().max(1);
     let span = tracing::info_span!("job", job = "payout", payout_id = %job.payout_id, attempt = n);

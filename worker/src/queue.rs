@@ -1,36 +1,26 @@
 //! The job queue: one apalis storage per job type, each under an explicit queue name, on Redis
 //! when a URL is given, else on an embedded apalis-sqlite queue in its own database file.
 //!
-//! Enqueueing goes through a small batcher per job type: callers hand their jobs to a channel,
-//! and one task pushes everything that has accumulated in one bulk push (one Lua script on Redis,
-//! one statement on SQLite, see [`crate::sqlite_push`]). Under load this turns thousands of single pushes per second into
-//! a few bulk ones, which is what lets the API answer over 10k callbacks/s; when idle it adds no
-//! delay, since the first job is pushed at once. A push is acknowledged only after the backend
+//! Enqueueing goes through a small batcher per job type (see [`crate::lane`]): callers hand
+//! their jobs to a channel, and one task pushes everything that has accumulated in one bulk
+//! push. Under load this turns thousands of single pushes per second into a few bulk ones,
+//! which is what lets the API answer over 10k callbacks/s; when idle it adds no delay, since
+//! the first job is pushed at once. A push is acknowledged only after the backend
 //! accepted it, so a 202 from the API means the job is stored.
 
+use crate::backend::{Backend, full_name};
 use crate::error::WorkerError;
+use crate::lane::Lane;
 use crate::wake::WakeSignal;
 use apalis::prelude::{TaskBuilder, TaskSink};
-use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_redis::RedisStorage;
 use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, join_all};
 use pi_payments_core::jobs::{
-    ApproveJob, BoxFuture as CoreBoxFuture, CancelJob, CompleteJob, DeliverEventJob, IncompleteJob,
-    Job, JobQueue, PayoutJob, QueueError, RecordErrorJob, queue_names,
+    BoxFuture as CoreBoxFuture, Job, JobKind, JobKindVisitor, JobPayload, JobQueue, QueueError,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-
-/// How many enqueue calls one batcher round gathers at most.
-const MAX_BATCH: usize = 1024;
-/// How many jobs one bulk push carries at most (bounds one Lua call / one transaction).
-const MAX_PUSH: usize = 2048;
-/// Jobs waiting for the batcher before `enqueue` callers wait for room (backpressure).
-const LANE_CAPACITY: usize = 16 * 1024;
 
 /// Where the queue lives.
 #[derive(Clone, Debug)]
@@ -59,45 +49,20 @@ impl QueueConfig {
 /// The namespace used when none is configured.
 pub const DEFAULT_NAMESPACE: &str = "prod";
 
-/// Which backend holds the jobs.
+/// Per-job-kind wake signals (indexed by [`JobKind::index`]), shared by the queue's lanes
+/// (notify after a push) and the runner (listen).
 #[derive(Clone)]
-pub(crate) enum Backend {
-    Redis(ConnectionManager),
-    Sqlite(SqlitePool),
-}
+pub(crate) struct Signals(Vec<WakeSignal>);
 
-/// One job type's lane: a batcher's inbox and the signal that wakes its in-process worker.
-struct Lane<J> {
-    tx: mpsc::Sender<Pending<J>>,
-}
-
-impl<J> Clone for Lane<J> {
-    fn clone(&self) -> Self {
-        Lane {
-            tx: self.tx.clone(),
-        }
+impl Signals {
+    fn new() -> Signals {
+        Signals(JobKind::ALL.iter().map(|_| WakeSignal::default()).collect())
     }
-}
 
-/// Jobs waiting to be pushed, and who to tell when they are.
-struct Pending<J> {
-    jobs: Vec<J>,
-    done: oneshot::Sender<Result<(), String>>,
-}
-
-/// Pushes a batch into one storage; built per backend so the lanes need not be generic over it.
-type Pusher<J> = Arc<dyn Fn(Vec<J>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
-
-/// Per-job-type wake signals, shared by the queue (notify after a push) and the runner (listen).
-#[derive(Clone, Default)]
-pub(crate) struct Signals {
-    pub(crate) approve: WakeSignal,
-    pub(crate) complete: WakeSignal,
-    pub(crate) cancel: WakeSignal,
-    pub(crate) record_error: WakeSignal,
-    pub(crate) incomplete: WakeSignal,
-    pub(crate) deliver_event: WakeSignal,
-    pub(crate) payout: WakeSignal,
+    /// The signal of `kind`'s lane.
+    pub(crate) fn of(&self, kind: JobKind) -> &WakeSignal {
+        &self.0[kind.index()]
+    }
 }
 
 /// The job queue. Cheap to clone; every clone shares the same batchers and connections.
@@ -107,13 +72,8 @@ pub struct Queue {
     pub(crate) backend: Backend,
     pub(crate) namespace: String,
     pub(crate) signals: Signals,
-    approve: Lane<ApproveJob>,
-    complete: Lane<CompleteJob>,
-    cancel: Lane<CancelJob>,
-    record_error: Lane<RecordErrorJob>,
-    incomplete: Lane<IncompleteJob>,
-    deliver_event: Lane<DeliverEventJob>,
-    payout: Lane<PayoutJob>,
+    /// One lane per job kind, indexed by [`JobKind::index`].
+    lanes: Vec<Lane>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -139,39 +99,17 @@ pub async fn connect_queue(cfg: &QueueConfig) -> Result<Queue, WorkerError> {
         Some(url) => Backend::Redis(apalis_redis::connect(url.as_str()).await?),
         None => Backend::Sqlite(open_sqlite(&cfg.sqlite_path).await?),
     };
-    let signals = Signals::default();
-    let ns = cfg.namespace.clone();
+    let signals = Signals::new();
+    let namespace = cfg.namespace.clone();
+    let lanes = JobKind::ALL
+        .iter()
+        .map(|&kind| Lane::spawn(kind, &backend, &namespace, signals.of(kind).clone()))
+        .collect();
     Ok(Queue {
-        approve: lane(&backend, &ns, queue_names::APPROVE, signals.approve.clone()),
-        complete: lane(
-            &backend,
-            &ns,
-            queue_names::COMPLETE,
-            signals.complete.clone(),
-        ),
-        cancel: lane(&backend, &ns, queue_names::CANCEL, signals.cancel.clone()),
-        record_error: lane(
-            &backend,
-            &ns,
-            queue_names::RECORD_ERROR,
-            signals.record_error.clone(),
-        ),
-        incomplete: lane(
-            &backend,
-            &ns,
-            queue_names::INCOMPLETE,
-            signals.incomplete.clone(),
-        ),
-        deliver_event: lane(
-            &backend,
-            &ns,
-            queue_names::DELIVER_EVENT,
-            signals.deliver_event.clone(),
-        ),
-        payout: lane(&backend, &ns, queue_names::PAYOUT, signals.payout.clone()),
         backend,
-        namespace: ns,
+        namespace,
         signals,
+        lanes,
     })
 }
 
@@ -201,11 +139,6 @@ async fn open_sqlite(path: &std::path::Path) -> Result<SqlitePool, WorkerError> 
     // Checkpoints from the side, so that neither a pusher nor a worker stalls after its commit.
     pi_payments_core::wal_checkpoint::spawn(pool.clone(), "queue");
     Ok(pool)
-}
-
-/// The full queue name for a job type under a namespace.
-pub(crate) fn full_name(namespace: &str, queue: &str) -> String {
-    format!("{namespace}:{queue}")
 }
 
 /// Delete every Redis key of `namespace`'s queues (jobs, their data and metadata, worker
@@ -248,104 +181,6 @@ pub async fn delete_redis_namespace(url: &str, namespace: &str) -> Result<u64, W
     }
 }
 
-/// Build a lane for one job type and spawn its batcher.
-fn lane<J>(backend: &Backend, namespace: &str, queue: &str, signal: WakeSignal) -> Lane<J>
-where
-    J: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static,
-{
-    let name = full_name(namespace, queue);
-    let pusher: Pusher<J> = match backend {
-        Backend::Redis(conn) => {
-            let storage = RedisStorage::<J>::new(conn.clone()).with_config(
-                apalis_redis::Config::default()
-                    .queue(&name)
-                    // Nobody subscribes to apalis' pubsub events; publishing costs per push.
-                    .emit_events(false),
-            );
-            Arc::new(move |jobs: Vec<J>| {
-                let mut storage = storage.clone();
-                Box::pin(async move { storage.push_bulk(jobs).await.map_err(|e| e.to_string()) })
-            })
-        }
-        Backend::Sqlite(pool) => {
-            let pusher = Arc::new(crate::sqlite_push::SqlitePusher::new(pool));
-            let name = Arc::new(name);
-            Arc::new(move |jobs: Vec<J>| {
-                let pusher = pusher.clone();
-                let name = name.clone();
-                Box::pin(async move { pusher.push_jobs(&name, &jobs).await })
-            })
-        }
-    };
-    let (tx, rx) = mpsc::channel(LANE_CAPACITY);
-    tokio::spawn(run_batcher(rx, pusher, signal));
-    Lane { tx }
-}
-
-/// Push whatever has accumulated, as one bulk push, until every sender is gone.
-async fn run_batcher<J: Send + 'static>(
-    mut rx: mpsc::Receiver<Pending<J>>,
-    pusher: Pusher<J>,
-    signal: WakeSignal,
-) {
-    let mut buf: Vec<Pending<J>> = Vec::new();
-    while rx.recv_many(&mut buf, MAX_BATCH).await > 0 {
-        let mut jobs = Vec::new();
-        let mut waiters = Vec::with_capacity(buf.len());
-        for pending in buf.drain(..) {
-            jobs.extend(pending.jobs);
-            waiters.push(pending.done);
-        }
-        // Bounded pushes: one huge enqueue_many must not become one giant Lua call or
-        // transaction. If a chunk fails, everyone in this round is told so (some jobs may have
-        // been stored already; jobs are safe to run twice, so a re-enqueue is harmless).
-        let mut result = Ok(());
-        while !jobs.is_empty() {
-            let rest = jobs.split_off(jobs.len().min(MAX_PUSH));
-            if let Err(e) = pusher(std::mem::replace(&mut jobs, rest)).await {
-                result = Err(e);
-                break;
-            }
-        }
-        if result.is_ok() {
-            signal.notify();
-        } else if let Err(error) = &result {
-            tracing::warn!(%error, "bulk enqueue failed");
-        }
-        for waiter in waiters {
-            // A caller that gave up waiting is fine: its jobs were pushed (or not) all the same.
-            let _ = waiter.send(result.clone());
-        }
-    }
-}
-
-impl<J> Lane<J> {
-    async fn push(&self, jobs: Vec<J>) -> Result<(), WorkerError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Pending { jobs, done })
-            .await
-            .map_err(|_| WorkerError::Closed)?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(WorkerError::Push(e)),
-            Err(_) => Err(WorkerError::Closed),
-        }
-    }
-}
-
-/// Each job type's worker-name suffix (workers are named `{worker_id}-{suffix}` in
-/// `runner.rs`) and its queue.
-pub(crate) const WORKER_QUEUES: [(&str, &str); 7] = [
-    ("approve", queue_names::APPROVE),
-    ("complete", queue_names::COMPLETE),
-    ("cancel", queue_names::CANCEL),
-    ("record-error", queue_names::RECORD_ERROR),
-    ("incomplete", queue_names::INCOMPLETE),
-    ("deliver-event", queue_names::DELIVER_EVENT),
-    ("payout", queue_names::PAYOUT),
-];
-
 /// Hands back every job a stopped worker still holds in Redis: moves the ids in its in-flight
 /// set to the queue's active list, marks them pending again, and wakes the queue's pollers.
 /// The key layout is apalis-redis 1.0's (`{queue}:inflight:{worker}`, `{queue}:active`,
@@ -377,10 +212,10 @@ impl Queue {
         let mut conn = conn.clone();
         let script = redis::Script::new(HAND_BACK_INFLIGHT);
         let mut total = 0;
-        for (job, queue) in WORKER_QUEUES {
-            let queue = full_name(&self.namespace, queue);
+        for &kind in JobKind::ALL {
+            let queue = full_name(&self.namespace, kind.queue_name());
             let returned: u64 = script
-                .key(format!("{queue}:inflight:{worker_id}-{job}"))
+                .key(format!("{queue}:inflight:{worker_id}-{}", kind.name()))
                 .key(format!("{queue}:active"))
                 .key(format!("{queue}:meta"))
                 .key(format!("{queue}:signal"))
@@ -401,56 +236,39 @@ impl Queue {
 
     /// Enqueue jobs of any types, grouped into one bulk push per job type (pushed concurrently).
     pub async fn push_jobs(&self, jobs: Vec<Job>) -> Result<(), WorkerError> {
-        let mut approve = Vec::new();
-        let mut complete = Vec::new();
-        let mut cancel = Vec::new();
-        let mut record_error = Vec::new();
-        let mut incomplete = Vec::new();
-        let mut deliver = Vec::new();
-        let mut payout = Vec::new();
+        let mut by_kind: Vec<Vec<Job>> = self.lanes.iter().map(|_| Vec::new()).collect();
         for job in jobs {
-            match job {
-                Job::Approve(j) => approve.push(j),
-                Job::Complete(j) => complete.push(j),
-                Job::Cancel(j) => cancel.push(j),
-                Job::RecordError(j) => record_error.push(j),
-                Job::Incomplete(j) => incomplete.push(j),
-                Job::DeliverEvent(j) => deliver.push(j),
-                Job::Payout(j) => payout.push(j),
-            }
+            by_kind[job.kind().index()].push(job);
         }
         // Only the lanes that have work are awaited; the common single-job case is one push.
-        let (a, b, c, d, e, f, g) = tokio::join!(
-            push_if_any(&self.approve, approve),
-            push_if_any(&self.complete, complete),
-            push_if_any(&self.cancel, cancel),
-            push_if_any(&self.record_error, record_error),
-            push_if_any(&self.incomplete, incomplete),
-            push_if_any(&self.deliver_event, deliver),
-            push_if_any(&self.payout, payout),
-        );
-        a.and(b).and(c).and(d).and(e).and(f).and(g)
+        let pushed = join_all(
+            self.lanes
+                .iter()
+                .zip(by_kind)
+                .map(|(lane, jobs)| lane.push(jobs)),
+        )
+        .await;
+        pushed.into_iter().collect()
     }
 
     /// Enqueue one job to run after `delay` (a payout step that must wait for the chain, a
     /// retry at a time the job chose). Not batched: delayed jobs are rare.
     pub async fn push_delayed(&self, job: Job, delay: Duration) -> Result<(), WorkerError> {
-        let name = full_name(&self.namespace, job.queue_name());
-        match job {
-            Job::Approve(j) => self.push_task(&name, j, delay).await,
-            Job::Complete(j) => self.push_task(&name, j, delay).await,
-            Job::Cancel(j) => self.push_task(&name, j, delay).await,
-            Job::RecordError(j) => self.push_task(&name, j, delay).await,
-            Job::Incomplete(j) => self.push_task(&name, j, delay).await,
-            Job::DeliverEvent(j) => self.push_task(&name, j, delay).await,
-            Job::Payout(j) => self.push_task(&name, j, delay).await,
-        }
+        job.kind()
+            .visit(PushDelayed {
+                queue: self,
+                job,
+                delay,
+            })
+            .await
     }
 
-    async fn push_task<J>(&self, name: &str, job: J, delay: Duration) -> Result<(), WorkerError>
-    where
-        J: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static,
-    {
+    async fn push_task<J: JobPayload>(
+        &self,
+        name: &str,
+        job: J,
+        delay: Duration,
+    ) -> Result<(), WorkerError> {
         let task = TaskBuilder::new(job).run_after(delay).build();
         match &self.backend {
             Backend::Redis(conn) => {
@@ -479,7 +297,7 @@ impl Queue {
     /// `older_than` ago (apalis keeps them forever). [`crate::run_workers`] does this every few
     /// minutes for jobs older than an hour; killed jobs are kept for inspection.
     pub async fn purge_finished(&self, older_than: Duration) -> Result<u64, WorkerError> {
-        crate::housekeeping::remove_done(self, older_than)
+        crate::purge::remove_done(&self.backend, &self.namespace, older_than)
             .await
             .map_err(WorkerError::Backend)
     }
@@ -500,11 +318,28 @@ impl Queue {
     }
 }
 
-async fn push_if_any<J>(lane: &Lane<J>, jobs: Vec<J>) -> Result<(), WorkerError> {
-    if jobs.is_empty() {
-        Ok(())
-    } else {
-        lane.push(jobs).await
+/// Pushes one delayed job with its kind's payload type.
+struct PushDelayed<'a> {
+    queue: &'a Queue,
+    job: Job,
+    delay: Duration,
+}
+
+impl<'a> JobKindVisitor for PushDelayed<'a> {
+    type Output = BoxFuture<'a, Result<(), WorkerError>>;
+
+    fn visit<J: JobPayload>(self) -> Self::Output {
+        Box::pin(async move {
+            let name = full_name(&self.queue.namespace, J::KIND.queue_name());
+            match J::from_job(self.job) {
+                Some(job) => self.queue.push_task(&name, job, self.delay).await,
+                // `visit` picked J from the job's own kind.
+                None => Err(WorkerError::Push(format!(
+                    "a job is not of its kind {}",
+                    J::KIND.name()
+                ))),
+            }
+        })
     }
 }
 

@@ -2,71 +2,32 @@
 //! deliverer, until the shutdown future resolves.
 //!
 //! Settings that matter for correctness are explicit here rather than apalis' defaults: queue
-//! names (see `queue.rs`), a worker name unique per process (apalis-redis recovers a dead
-//! worker's in-flight jobs by name), the heartbeat and missed-heartbeat counts (the orphan
-//! timeout is their product), `catch_panic` (a panicking job would otherwise kill its worker),
-//! and retries with exponential backoff whose count the handlers cap themselves.
+//! names (declared once in core's `jobs.rs`), a worker name unique per process (apalis-redis
+//! recovers a dead worker's in-flight jobs by name), the heartbeat and missed-heartbeat counts
+//! (the orphan timeout is their product), `catch_panic` (a panicking job would otherwise kill
+//! its worker), and retries with exponential backoff whose count the handlers cap themselves.
 
+use crate::backend::{Backend, full_name};
+use crate::context::HandlerCtx;
+use crate::deps::{JobRetry, WorkerDeps};
 use crate::error::WorkerError;
-use crate::queue::{Backend, Queue, full_name};
-use crate::schedule::ScheduleConfig;
-use crate::u2a::{self, HandlerCtx, JobRetry};
+use crate::handler::handle_job;
+use crate::queue::Queue;
+use crate::schedule::{Every, ScheduleConfig, ScheduleCtx, reconcile_tick};
 use crate::wake::WakeSignal;
-use crate::webhook::{self, WebhookConfig};
+use crate::webhook::run_deliverer;
 use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use apalis_sqlite::SqliteStorage;
-use pi_payments_core::horizon::HorizonClient;
-use pi_payments_core::jobs::{
-    ApproveJob, CancelJob, CompleteJob, DeliverEventJob, IncompleteJob, PayoutJob, RecordErrorJob,
-    queue_names,
-};
-use pi_payments_core::ledger::Ledger;
-use pi_payments_core::payout::PayoutProcessor;
-use pi_payments_core::pi_client::PiClient;
+use pi_payments_core::jobs::{JobKind, JobKindVisitor, JobPayload};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// `WORKER_CONCURRENCY`'s default: jobs of one type run at once in one process.
 pub const DEFAULT_CONCURRENCY: usize = 16;
-
-/// What the handlers need: the ledger, the clients, and the app's rules.
-#[derive(Clone)]
-pub struct WorkerDeps {
-    /// The payments ledger (its own database; never the queue's).
-    pub ledger: Ledger,
-    /// The Pi Platform client; it holds the ONE rate limiter every Pi call goes through.
-    pub pi: PiClient,
-    /// Horizon, to verify U2A transactions on chain.
-    pub horizon: HorizonClient,
-    /// The app wallet's public key (`G…`): where U2A payments must go.
-    pub app_wallet: String,
-    /// `REQUIRE_ORDER`: refuse U2A payments whose metadata carries no `orderId`.
-    pub require_order: bool,
-    /// `APP_WEBHOOK_URL` / `APP_WEBHOOK_SECRET`; `None` leaves events to `GET /events` polling.
-    pub webhook: Option<WebhookConfig>,
-    /// How many times a job is tried and how long it waits between tries.
-    pub retry: JobRetry,
-    /// The A2U payout pipeline (needs `PI_WALLET_SEED`); `None` runs no payout worker, and
-    /// payout jobs wait in their queue.
-    pub payouts: Option<PayoutProcessor>,
-}
-
-impl std::fmt::Debug for WorkerDeps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerDeps")
-            .field("pi", &self.pi)
-            .field("app_wallet", &self.app_wallet)
-            .field("require_order", &self.require_order)
-            .field("webhook", &self.webhook)
-            .field("retry", &self.retry)
-            .field("payouts", &self.payouts)
-            .finish_non_exhaustive()
-    }
-}
 
 /// How the workers of this process run.
 #[derive(Clone, Debug)]
@@ -174,7 +135,7 @@ pub async fn run_workers_with_schedule(
         let ledger = deps.ledger.clone();
         let nudge = webhook_nudge.clone();
         let stop = stop_rx.clone();
-        tokio::spawn(webhook::run_deliverer(ledger, hook, nudge, stop))
+        tokio::spawn(run_deliverer(ledger, hook, nudge, stop))
     });
 
     // Sessions and ad claims are tidied on the same tick, asking Pi through the shared client.
@@ -186,13 +147,8 @@ pub async fn run_workers_with_schedule(
         stop_rx.clone(),
     ));
 
-    let schedule_ctx = schedule.map(|s| {
-        Arc::new(crate::schedule::ScheduleCtx::new(
-            &ctx,
-            &s,
-            cfg.worker_id.clone(),
-        ))
-    });
+    let schedule_ctx =
+        schedule.map(|s| Arc::new(ScheduleCtx::new(&ctx, &s, cfg.worker_id.clone())));
     let mut monitor = build_monitor(&queue, &cfg, ctx);
     if let Some(sctx) = schedule_ctx {
         monitor = register_schedule(monitor, &cfg, sctx);
@@ -280,28 +236,18 @@ fn sqlite_storage<J>(
     )
 }
 
-/// Registers one worker per job type on the queue's backend.
-macro_rules! register_all {
-    ($monitor:ident, $cfg:ident, $ctx:ident, $queue:ident, $mk:ident, $handle:expr) => {{
-        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, ApproveJob, approve, queue_names::APPROVE, "approve", u2a::approve);
-        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, CompleteJob, complete, queue_names::COMPLETE, "complete", u2a::complete);
-        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, CancelJob, cancel, queue_names::CANCEL, "cancel", u2a::cancel);
-        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, RecordErrorJob, record_error, queue_names::RECORD_ERROR, "record-error", u2a::record_error);
-        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, IncompleteJob, incomplete, queue_names::INCOMPLETE, "incomplete", u2a::incomplete);
-        register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, DeliverEventJob, deliver_event, queue_names::DELIVER_EVENT, "deliver-event", u2a::deliver_event);
-        if $ctx.deps.payouts.is_some() {
-            register_all!(@one $monitor, $cfg, $ctx, $queue, $mk, $handle, PayoutJob, payout, queue_names::PAYOUT, "payout", crate::payout::payout);
-        }
-        $monitor
-    }};
-    (@one $monitor:ident, $cfg:ident, $ctx:ident, $queue:ident, $mk:ident, $handle:expr, $ty:ty, $field:ident, $qname:expr, $job:literal, $handler:path) => {{
-        let name = format!("{}-{}", $cfg.worker_id, $job);
-        let queue_name = full_name(&$queue.namespace, $qname);
-        let signal: WakeSignal = $queue.signals.$field.clone();
+/// Registers one worker for payload type `$ty` on one backend (`$mk` builds its storage from
+/// `$handle`).
+macro_rules! register_on {
+    ($monitor:ident, $cfg:ident, $ctx:ident, $queue:ident, $ty:ty, $mk:ident, $handle:expr) => {{
+        let kind = <$ty as JobPayload>::KIND;
+        let name = format!("{}-{}", $cfg.worker_id, kind.name());
+        let queue_name = full_name(&$queue.namespace, kind.queue_name());
+        let signal: WakeSignal = $queue.signals.of(kind).clone();
         let ctx = $ctx.clone();
         let cfg = $cfg.clone();
         let handle = $handle.clone();
-        $monitor = $monitor.register(move |restarts| {
+        $monitor.register(move |restarts| {
             // Woken at once by pushes from this process, and every poll_interval for others'.
             let strategy = Strategy::new()
                 .stream(signal.listener())
@@ -327,30 +273,51 @@ macro_rules! register_all {
                         .with_backoff(backoff(&ctx.retry)),
                 )
                 .catch_panic()
-                .build($handler)
-        });
+                .build(handle_job::<$ty>)
+        })
     }};
+}
+
+/// Registers the worker of one job kind on the queue's backend.
+struct RegisterWorker<'a> {
+    monitor: Monitor,
+    queue: &'a Queue,
+    cfg: &'a WorkerConfig,
+    ctx: &'a Arc<HandlerCtx>,
+}
+
+impl JobKindVisitor for RegisterWorker<'_> {
+    type Output = Monitor;
+
+    fn visit<J: JobPayload>(self) -> Monitor {
+        let RegisterWorker {
+            monitor,
+            queue,
+            cfg,
+            ctx,
+        } = self;
+        match &queue.backend {
+            Backend::Redis(conn) => register_on!(monitor, cfg, ctx, queue, J, redis_storage, conn),
+            Backend::Sqlite(pool) => {
+                register_on!(monitor, cfg, ctx, queue, J, sqlite_storage, pool)
+            }
+        }
+    }
 }
 
 /// The reconcile cron worker: ticks every `RECONCILE_EVERY`; one run at a time (the handler
 /// takes the ledger lease), and a panic in a run does not kill the tick stream.
-fn register_schedule(
-    monitor: Monitor,
-    cfg: &WorkerConfig,
-    sctx: Arc<crate::schedule::ScheduleCtx>,
-) -> Monitor {
+fn register_schedule(monitor: Monitor, cfg: &WorkerConfig, sctx: Arc<ScheduleCtx>) -> Monitor {
     let name = format!("{}-reconcile", cfg.worker_id);
     let every = sctx.reconciler.config().every;
     monitor.register(move |_restarts| {
         WorkerBuilder::new(name.clone())
-            .backend(apalis_cron::CronScheduler::new(
-                crate::schedule::Every::new(every),
-            ))
+            .backend(apalis_cron::CronScheduler::new(Every::new(every)))
             .data(sctx.clone())
             // One run at a time in this process; other processes are held off by the lease.
             .concurrency(1)
             .catch_panic()
-            .build(crate::schedule::reconcile_tick)
+            .build(reconcile_tick)
     })
 }
 
@@ -375,8 +342,17 @@ fn build_monitor(queue: &Queue, cfg: &WorkerConfig, ctx: Arc<HandlerCtx>) -> Mon
         tracing::warn!(worker = worker.name(), %error, "worker stopped; restarting it");
         true
     });
-    match &queue.backend {
-        Backend::Redis(conn) => register_all!(monitor, cfg, ctx, queue, redis_storage, conn),
-        Backend::Sqlite(pool) => register_all!(monitor, cfg, ctx, queue, sqlite_storage, pool),
+    for &kind in JobKind::ALL {
+        // Payout jobs wait in their queue until a worker has a payout processor.
+        if kind == JobKind::Payout && ctx.deps.payouts.is_none() {
+            continue;
+        }
+        monitor = kind.visit(RegisterWorker {
+            monitor,
+            queue,
+            cfg,
+            ctx: &ctx,
+        });
     }
+    monitor
 }

@@ -7,7 +7,7 @@
 //! missed while no worker ran is harmless, because the next run sweeps everything that is still
 //! stuck.
 
-use crate::u2a::HandlerCtx;
+use crate::context::HandlerCtx;
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::{Schedule, Tick};
 use pi_payments_core::reconcile::{ReconcileConfig, Reconciler, RunOutcome};
@@ -105,7 +105,9 @@ pub(crate) async fn reconcile_tick(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::schedule::Every;
+    use apalis_cron::{Schedule, Tick};
+    use std::time::Duration;
 
     #[test]
     fn ticks_are_aligned_and_strictly_increasing() {

@@ -58,7 +58,7 @@ impl Stream for WakeListener {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::wake::WakeSignal;
     use futures::StreamExt;
 
     #[tokio::test]

@@ -174,7 +174,7 @@ fn backoff_ms(attempts: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::webhook::{BACKOFF_MAX_MS, backoff_ms};
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -29,6 +29,7 @@ pub mod payouts;
 pub mod pioneers;
 pub mod scratch;
 pub mod sessions;
+mod webhook_body;
 
 pub use ad_claims::{AdBinding, AdClaimRow, AdClaimStatus, AdObservation, AdUpdate};
 pub use callbacks::{Callback, CallbackStep, Recorded};

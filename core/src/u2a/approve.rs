@@ -1,0 +1,106 @@
+//! The approve step: decide whether a U2A payment may be paid, then approve it at Pi (or refuse
+//! it, see [`super::refusal`]). Pi's payment id makes approve safe to repeat; `already_approved`
+//! counts only after a `GET` shows the payment approved.
+
+use super::deps::{U2aDeps, patch_from};
+use super::outcome::{StepError, StepResult, pi_failure};
+use super::refusal::{approval_refusal, refuse};
+use crate::dto::{Direction, PaymentDto};
+use crate::ids::{OrderId, PaymentId};
+use crate::ledger::LedgerError;
+use crate::pi_client::PiError;
+use crate::state::{PaymentState, Transition};
+
+/// Approve (or refuse) a payment the ledger holds as `received`; any other state means the
+/// approval was decided already.
+pub(crate) async fn approve(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> StepResult {
+    let Some(row) = deps.load(id).await? else {
+        return Ok(());
+    };
+    if row.state != PaymentState::Received {
+        tracing::info!(state = %row.state, "approval already decided; skipping");
+        return Ok(());
+    }
+    let Some(dto) = deps.read_open_at_pi(id, attempt).await? else {
+        return Ok(());
+    };
+    // Some real payloads omit `direction`; an explicit other direction is not ours to approve
+    // or to cancel (it may be one of the app's own payouts).
+    if let Some(direction) = &dto.direction
+        && *direction != Direction::UserToApp
+    {
+        return Err(StepError::Attention(format!(
+            "Pi shows this payment as {direction:?}, not user-to-app: it was sent to the U2A approve callback by mistake or on purpose; nothing was done at Pi"
+        )));
+    }
+    if dto.status.developer_approved {
+        // Approved already (our earlier attempt whose answer was lost): record, don't call.
+        tracing::info!("already approved at Pi; recording without calling approve");
+        return record_approved(deps, id, &dto, attempt).await;
+    }
+    if let Some(reason) = approval_refusal(deps, id, &dto).await? {
+        return refuse(deps, id, &dto, reason, attempt).await;
+    }
+    let approved = match deps.pi.approve(id).await {
+        Ok(approved) => approved,
+        Err(e) => match e.root() {
+            PiError::AlreadyApproved { .. } => confirm_approved(deps, id).await?,
+            PiError::CancelledPayment => {
+                let reason = "cancelled at Pi before approval".to_string();
+                return deps
+                    .record_cancelled(id, reason, attempt, patch_from(&dto))
+                    .await;
+            }
+            _ => return Err(pi_failure("approving at Pi", e)),
+        },
+    };
+    record_approved(deps, id, &approved, attempt).await
+}
+
+/// After `already_approved`: trust it only if a fresh `GET` shows the payment approved.
+async fn confirm_approved(deps: &U2aDeps, id: &PaymentId) -> Result<PaymentDto, StepError> {
+    let dto = deps.read_at_pi(id, "confirming approval at Pi").await?;
+    if dto.status.developer_approved {
+        Ok(dto)
+    } else {
+        Err(StepError::Transient(
+            "Pi answered already_approved but the payment does not show approved yet".into(),
+        ))
+    }
+}
+
+/// Record `approved`, binding the payment's order. If the order was taken meanwhile by another
+/// payment, this payment is cancelled at Pi (it has no transaction yet, so Pi allows it).
+async fn record_approved(
+    deps: &U2aDeps,
+    id: &PaymentId,
+    dto: &PaymentDto,
+    attempt: usize,
+) -> StepResult {
+    let mut patch = patch_from(dto);
+    patch.order_id = order_id_of(dto);
+    match deps
+        .ledger
+        .apply(id, Transition::PiApproved, None, attempt as i64, patch)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(LedgerError::OrderUnavailable { why, .. }) => {
+            let reason = format!("the order cannot take this payment: {why}");
+            refuse(deps, id, dto, reason, attempt).await
+        }
+        Err(LedgerError::InvalidTransition(e)) => {
+            tracing::info!(error = %e, "payment moved on; nothing to record");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The order id in the payment's metadata (`orderId`), if it is a valid one.
+fn order_id_of(dto: &PaymentDto) -> Option<OrderId> {
+    dto.metadata
+        .get("orderId")
+        .and_then(|v| v.as_str())
+        .and_then(|s| OrderId::parse(s).ok())
+}

@@ -1,0 +1,143 @@
+//! The complete step: verify the payment's transaction on Horizon, then complete the payment at
+//! Pi, and only after Pi's 2xx record it `completed`. `already_completed` counts only after a
+//! `GET` shows the payment completed with OUR txid.
+
+use super::deps::{U2aDeps, cancelled_reason};
+use super::outcome::{StepError, StepResult, pi_failure};
+use crate::amount::PiAmount;
+use crate::horizon::VerificationProblem;
+use crate::ids::{PaymentId, Txid};
+use crate::ledger::PaymentPatch;
+use crate::pi_client::PiError;
+use crate::state::{PaymentState, Transition};
+
+/// Complete a payment the ledger holds as `completing` (its txid recorded by the complete
+/// callback); any other state means completion is not due.
+pub(crate) async fn complete(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> StepResult {
+    let Some(row) = deps.load(id).await? else {
+        return Ok(());
+    };
+    if row.state != PaymentState::Completing {
+        tracing::info!(state = %row.state, "completion not due; skipping");
+        return Ok(());
+    }
+    let Some(txid) = row.txid.clone() else {
+        return Err(StepError::Attention(
+            "the payment is completing but no txid is recorded".into(),
+        ));
+    };
+    let dto = deps.read_at_pi(id, "reading the payment at Pi").await?;
+
+    if dto.status.developer_completed {
+        // Completed by an earlier attempt whose answer was lost: only with OUR txid.
+        return match dto.txid() {
+            Some(linked) if *linked == txid => record_completed(deps, id, attempt).await,
+            other => Err(StepError::Attention(format!(
+                "Pi shows the payment completed with txid {} but we recorded {txid}",
+                other.map(Txid::as_str).unwrap_or("(none)")
+            ))),
+        };
+    }
+    if let Some(reason) = cancelled_reason(&dto) {
+        return deps
+            .record_cancelled(id, reason, attempt, PaymentPatch::default())
+            .await;
+    }
+    match dto.txid() {
+        None => {
+            return Err(StepError::Transient(
+                "Pi has not linked a transaction to the payment yet".into(),
+            ));
+        }
+        Some(linked) if *linked != txid => {
+            return Err(StepError::Attention(format!(
+                "the callback's txid {txid} is not the transaction Pi linked ({linked})"
+            )));
+        }
+        Some(_) => {}
+    }
+    if let Some(recorded) = row.amount
+        && recorded != dto.amount
+    {
+        return Err(StepError::Attention(format!(
+            "Pi's amount {} differs from the amount recorded at approval {recorded}",
+            dto.amount
+        )));
+    }
+    verify_on_chain(deps, id, &txid, dto.amount).await?;
+
+    match deps.pi.complete(id, &txid).await {
+        Ok(_) => {}
+        Err(e) => match e.root() {
+            PiError::AlreadyCompleted { .. } => confirm_completed(deps, id, &txid).await?,
+            PiError::CancelledPayment => {
+                let reason = "cancelled at Pi before completion".to_string();
+                return deps
+                    .record_cancelled(id, reason, attempt, PaymentPatch::default())
+                    .await;
+            }
+            PiError::NotVerified => {
+                return Err(StepError::Transient(
+                    "Pi has not verified the transaction yet".into(),
+                ));
+            }
+            _ => return Err(pi_failure("completing at Pi", e)),
+        },
+    }
+    // Only now, after Pi's 2xx (or a confirmed already_completed): completed, order paid,
+    // payment.completed written, all in the ledger's one transaction.
+    record_completed(deps, id, attempt).await
+}
+
+/// Record `completed` (the order paid and `payment.completed` written with it).
+async fn record_completed(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> StepResult {
+    deps.apply(
+        id,
+        Transition::PiCompleted,
+        attempt,
+        PaymentPatch::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// After `already_completed`: trust it only if a fresh `GET` shows it completed with our txid.
+async fn confirm_completed(deps: &U2aDeps, id: &PaymentId, txid: &Txid) -> StepResult {
+    let dto = deps.read_at_pi(id, "confirming completion at Pi").await?;
+    match dto.txid() {
+        Some(linked) if dto.status.developer_completed && linked == txid => Ok(()),
+        Some(linked) if linked != txid => Err(StepError::Attention(format!(
+            "Pi says already completed, with txid {linked}, not ours ({txid})"
+        ))),
+        _ => Err(StepError::Transient(
+            "Pi answered already_completed but the payment does not show completed yet".into(),
+        )),
+    }
+}
+
+/// On Horizon: the transaction succeeded, its text memo is the payment id, and it holds one
+/// native payment of exactly `amount` to the app wallet.
+async fn verify_on_chain(
+    deps: &U2aDeps,
+    id: &PaymentId,
+    txid: &Txid,
+    amount: PiAmount,
+) -> StepResult {
+    match deps
+        .horizon
+        .verify_payment(txid, id.as_str(), &deps.app_wallet, amount)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e @ VerificationProblem::NotFound(_)) => Err(StepError::Transient(format!(
+            "the transaction is not on Horizon yet: {e}"
+        ))),
+        Err(e) if e.is_retryable() => Err(StepError::Transient(format!(
+            "Horizon could not be read: {e}"
+        ))),
+        Err(e) => Err(StepError::Attention(format!(
+            "the transaction does not pay this payment ({}): {e}",
+            e.code()
+        ))),
+    }
+}

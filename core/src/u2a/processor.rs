@@ -1,0 +1,126 @@
+//! [`U2aProcessor::run`]: one step of one U2A payment, and what the job that asked for it
+//! should do next.
+//!
+//! Every step may run twice or concurrently with itself (queues deliver at least once): it
+//! first reads the ledger row, and the state machine decides whether the step is still due.
+//! What the frontend claimed is never trusted; the steps re-read the payment at Pi
+//! (`GET /v2/payments/{id}`), the Pioneer at Pi (`GET /v2/me`) and the transaction on Horizon.
+//!
+//! Failures come in two kinds. Transient ones (429, 5xx, timeouts, a transaction Horizon does
+//! not show yet, a busy ledger) become [`U2aOutcome::Retry`] until the attempt cap, then the
+//! payment moves to `needs_attention`. Definite ones (a wrong txid, a failed on-chain check) go
+//! to `needs_attention` at once ([`U2aOutcome::GaveUp`]). Either way the final word is in the
+//! ledger, where a person can see and act on it.
+
+use super::approve::approve;
+use super::complete::complete;
+use super::deps::U2aDeps;
+use super::incomplete::incomplete;
+use super::outcome::{StepError, StepResult, U2aOutcome};
+use super::reread::reread;
+use super::step::U2aStep;
+use crate::ids::PaymentId;
+use crate::ledger::{LedgerError, PaymentPatch};
+use crate::state::Transition;
+use tracing::Instrument;
+
+/// Runs U2A steps. Cheap to clone; the worker holds one per process.
+#[derive(Clone, Debug)]
+pub struct U2aProcessor {
+    deps: U2aDeps,
+    max_attempts: u32,
+}
+
+impl U2aProcessor {
+    /// A processor over `deps` whose jobs are tried `max_attempts` times in all (the first
+    /// included): a transient failure at the last one flags the payment `needs_attention`.
+    pub fn new(deps: U2aDeps, max_attempts: u32) -> U2aProcessor {
+        U2aProcessor { deps, max_attempts }
+    }
+
+    /// Run `step` for payment `id` as try number `attempt` (counted from 1; 0 reads as 1), in
+    /// a tracing span carrying the step, the payment id and the attempt, and say what the job
+    /// should do next. A failed try is noted in the payment's history; a payment given up on
+    /// is moved to `needs_attention` here.
+    pub async fn run(&self, step: U2aStep, id: &PaymentId, attempt: usize) -> U2aOutcome {
+        let n = attempt.max(1);
+        let span = tracing::info_span!("job", job = step.name(), payment_id = %id, attempt = n);
+        async move {
+            let error = match self.step(step, id, n).await {
+                Ok(()) => return U2aOutcome::Done,
+                Err(e) => e,
+            };
+            let last = u32::try_from(n).unwrap_or(u32::MAX) >= self.max_attempts;
+            match error {
+                StepError::Transient(reason) if !last => self.retry(id, reason, n).await,
+                StepError::Transient(reason) => {
+                    let reason = format!("gave up after {n} attempts: {reason}");
+                    self.give_up(id, reason, n).await
+                }
+                StepError::Attention(reason) => self.give_up(id, reason, n).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The step itself.
+    async fn step(&self, step: U2aStep, id: &PaymentId, attempt: usize) -> StepResult {
+        let deps = &self.deps;
+        match step {
+            U2aStep::Approve => approve(deps, id, attempt).await,
+            U2aStep::Complete => complete(deps, id, attempt).await,
+            U2aStep::Cancel => reread(deps, id, attempt, "cancel_callback").await,
+            U2aStep::RecordError => reread(deps, id, attempt, "error_callback").await,
+            U2aStep::Incomplete => incomplete(deps, id, attempt).await,
+        }
+    }
+
+    /// A transient failure below the cap: note it and let the queue try again.
+    async fn retry(&self, id: &PaymentId, reason: String, attempt: usize) -> U2aOutcome {
+        tracing::warn!(%reason, "step failed; will retry");
+        // Best effort: the history shows every try. A ledger error here changes nothing.
+        if let Err(e) = self
+            .deps
+            .ledger
+            .note(id, "attempt_failed", Some(&reason), attempt as i64, None)
+            .await
+        {
+            tracing::debug!(error = %e, "could not note the failed attempt");
+        }
+        U2aOutcome::Retry { reason }
+    }
+
+    /// Move the payment to `needs_attention` and stop the job for good.
+    async fn give_up(&self, id: &PaymentId, reason: String, attempt: usize) -> U2aOutcome {
+        tracing::error!(%reason, "payment needs attention");
+        let applied = self
+            .deps
+            .ledger
+            .apply(
+                id,
+                Transition::GaveUp {
+                    reason: reason.clone(),
+                },
+                Some(&reason),
+                attempt as i64,
+                PaymentPatch::default(),
+            )
+            .await;
+        let flagged = match applied {
+            Ok(_) => true,
+            // Completed or cancelled meanwhile (another run finished it): nothing to flag.
+            Err(LedgerError::InvalidTransition(e)) => {
+                tracing::info!(error = %e, "payment already settled; not flagging it");
+                false
+            }
+            // The ledger is unreachable: let the job be retried so the outcome is not lost.
+            Err(e) => {
+                return U2aOutcome::Retry {
+                    reason: format!("could not record needs_attention: {e}"),
+                };
+            }
+        };
+        U2aOutcome::GaveUp { reason, flagged }
+    }
+}
