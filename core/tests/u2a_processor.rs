@@ -7,6 +7,7 @@ mod payout_sim;
 use payout_sim::start;
 use pi_payments_core::ids::{PaymentId, Txid};
 use pi_payments_core::retry::RetryPolicy;
+use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::PaymentState;
 use pi_payments_core::u2a::{U2aDeps, U2aOutcome, U2aProcessor, U2aStep};
 use pi_sim::SimConfig;
@@ -48,10 +49,10 @@ impl Env {
         let body = json!({"uid": uid, "amount": 1, "memo": "m", "metadata": {}});
         let created = self.sim("/_sim/u2a", body).await;
         let id = PaymentId::parse(created["identifier"].as_str().unwrap()).unwrap();
-        let token = token["access_token"].as_str();
+        let token = token["access_token"].as_str().and_then(AccessToken::new);
         self.env
             .ledger
-            .record_approve_callback(&id, token)
+            .record_approve_callback(&id, token.as_ref())
             .await
             .unwrap();
         id
