@@ -17,10 +17,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use crate::Shared;
 use crate::amount::parse_stroops;
 use crate::audit::audit;
 use crate::chain::records::SubmitOutcome;
+use crate::shared::Shared;
 
 use crate::error::ApiError;
 use crate::faults::FaultUpdate;
@@ -73,7 +73,7 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 fn ok(value: &impl serde::Serialize) -> Response {
-    crate::json_response(StatusCode::OK, value)
+    crate::response::json_response(StatusCode::OK, value)
 }
 
 async fn info(State(shared): State<Arc<Shared>>) -> Response {

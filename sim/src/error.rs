@@ -132,7 +132,7 @@ impl IntoResponse for ApiError {
             payment: self.payment.as_deref().map(|p| p.dto.as_ref()),
             verification_error: self.verification_error,
         };
-        let mut response = crate::json_response(self.status, &body);
+        let mut response = crate::response::json_response(self.status, &body);
         if let Some(payment) = &self.payment {
             response
                 .extensions_mut()

@@ -11,11 +11,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use stellar_xdr::{FeeBumpTransactionInnerTx, Limits, Memo, ReadXdr, TransactionEnvelope};
 
-use crate::Shared;
 use crate::error::{ApiError, PaymentRef};
 use crate::faults::{Target, Verdict};
 use crate::request_log::Outcome;
 use crate::server::DropConnection;
+use crate::shared::Shared;
 
 /// Largest submission body buffered to read its memo (Horizon's own limit is far lower).
 const MAX_SUBMIT_BODY: usize = 1 << 20;
@@ -208,7 +208,7 @@ fn horizon_problem(status: StatusCode, kind: &str, title: &str, detail: &str) ->
         "status": status.as_u16(),
         "detail": detail,
     });
-    let mut response = crate::json_response(status, &body);
+    let mut response = crate::response::json_response(status, &body);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json; charset=utf-8"),

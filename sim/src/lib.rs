@@ -21,16 +21,16 @@ mod control;
 mod layer;
 mod platform;
 mod request_log;
+mod response;
 mod server;
+mod shared;
 mod state;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -44,121 +44,11 @@ use crate::faults::{FaultKnobs, Faults};
 use crate::keys::Keypair;
 use crate::layer::{LayerState, fault_layer};
 use crate::request_log::RequestLog;
+use crate::shared::Shared;
 use crate::state::{PlatformState, Settings, random_alphanumeric};
 
 /// How long [`RunningSim::shutdown`] lets in-flight requests finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Everything the handlers share: settings, the chain, and the locked state.
-pub(crate) struct Shared {
-    settings: Settings,
-    chain: Chain,
-    platform: Mutex<PlatformState>,
-    faults: Mutex<Faults>,
-    log: Mutex<RequestLog>,
-    /// The knobs at start, restored by a full reset.
-    initial_knobs: FaultKnobs,
-    platform_port: u16,
-    horizon_port: u16,
-}
-
-/// Locks a mutex; a panicked holder cannot leave these states half-changed (every change is a
-/// single assignment sequence without awaits), so a poisoned lock is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Shared {
-    fn platform(&self) -> MutexGuard<'_, PlatformState> {
-        lock(&self.platform)
-    }
-
-    fn faults(&self) -> MutexGuard<'_, Faults> {
-        lock(&self.faults)
-    }
-
-    fn log(&self) -> MutexGuard<'_, RequestLog> {
-        lock(&self.log)
-    }
-
-    /// The ready line's fields, in the documented order.
-    fn ready_line(&self) -> String {
-        /// Typed so the fields keep the documented order on the wire.
-        #[derive(serde::Serialize)]
-        struct Ready<'a> {
-            event: &'a str,
-            platform_url: &'a str,
-            horizon_url: &'a str,
-            platform_port: u16,
-            horizon_port: u16,
-            api_key: &'a str,
-            app_wallet_public_key: &'a str,
-            app_wallet_seed: String,
-            network_passphrase: &'a str,
-            ledger: u32,
-        }
-        let s = &self.settings;
-        let ready = Ready {
-            event: "ready",
-            platform_url: &s.platform_url,
-            horizon_url: &s.horizon_url,
-            platform_port: self.platform_port,
-            horizon_port: self.horizon_port,
-            api_key: &s.api_key,
-            app_wallet_public_key: &s.app_address,
-            app_wallet_seed: s.app_wallet.secret_seed(),
-            network_passphrase: &s.network,
-            ledger: self.chain.latest_ledger().sequence,
-        };
-        serde_json::to_string(&ready).unwrap_or_default()
-    }
-
-    fn ready_json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ready_line()).unwrap_or_default()
-    }
-
-    fn reset_log(&self) {
-        *self.log() = RequestLog::default();
-    }
-
-    /// Forgets payments, users, tokens, ads, the log and the chain; restores the start knobs
-    /// and re-funds the app wallet.
-    fn reset_all(&self) {
-        let mut platform = self.platform();
-        *platform = PlatformState::default();
-        self.chain.reset();
-        self.chain
-            .fund_account(&self.settings.app_address, self.settings.app_balance);
-        let knobs = self.initial_knobs.clone();
-        self.chain.set_ledger_seconds(knobs.ledger_seconds);
-        self.chain.set_max_tx_per_ledger(knobs.max_tx_per_ledger);
-        *self.faults() = Faults::new(knobs);
-        drop(platform);
-        self.reset_log();
-    }
-}
-
-/// A JSON answer with the given status (serialization of our own types cannot fail; if it
-/// somehow did, the client gets a 500 saying so).
-pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(body) => {
-            let mut response = (status, body).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("pi-sim could not serialize its answer: {error}"),
-        )
-            .into_response(),
-    }
-}
 
 /// A started simulator: where it listens and the secrets a client needs. Dropping it stops the
 /// listeners; [`RunningSim::shutdown`] also waits for in-flight requests.

@@ -12,8 +12,8 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::Shared;
 use crate::amount::parse_stroops;
+use crate::shared::Shared;
 
 use crate::error::{ApiError, PaymentRef};
 use crate::state::{NewPayment, Payment, PaymentDto};
@@ -36,7 +36,8 @@ pub fn routes() -> Router<Arc<Shared>> {
 
 /// A payment answer, tagged for the request log.
 pub fn payment_response(shared: &Shared, payment: &Payment) -> Response {
-    let mut response = crate::json_response(StatusCode::OK, &payment.dto(&shared.settings));
+    let mut response =
+        crate::response::json_response(StatusCode::OK, &payment.dto(&shared.settings));
     response
         .extensions_mut()
         .insert(PaymentRef(payment.identifier.clone()));
@@ -115,7 +116,7 @@ async fn me(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Result<Res
             .any(|s| s == "username")
             .then_some(user.username.as_str()),
     };
-    Ok(crate::json_response(StatusCode::OK, &dto))
+    Ok(crate::response::json_response(StatusCode::OK, &dto))
 }
 
 /// Parses `{uid, amount, memo, metadata}` exactly (amount from its JSON text). Shared by A2U
@@ -261,7 +262,7 @@ async fn incomplete_server_payments(
         .into_iter()
         .map(|p| p.dto(&shared.settings))
         .collect();
-    Ok(crate::json_response(
+    Ok(crate::response::json_response(
         StatusCode::OK,
         &Incomplete {
             incomplete_server_payments: list,
@@ -282,7 +283,7 @@ async fn ads_status(
             format!("No rewarded ad {ad_id:?}; the adId comes from the AD_REWARDED result"),
         )
     })?;
-    Ok(crate::json_response(StatusCode::OK, &ad))
+    Ok(crate::response::json_response(StatusCode::OK, &ad))
 }
 
 /// Unknown paths: 404 `not_found`.
