@@ -165,7 +165,7 @@ impl<'de> serde::Deserialize<'de> for PiAmount {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::amount::*;
 
     #[test]
     fn parses_exact_decimals() {

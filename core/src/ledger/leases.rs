@@ -8,7 +8,9 @@
 //! takes it over. Holders are unique per use (e.g. worker id + run nonce), so a stale process
 //! can never release or renew someone else's lease.
 
-use super::{Ledger, LedgerError, now_ms};
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::error::LedgerError;
 use sqlx::Row;
 use std::time::Duration;
 

@@ -177,7 +177,7 @@ impl Lanes {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::payout::lane::*;
 
     #[tokio::test]
     async fn channels_are_deduplicated_and_spread() {

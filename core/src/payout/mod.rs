@@ -1,6 +1,5 @@
 //! A2U payouts: the app pays Pioneers exactly once (pi-platform.md §5).
 //!
-//! - [`ids`]: `PayoutId` (`po_…`) and `BatchId` (`bat_…`).
 //! - [`processor`]: [`PayoutProcessor::step`], the pipeline as persisted steps; the payout
 //!   state machine itself is [`crate::state::next_payout`] and its rows live in
 //!   [`crate::ledger::payouts`].
@@ -10,9 +9,9 @@
 //! [`StepOutcome`]: `Again` → enqueue now, `RetryAt(d)` → enqueue after `d`, anything else →
 //! done. The API only records requests (`Ledger::request_payout`) and enqueues the job.
 
-pub mod ids;
 pub mod lane;
 pub mod processor;
 
-pub use ids::{BatchId, PayoutId};
+/// Payout and batch ids live in [`crate::ids`]; re-exported here for existing users.
+pub use crate::ids::{BatchId, PayoutId};
 pub use processor::{CrashPoint, PayoutConfig, PayoutError, PayoutProcessor, StepOutcome};

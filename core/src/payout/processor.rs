@@ -19,12 +19,11 @@
 //! failures come back as [`StepOutcome::RetryAt`] with exponential backoff; after
 //! [`PayoutConfig::max_attempts`] the payout goes to `needs_attention` with its reason.
 
-use super::ids::PayoutId;
 use super::lane::{LaneGuard, Lanes, SequenceError};
-use crate::PiAmount;
+use crate::amount::PiAmount;
 use crate::dto::{CreatePaymentRequest, Direction as PiDirection, PaymentDto};
 use crate::horizon::{HorizonClient, HorizonError, SubmitError};
-use crate::ids::{Txid, Uid};
+use crate::ids::{PayoutId, Txid, Uid};
 use crate::ledger::payouts::PAYOUT_ID_METADATA_KEY;
 use crate::ledger::{
     Ledger, LedgerError, PayoutApplied, PayoutNote, PayoutPatch, PayoutRow, now_ms,
@@ -1360,7 +1359,7 @@ fn millis(d: Duration) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::payout::processor::*;
 
     #[test]
     fn defaults_respect_pi_time_bounds() {

@@ -15,14 +15,14 @@
 //!
 //! Rows in `needs_attention` are listed separately: they are known problems, not drift.
 
-use super::server::{describe, payout_for};
-use super::{RunRow, UNKNOWN_SERVER_PAYMENT, ms};
+use super::config::{DEFAULT_STUCK_AFTER, ms};
+use super::reconciler::Reconciler;
+use super::server::{UNKNOWN_SERVER_PAYMENT, describe, payout_for};
+use crate::amount::PiAmount;
 use crate::dto::PaymentDto;
 use crate::horizon::{HorizonClient, Order};
 use crate::ids::PaymentId;
-use crate::ledger::payments::{payment_cols, payment_from_row};
-use crate::ledger::{Ledger, LedgerError, PaymentRow, PayoutRow, now_ms};
-use crate::payout::PayoutId;
+use crate::ledger::{Ledger, LedgerError, PaymentRow, PayoutRow, RunRow, now_ms};
 use crate::pi_client::{PiClient, PiError};
 use crate::state::{PaymentState, PayoutState};
 use std::collections::{BTreeMap, HashSet};
@@ -147,7 +147,7 @@ pub struct DriftOptions {
 impl Default for DriftOptions {
     fn default() -> Self {
         DriftOptions {
-            stuck_after: super::DEFAULT_STUCK_AFTER,
+            stuck_after: DEFAULT_STUCK_AFTER,
             since: Duration::from_secs(24 * 3600),
             max_rows: 500,
             chain_limit: 200,
@@ -175,6 +175,22 @@ impl std::fmt::Debug for DriftChecker {
             .field("app_wallet", &self.app_wallet)
             .field("options", &self.options)
             .finish_non_exhaustive()
+    }
+}
+
+impl Reconciler {
+    /// The drift checker over the same ledger, Pi and Horizon.
+    pub fn drift_checker(&self) -> DriftChecker {
+        DriftChecker::new(
+            self.ledger.clone(),
+            self.pi.clone(),
+            self.horizon.clone(),
+            self.app_wallet.clone(),
+            DriftOptions {
+                stuck_after: self.config.stuck_after,
+                ..DriftOptions::default()
+            },
+        )
     }
 }
 
@@ -331,21 +347,10 @@ impl DriftChecker {
         since: i64,
         report: &mut DriftReport,
     ) -> Result<(), LedgerError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            payment_cols!(),
-            " FROM payments WHERE direction = 'user_to_app' ",
-            "AND (state NOT IN ('completed', 'cancelled') OR updated_at >= $1) ",
-            "ORDER BY updated_at DESC LIMIT $2"
-        ))
-        .bind(since)
-        .bind(self.options.max_rows)
-        .fetch_all(self.ledger.pool())
-        .await?;
-        let rows: Vec<PaymentRow> = rows
-            .iter()
-            .map(payment_from_row)
-            .collect::<Result<_, _>>()?;
+        let rows = self
+            .ledger
+            .payments_for_drift(since, self.options.max_rows)
+            .await?;
         report.checked.payments = rows.len() as u64;
         let old = now.saturating_sub(ms(self.options.stuck_after));
         let dtos = self
@@ -437,24 +442,10 @@ impl DriftChecker {
         since: i64,
         report: &mut DriftReport,
     ) -> Result<(), LedgerError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM payouts WHERE \
-             (state NOT IN ('completed', 'failed', 'cancelled') OR updated_at >= $1) \
-             ORDER BY updated_at DESC LIMIT $2",
-        )
-        .bind(since)
-        .bind(self.options.max_rows)
-        .fetch_all(self.ledger.pool())
-        .await?;
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Ok(id) = PayoutId::parse(&id) else {
-                return Err(LedgerError::Corrupt(format!("payouts.id {id:?}")));
-            };
-            if let Some(row) = self.ledger.payout(&id).await? {
-                rows.push(row);
-            }
-        }
+        let rows = self
+            .ledger
+            .payouts_for_drift(since, self.options.max_rows)
+            .await?;
         report.checked.payouts = rows.len() as u64;
         let with_pi: Vec<&PayoutRow> = rows.iter().filter(|r| r.pi_payment_id.is_some()).collect();
         for row in rows.iter().filter(|r| r.pi_payment_id.is_none()) {
@@ -598,7 +589,7 @@ impl DriftChecker {
             {
                 let chain = Some(format!(
                     "{} Pi from {} to {}, memo {:?}",
-                    crate::PiAmount::from_stroops(op.amount_stroops)
+                    PiAmount::from_stroops(op.amount_stroops)
                         .map(|a| a.to_string())
                         .unwrap_or_else(|| format!("{} stroops", op.amount_stroops)),
                     short(&op.from),

@@ -1,64 +1,15 @@
-//! App-facing events: their types, the JSON body a webhook carries, and the webhook signature.
+//! The JSON body a webhook carries, and the webhook signature.
 //!
 //! Signature (header `Pi-Payments-Signature`): `t=<unix seconds>,v1=<hex HMAC-SHA256>` over
 //! `"{t}.{body}"` with `APP_WEBHOOK_SECRET`. The timestamp inside the MAC lets the app reject
 //! replays older than a tolerance; `v1` leaves room for a future scheme.
 
-use crate::ledger::{EventRow, Order, PaymentRow};
+use crate::ledger::outbox::EventRow;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::fmt;
 
 /// The HTTP header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "Pi-Payments-Signature";
-
-/// Every event type the service emits (the outbox's `event_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum EventType {
-    #[serde(rename = "payment.approved")]
-    PaymentApproved,
-    #[serde(rename = "payment.completed")]
-    PaymentCompleted,
-    #[serde(rename = "payment.cancelled")]
-    PaymentCancelled,
-    #[serde(rename = "payment.needs_attention")]
-    PaymentNeedsAttention,
-    #[serde(rename = "payout.completed")]
-    PayoutCompleted,
-    #[serde(rename = "payout.failed")]
-    PayoutFailed,
-    #[serde(rename = "ad.granted")]
-    AdGranted,
-    #[serde(rename = "ad.revoked")]
-    AdRevoked,
-}
-
-impl EventType {
-    /// The dotted name, e.g. `payment.completed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::PaymentApproved => "payment.approved",
-            EventType::PaymentCompleted => "payment.completed",
-            EventType::PaymentCancelled => "payment.cancelled",
-            EventType::PaymentNeedsAttention => "payment.needs_attention",
-            EventType::PayoutCompleted => "payout.completed",
-            EventType::PayoutFailed => "payout.failed",
-            EventType::AdGranted => "ad.granted",
-            EventType::AdRevoked => "ad.revoked",
-        }
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The `data` of a payment event: the payment (and its order, if any) as of the event.
-pub fn payment_event_data(payment: &PaymentRow, order: Option<&Order>) -> serde_json::Value {
-    serde_json::json!({ "payment": payment, "order": order })
-}
 
 /// The JSON body POSTed to `APP_WEBHOOK_URL` (and listed by `GET /events`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -169,7 +120,7 @@ pub fn verify_webhook(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::events::webhook::*;
 
     // Computed independently:
     // python3 -c 'import hmac,hashlib;print(hmac.new(b"whsec_test",b"1700000000.{\"id\":1}",hashlib.sha256).hexdigest())'
@@ -213,18 +164,6 @@ mod tests {
         assert_eq!(
             verify_webhook(b"whsec_test", &rotated, body, 1_700_000_000, 300),
             Ok(())
-        );
-    }
-
-    #[test]
-    fn event_types_serialize_dotted() {
-        assert_eq!(
-            serde_json::to_string(&EventType::PaymentCompleted).unwrap(),
-            "\"payment.completed\""
-        );
-        assert_eq!(
-            EventType::PaymentNeedsAttention.as_str(),
-            "payment.needs_attention"
         );
     }
 
