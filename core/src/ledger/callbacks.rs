@@ -406,6 +406,17 @@ pub(super) async fn record_in(
     Ok(recorded)
 }
 
+/// A `Ledger::record_*_callback` method: one step's arguments made into a [`Callback`] and
+/// recorded with [`Ledger::record_callback`] (the API and tests name the step they send).
+macro_rules! record_callback_method {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) => $callback:expr) => {
+        $(#[$doc])*
+        pub async fn $name(&self, $($arg: $ty),*) -> Result<Recorded, LedgerError> {
+            self.record_callback(&$callback).await
+        }
+    };
+}
+
 impl Ledger {
     /// Record one callback in its own transaction.
     pub async fn record_callback(&self, cb: &Callback) -> Result<Recorded, LedgerError> {
@@ -415,66 +426,38 @@ impl Ledger {
         Ok(recorded)
     }
 
-    /// The approve callback: creates the payment as `received` (job: approve) on first arrival.
-    pub async fn record_approve_callback(
-        &self,
-        id: &PaymentId,
-        access_token: Option<&str>,
-    ) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Approve {
+    record_callback_method!(
+        /// The approve callback: creates the payment as `received` (job: approve) on first arrival.
+        record_approve_callback(id: &PaymentId, access_token: Option<&str>) => Callback::Approve {
             payment_id: id.clone(),
             access_token: access_token.map(str::to_string),
-        })
-        .await
-    }
+        }
+    );
 
-    /// The complete callback: stores the txid and moves the payment to `completing` (job:
-    /// complete), even for a payment whose approve we never saw. A different txid for a payment
-    /// that already has one is refused with [`LedgerError::TxidConflict`], never overwritten.
-    pub async fn record_complete_callback(
-        &self,
-        id: &PaymentId,
-        txid: &Txid,
-    ) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Complete {
-            payment_id: id.clone(),
-            txid: txid.clone(),
-        })
-        .await
-    }
+    record_callback_method!(
+        /// The complete callback: stores the txid and moves the payment to `completing` (job:
+        /// complete), even for a payment whose approve we never saw. A different txid for a
+        /// payment that already has one is refused with [`LedgerError::TxidConflict`], never
+        /// overwritten.
+        record_complete_callback(id: &PaymentId, txid: &Txid) =>
+            Callback::Complete { payment_id: id.clone(), txid: txid.clone() }
+    );
 
-    /// The cancel callback: recorded; the cancel job re-reads Pi (the client is not trusted).
-    pub async fn record_cancel_callback(&self, id: &PaymentId) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Cancel {
-            payment_id: id.clone(),
-        })
-        .await
-    }
+    record_callback_method!(
+        /// The cancel callback: recorded; the cancel job re-reads Pi (the client is not trusted).
+        record_cancel_callback(id: &PaymentId) => Callback::Cancel { payment_id: id.clone() }
+    );
 
-    /// The error callback: the text goes into the payment's history; the job re-reads Pi.
-    pub async fn record_error_callback(
-        &self,
-        id: &PaymentId,
-        error_text: &str,
-    ) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Error {
-            payment_id: id.clone(),
-            error: error_text.to_string(),
-        })
-        .await
-    }
+    record_callback_method!(
+        /// The error callback: the text goes into the payment's history; the job re-reads Pi.
+        record_error_callback(id: &PaymentId, error_text: &str) =>
+            Callback::Error { payment_id: id.clone(), error: error_text.to_string() }
+    );
 
-    /// The incomplete callback: with a txid it is the complete path; without one the
-    /// incomplete job re-reads Pi and cancels an approved payment that has no tx.
-    pub async fn record_incomplete_callback(
-        &self,
-        id: &PaymentId,
-        txid: Option<&Txid>,
-    ) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Incomplete {
-            payment_id: id.clone(),
-            txid: txid.cloned(),
-        })
-        .await
-    }
+    record_callback_method!(
+        /// The incomplete callback: with a txid it is the complete path; without one the
+        /// incomplete job re-reads Pi and cancels an approved payment that has no tx.
+        record_incomplete_callback(id: &PaymentId, txid: Option<&Txid>) =>
+            Callback::Incomplete { payment_id: id.clone(), txid: txid.cloned() }
+    );
 }

@@ -37,20 +37,16 @@ impl Ledger {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, LedgerError> {
-        let now = now_ms();
-        let taken = sqlx::query(
+        // The upsert changes no row when the lease is held and not expired.
+        self.write_lease(
             "INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET holder = $2, acquired_at = $3, expires_at = $4 \
-             WHERE leases.expires_at <= $3 \
-             RETURNING holder",
+             WHERE leases.expires_at <= $3",
+            name,
+            holder,
+            ttl,
         )
-        .bind(name)
-        .bind(holder)
-        .bind(now)
-        .bind(now.saturating_add(ms(ttl)))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(taken.is_some())
+        .await
     }
 
     /// Extend a lease `holder` still holds by `ttl` from now. `false` when it was lost (expired
@@ -61,17 +57,33 @@ impl Ledger {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, LedgerError> {
-        let now = now_ms();
-        let renewed = sqlx::query(
-            "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2 AND expires_at > $4",
+        self.write_lease(
+            "UPDATE leases SET expires_at = $4 WHERE name = $1 AND holder = $2 AND expires_at > $3",
+            name,
+            holder,
+            ttl,
         )
-        .bind(name)
-        .bind(holder)
-        .bind(now.saturating_add(ms(ttl)))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(renewed.rows_affected() == 1)
+        .await
+    }
+
+    /// Run a lease write whose `$1`..`$4` are the name, the holder, now and now + `ttl` (unix
+    /// ms); `true` when it changed the lease's row.
+    async fn write_lease(
+        &self,
+        sql: &'static str,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, LedgerError> {
+        let now = now_ms();
+        let written = sqlx::query(sql)
+            .bind(name)
+            .bind(holder)
+            .bind(now)
+            .bind(now.saturating_add(ms(ttl)))
+            .execute(&self.pool)
+            .await?;
+        Ok(written.rows_affected() == 1)
     }
 
     /// Give the lease back. With `keep_until` (unix ms) the lease stays held, unrenewable,
