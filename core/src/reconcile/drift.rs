@@ -226,23 +226,82 @@ fn pi_cancelled(dto: &PaymentDto) -> bool {
     dto.status.cancelled || dto.status.user_cancelled
 }
 
-fn payment_view(row: &PaymentRow) -> String {
-    let mut v = row.state.to_string();
-    if let Some(a) = row.amount {
-        v.push_str(&format!(", {a} Pi"));
-    }
-    if let Some(t) = &row.txid {
-        v.push_str(&format!(", tx {}", short(t.as_str())));
-    }
-    v
+/// A ledger row (payment or payout) as the report shows it.
+struct Shown {
+    /// `payment` or `payout`.
+    subject_type: &'static str,
+    subject: String,
+    /// The ledger's view in a few words (state, amount, transaction).
+    view: String,
+    reason: Option<String>,
+    /// Unix milliseconds of the row's last change.
+    since: i64,
 }
 
-fn payout_view(row: &PayoutRow) -> String {
-    let mut v = format!("{}, {} Pi", row.state, row.amount);
-    if let Some(t) = &row.tx_hash {
-        v.push_str(&format!(", tx {}", short(t)));
+impl Shown {
+    fn new(
+        subject_type: &'static str,
+        id: &impl std::fmt::Display,
+        view: String,
+        reason: &Option<String>,
+        since: i64,
+    ) -> Shown {
+        Shown {
+            subject_type,
+            subject: id.to_string(),
+            view,
+            reason: reason.clone(),
+            since,
+        }
     }
-    v
+
+    /// A disagreement between this row and Pi (the chain is not involved).
+    fn drift(&self, kind: DriftKind, pi: Option<String>, detail: String) -> DriftItem {
+        DriftItem {
+            kind,
+            subject_type: self.subject_type.into(),
+            subject: self.subject.clone(),
+            ledger: Some(self.view.clone()),
+            pi,
+            chain: None,
+            detail,
+        }
+    }
+
+    /// This row waiting for a person.
+    fn attention(&self, pi: Option<String>) -> AttentionItem {
+        AttentionItem {
+            subject_type: self.subject_type.into(),
+            subject: self.subject.clone(),
+            reason: self.reason.clone(),
+            since: self.since,
+            pi,
+        }
+    }
+}
+
+impl From<&PaymentRow> for Shown {
+    fn from(row: &PaymentRow) -> Shown {
+        let mut view = row.state.to_string();
+        if let Some(a) = row.amount {
+            view.push_str(&format!(", {a} Pi"));
+        }
+        if let Some(t) = &row.txid {
+            view.push_str(&format!(", tx {}", short(t.as_str())));
+        }
+        Shown::new("payment", &row.id, view, &row.reason, row.updated_at)
+    }
+}
+
+impl From<&PayoutRow> for Shown {
+    fn from(row: &PayoutRow) -> Shown {
+        let tx = row.tx_hash.as_deref().map(short);
+        let view = match tx {
+            Some(tx) => format!("{}, {} Pi, tx {tx}", row.state, row.amount),
+            None => format!("{}, {} Pi", row.state, row.amount),
+        };
+        Shown::new("payout", &row.id, view, &row.reason, row.updated_at)
+    }
 }
 
 impl DriftReport {
@@ -357,22 +416,17 @@ impl DriftChecker {
             .read_pi(rows.iter().map(|r| r.id.clone()).collect())
             .await;
         for (row, dto) in rows.iter().zip(dtos) {
-            let item = |kind, pi: Option<String>, detail: String| DriftItem {
-                kind,
-                subject_type: "payment".into(),
-                subject: row.id.to_string(),
-                ledger: Some(payment_view(row)),
-                pi,
-                chain: None,
-                detail,
-            };
+            let shown = Shown::from(row);
+            let item = |kind, pi, detail| shown.drift(kind, pi, detail);
             let dto = match dto {
                 Ok(dto) => dto,
-                Err(e) if matches!(e.root(), PiError::PaymentNotFound) => {
-                    if row.state == PaymentState::NeedsAttention {
+                Err(e) => {
+                    if !matches!(e.root(), PiError::PaymentNotFound) {
+                        report.error(format!("payment {}: reading it at Pi failed: {e}", row.id));
+                    } else if row.state == PaymentState::NeedsAttention {
                         report
                             .needs_attention
-                            .push(attention_payment(row, Some("not found at Pi".into())));
+                            .push(shown.attention(Some("not found at Pi".into())));
                     } else if row.updated_at <= old {
                         report.push(item(
                             DriftKind::MissingAtPi,
@@ -382,16 +436,12 @@ impl DriftChecker {
                     }
                     continue;
                 }
-                Err(e) => {
-                    report.error(format!("payment {}: reading it at Pi failed: {e}", row.id));
-                    continue;
-                }
             };
             let pi = Some(pi_view(&dto));
             let completed_at_pi = dto.status.developer_completed;
             let mismatch = match row.state {
                 PaymentState::NeedsAttention => {
-                    report.needs_attention.push(attention_payment(row, pi.clone()));
+                    report.needs_attention.push(shown.attention(pi.clone()));
                     None
                 }
                 PaymentState::Completed if !completed_at_pi => Some(
@@ -450,7 +500,9 @@ impl DriftChecker {
         let with_pi: Vec<&PayoutRow> = rows.iter().filter(|r| r.pi_payment_id.is_some()).collect();
         for row in rows.iter().filter(|r| r.pi_payment_id.is_none()) {
             if row.state == PayoutState::NeedsAttention {
-                report.needs_attention.push(attention_payout(row, None));
+                report
+                    .needs_attention
+                    .push(Shown::from(row).attention(None));
             }
         }
         let dtos = self
@@ -463,15 +515,8 @@ impl DriftChecker {
             .await;
         let old = now.saturating_sub(ms(self.options.stuck_after));
         for (row, dto) in with_pi.into_iter().zip(dtos) {
-            let item = |kind, pi: Option<String>, detail: String| DriftItem {
-                kind,
-                subject_type: "payout".into(),
-                subject: row.id.to_string(),
-                ledger: Some(payout_view(row)),
-                pi,
-                chain: None,
-                detail,
-            };
+            let shown = Shown::from(row);
+            let item = |kind, pi, detail| shown.drift(kind, pi, detail);
             let dto = match dto {
                 Ok(dto) => dto,
                 Err(e) if matches!(e.root(), PiError::PaymentNotFound) => {
@@ -494,9 +539,7 @@ impl DriftChecker {
             let completed_at_pi = dto.status.developer_completed;
             let mismatch = match row.state {
                 PayoutState::NeedsAttention => {
-                    report
-                        .needs_attention
-                        .push(attention_payout(row, pi.clone()));
+                    report.needs_attention.push(shown.attention(pi.clone()));
                     None
                 }
                 PayoutState::Completed if !completed_at_pi => {
@@ -624,7 +667,7 @@ impl DriftChecker {
                     if wrong_amount || wrong_dest {
                         report.push(item(
                             DriftKind::ChainPaymentMismatch,
-                            Some(payout_view(&payout)),
+                            Some(Shown::from(&payout).view),
                             format!(
                                 "pays payout {} but {}",
                                 payout.id,
@@ -659,14 +702,14 @@ impl DriftChecker {
                             if row.amount.is_some_and(|a| a.stroops() != op.amount_stroops) {
                                 report.push(item(
                                     DriftKind::AmountMismatch,
-                                    Some(payment_view(&row)),
+                                    Some(Shown::from(&row).view),
                                     format!("payment {pid} is for another amount than this transaction pays"),
                                 ));
                             }
                             if row.txid.as_ref().is_some_and(|t| t.as_str() != tx.hash) {
                                 report.push(item(
                                     DriftKind::TxidMismatch,
-                                    Some(payment_view(&row)),
+                                    Some(Shown::from(&row).view),
                                     format!("a second transaction with payment {pid}'s memo: the Pioneer may have paid twice (refund it)"),
                                 ));
                             }
@@ -682,7 +725,7 @@ impl DriftChecker {
                     kind: DriftKind::DuplicateChainPayment,
                     subject_type: "payout".into(),
                     subject: payout_id,
-                    ledger: Some(payout_view(&payout)),
+                    ledger: Some(Shown::from(&payout).view),
                     pi: None,
                     chain: Some(
                         distinct.iter().map(|h| short(h)).collect::<Vec<_>>().join(", "),
@@ -744,25 +787,5 @@ impl DriftChecker {
             }
         }
         Ok(())
-    }
-}
-
-fn attention_payment(row: &PaymentRow, pi: Option<String>) -> AttentionItem {
-    AttentionItem {
-        subject_type: "payment".into(),
-        subject: row.id.to_string(),
-        reason: row.reason.clone(),
-        since: row.updated_at,
-        pi,
-    }
-}
-
-fn attention_payout(row: &PayoutRow, pi: Option<String>) -> AttentionItem {
-    AttentionItem {
-        subject_type: "payout".into(),
-        subject: row.id.to_string(),
-        reason: row.reason.clone(),
-        since: row.updated_at,
-        pi,
     }
 }
