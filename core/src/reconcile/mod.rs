@@ -12,7 +12,8 @@
 //!   our payouts (by identifier, or by the payout id in its metadata) is resumed from its stored
 //!   step by the payout job; one we do not know is recorded as a finding and never paid.
 //! - [`drift`]: the drift report, ledger vs Pi vs chain, for `pi-payments reconcile --report`
-//!   and `GET /admin/drift`.
+//!   and `GET /admin/drift` ([`drift_report`]: its shape; [`drift_compare`]: a ledger row vs
+//!   its Pi payment).
 //! - [`run`]: one run ([`Reconciler::run_once`]); [`reconciler`]: what it works with;
 //!   [`config`]: its tunables. What runs record lives in the ledger
 //!   ([`crate::ledger::reconcile`], [`crate::ledger::sweep`]).
@@ -24,6 +25,8 @@
 
 pub mod config;
 pub mod drift;
+pub mod drift_compare;
+pub mod drift_report;
 pub mod error;
 pub mod reconciler;
 pub mod run;
@@ -35,9 +38,8 @@ pub use crate::ledger::reconcile::{FindingRow, RunRow};
 pub use config::{
     DEFAULT_ABANDON_AFTER, DEFAULT_RECONCILE_EVERY, DEFAULT_STUCK_AFTER, ReconcileConfig,
 };
-pub use drift::{
-    AttentionItem, Checked, DriftChecker, DriftItem, DriftKind, DriftOptions, DriftReport,
-};
+pub use drift::{DriftChecker, DriftOptions};
+pub use drift_report::{AttentionItem, Checked, DriftItem, DriftKind, DriftReport};
 pub use error::ReconcileError;
 pub use reconciler::Reconciler;
 pub use run::{RECONCILE_LEASE, RunOutcome};
