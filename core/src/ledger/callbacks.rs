@@ -38,6 +38,10 @@ static LATE_ACCESS_TOKEN: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The history cause of a txid a callback brought for a payment that cannot take it (e.g. a
+/// cancelled one): kept on record for the operator, nothing changed.
+const IGNORED_TXID: &str = "complete_callback_ignored";
+
 /// How long an incomplete callback waits before it may enqueue another job for the same payment.
 pub const INCOMPLETE_REARM_MS: i64 = 60_000;
 
@@ -266,21 +270,20 @@ pub(super) async fn record_in(
         _ => cb.txid().map(|t| format!("txid {t}")),
     };
 
+    // The history line this callback leaves: `from` → `to`, as the callback's `cause`.
+    let line = |from, to, cause| HistoryLine {
+        payment_id: id,
+        from,
+        to,
+        cause,
+        detail: detail.as_deref(),
+        attempt: 0,
+        at: now,
+    };
+
     if let Some(row) = inserted {
         let row = payment_from_row(&row)?;
-        insert_event(
-            conn,
-            &HistoryLine {
-                payment_id: id,
-                from: None,
-                to: row.state,
-                cause: step.cause(),
-                detail: detail.as_deref(),
-                attempt: 0,
-                at: now,
-            },
-        )
-        .await?;
+        insert_event(conn, &line(None, row.state, step.cause())).await?;
         let job = match cb {
             Callback::Approve { .. } => Some(Job::approve(id.clone())),
             Callback::Complete { .. } | Callback::Incomplete { txid: Some(_), .. } => {
@@ -357,19 +360,8 @@ pub(super) async fn record_in(
                         Err(_) if fresh => {
                             // e.g. a txid for a cancelled payment: keep it on record for the
                             // operator (the Pioneer may have paid), change nothing.
-                            insert_event(
-                                conn,
-                                &HistoryLine {
-                                    payment_id: id,
-                                    from: Some(row.state),
-                                    to: row.state,
-                                    cause: "complete_callback_ignored",
-                                    detail: detail.as_deref(),
-                                    attempt: 0,
-                                    at: now,
-                                },
-                            )
-                            .await?;
+                            let ignored = line(Some(row.state), row.state, IGNORED_TXID);
+                            insert_event(conn, &ignored).await?;
                         }
                         Err(_) => {}
                     }
@@ -380,19 +372,7 @@ pub(super) async fn record_in(
         | Callback::Error { .. }
         | Callback::Incomplete { txid: None, .. } => {
             if fresh {
-                insert_event(
-                    conn,
-                    &HistoryLine {
-                        payment_id: id,
-                        from: Some(row.state),
-                        to: row.state,
-                        cause: step.cause(),
-                        detail: detail.as_deref(),
-                        attempt: 0,
-                        at: now,
-                    },
-                )
-                .await?;
+                insert_event(conn, &line(Some(row.state), row.state, step.cause())).await?;
                 if !row.state.is_terminal() {
                     recorded.job = Some(match cb {
                         Callback::Cancel { .. } => Job::cancel(id.clone()),

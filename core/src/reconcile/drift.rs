@@ -24,7 +24,7 @@ use crate::amount::PiAmount;
 use crate::dto::PaymentDto;
 use crate::horizon::{HorizonClient, Order};
 use crate::ids::PaymentId;
-use crate::ledger::{Ledger, LedgerError, PayoutRow, now_ms};
+use crate::ledger::{Ledger, LedgerError, PaymentRow, PayoutRow, now_ms};
 use crate::pi_client::{PiClient, PiError};
 use crate::state::PayoutState;
 use std::collections::{BTreeMap, HashSet};
@@ -127,8 +127,13 @@ impl DriftChecker {
             errors: Vec::new(),
             last_run: None,
         };
-        self.check_payments(now, since, &mut report).await?;
-        self.check_payouts(now, since, &mut report).await?;
+        // Open rows changed at or before `old` are stale: no longer in flight.
+        let old = now.saturating_sub(ms(self.options.stuck_after));
+        let max = self.options.max_rows;
+        let payments = self.ledger.payments_for_drift(since, max).await?;
+        self.check_payments(&payments, old, &mut report).await;
+        let payouts = self.ledger.payouts_for_drift(since, max).await?;
+        self.check_payouts(&payouts, old, &mut report).await;
         self.check_chain(&mut report).await?;
         self.check_server_payments(&mut report).await?;
         report.last_run = self.ledger.reconcile_runs(1).await?.into_iter().next();
@@ -167,35 +172,15 @@ impl DriftChecker {
         out
     }
 
-    async fn check_payments(
-        &self,
-        now: i64,
-        since: i64,
-        report: &mut DriftReport,
-    ) -> Result<(), LedgerError> {
-        let rows = self
-            .ledger
-            .payments_for_drift(since, self.options.max_rows)
-            .await?;
+    async fn check_payments(&self, rows: &[PaymentRow], old: i64, report: &mut DriftReport) {
         report.checked.payments = rows.len() as u64;
         let answers = self
             .read_pi(rows.iter().map(|r| r.id.clone()).collect())
             .await;
-        let old = now.saturating_sub(ms(self.options.stuck_after));
         compare_with_pi(rows.iter().zip(answers), old, report);
-        Ok(())
     }
 
-    async fn check_payouts(
-        &self,
-        now: i64,
-        since: i64,
-        report: &mut DriftReport,
-    ) -> Result<(), LedgerError> {
-        let rows = self
-            .ledger
-            .payouts_for_drift(since, self.options.max_rows)
-            .await?;
+    async fn check_payouts(&self, rows: &[PayoutRow], old: i64, report: &mut DriftReport) {
         report.checked.payouts = rows.len() as u64;
         let (with_pi, without_pi): (Vec<&PayoutRow>, Vec<&PayoutRow>) =
             rows.iter().partition(|r| r.pi_payment_id.is_some());
@@ -208,12 +193,7 @@ impl DriftChecker {
         }
         let pi_ids = with_pi.iter().filter_map(|r| r.pi_payment_id.clone());
         let answers = self.read_pi(pi_ids.collect()).await;
-        compare_with_pi(
-            with_pi.into_iter().zip(answers),
-            now.saturating_sub(ms(self.options.stuck_after)),
-            report,
-        );
-        Ok(())
+        compare_with_pi(with_pi.into_iter().zip(answers), old, report);
     }
 
     async fn check_chain(&self, report: &mut DriftReport) -> Result<(), LedgerError> {
