@@ -14,7 +14,7 @@ use crate::config::{Config, QueueTarget};
 use crate::startup::{Role, RunningApp};
 use anyhow::Context;
 use pi_payments_core::amount::STROOPS_PER_PI;
-use pi_payments_core::payout::BatchId;
+use pi_payments_core::ids::BatchId;
 use pi_payments_core::state::PayoutState;
 use pi_payments_core::stellar::Wallet;
 use serde_json::Value;

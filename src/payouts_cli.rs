@@ -10,8 +10,8 @@ use crate::cli::{ImportArgs, PayoutsCommand, StatusArgs};
 use crate::config::Config;
 use crate::services::{open_ledger, open_queue};
 use indicatif::{ProgressBar, ProgressStyle};
+use pi_payments_core::ids::BatchId;
 use pi_payments_core::ledger::{Ledger, PayoutFilter, PayoutRow};
-use pi_payments_core::payout::BatchId;
 use pi_payments_core::payout_import::{
     BulkFormat, BulkImport, BulkOutcome, parse_bulk, record_bulk, start_import,
 };

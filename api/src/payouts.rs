@@ -23,9 +23,9 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use pi_payments_core::ids::{BatchId, PayoutId};
 use pi_payments_core::jobs::Job;
 use pi_payments_core::ledger::{LedgerError, PayoutFilter, PayoutRow};
-use pi_payments_core::payout::{BatchId, PayoutId};
 use pi_payments_core::payout_import::{
     BulkError, BulkFormat, BulkImport, BulkOutcome, BulkRecordError, parse_bulk,
     parse_json_request, record_bulk, start_import,

@@ -207,7 +207,7 @@ fn log_update(update: &AdUpdate) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventType;
+    use crate::events::event_type::EventType;
     use crate::ledger::AdClaimStatus as S;
     use crate::ledger::ad_claims::next_ad_status;
 

@@ -7,8 +7,7 @@
 //! The API enqueues through [`JobQueue`] without depending on apalis; the worker crate implements
 //! it over apalis storages, and [`RecordingQueue`] serves tests.
 
-use crate::ids::PaymentId;
-use crate::payout::ids::PayoutId;
+use crate::ids::{PaymentId, PayoutId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

@@ -59,17 +59,24 @@ impl PaymentState {
         ALL_STATES.into_iter().find(|s| s.as_str() == text)
     }
 
+    /// The states nothing more happens to (the ledger's queries list them from here).
+    pub const TERMINAL: [PaymentState; 2] = [PaymentState::Completed, PaymentState::Cancelled];
+
+    /// The states where a job should be working on the payment (what the sweeper looks at).
+    pub const IN_FLIGHT: [PaymentState; 3] = [
+        PaymentState::Received,
+        PaymentState::Approved,
+        PaymentState::Completing,
+    ];
+
     /// Nothing more will happen to a payment in this state.
     pub fn is_terminal(self) -> bool {
-        matches!(self, PaymentState::Completed | PaymentState::Cancelled)
+        PaymentState::TERMINAL.contains(&self)
     }
 
     /// States where a job should be working on the payment (what the sweeper looks at).
     pub fn is_in_flight(self) -> bool {
-        matches!(
-            self,
-            PaymentState::Received | PaymentState::Approved | PaymentState::Completing
-        )
+        PaymentState::IN_FLIGHT.contains(&self)
     }
 }
 
@@ -282,23 +289,29 @@ impl PayoutState {
         ALL_PAYOUT_STATES.into_iter().find(|s| s.as_str() == text)
     }
 
+    /// The states nothing more happens to (the ledger's queries list them from here).
+    pub const TERMINAL: [PayoutState; 3] = [
+        PayoutState::Completed,
+        PayoutState::Failed,
+        PayoutState::Cancelled,
+    ];
+
+    /// The states a job should be working on (what the sweeper re-enqueues).
+    pub const IN_FLIGHT: [PayoutState; 4] = [
+        PayoutState::Requested,
+        PayoutState::Created,
+        PayoutState::Signed,
+        PayoutState::Confirmed,
+    ];
+
     /// Nothing more will happen to a payout in this state.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            PayoutState::Completed | PayoutState::Failed | PayoutState::Cancelled
-        )
+        PayoutState::TERMINAL.contains(&self)
     }
 
     /// States a job should be working on (what the sweeper re-enqueues).
     pub fn is_in_flight(self) -> bool {
-        matches!(
-            self,
-            PayoutState::Requested
-                | PayoutState::Created
-                | PayoutState::Signed
-                | PayoutState::Confirmed
-        )
+        PayoutState::IN_FLIGHT.contains(&self)
     }
 }
 

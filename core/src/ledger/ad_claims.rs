@@ -4,9 +4,11 @@
 //! outbox event in the same transaction, so however many claims race, a reward is granted
 //! once and `ad.granted` / `ad.revoked` are emitted once.
 
+use super::connection::Ledger;
+use super::decode::corrupt;
+use super::error::LedgerError;
 use super::outbox::insert_event_once;
-use super::{Ledger, LedgerError, corrupt};
-use crate::events::EventType;
+use crate::events::event_type::EventType;
 use crate::ids::Uid;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};

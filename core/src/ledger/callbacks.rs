@@ -9,19 +9,39 @@
 //! The client is never trusted: a callback only records an id, a token or a txid. Only the
 //! complete callback changes state (to `completing`, carrying the txid); everything else is
 //! decided by jobs that re-read Pi.
+//!
+//! Under load the API records callbacks in batches ([`super::callback_batch`]); each callback
+//! of a batch means exactly what it means here.
 
-use super::payments::Direction;
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::error::LedgerError;
 use super::payments::{
-    HistoryLine, PaymentPatch, PaymentRow, ensure_txid_free, insert_event, lock_payment,
-    move_payment, payment_cols, payment_from_row,
+    HistoryLine, PaymentPatch, PaymentRow, TOKEN_KEEPING_STATES, ensure_txid_free, insert_event,
+    lock_payment, move_payment, payment_cols, payment_from_row, refuse_other_txid,
 };
-use super::{DbKind, Ledger, LedgerError, now_ms};
+use super::sql_list::sql_list;
 use crate::ids::{PaymentId, Txid};
 use crate::jobs::Job;
 use crate::secret::AccessToken;
 use crate::state::{self, PaymentState, Transition};
-use sqlx::{AnyConnection, Executor, Row};
+use sqlx::{AnyConnection, Row};
 use std::fmt;
+use std::sync::LazyLock;
+
+/// A token that arrives with a later approve callback is stored when the payment has none yet
+/// and still keeps its token ([`TOKEN_KEEPING_STATES`]).
+static LATE_ACCESS_TOKEN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE payments SET access_token = $2 WHERE id = $1 AND access_token IS NULL \
+         AND state IN {}",
+        sql_list(TOKEN_KEEPING_STATES.map(PaymentState::as_str))
+    )
+});
+
+/// The history cause of a txid a callback brought for a payment that cannot take it (e.g. a
+/// cancelled one): kept on record for the operator, nothing changed.
+const IGNORED_TXID: &str = "complete_callback_ignored";
 
 /// How long an incomplete callback waits before it may enqueue another job for the same payment.
 pub const INCOMPLETE_REARM_MS: i64 = 60_000;
@@ -210,7 +230,7 @@ async fn count_arrival(
 }
 
 /// Record one callback inside the caller's transaction.
-async fn record_in(
+pub(super) async fn record_in(
     conn: &mut AnyConnection,
     pg: bool,
     cb: &Callback,
@@ -251,21 +271,20 @@ async fn record_in(
         _ => cb.txid().map(|t| format!("txid {t}")),
     };
 
+    // The history line this callback leaves: `from` → `to`, as the callback's `cause`.
+    let line = |from, to, cause| HistoryLine {
+        payment_id: id,
+        from,
+        to,
+        cause,
+        detail: detail.as_deref(),
+        attempt: 0,
+        at: now,
+    };
+
     if let Some(row) = inserted {
         let row = payment_from_row(&row)?;
-        insert_event(
-            conn,
-            &HistoryLine {
-                payment_id: id,
-                from: None,
-                to: row.state,
-                cause: step.cause(),
-                detail: detail.as_deref(),
-                attempt: 0,
-                at: now,
-            },
-        )
-        .await?;
+        insert_event(conn, &line(None, row.state, step.cause())).await?;
         let job = match cb {
             Callback::Approve { .. } => Some(Job::approve(id.clone())),
             Callback::Complete { .. } | Callback::Incomplete { txid: Some(_), .. } => {
@@ -294,14 +313,11 @@ async fn record_in(
         Callback::Approve { access_token, .. } => {
             if let Some(token) = access_token {
                 // A token that arrives with a later repeat still helps a job that has none.
-                sqlx::query(
-                    "UPDATE payments SET access_token = $2 WHERE id = $1 AND access_token IS NULL \
-                     AND state IN ('received', 'needs_attention')",
-                )
-                .bind(id.as_str())
-                .bind(token.expose())
-                .execute(&mut *conn)
-                .await?;
+                sqlx::query(LATE_ACCESS_TOKEN.as_str())
+                    .bind(id.as_str())
+                    .bind(token.expose())
+                    .execute(&mut *conn)
+                    .await?;
             }
             if fresh && row.state == PaymentState::Received {
                 recorded.job = Some(Job::approve(id.clone()));
@@ -311,14 +327,8 @@ async fn record_in(
         | Callback::Incomplete {
             txid: Some(txid), ..
         } => {
+            refuse_other_txid(&row, txid)?;
             match &row.txid {
-                Some(stored) if stored != txid => {
-                    return Err(LedgerError::TxidConflict {
-                        payment_id: id.clone(),
-                        stored: stored.clone(),
-                        got: txid.clone(),
-                    });
-                }
                 Some(_) => {
                     // Same txid again: a stuck `completing` payment gets another look only
                     // when an incomplete callback re-arms.
@@ -351,19 +361,8 @@ async fn record_in(
                         Err(_) if fresh => {
                             // e.g. a txid for a cancelled payment: keep it on record for the
                             // operator (the Pioneer may have paid), change nothing.
-                            insert_event(
-                                conn,
-                                &HistoryLine {
-                                    payment_id: id,
-                                    from: Some(row.state),
-                                    to: row.state,
-                                    cause: "complete_callback_ignored",
-                                    detail: detail.as_deref(),
-                                    attempt: 0,
-                                    at: now,
-                                },
-                            )
-                            .await?;
+                            let ignored = line(Some(row.state), row.state, IGNORED_TXID);
+                            insert_event(conn, &ignored).await?;
                         }
                         Err(_) => {}
                     }
@@ -374,19 +373,7 @@ async fn record_in(
         | Callback::Error { .. }
         | Callback::Incomplete { txid: None, .. } => {
             if fresh {
-                insert_event(
-                    conn,
-                    &HistoryLine {
-                        payment_id: id,
-                        from: Some(row.state),
-                        to: row.state,
-                        cause: step.cause(),
-                        detail: detail.as_deref(),
-                        attempt: 0,
-                        at: now,
-                    },
-                )
-                .await?;
+                insert_event(conn, &line(Some(row.state), row.state, step.cause())).await?;
                 if !row.state.is_terminal() {
                     recorded.job = Some(match cb {
                         Callback::Cancel { .. } => Job::cancel(id.clone()),
@@ -400,276 +387,15 @@ async fn record_in(
     Ok(recorded)
 }
 
-/// Postgres: every first approve callback of a batch, for payments the ledger has never seen,
-/// recorded with ONE statement (one round trip, its own transaction) that writes the same rows
-/// [`record_in`] writes for such a callback, and returns the ids it created. `$1`: now; `$2`:
-/// a JSON array of `[payment id, access token or null]` with distinct ids in payment-id order
-/// (rows are inserted, so locked, in that order: two concurrent batches cannot deadlock). The
-/// same text for every batch size, so each connection prepares it once; before it, a batch cost
-/// five round trips and a statement text per batch size, and the callback rate on Postgres was
-/// bound by those round trips (CPU 40 % idle).
-const PG_RECORD_NEW_APPROVALS: &str = "WITH arrived AS ( \
-       SELECT j.value ->> 0 AS id, j.value ->> 1 AS token, j.n \
-       FROM json_array_elements($2::json) WITH ORDINALITY AS j(value, n)), \
-     created AS ( \
-       INSERT INTO payments (id, direction, state, txid, access_token, attempts, created_at, updated_at) \
-       SELECT id, 'user_to_app', 'received', NULL, token, 0, $1, $1 FROM arrived ORDER BY n \
-       ON CONFLICT (id) DO NOTHING RETURNING id, seq), \
-     arrivals AS ( \
-       INSERT INTO payment_callbacks (payment_seq, step, first_at, last_at, count, armed_count, armed_at) \
-       SELECT seq, 'approve', $1, $1, 1, 1, $1 FROM created), \
-     history AS ( \
-       INSERT INTO payment_events (payment_id, payment_seq, from_state, to_state, cause, detail, attempt, at) \
-       SELECT id, seq, NULL, 'received', 'approve_callback', NULL, 0, $1 FROM created) \
-     SELECT id FROM created";
-
-/// The `$2` of the batch statements ([`PG_RECORD_NEW_APPROVALS`],
-/// [`SQLITE_RECORD_NEW_APPROVALS`]): `[payment id, access token or null]` of each of
-/// `candidates` (first approvals), in their order.
-fn new_approvals_json(callbacks: &[Callback], candidates: &[usize]) -> Result<String, LedgerError> {
-    let rows: Vec<(&str, Option<&str>)> = candidates
-        .iter()
-        .filter_map(|&i| match &callbacks[i] {
-            Callback::Approve {
-                payment_id,
-                access_token,
-            } => Some((
-                payment_id.as_str(),
-                access_token.as_ref().map(AccessToken::expose),
-            )),
-            _ => None,
-        })
-        .collect();
-    serde_json::to_string(&rows).map_err(|e| LedgerError::Corrupt(e.to_string()))
-}
-
-/// Fill `results` for the `candidates` (first approvals) that `created` (the ids a batch
-/// statement returned) holds: new payments, each with its approve job.
-fn answer_created(
-    callbacks: &[Callback],
-    candidates: &[usize],
-    created: &std::collections::HashSet<String>,
-    now: i64,
-    results: &mut [Option<Result<Recorded, LedgerError>>],
-) {
-    for &i in candidates {
-        let id = callbacks[i].payment_id();
-        if created.contains(id.as_str()) {
-            results[i] = Some(Ok(Recorded {
-                payment: new_approved_row(id, now),
-                job: Some(Job::approve(id.clone())),
-                created: true,
-            }));
+/// A `Ledger::record_*_callback` method: one step's arguments made into a [`Callback`] and
+/// recorded with [`Ledger::record_callback`] (the API and tests name the step they send).
+macro_rules! record_callback_method {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) => $callback:expr) => {
+        $(#[$doc])*
+        pub async fn $name(&self, $($arg: $ty),*) -> Result<Recorded, LedgerError> {
+            self.record_callback(&$callback).await
         }
-    }
-}
-
-/// The ids in the rows a batch statement returned.
-fn created_ids(
-    rows: Result<Vec<sqlx::any::AnyRow>, sqlx::Error>,
-) -> Result<std::collections::HashSet<String>, LedgerError> {
-    rows.map_err(LedgerError::from).and_then(|rows| {
-        rows.iter()
-            .map(|row| row.try_get::<String, _>(0).map_err(LedgerError::from))
-            .collect()
-    })
-}
-
-/// The first approve callback of each payment in `order` (payment-id order), skipping
-/// payments seen earlier in the batch: their repeats must be recorded after them, one by one.
-fn first_approvals(callbacks: &[Callback], order: &[usize]) -> Vec<usize> {
-    let mut seen = std::collections::HashSet::new();
-    order
-        .iter()
-        .copied()
-        .filter(|&i| seen.insert(callbacks[i].payment_id()))
-        .filter(|&i| matches!(callbacks[i], Callback::Approve { .. }))
-        .collect()
-}
-
-/// SQLite: every first approve callback of a batch, for payments the ledger has never seen,
-/// recorded in ONE statement list (one trip to SQLite's connection thread), committed, and the
-/// ids it created returned. `$1`: now; `$2`: a JSON array of `[payment id, access token or
-/// null]` with distinct ids. It writes the same rows [`record_in`] writes for such a callback.
-/// The new payments take the numbers after the ledger's highest `seq` (safe: `BEGIN
-/// IMMEDIATE` holds the write lock), so all their rows land on the last page of each table.
-/// The same text for every batch size, so SQLite prepares it once per connection. The temp
-/// table lives in memory (`temp_store`) and is emptied before the commit.
-const SQLITE_RECORD_NEW_APPROVALS: &str = "BEGIN IMMEDIATE; \
-     CREATE TEMP TABLE IF NOT EXISTS batch_new_seq (id TEXT PRIMARY KEY NOT NULL, token TEXT, \
-       seq INTEGER NOT NULL); \
-     INSERT INTO temp.batch_new_seq (id, token, seq) \
-       SELECT j.value ->> 0, j.value ->> 1, \
-         (SELECT IFNULL(MAX(seq), 0) FROM main.payments) + row_number() OVER () \
-       FROM json_each($2) AS j \
-       WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = j.value ->> 0); \
-     INSERT INTO payments (id, seq, direction, state, txid, access_token, attempts, created_at, updated_at) \
-       SELECT id, seq, 'user_to_app', 'received', NULL, token, 0, $1, $1 FROM temp.batch_new_seq \
-       ORDER BY seq; \
-     INSERT INTO payment_callbacks (payment_seq, step, first_at, last_at, count, armed_count, armed_at) \
-       SELECT seq, 'approve', $1, $1, 1, 1, $1 FROM temp.batch_new_seq ORDER BY seq; \
-     INSERT INTO payment_events (payment_id, payment_seq, from_state, to_state, cause, detail, attempt, at) \
-       SELECT id, seq, NULL, 'received', 'approve_callback', NULL, 0, $1 FROM temp.batch_new_seq \
-       ORDER BY seq; \
-     SELECT id FROM temp.batch_new_seq; \
-     DELETE FROM temp.batch_new_seq; \
-     COMMIT";
-
-/// The row a first approve callback creates, as [`SQLITE_RECORD_NEW_APPROVALS`] writes it.
-fn new_approved_row(id: &PaymentId, now: i64) -> PaymentRow {
-    PaymentRow {
-        id: id.clone(),
-        direction: Direction::UserToApp,
-        uid: None,
-        amount: None,
-        memo: None,
-        metadata: None,
-        order_id: None,
-        state: PaymentState::Received,
-        txid: None,
-        reason: None,
-        attempts: 0,
-        created_at: now,
-        updated_at: now,
-        next_check_at: None,
-    }
-}
-
-/// What [`record_batch_sqlite`] did.
-struct SqliteBatch {
-    /// One result per callback, in input order.
-    results: Vec<Result<Recorded, LedgerError>>,
-    /// False when a failed transaction could not even be rolled back: the connection must be
-    /// dropped rather than written on again.
-    conn_ok: bool,
-}
-
-/// Record a batch on SQLite in as few trips to SQLite's connection thread as possible: under
-/// load the trips (each a thread hand-off that must wait for a core), not SQLite's work, bound
-/// the callback rate. First approvals of new payments, the common case, take one trip and one
-/// transaction ([`SQLITE_RECORD_NEW_APPROVALS`]). Everything else (repeats, other steps,
-/// payments that exist) is then recorded by [`record_in`] in a second transaction, after the
-/// first committed, so a repeat sees the payment its first approve created.
-///
-/// Transactions are driven with plain `BEGIN IMMEDIATE` / `COMMIT` statements so that they can
-/// share a trip with other statements, and rolled back here on failure. `Err` only when nothing
-/// was committed (the caller records the callbacks again one by one).
-async fn record_batch_sqlite(
-    conn: &mut AnyConnection,
-    callbacks: &[Callback],
-    order: &[usize],
-    now: i64,
-) -> Result<SqliteBatch, LedgerError> {
-    let mut results: Vec<Option<Result<Recorded, LedgerError>>> =
-        (0..callbacks.len()).map(|_| None).collect();
-    let candidates = first_approvals(callbacks, order);
-    if !candidates.is_empty() {
-        let rows = new_approvals_json(callbacks, &candidates)?;
-        let fetched = sqlx::query(SQLITE_RECORD_NEW_APPROVALS)
-            .bind(now)
-            .bind(rows)
-            .fetch_all(&mut *conn)
-            .await;
-        let created = match created_ids(fetched) {
-            Ok(created) => created,
-            Err(err) => {
-                // Nothing committed; the caller drops the connection if this fails too.
-                rollback(conn).await?;
-                return Err(err);
-            }
-        };
-        answer_created(callbacks, &candidates, &created, now, &mut results);
-    }
-    let rest: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|&i| results[i].is_none())
-        .collect();
-    let mut conn_ok = true;
-    if !rest.is_empty() {
-        match record_rest_sqlite(conn, callbacks, &rest, now).await {
-            Ok(recorded) => {
-                for (i, result) in rest.into_iter().zip(recorded) {
-                    results[i] = Some(result);
-                }
-            }
-            Err(_) => {
-                // One by one, each in its own transaction, as the Postgres path falls back.
-                conn_ok = rollback(conn).await.is_ok();
-                for i in rest {
-                    let result = if conn_ok {
-                        let one = record_rest_sqlite(conn, callbacks, &[i], now).await;
-                        match one {
-                            Ok(mut one) => one.pop().unwrap_or_else(|| {
-                                Err(LedgerError::Corrupt("callback left unrecorded".into()))
-                            }),
-                            Err(err) => {
-                                conn_ok = rollback(conn).await.is_ok();
-                                Err(err)
-                            }
-                        }
-                    } else {
-                        Err(LedgerError::Corrupt(
-                            "the ledger connection failed; the callback was not recorded".into(),
-                        ))
-                    };
-                    results[i] = Some(result);
-                }
-            }
-        }
-    }
-    Ok(SqliteBatch {
-        results: results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(LedgerError::Corrupt("batch slot left empty".into()))))
-            .collect(),
-        conn_ok,
-    })
-}
-
-/// [`record_each`] in one `BEGIN IMMEDIATE` transaction on `conn` (SQLite); on `Err` the
-/// caller rolls back.
-async fn record_rest_sqlite(
-    conn: &mut AnyConnection,
-    callbacks: &[Callback],
-    which: &[usize],
-    now: i64,
-) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
-    conn.execute("BEGIN IMMEDIATE").await?;
-    let results = record_each(conn, false, callbacks, which, now).await?;
-    conn.execute("COMMIT").await?;
-    Ok(results)
-}
-
-/// Record `which` callbacks one after the other inside the transaction open on `conn`. A
-/// refusal (e.g. a txid conflict) is that callback's result; a database failure is `Err` and
-/// leaves the transaction for the caller to roll back (on Postgres it is poisoned anyway).
-async fn record_each(
-    conn: &mut AnyConnection,
-    is_pg: bool,
-    callbacks: &[Callback],
-    which: &[usize],
-    now: i64,
-) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
-    let mut results = Vec::with_capacity(which.len());
-    for &i in which {
-        match record_in(conn, is_pg, &callbacks[i], now).await {
-            Err(e @ LedgerError::Db(_)) => return Err(e),
-            other => results.push(other),
-        }
-    }
-    Ok(results)
-}
-
-/// Roll back whatever transaction `conn` has open (none is fine).
-async fn rollback(conn: &mut AnyConnection) -> Result<(), LedgerError> {
-    match conn.execute("ROLLBACK").await {
-        Ok(_) => Ok(()),
-        // "cannot rollback - no transaction is active": the failure came before BEGIN or
-        // SQLite already rolled back; the connection is clean.
-        Err(err) if err.to_string().contains("no transaction is active") => Ok(()),
-        Err(err) => Err(err.into()),
-    }
+    };
 }
 
 impl Ledger {
@@ -681,184 +407,38 @@ impl Ledger {
         Ok(recorded)
     }
 
-    /// The approve callback: creates the payment as `received` (job: approve) on first arrival.
-    pub async fn record_approve_callback(
-        &self,
-        id: &PaymentId,
-        access_token: Option<&AccessToken>,
-    ) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Approve {
+    record_callback_method!(
+        /// The approve callback: creates the payment as `received` (job: approve) on first arrival.
+        record_approve_callback(id: &PaymentId, access_token: Option<&AccessToken>) => Callback::Approve {
             payment_id: id.clone(),
             access_token: access_token.cloned(),
-        })
-        .await
-    }
-
-    /// The complete callback: stores the txid and moves the payment to `completing` (job:
-    /// complete), even for a payment whose approve we never saw. A different txid for a payment
-    /// that already has one is refused with [`LedgerError::TxidConflict`], never overwritten.
-    pub async fn record_complete_callback(
-        &self,
-        id: &PaymentId,
-        txid: &Txid,
-    ) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Complete {
-            payment_id: id.clone(),
-            txid: txid.clone(),
-        })
-        .await
-    }
-
-    /// The cancel callback: recorded; the cancel job re-reads Pi (the client is not trusted).
-    pub async fn record_cancel_callback(&self, id: &PaymentId) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Cancel {
-            payment_id: id.clone(),
-        })
-        .await
-    }
-
-    /// The error callback: the text goes into the payment's history; the job re-reads Pi.
-    pub async fn record_error_callback(
-        &self,
-        id: &PaymentId,
-        error_text: &str,
-    ) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Error {
-            payment_id: id.clone(),
-            error: error_text.to_string(),
-        })
-        .await
-    }
-
-    /// The incomplete callback: with a txid it is the complete path; without one the
-    /// incomplete job re-reads Pi and cancels an approved payment that has no tx.
-    pub async fn record_incomplete_callback(
-        &self,
-        id: &PaymentId,
-        txid: Option<&Txid>,
-    ) -> Result<Recorded, LedgerError> {
-        self.record_callback(&Callback::Incomplete {
-            payment_id: id.clone(),
-            txid: txid.cloned(),
-        })
-        .await
-    }
-
-    /// Record many callbacks in ONE transaction (group commit under load). Results are in
-    /// input order; one callback's refusal (e.g. a txid conflict) does not affect the others.
-    ///
-    /// Refusals are detected before writing, so they leave the transaction usable. If the
-    /// transaction fails anyway (e.g. a concurrent writer on Postgres claimed the same txid
-    /// between check and write), every callback is recorded again in its own transaction.
-    pub async fn record_callbacks(
-        &self,
-        callbacks: Vec<Callback>,
-    ) -> Vec<Result<Recorded, LedgerError>> {
-        if callbacks.is_empty() {
-            return Vec::new();
         }
-        match self.record_batch(&callbacks).await {
-            Ok(results) => results,
-            Err(_) => {
-                let mut results = Vec::with_capacity(callbacks.len());
-                for cb in &callbacks {
-                    results.push(self.record_callback(cb).await);
-                }
-                results
-            }
-        }
-    }
+    );
 
-    async fn record_batch(
-        &self,
-        callbacks: &[Callback],
-    ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
-        // Lock rows in payment-id order (a stable sort keeps repeats of one payment in arrival
-        // order), so two concurrent batches on Postgres cannot deadlock on each other.
-        let mut order: Vec<usize> = (0..callbacks.len()).collect();
-        order.sort_by(|&a, &b| callbacks[a].payment_id().cmp(callbacks[b].payment_id()));
-        if self.kind() == DbKind::Sqlite {
-            return match &self.batch_conn {
-                Some(own) => {
-                    let mut guard = own.lock().await?;
-                    let Some(conn) = guard.as_mut() else {
-                        return Err(LedgerError::Corrupt("batch connection missing".into()));
-                    };
-                    let batch = record_batch_sqlite(conn, callbacks, &order, now_ms()).await;
-                    if !batch.as_ref().is_ok_and(|b| b.conn_ok) {
-                        // Never write on a connection that may be mid-transaction: reopen.
-                        *guard = None;
-                    }
-                    batch.map(|b| b.results)
-                }
-                None => {
-                    // In memory (tests): the one pooled connection IS the database, so it is
-                    // kept even after a failed rollback.
-                    let mut conn = self.writer.acquire().await?;
-                    record_batch_sqlite(&mut conn, callbacks, &order, now_ms())
-                        .await
-                        .map(|b| b.results)
-                }
-            };
-        }
-        let now = now_ms();
-        let mut results: Vec<Option<Result<Recorded, LedgerError>>> =
-            (0..callbacks.len()).map(|_| None).collect();
-        // 1. First approvals of new payments: one statement, its own transaction. If it
-        //    fails nothing was committed, and the caller records the batch one by one.
-        let candidates = first_approvals(callbacks, &order);
-        if !candidates.is_empty() {
-            let fetched = sqlx::query(PG_RECORD_NEW_APPROVALS)
-                .bind(now)
-                .bind(new_approvals_json(callbacks, &candidates)?)
-                .fetch_all(&self.writer)
-                .await;
-            answer_created(
-                callbacks,
-                &candidates,
-                &created_ids(fetched)?,
-                now,
-                &mut results,
-            );
-        }
-        // 2. Everything else (repeats, other steps, payments that exist), in id order, in one
-        //    transaction after the first committed; if it fails, one by one (what 1. created
-        //    stays answered as created).
-        let rest: Vec<usize> = order
-            .iter()
-            .copied()
-            .filter(|&i| results[i].is_none())
-            .collect();
-        if !rest.is_empty() {
-            match self.record_rest_pg(callbacks, &rest, now).await {
-                Ok(recorded) => {
-                    for (i, result) in rest.into_iter().zip(recorded) {
-                        results[i] = Some(result);
-                    }
-                }
-                Err(_) => {
-                    for i in rest {
-                        results[i] = Some(self.record_callback(&callbacks[i]).await);
-                    }
-                }
-            }
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(LedgerError::Corrupt("batch slot left empty".into()))))
-            .collect())
-    }
+    record_callback_method!(
+        /// The complete callback: stores the txid and moves the payment to `completing` (job:
+        /// complete), even for a payment whose approve we never saw. A different txid for a
+        /// payment that already has one is refused with [`LedgerError::TxidConflict`], never
+        /// overwritten.
+        record_complete_callback(id: &PaymentId, txid: &Txid) =>
+            Callback::Complete { payment_id: id.clone(), txid: txid.clone() }
+    );
 
-    /// [`record_each`] in one Postgres transaction; `Err` commits nothing.
-    async fn record_rest_pg(
-        &self,
-        callbacks: &[Callback],
-        which: &[usize],
-        now: i64,
-    ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
-        let mut tx = self.begin_write().await?;
-        let results = record_each(&mut tx, true, callbacks, which, now).await?;
-        tx.commit().await?;
-        Ok(results)
-    }
+    record_callback_method!(
+        /// The cancel callback: recorded; the cancel job re-reads Pi (the client is not trusted).
+        record_cancel_callback(id: &PaymentId) => Callback::Cancel { payment_id: id.clone() }
+    );
+
+    record_callback_method!(
+        /// The error callback: the text goes into the payment's history; the job re-reads Pi.
+        record_error_callback(id: &PaymentId, error_text: &str) =>
+            Callback::Error { payment_id: id.clone(), error: error_text.to_string() }
+    );
+
+    record_callback_method!(
+        /// The incomplete callback: with a txid it is the complete path; without one the
+        /// incomplete job re-reads Pi and cancels an approved payment that has no tx.
+        record_incomplete_callback(id: &PaymentId, txid: Option<&Txid>) =>
+            Callback::Incomplete { payment_id: id.clone(), txid: txid.cloned() }
+    );
 }

@@ -8,7 +8,9 @@
 //! takes it over. Holders are unique per use (e.g. worker id + run nonce), so a stale process
 //! can never release or renew someone else's lease.
 
-use super::{Ledger, LedgerError, now_ms};
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::error::LedgerError;
 use sqlx::Row;
 use std::time::Duration;
 
@@ -23,53 +25,54 @@ pub struct LeaseRow {
     pub expires_at: i64,
 }
 
+/// Whether the caller holds the lease after a take or a renewal.
+pub type LeaseHeld = Result<bool, LedgerError>;
+
+/// Take the lease when it is missing or expired (`$1` name, `$2` holder, `$3` now, `$4` until):
+/// the upsert changes no row when someone holds it.
+const TAKE_LEASE: &str = "INSERT INTO leases (name, holder, acquired_at, expires_at) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (name) DO UPDATE SET holder = $2, acquired_at = $3, expires_at = $4 \
+     WHERE leases.expires_at <= $3";
+
+/// Extend the lease while `holder` still holds it (same parameters as [`TAKE_LEASE`]).
+const RENEW_LEASE: &str =
+    "UPDATE leases SET expires_at = $4 WHERE name = $1 AND holder = $2 AND expires_at > $3";
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Ledger {
     /// Take lease `name` for `holder` for `ttl`, if it is free or expired. `true` when taken.
-    pub async fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, LedgerError> {
-        let now = now_ms();
-        let taken = sqlx::query(
-            "INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO UPDATE SET holder = $2, acquired_at = $3, expires_at = $4 \
-             WHERE leases.expires_at <= $3 \
-             RETURNING holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now)
-        .bind(now.saturating_add(ms(ttl)))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(taken.is_some())
+    pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> LeaseHeld {
+        self.write_lease(TAKE_LEASE, name, holder, ttl).await
     }
 
     /// Extend a lease `holder` still holds by `ttl` from now. `false` when it was lost (expired
     /// and taken over): the holder must stop what the lease protects.
-    pub async fn renew_lease(
+    pub async fn renew_lease(&self, name: &str, holder: &str, ttl: Duration) -> LeaseHeld {
+        self.write_lease(RENEW_LEASE, name, holder, ttl).await
+    }
+
+    /// Run a lease write whose `$1`..`$4` are the name, the holder, now and now + `ttl` (unix
+    /// ms); `true` when it changed the lease's row.
+    async fn write_lease(
         &self,
+        sql: &'static str,
         name: &str,
         holder: &str,
         ttl: Duration,
-    ) -> Result<bool, LedgerError> {
+    ) -> LeaseHeld {
         let now = now_ms();
-        let renewed = sqlx::query(
-            "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2 AND expires_at > $4",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now.saturating_add(ms(ttl)))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(renewed.rows_affected() == 1)
+        let written = sqlx::query(sql)
+            .bind(name)
+            .bind(holder)
+            .bind(now)
+            .bind(now.saturating_add(ms(ttl)))
+            .execute(&self.pool)
+            .await?;
+        Ok(written.rows_affected() == 1)
     }
 
     /// Give the lease back. With `keep_until` (unix ms) the lease stays held, unrenewable,

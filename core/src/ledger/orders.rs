@@ -1,7 +1,10 @@
 //! Orders: what a Pioneer is about to pay for, priced by the server from the catalogue, so that
 //! the approve job can compare Pi's payment against a price the client never chose.
 
-use super::{Ledger, LedgerError, corrupt, now_ms};
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::decode::corrupt;
+use super::error::LedgerError;
 use crate::amount::PiAmount;
 use crate::ids::{OrderId, PaymentId};
 use crate::products::{Product, ProductError};

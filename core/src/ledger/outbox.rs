@@ -2,8 +2,10 @@
 //! that causes them (so none is lost or invented), read by pollers (`GET /events?after=`) and
 //! by the webhook deliverer.
 
-use super::{Ledger, LedgerError, now_ms};
-use crate::events::EventType;
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::error::LedgerError;
+use crate::events::event_type::EventType;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 

@@ -1,9 +1,13 @@
 //! Payment rows and their transitions: reading a payment and its history, and [`Ledger::apply`],
 //! the only way a job changes a payment's state (through [`crate::state::next`]).
 
-use super::{Ledger, LedgerError, corrupt, now_ms, parse_state};
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::decode::{corrupt, parse_state};
+use super::error::LedgerError;
+use super::orders::Order;
 use crate::amount::PiAmount;
-use crate::events::EventType;
+use crate::events::event_type::EventType;
 use crate::ids::{OrderId, PaymentId, Txid, Uid};
 use crate::secret::AccessToken;
 use crate::state::{self, PaymentState, RetryStep, Transition};
@@ -275,9 +279,26 @@ pub(crate) async fn ensure_txid_free(
     }
 }
 
+/// Refuse `got` when the payment already holds another txid: a stored txid is never
+/// overwritten ([`LedgerError::TxidConflict`]).
+pub(crate) fn refuse_other_txid(row: &PaymentRow, got: &Txid) -> Result<(), LedgerError> {
+    match &row.txid {
+        Some(stored) if stored != got => Err(LedgerError::TxidConflict {
+            payment_id: row.id.clone(),
+            stored: stored.clone(),
+            got: got.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The access token is kept only until approval is decided (see the migration's comment).
+pub(crate) const TOKEN_KEEPING_STATES: [PaymentState; 2] =
+    [PaymentState::Received, PaymentState::NeedsAttention];
+
+/// Whether a payment in `state` still keeps its access token ([`TOKEN_KEEPING_STATES`]).
 fn keeps_access_token(state: PaymentState) -> bool {
-    matches!(state, PaymentState::Received | PaymentState::NeedsAttention)
+    TOKEN_KEEPING_STATES.contains(&state)
 }
 
 /// The outbox event a payment entering `state` produces, if any.
@@ -289,6 +310,11 @@ fn event_for(state: PaymentState) -> Option<EventType> {
         PaymentState::NeedsAttention => Some(EventType::PaymentNeedsAttention),
         PaymentState::Received | PaymentState::Completing => None,
     }
+}
+
+/// The `data` of a payment event: the payment (and its order, if any) as of the event.
+pub fn payment_event_data(payment: &PaymentRow, order: Option<&Order>) -> serde_json::Value {
+    serde_json::json!({ "payment": payment, "order": order })
 }
 
 /// Move a locked payment `row` to `to`, inside the caller's transaction: the conditional
@@ -387,7 +413,7 @@ pub(crate) async fn move_payment(
     };
 
     if let Some(event_type) = event_for(to) {
-        let payload = crate::events::payment_event_data(&new_row, order.as_ref());
+        let payload = payment_event_data(&new_row, order.as_ref());
         super::outbox::insert_event_once(conn, pg, event_type, new_row.id.as_str(), &payload, now)
             .await?;
     }
@@ -466,16 +492,9 @@ impl Ledger {
             .ok_or_else(|| LedgerError::PaymentNotFound(id.clone()))?;
         let to = state::next(row.state, &transition)?;
         if let Some(txid) = transition.txid() {
-            match &row.txid {
-                Some(stored) if stored != txid => {
-                    return Err(LedgerError::TxidConflict {
-                        payment_id: id.clone(),
-                        stored: stored.clone(),
-                        got: txid.clone(),
-                    });
-                }
-                Some(_) => {}
-                None => ensure_txid_free(&mut tx, txid, id).await?,
+            refuse_other_txid(&row, txid)?;
+            if row.txid.is_none() {
+                ensure_txid_free(&mut tx, txid, id).await?;
             }
         }
         if to == row.state {
@@ -542,30 +561,6 @@ impl Ledger {
         .await?;
         tx.commit().await?;
         Ok(row)
-    }
-
-    /// Payments a job should be working on (`received`, `approved`, `completing`) that have
-    /// not changed for `older_than_ms` and are not postponed by `next_check_at`: the sweeper
-    /// re-enqueues them (a job may have been lost). Oldest first.
-    pub async fn payments_stuck(
-        &self,
-        older_than_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<PaymentRow>, LedgerError> {
-        let now = now_ms();
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            payment_cols!(),
-            " FROM payments WHERE state IN ('received', 'approved', 'completing') ",
-            "AND updated_at <= $1 AND (next_check_at IS NULL OR next_check_at <= $2) ",
-            "ORDER BY updated_at LIMIT $3"
-        ))
-        .bind(now.saturating_sub(older_than_ms))
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(payment_from_row).collect()
     }
 
     /// Payments in one state (operators, tests), oldest first.

@@ -1,7 +1,10 @@
 //! Pioneers: one row per uid that `GET /v2/me` confirmed, so the service knows who signed in
 //! (and with which scopes) without trusting anything a client body says about identity.
 
-use super::{Ledger, LedgerError, corrupt, now_ms};
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::decode::corrupt;
+use super::error::LedgerError;
 use crate::ids::Uid;
 use sqlx::Row;
 use sqlx::any::AnyRow;

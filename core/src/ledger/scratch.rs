@@ -3,7 +3,7 @@
 //! benchmark never writes into an operator's own ledger, and tests take one each so that they
 //! run in parallel against one server.
 
-use super::LedgerError;
+use super::error::LedgerError;
 use sqlx::Connection;
 
 /// A database this process created and owns; [`ScratchDatabase::drop_database`] removes it.
@@ -90,7 +90,7 @@ impl ScratchDatabase {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::ledger::scratch::*;
 
     #[tokio::test]
     #[should_panic(expected = "must be lowercase letters")]

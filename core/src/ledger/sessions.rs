@@ -5,8 +5,10 @@
 //!
 //! Hashing is the caller's job ([`crate::pioneer`]): the ledger stores and compares hex text.
 
+use super::connection::Ledger;
+use super::decode::corrupt;
+use super::error::LedgerError;
 use super::pioneers::{parse_scopes, scopes_json};
-use super::{Ledger, LedgerError, corrupt};
 use crate::ids::Uid;
 use crate::secret::AccessToken;
 use sqlx::Row;

@@ -5,10 +5,10 @@
 
 use super::error::PayoutError;
 use super::fault::CrashPoint;
-use super::ids::PayoutId;
 use super::outcome::Flow;
 use super::processor::PayoutProcessor;
 use crate::dto::{CreatePaymentRequest, Direction as PiDirection, PaymentDto};
+use crate::ids::PayoutId;
 use crate::ids::Uid;
 use crate::ledger::payouts::PAYOUT_ID_METADATA_KEY;
 use crate::ledger::{LedgerError, PayoutPatch, PayoutRow};

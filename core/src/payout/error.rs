@@ -2,9 +2,9 @@
 //! outcomes are [`super::outcome::StepOutcome`]s, not errors.
 
 use super::fault::CrashPoint;
-use super::ids::PayoutId;
 use super::lane::SequenceError;
 use crate::horizon::HorizonError;
+use crate::ids::PayoutId;
 use crate::ledger::LedgerError;
 use crate::stellar::StellarError;
 

@@ -1,6 +1,5 @@
 //! A2U payouts: the app pays Pioneers exactly once (pi-platform.md §5).
 //!
-//! - [`ids`]: `PayoutId` (`po_…`) and `BatchId` (`bat_…`).
 //! - [`processor`]: [`PayoutProcessor::step`], the pipeline as persisted steps, with one file per
 //!   stage: `create` (requested), `submit` (created, signed), `complete` (confirmed, cancelled);
 //!   `channels` funds channel accounts. The payout state machine itself is
@@ -19,15 +18,15 @@ pub mod config;
 mod create;
 pub mod error;
 pub mod fault;
-pub mod ids;
 pub mod lane;
 pub mod outcome;
 pub mod processor;
 mod submit;
 
+/// Payout and batch ids live in [`crate::ids`]; re-exported here for existing users.
+pub use crate::ids::{BatchId, PayoutId};
 pub use config::PayoutConfig;
 pub use error::PayoutError;
 pub use fault::CrashPoint;
-pub use ids::{BatchId, PayoutId};
 pub use outcome::StepOutcome;
 pub use processor::PayoutProcessor;

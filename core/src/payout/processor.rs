@@ -25,11 +25,10 @@
 use super::config::PayoutConfig;
 use super::error::PayoutError;
 use super::fault::CrashPoint;
-use super::ids::PayoutId;
 use super::lane::Lanes;
 use super::outcome::{Flow, StepOutcome};
 use crate::horizon::{HorizonClient, HorizonError};
-use crate::ids::PaymentId;
+use crate::ids::{PaymentId, PayoutId};
 use crate::ledger::{
     Ledger, LedgerError, PayoutApplied, PayoutNote, PayoutPatch, PayoutRow, now_ms,
 };

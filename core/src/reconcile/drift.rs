@@ -15,119 +15,20 @@
 //!
 //! Rows in `needs_attention` are listed separately: they are known problems, not drift.
 
-use super::server::{describe, payout_for};
-use super::{RunRow, UNKNOWN_SERVER_PAYMENT, ms};
+use super::config::{DEFAULT_STUCK_AFTER, ms};
+use super::drift_compare::{Shown, compare_with_pi, pi_view, short};
+use super::drift_report::{Checked, DriftItem, DriftKind, DriftReport};
+use super::reconciler::Reconciler;
+use super::server::{UNKNOWN_SERVER_PAYMENT, describe, payout_for};
+use crate::amount::PiAmount;
 use crate::dto::PaymentDto;
 use crate::horizon::{HorizonClient, Order};
 use crate::ids::PaymentId;
-use crate::ledger::payments::{payment_cols, payment_from_row};
 use crate::ledger::{Ledger, LedgerError, PaymentRow, PayoutRow, now_ms};
-use crate::payout::PayoutId;
 use crate::pi_client::{PiClient, PiError};
-use crate::state::{PaymentState, PayoutState};
+use crate::state::PayoutState;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
-
-/// What kind of disagreement an item is.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum DriftKind {
-    /// The ledger and Pi disagree on where a payment or payout stands.
-    StateMismatch,
-    /// The ledger's amount differs from Pi's or the chain's.
-    AmountMismatch,
-    /// The ledger's transaction differs from the one Pi linked (or a second one paid it).
-    TxidMismatch,
-    /// The ledger has a payment Pi does not know.
-    MissingAtPi,
-    /// The app wallet paid someone and no payout has that memo.
-    ChainPaymentWithoutPayout,
-    /// A chain payment belongs to a payout but pays another amount or destination.
-    ChainPaymentMismatch,
-    /// One payout was paid by more than one transaction.
-    DuplicateChainPayment,
-    /// Someone paid the app wallet with a memo no ledger payment has.
-    UnknownIncomingPayment,
-    /// Pi lists an incomplete server payment that is not one of our payouts.
-    UnknownIncompleteServerPayment,
-}
-
-impl DriftKind {
-    /// The snake_case name (as in JSON).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DriftKind::StateMismatch => "state_mismatch",
-            DriftKind::AmountMismatch => "amount_mismatch",
-            DriftKind::TxidMismatch => "txid_mismatch",
-            DriftKind::MissingAtPi => "missing_at_pi",
-            DriftKind::ChainPaymentWithoutPayout => "chain_payment_without_payout",
-            DriftKind::ChainPaymentMismatch => "chain_payment_mismatch",
-            DriftKind::DuplicateChainPayment => "duplicate_chain_payment",
-            DriftKind::UnknownIncomingPayment => "unknown_incoming_payment",
-            DriftKind::UnknownIncompleteServerPayment => "unknown_incomplete_server_payment",
-        }
-    }
-}
-
-/// One disagreement.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DriftItem {
-    pub kind: DriftKind,
-    /// `payment`, `payout`, `transaction` or `pi_payment`.
-    pub subject_type: String,
-    /// Its id (payment id, payout id, transaction hash).
-    pub subject: String,
-    /// What the ledger says, if it says anything.
-    pub ledger: Option<String>,
-    /// What Pi says.
-    pub pi: Option<String>,
-    /// What the chain says.
-    pub chain: Option<String>,
-    /// The disagreement in words, and what to look at.
-    pub detail: String,
-}
-
-/// A row waiting for a person.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AttentionItem {
-    /// `payment` or `payout`.
-    pub subject_type: String,
-    pub subject: String,
-    pub reason: Option<String>,
-    /// Unix milliseconds of its last change.
-    pub since: i64,
-    /// What Pi says about it, when it was read.
-    pub pi: Option<String>,
-}
-
-/// How much was looked at.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Checked {
-    pub payments: u64,
-    pub payouts: u64,
-    pub chain_transactions: u64,
-    pub incomplete_server_payments: u64,
-    /// Settled rows older than this (unix ms) were not compared.
-    pub settled_since: i64,
-}
-
-/// The report.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DriftReport {
-    /// Unix milliseconds.
-    pub generated_at: i64,
-    /// No drift and every source could be read.
-    pub clean: bool,
-    pub checked: Checked,
-    pub drift: Vec<DriftItem>,
-    pub needs_attention: Vec<AttentionItem>,
-    /// Sources that could not be read: the report is incomplete.
-    pub errors: Vec<String>,
-    /// The latest reconcile run.
-    pub last_run: Option<RunRow>,
-}
 
 /// What the report looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +48,7 @@ pub struct DriftOptions {
 impl Default for DriftOptions {
     fn default() -> Self {
         DriftOptions {
-            stuck_after: super::DEFAULT_STUCK_AFTER,
+            stuck_after: DEFAULT_STUCK_AFTER,
             since: Duration::from_secs(24 * 3600),
             max_rows: 500,
             chain_limit: 200,
@@ -155,9 +56,6 @@ impl Default for DriftOptions {
         }
     }
 }
-
-/// Most errors listed; the rest are counted.
-const MAX_ERRORS: usize = 20;
 
 /// Computes [`DriftReport`]s. Cheap to clone.
 #[derive(Clone)]
@@ -178,75 +76,19 @@ impl std::fmt::Debug for DriftChecker {
     }
 }
 
-/// Pi's view of a payment in a few words.
-fn pi_view(dto: &PaymentDto) -> String {
-    let s = &dto.status;
-    let state = if s.developer_completed {
-        "completed"
-    } else if s.user_cancelled {
-        "user_cancelled"
-    } else if s.cancelled {
-        "cancelled"
-    } else if s.developer_approved {
-        "approved"
-    } else {
-        "pending"
-    };
-    match dto.txid() {
-        Some(t) => format!("{state}, {} Pi, tx {}", dto.amount, short(t.as_str())),
-        None => format!("{state}, {} Pi", dto.amount),
-    }
-}
-
-fn short(hash: &str) -> String {
-    if hash.len() > 12 {
-        format!("{}…", &hash[..12])
-    } else {
-        hash.to_string()
-    }
-}
-
-fn pi_cancelled(dto: &PaymentDto) -> bool {
-    dto.status.cancelled || dto.status.user_cancelled
-}
-
-fn payment_view(row: &PaymentRow) -> String {
-    let mut v = row.state.to_string();
-    if let Some(a) = row.amount {
-        v.push_str(&format!(", {a} Pi"));
-    }
-    if let Some(t) = &row.txid {
-        v.push_str(&format!(", tx {}", short(t.as_str())));
-    }
-    v
-}
-
-fn payout_view(row: &PayoutRow) -> String {
-    let mut v = format!("{}, {} Pi", row.state, row.amount);
-    if let Some(t) = &row.tx_hash {
-        v.push_str(&format!(", tx {}", short(t)));
-    }
-    v
-}
-
-impl DriftReport {
-    fn push(&mut self, item: DriftItem) {
-        let dup = self
-            .drift
-            .iter()
-            .any(|d| d.kind == item.kind && d.subject == item.subject);
-        if !dup {
-            self.drift.push(item);
-        }
-    }
-
-    fn error(&mut self, text: String) {
-        if self.errors.len() < MAX_ERRORS {
-            self.errors.push(text);
-        } else if self.errors.len() == MAX_ERRORS {
-            self.errors
-                .push("more sources failed; see the service logs".to_string());
-        }
+impl Reconciler {
+    /// The drift checker over the same ledger, Pi and Horizon.
+    pub fn drift_checker(&self) -> DriftChecker {
+        DriftChecker::new(
+            self.ledger.clone(),
+            self.pi.clone(),
+            self.horizon.clone(),
+            self.app_wallet.clone(),
+            DriftOptions {
+                stuck_after: self.config.stuck_after,
+                ..DriftOptions::default()
+            },
+        )
     }
 }
 
@@ -285,8 +127,13 @@ impl DriftChecker {
             errors: Vec::new(),
             last_run: None,
         };
-        self.check_payments(now, since, &mut report).await?;
-        self.check_payouts(now, since, &mut report).await?;
+        // Open rows changed at or before `old` are stale: no longer in flight.
+        let old = now.saturating_sub(ms(self.options.stuck_after));
+        let max = self.options.max_rows;
+        let payments = self.ledger.payments_for_drift(since, max).await?;
+        self.check_payments(&payments, old, &mut report).await;
+        let payouts = self.ledger.payouts_for_drift(since, max).await?;
+        self.check_payouts(&payouts, old, &mut report).await;
         self.check_chain(&mut report).await?;
         self.check_server_payments(&mut report).await?;
         report.last_run = self.ledger.reconcile_runs(1).await?.into_iter().next();
@@ -325,237 +172,28 @@ impl DriftChecker {
         out
     }
 
-    async fn check_payments(
-        &self,
-        now: i64,
-        since: i64,
-        report: &mut DriftReport,
-    ) -> Result<(), LedgerError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            payment_cols!(),
-            " FROM payments WHERE direction = 'user_to_app' ",
-            "AND (state NOT IN ('completed', 'cancelled') OR updated_at >= $1) ",
-            "ORDER BY updated_at DESC LIMIT $2"
-        ))
-        .bind(since)
-        .bind(self.options.max_rows)
-        .fetch_all(self.ledger.pool())
-        .await?;
-        let rows: Vec<PaymentRow> = rows
-            .iter()
-            .map(payment_from_row)
-            .collect::<Result<_, _>>()?;
+    async fn check_payments(&self, rows: &[PaymentRow], old: i64, report: &mut DriftReport) {
         report.checked.payments = rows.len() as u64;
-        let old = now.saturating_sub(ms(self.options.stuck_after));
-        let dtos = self
+        let answers = self
             .read_pi(rows.iter().map(|r| r.id.clone()).collect())
             .await;
-        for (row, dto) in rows.iter().zip(dtos) {
-            let item = |kind, pi: Option<String>, detail: String| DriftItem {
-                kind,
-                subject_type: "payment".into(),
-                subject: row.id.to_string(),
-                ledger: Some(payment_view(row)),
-                pi,
-                chain: None,
-                detail,
-            };
-            let dto = match dto {
-                Ok(dto) => dto,
-                Err(e) if matches!(e.root(), PiError::PaymentNotFound) => {
-                    if row.state == PaymentState::NeedsAttention {
-                        report
-                            .needs_attention
-                            .push(attention_payment(row, Some("not found at Pi".into())));
-                    } else if row.updated_at <= old {
-                        report.push(item(
-                            DriftKind::MissingAtPi,
-                            Some("payment_not_found".into()),
-                            "the ledger has this payment but Pi does not know it: check that PI_API_KEY belongs to the app that received the callback".into(),
-                        ));
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    report.error(format!("payment {}: reading it at Pi failed: {e}", row.id));
-                    continue;
-                }
-            };
-            let pi = Some(pi_view(&dto));
-            let completed_at_pi = dto.status.developer_completed;
-            let mismatch = match row.state {
-                PaymentState::NeedsAttention => {
-                    report.needs_attention.push(attention_payment(row, pi.clone()));
-                    None
-                }
-                PaymentState::Completed if !completed_at_pi => Some(
-                    "completed in the ledger but not completed at Pi: the order may have been delivered without Pi's completion; look at the payment's history".to_string(),
-                ),
-                PaymentState::Cancelled if completed_at_pi => Some(
-                    "cancelled in the ledger but completed at Pi: the Pioneer paid and was not delivered; retry it or refund".to_string(),
-                ),
-                PaymentState::Cancelled if !pi_cancelled(&dto) => Some(
-                    "cancelled in the ledger but still open at Pi: the Pioneer may be blocked from paying again; cancel it at Pi".to_string(),
-                ),
-                s if s.is_in_flight() && row.updated_at <= old && completed_at_pi => Some(format!(
-                    "{s} in the ledger but completed at Pi: the ledger missed the completion"
-                )),
-                s if s.is_in_flight() && row.updated_at <= old && pi_cancelled(&dto) => Some(
-                    format!("{s} in the ledger but cancelled at Pi: the ledger missed the cancellation"),
-                ),
-                _ => None,
-            };
-            if let Some(detail) = mismatch {
-                report.push(item(DriftKind::StateMismatch, pi.clone(), detail));
-            }
-            if let Some(amount) = row.amount
-                && amount != dto.amount
-            {
-                report.push(item(
-                    DriftKind::AmountMismatch,
-                    pi.clone(),
-                    format!("the ledger records {amount} Pi, Pi shows {} Pi", dto.amount),
-                ));
-            }
-            if let (Some(ours), Some(theirs)) = (&row.txid, dto.txid())
-                && ours != theirs
-            {
-                report.push(item(
-                    DriftKind::TxidMismatch,
-                    pi.clone(),
-                    format!("the ledger records tx {ours}, Pi linked tx {theirs}"),
-                ));
-            }
-        }
-        Ok(())
+        compare_with_pi(rows.iter().zip(answers), old, report);
     }
 
-    async fn check_payouts(
-        &self,
-        now: i64,
-        since: i64,
-        report: &mut DriftReport,
-    ) -> Result<(), LedgerError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM payouts WHERE \
-             (state NOT IN ('completed', 'failed', 'cancelled') OR updated_at >= $1) \
-             ORDER BY updated_at DESC LIMIT $2",
-        )
-        .bind(since)
-        .bind(self.options.max_rows)
-        .fetch_all(self.ledger.pool())
-        .await?;
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Ok(id) = PayoutId::parse(&id) else {
-                return Err(LedgerError::Corrupt(format!("payouts.id {id:?}")));
-            };
-            if let Some(row) = self.ledger.payout(&id).await? {
-                rows.push(row);
-            }
-        }
+    async fn check_payouts(&self, rows: &[PayoutRow], old: i64, report: &mut DriftReport) {
         report.checked.payouts = rows.len() as u64;
-        let with_pi: Vec<&PayoutRow> = rows.iter().filter(|r| r.pi_payment_id.is_some()).collect();
-        for row in rows.iter().filter(|r| r.pi_payment_id.is_none()) {
+        let (with_pi, without_pi): (Vec<&PayoutRow>, Vec<&PayoutRow>) =
+            rows.iter().partition(|r| r.pi_payment_id.is_some());
+        for row in without_pi {
             if row.state == PayoutState::NeedsAttention {
-                report.needs_attention.push(attention_payout(row, None));
+                report
+                    .needs_attention
+                    .push(Shown::from(row).attention(None));
             }
         }
-        let dtos = self
-            .read_pi(
-                with_pi
-                    .iter()
-                    .filter_map(|r| r.pi_payment_id.clone())
-                    .collect(),
-            )
-            .await;
-        let old = now.saturating_sub(ms(self.options.stuck_after));
-        for (row, dto) in with_pi.into_iter().zip(dtos) {
-            let item = |kind, pi: Option<String>, detail: String| DriftItem {
-                kind,
-                subject_type: "payout".into(),
-                subject: row.id.to_string(),
-                ledger: Some(payout_view(row)),
-                pi,
-                chain: None,
-                detail,
-            };
-            let dto = match dto {
-                Ok(dto) => dto,
-                Err(e) if matches!(e.root(), PiError::PaymentNotFound) => {
-                    report.push(item(
-                        DriftKind::MissingAtPi,
-                        Some("payment_not_found".into()),
-                        "the payout's Pi payment is unknown to Pi: check PI_API_KEY".into(),
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    report.error(format!(
-                        "payout {}: reading its Pi payment failed: {e}",
-                        row.id
-                    ));
-                    continue;
-                }
-            };
-            let pi = Some(pi_view(&dto));
-            let completed_at_pi = dto.status.developer_completed;
-            let mismatch = match row.state {
-                PayoutState::NeedsAttention => {
-                    report
-                        .needs_attention
-                        .push(attention_payout(row, pi.clone()));
-                    None
-                }
-                PayoutState::Completed if !completed_at_pi => {
-                    Some("completed in the ledger but not completed at Pi".to_string())
-                }
-                PayoutState::Failed | PayoutState::Cancelled if completed_at_pi => Some(format!(
-                    "{} in the ledger but completed at Pi: the Pioneer may have been paid; check the chain",
-                    row.state
-                )),
-                PayoutState::Failed | PayoutState::Cancelled
-                    if row.updated_at <= old && !pi_cancelled(&dto) =>
-                {
-                    Some(format!(
-                        "{} in the ledger but still open at Pi: it blocks the next payout to this Pioneer (ongoing_payment_found)",
-                        row.state
-                    ))
-                }
-                s if s.is_in_flight() && row.updated_at <= old && completed_at_pi => Some(format!(
-                    "{s} in the ledger but completed at Pi: the ledger missed the completion"
-                )),
-                s if s.is_in_flight() && row.updated_at <= old && pi_cancelled(&dto) => {
-                    Some(format!("{s} in the ledger but cancelled at Pi"))
-                }
-                _ => None,
-            };
-            if let Some(detail) = mismatch {
-                report.push(item(DriftKind::StateMismatch, pi.clone(), detail));
-            }
-            if row.amount != dto.amount {
-                report.push(item(
-                    DriftKind::AmountMismatch,
-                    pi.clone(),
-                    format!(
-                        "the payout is {} Pi, its Pi payment {} Pi",
-                        row.amount, dto.amount
-                    ),
-                ));
-            }
-            if let (Some(ours), Some(theirs)) = (&row.tx_hash, dto.txid())
-                && ours != theirs.as_str()
-                && row.state == PayoutState::Completed
-            {
-                report.push(item(
-                    DriftKind::TxidMismatch,
-                    pi,
-                    format!("the payout records tx {ours}, Pi linked tx {theirs}"),
-                ));
-            }
-        }
-        Ok(())
+        let pi_ids = with_pi.iter().filter_map(|r| r.pi_payment_id.clone());
+        let answers = self.read_pi(pi_ids.collect()).await;
+        compare_with_pi(with_pi.into_iter().zip(answers), old, report);
     }
 
     async fn check_chain(&self, report: &mut DriftReport) -> Result<(), LedgerError> {
@@ -598,7 +236,7 @@ impl DriftChecker {
             {
                 let chain = Some(format!(
                     "{} Pi from {} to {}, memo {:?}",
-                    crate::PiAmount::from_stroops(op.amount_stroops)
+                    PiAmount::from_stroops(op.amount_stroops)
                         .map(|a| a.to_string())
                         .unwrap_or_else(|| format!("{} stroops", op.amount_stroops)),
                     short(&op.from),
@@ -633,7 +271,7 @@ impl DriftChecker {
                     if wrong_amount || wrong_dest {
                         report.push(item(
                             DriftKind::ChainPaymentMismatch,
-                            Some(payout_view(&payout)),
+                            Some(Shown::from(&payout).view),
                             format!(
                                 "pays payout {} but {}",
                                 payout.id,
@@ -668,14 +306,14 @@ impl DriftChecker {
                             if row.amount.is_some_and(|a| a.stroops() != op.amount_stroops) {
                                 report.push(item(
                                     DriftKind::AmountMismatch,
-                                    Some(payment_view(&row)),
+                                    Some(Shown::from(&row).view),
                                     format!("payment {pid} is for another amount than this transaction pays"),
                                 ));
                             }
                             if row.txid.as_ref().is_some_and(|t| t.as_str() != tx.hash) {
                                 report.push(item(
                                     DriftKind::TxidMismatch,
-                                    Some(payment_view(&row)),
+                                    Some(Shown::from(&row).view),
                                     format!("a second transaction with payment {pid}'s memo: the Pioneer may have paid twice (refund it)"),
                                 ));
                             }
@@ -691,7 +329,7 @@ impl DriftChecker {
                     kind: DriftKind::DuplicateChainPayment,
                     subject_type: "payout".into(),
                     subject: payout_id,
-                    ledger: Some(payout_view(&payout)),
+                    ledger: Some(Shown::from(&payout).view),
                     pi: None,
                     chain: Some(
                         distinct.iter().map(|h| short(h)).collect::<Vec<_>>().join(", "),
@@ -753,25 +391,5 @@ impl DriftChecker {
             }
         }
         Ok(())
-    }
-}
-
-fn attention_payment(row: &PaymentRow, pi: Option<String>) -> AttentionItem {
-    AttentionItem {
-        subject_type: "payment".into(),
-        subject: row.id.to_string(),
-        reason: row.reason.clone(),
-        since: row.updated_at,
-        pi,
-    }
-}
-
-fn attention_payout(row: &PayoutRow, pi: Option<String>) -> AttentionItem {
-    AttentionItem {
-        subject_type: "payout".into(),
-        subject: row.id.to_string(),
-        reason: row.reason.clone(),
-        since: row.updated_at,
-        pi,
     }
 }

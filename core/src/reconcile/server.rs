@@ -13,16 +13,23 @@
 //!
 //! Findings whose payment no longer shows up are marked resolved.
 
-use super::{
-    ReconcileError, Reconciler, RunSummary, SETTLED_BUT_OPEN_AT_PI, UNKNOWN_SERVER_PAYMENT,
-};
+use super::error::ReconcileError;
+use super::reconciler::Reconciler;
+use super::summary::RunSummary;
 use crate::dto::PaymentDto;
+use crate::ids::PayoutId;
 use crate::jobs::Job;
 use crate::ledger::payouts::PAYOUT_ID_METADATA_KEY;
 use crate::ledger::{Ledger, LedgerError, PayoutRow, now_ms};
-use crate::payout::PayoutId;
 use crate::state::PayoutState;
 use std::collections::HashSet;
+
+/// The finding kind of an incomplete server payment no payout of ours matches.
+pub const UNKNOWN_SERVER_PAYMENT: &str = "unknown_incomplete_server_payment";
+
+/// The finding kind of an incomplete server payment whose payout is settled here (completed,
+/// failed, needs attention) while Pi still shows it open.
+pub const SETTLED_BUT_OPEN_AT_PI: &str = "payout_settled_but_open_at_pi";
 
 /// The payout a Pi payment belongs to: by stored identifier, else by the payout id we put in
 /// its metadata (a payment whose create answer was lost).

@@ -11,38 +11,18 @@
 //! `STUCK_AFTER`, so a job gets time to run. A row re-enqueued `max_sweeps` times while its
 //! `updated_at` never changed goes to `needs_attention` (`gave_up`), history and all.
 
-use super::{ReconcileError, Reconciler, RunSummary, ms};
+use super::config::ms;
+use super::error::ReconcileError;
+use super::reconciler::Reconciler;
+use super::summary::RunSummary;
+use crate::ids::PayoutId;
 use crate::jobs::Job;
-use crate::ledger::payments::{payment_cols, payment_from_row};
 use crate::ledger::{LedgerError, PaymentPatch, PaymentRow, PayoutNote, PayoutPatch, now_ms};
-use crate::payout::PayoutId;
 use crate::state::{PaymentState, PayoutTransition, Transition};
 use std::collections::HashSet;
 
 /// Sweep counters untouched this long are dropped.
 const PRUNE_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
-
-/// U2A payments whose job may have been lost (see the module table), oldest first.
-async fn stuck_payments(r: &Reconciler, now: i64) -> Result<Vec<PaymentRow>, LedgerError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        payment_cols!(),
-        " FROM payments WHERE direction = 'user_to_app' ",
-        "AND state IN ('received', 'approved', 'completing') ",
-        "AND updated_at <= $1 AND (next_check_at IS NULL OR next_check_at <= $2) ",
-        "AND (state <> 'approved' OR updated_at <= $3 OR EXISTS (",
-        "  SELECT 1 FROM payment_callbacks c WHERE c.payment_seq = payments.seq ",
-        "  AND c.step IN ('cancel', 'error'))) ",
-        "ORDER BY updated_at LIMIT $4"
-    ))
-    .bind(now.saturating_sub(ms(r.config.stuck_after)))
-    .bind(now)
-    .bind(now.saturating_sub(ms(r.config.abandon_after)))
-    .bind(r.config.batch)
-    .fetch_all(r.ledger.pool())
-    .await?;
-    rows.iter().map(payment_from_row).collect()
-}
 
 /// The job that moves a stuck payment on.
 fn job_for(row: &PaymentRow) -> Option<(Job, &'static str)> {
@@ -65,7 +45,16 @@ pub(crate) async fn sweep(
     let postpone = Some(now.saturating_add(ms(r.config.stuck_after)));
     let mut jobs = Vec::new();
 
-    for row in stuck_payments(r, now).await? {
+    let stuck_payments = r
+        .ledger
+        .u2a_payments_to_sweep(
+            now,
+            now.saturating_sub(ms(r.config.stuck_after)),
+            now.saturating_sub(ms(r.config.abandon_after)),
+            r.config.batch,
+        )
+        .await?;
+    for row in stuck_payments {
         let Some((job, name)) = job_for(&row) else {
             continue;
         };

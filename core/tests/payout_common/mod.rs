@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
+use pi_payments_core::ids::{BatchId, PayoutId};
 use pi_payments_core::ledger::{
     Ledger, LedgerError, PayoutApplied, PayoutFilter, PayoutNote, PayoutPatch, PayoutRequest,
 };
-use pi_payments_core::payout::{BatchId, PayoutId};
 use pi_payments_core::state::{PayoutState, PayoutTransition};
 use pi_payments_core::{PaymentId, PiAmount, Uid};
 

@@ -5,8 +5,9 @@
 #![allow(dead_code)]
 
 use pi_payments_core::horizon::HorizonClient;
+use pi_payments_core::ids::PayoutId;
 use pi_payments_core::ledger::{Ledger, PayoutRequest, PayoutRow};
-use pi_payments_core::payout::{PayoutConfig, PayoutId, PayoutProcessor, StepOutcome};
+use pi_payments_core::payout::{PayoutConfig, PayoutProcessor, StepOutcome};
 use pi_payments_core::pi_client::{PiClient, PiClientConfig};
 use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::retry::RetryPolicy;

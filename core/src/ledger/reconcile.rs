@@ -1,8 +1,10 @@
 //! What reconciliation remembers in the ledger (migration `0004_reconcile.sql`): one line per
-//! run, per-row sweep counters, and findings it reported and left alone. The lease itself lives
-//! in [`crate::ledger::leases`].
+//! run and the findings it reported and left alone. The lease a run holds lives in
+//! [`super::leases`], the sweep counters in [`super::sweep`].
 
-use crate::ledger::{Ledger, LedgerError, now_ms};
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::error::LedgerError;
 use sqlx::Row;
 
 /// One reconcile run, as recorded.
@@ -15,7 +17,7 @@ pub struct RunRow {
     pub started_at: i64,
     /// Unix milliseconds; `None` while running (or if the process died during the run).
     pub finished_at: Option<i64>,
-    /// The run's [`super::RunSummary`] as JSON.
+    /// The run's [`crate::reconcile::RunSummary`] as JSON.
     pub summary: Option<serde_json::Value>,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
@@ -49,7 +51,7 @@ impl Ledger {
         )
         .bind(holder)
         .bind(started_at)
-        .fetch_one(self.pool())
+        .fetch_one(&self.pool)
         .await?;
         Ok(id)
     }
@@ -68,7 +70,7 @@ impl Ledger {
         .bind(now_ms())
         .bind(summary.to_string())
         .bind(error)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -80,7 +82,7 @@ impl Ledger {
              ORDER BY id DESC LIMIT $1",
         )
         .bind(limit.clamp(1, 10_000))
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -95,51 +97,6 @@ impl Ledger {
                 })
             })
             .collect()
-    }
-
-    /// Count one more sweep of a row last changed at `updated_at`; returns how many sweeps in a
-    /// row found it unchanged (1 the first time, or after the row moved).
-    pub(crate) async fn bump_sweep(
-        &self,
-        kind: &str,
-        subject: &str,
-        updated_at: i64,
-    ) -> Result<i64, LedgerError> {
-        let n: i64 = sqlx::query_scalar(
-            "INSERT INTO reconcile_sweeps (kind, subject, seen_updated_at, sweeps, last_at) \
-             VALUES ($1, $2, $3, 1, $4) \
-             ON CONFLICT (kind, subject) DO UPDATE SET \
-               sweeps = CASE WHEN reconcile_sweeps.seen_updated_at = $3 \
-                        THEN reconcile_sweeps.sweeps + 1 ELSE 1 END, \
-               seen_updated_at = $3, last_at = $4 \
-             RETURNING sweeps",
-        )
-        .bind(kind)
-        .bind(subject)
-        .bind(updated_at)
-        .bind(now_ms())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(n)
-    }
-
-    /// Forget a row's sweep counter (it was settled or handed to a person).
-    pub(crate) async fn clear_sweep(&self, kind: &str, subject: &str) -> Result<(), LedgerError> {
-        sqlx::query("DELETE FROM reconcile_sweeps WHERE kind = $1 AND subject = $2")
-            .bind(kind)
-            .bind(subject)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    /// Drop sweep counters nobody touched since `before` (their rows settled long ago).
-    pub(crate) async fn prune_sweeps(&self, before: i64) -> Result<(), LedgerError> {
-        sqlx::query("DELETE FROM reconcile_sweeps WHERE last_at < $1")
-            .bind(before)
-            .execute(self.pool())
-            .await?;
-        Ok(())
     }
 
     /// Record (or see again) a finding; a resolved one that comes back is open again.
@@ -160,7 +117,7 @@ impl Ledger {
         .bind(subject)
         .bind(detail)
         .bind(now)
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -178,7 +135,7 @@ impl Ledger {
         .bind(kind)
         .bind(subject)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -189,7 +146,7 @@ impl Ledger {
             "SELECT kind, subject, detail, first_seen, last_seen, times FROM reconcile_findings \
              WHERE resolved_at IS NULL ORDER BY first_seen LIMIT 10000",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?;
         let all: Result<Vec<FindingRow>, LedgerError> = rows
             .iter()

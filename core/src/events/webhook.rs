@@ -1,4 +1,4 @@
-//! App-facing events: their types, the JSON body a webhook carries, and the webhook signature.
+//! The JSON body a webhook carries, and the webhook signature.
 //!
 //! Signature (header `Pi-Payments-Signature`): `t=<unix seconds>,v1=<hex HMAC-SHA256>` over
 //! `"{t}.{body}"` with `APP_WEBHOOK_SECRET`. The timestamp inside the MAC lets the app reject
@@ -6,66 +6,13 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::fmt;
 
 /// The HTTP header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "Pi-Payments-Signature";
 
-/// Every event type the service emits (the outbox's `event_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum EventType {
-    #[serde(rename = "payment.approved")]
-    PaymentApproved,
-    #[serde(rename = "payment.completed")]
-    PaymentCompleted,
-    #[serde(rename = "payment.cancelled")]
-    PaymentCancelled,
-    #[serde(rename = "payment.needs_attention")]
-    PaymentNeedsAttention,
-    #[serde(rename = "payout.completed")]
-    PayoutCompleted,
-    #[serde(rename = "payout.failed")]
-    PayoutFailed,
-    #[serde(rename = "ad.granted")]
-    AdGranted,
-    #[serde(rename = "ad.revoked")]
-    AdRevoked,
-}
-
-impl EventType {
-    /// The dotted name, e.g. `payment.completed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::PaymentApproved => "payment.approved",
-            EventType::PaymentCompleted => "payment.completed",
-            EventType::PaymentCancelled => "payment.cancelled",
-            EventType::PaymentNeedsAttention => "payment.needs_attention",
-            EventType::PayoutCompleted => "payout.completed",
-            EventType::PayoutFailed => "payout.failed",
-            EventType::AdGranted => "ad.granted",
-            EventType::AdRevoked => "ad.revoked",
-        }
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The `data` of a payment event: the payment (and its order, if any) as of the event. Called
-/// by the ledger with its payment and order rows; generic over them so that this module does
-/// not depend on the ledger, which depends on it.
-pub fn payment_event_data(
-    payment: &impl serde::Serialize,
-    order: Option<&impl serde::Serialize>,
-) -> serde_json::Value {
-    serde_json::json!({ "payment": payment, "order": order })
-}
-
 /// The JSON body POSTed to `APP_WEBHOOK_URL` (and listed by `GET /events`); built from an
-/// outbox row by `WebhookBody::from_row` (in `ledger::webhook_body`).
+/// outbox row by `WebhookBody::from_row` (in `ledger::webhook_body`, so that this module does
+/// not depend on the ledger, which depends on it).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WebhookBody {
     /// The outbox id: unique and increasing; apps dedupe deliveries by it.
@@ -159,7 +106,7 @@ pub fn verify_webhook(
 
 #[cfg(test)]
 mod tests {
-    use crate::events::{EventType, SignatureError, sign_webhook, verify_webhook};
+    use crate::events::webhook::*;
 
     // Computed independently:
     // python3 -c 'import hmac,hashlib;print(hmac.new(b"whsec_test",b"1700000000.{\"id\":1}",hashlib.sha256).hexdigest())'
@@ -203,18 +150,6 @@ mod tests {
         assert_eq!(
             verify_webhook(b"whsec_test", &rotated, body, 1_700_000_000, 300),
             Ok(())
-        );
-    }
-
-    #[test]
-    fn event_types_serialize_dotted() {
-        assert_eq!(
-            serde_json::to_string(&EventType::PaymentCompleted).unwrap(),
-            "\"payment.completed\""
-        );
-        assert_eq!(
-            EventType::PaymentNeedsAttention.as_str(),
-            "payment.needs_attention"
         );
     }
 }

@@ -1,0 +1,180 @@
+//! What the sweeper reads and writes in the ledger: rows that should be moving and are not, and
+//! the per-row counters of how many sweeps found a row unchanged (migration `0004_reconcile.sql`).
+//! Which states count as "should be moving" comes from the state machine
+//! ([`PaymentState::IN_FLIGHT`], [`PayoutState::IN_FLIGHT`]).
+
+use super::callbacks::CallbackStep;
+use super::clock::now_ms;
+use super::connection::Ledger;
+use super::error::LedgerError;
+use super::payments::{Direction, PaymentRow, payment_cols, payment_from_row};
+use super::payouts::{PayoutRow, payout_cols, payout_from_row};
+use super::sql_list::sql_list;
+use crate::state::{PaymentState, PayoutState};
+use sqlx::any::AnyRow;
+use std::sync::LazyLock;
+
+/// The rows of `table` in `states` unchanged since `$1` and not postponed past `$2` (its
+/// `next_check_at`), oldest first, at most `$3`; `cols` are the columns its decoder reads.
+fn stuck_rows_sql(cols: &str, table: &str, states: String) -> String {
+    format!(
+        "SELECT {cols} FROM {table} WHERE state IN {states} \
+         AND updated_at <= $1 AND (next_check_at IS NULL OR next_check_at <= $2) \
+         ORDER BY updated_at LIMIT $3"
+    )
+}
+
+static STUCK_PAYMENTS: LazyLock<String> = LazyLock::new(|| {
+    stuck_rows_sql(
+        payment_cols!(),
+        "payments",
+        sql_list(PaymentState::IN_FLIGHT.map(PaymentState::as_str)),
+    )
+});
+
+static STUCK_PAYOUTS: LazyLock<String> = LazyLock::new(|| {
+    stuck_rows_sql(
+        payout_cols!(),
+        "payouts",
+        sql_list(PayoutState::IN_FLIGHT.map(PayoutState::as_str)),
+    )
+});
+
+/// U2A payments the sweeper re-enqueues (see [`crate::reconcile::sweep`]): in flight, unchanged
+/// since `$1`, not postponed past `$2`; an `approved` one only once older than `$3` or after a
+/// cancel/error callback. Oldest first, at most `$4`.
+static U2A_PAYMENTS_TO_SWEEP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {cols} FROM payments WHERE direction = '{u2a}' AND state IN {in_flight} \
+         AND updated_at <= $1 AND (next_check_at IS NULL OR next_check_at <= $2) \
+         AND (state <> '{approved}' OR updated_at <= $3 OR EXISTS ( \
+           SELECT 1 FROM payment_callbacks c WHERE c.payment_seq = payments.seq \
+           AND c.step IN {gave_up_steps})) \
+         ORDER BY updated_at LIMIT $4",
+        cols = payment_cols!(),
+        u2a = Direction::UserToApp.as_str(),
+        in_flight = sql_list(PaymentState::IN_FLIGHT.map(PaymentState::as_str)),
+        approved = PaymentState::Approved.as_str(),
+        gave_up_steps =
+            sql_list([CallbackStep::Cancel, CallbackStep::Error].map(CallbackStep::as_str)),
+    )
+});
+
+impl Ledger {
+    /// Rows of a [`stuck_rows_sql`] query unchanged for `older_than_ms`, decoded.
+    async fn stuck_rows<T>(
+        &self,
+        sql: &'static str,
+        older_than_ms: i64,
+        limit: i64,
+        decode: fn(&AnyRow) -> Result<T, LedgerError>,
+    ) -> Result<Vec<T>, LedgerError> {
+        let now = now_ms();
+        let rows = sqlx::query(sql)
+            .bind(now.saturating_sub(older_than_ms))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Payments a job should be working on (`received`, `approved`, `completing`) that have
+    /// not changed for `older_than_ms` and are not postponed by `next_check_at`: the sweeper
+    /// re-enqueues them (a job may have been lost). Oldest first.
+    pub async fn payments_stuck(
+        &self,
+        older_than_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, LedgerError> {
+        self.stuck_rows(
+            STUCK_PAYMENTS.as_str(),
+            older_than_ms,
+            limit,
+            payment_from_row,
+        )
+        .await
+    }
+
+    /// Payouts a job should be working on (`requested`, `created`, `signed`, `confirmed`) that
+    /// have not changed for `older_than_ms` and are not postponed by `next_check_at`: the
+    /// sweeper re-enqueues them. Oldest first.
+    pub async fn payouts_stuck(
+        &self,
+        older_than_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<PayoutRow>, LedgerError> {
+        self.stuck_rows(
+            STUCK_PAYOUTS.as_str(),
+            older_than_ms,
+            limit,
+            payout_from_row,
+        )
+        .await
+    }
+
+    /// U2A payments whose job may have been lost, oldest first: in flight and unchanged since
+    /// `stuck_before` (unix ms), not postponed past `now`; an approved one without a
+    /// transaction only once older than `abandon_before` or after a cancel/error callback.
+    pub(crate) async fn u2a_payments_to_sweep(
+        &self,
+        now: i64,
+        stuck_before: i64,
+        abandon_before: i64,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, LedgerError> {
+        let rows = sqlx::query(U2A_PAYMENTS_TO_SWEEP.as_str())
+            .bind(stuck_before)
+            .bind(now)
+            .bind(abandon_before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    /// Count one more sweep of a row last changed at `updated_at`; returns how many sweeps in a
+    /// row found it unchanged (1 the first time, or after the row moved).
+    pub(crate) async fn bump_sweep(
+        &self,
+        kind: &str,
+        subject: &str,
+        updated_at: i64,
+    ) -> Result<i64, LedgerError> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO reconcile_sweeps (kind, subject, seen_updated_at, sweeps, last_at) \
+             VALUES ($1, $2, $3, 1, $4) \
+             ON CONFLICT (kind, subject) DO UPDATE SET \
+               sweeps = CASE WHEN reconcile_sweeps.seen_updated_at = $3 \
+                        THEN reconcile_sweeps.sweeps + 1 ELSE 1 END, \
+               seen_updated_at = $3, last_at = $4 \
+             RETURNING sweeps",
+        )
+        .bind(kind)
+        .bind(subject)
+        .bind(updated_at)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Forget a row's sweep counter (it was settled or handed to a person).
+    pub(crate) async fn clear_sweep(&self, kind: &str, subject: &str) -> Result<(), LedgerError> {
+        sqlx::query("DELETE FROM reconcile_sweeps WHERE kind = $1 AND subject = $2")
+            .bind(kind)
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Drop sweep counters nobody touched since `before` (their rows settled long ago).
+    pub(crate) async fn prune_sweeps(&self, before: i64) -> Result<(), LedgerError> {
+        sqlx::query("DELETE FROM reconcile_sweeps WHERE last_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
