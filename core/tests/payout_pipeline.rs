@@ -2,9 +2,10 @@
 //! persisted step, injected faults, `ongoing_payment_found`, business failures, channels and a
 //! second Stellar implementation (Python stellar-sdk) reading the envelopes we stored.
 
-mod payout_sim;
+mod support;
 
-use payout_sim::{Env, drive, fast_sim, settle, start};
+use support::payouts::{drive, settle, test_config};
+use support::sim::{SimEnv, fast_sim, start};
 use pi_payments_core::PiAmount;
 use pi_payments_core::Uid;
 use pi_payments_core::dto::CreatePaymentRequest;
@@ -24,7 +25,7 @@ fn stroops(a: &str) -> i64 {
 }
 
 /// Pi payments the sim holds for one uid.
-async fn pi_payments_of(env: &Env, uid: &str) -> Vec<Value> {
+async fn pi_payments_of(env: &SimEnv, uid: &str) -> Vec<Value> {
     env.pi_payments()
         .await
         .into_iter()
@@ -205,7 +206,7 @@ async fn injected_faults_still_pay_everyone_exactly_once() {
     for id in &ids {
         assert_eq!(env.outbox(id).await, vec!["payout.completed"]);
     }
-    let log = env.control(reqwest::Method::GET, "/_sim/log", None).await;
+    let log = env.control.log().await.unwrap();
     let submit = &log["endpoints"]["horizon_submit"];
     assert!(
         submit["dropped"].as_u64().unwrap_or(0) + submit["injected_500"].as_u64().unwrap_or(0) > 0,
@@ -360,7 +361,7 @@ async fn a_stale_or_expired_envelope_is_rebuilt_only_when_proven_dead() {
     let short = PayoutConfig {
         tx_validity: Duration::from_secs(1),
         expiry_margin: Duration::from_secs(1),
-        ..payout_sim::test_config()
+        ..test_config()
     };
     let a = env
         .processor(Vec::new())
@@ -440,7 +441,7 @@ async fn an_unfunded_destination_fails_cleanly() {
         platform.network(),
         Vec::new(),
     )
-    .with_config(payout_sim::test_config());
+    .with_config(test_config());
     let addr = platform.pioneer("ghost").await;
     let row = platform.request("ghost", "1", "ghost").await;
     match settle(&p, &row.id).await {

@@ -4,6 +4,8 @@
 //! The stub is a few lines of raw tokio TCP rather than axum so that it can also drop a
 //! connection mid-request, which a router cannot do cleanly.
 
+mod support;
+
 use pi_payments_core::dto::{CreatePaymentRequest, Direction, MediatorAckStatus};
 use pi_payments_core::pi_client::{
     PiClient, PiClientConfig, PiError, VerificationError, install_crypto_provider,
@@ -11,11 +13,14 @@ use pi_payments_core::pi_client::{
 use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::{PaymentId, PiAmount, Txid, Uid};
+use pi_sim::SimConfig;
+use pi_sim::control_client::{TokenRequest, U2aRequest};
 use serde_json::{Value, json};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::sim::{SimEnv, start};
 use tokio::net::{TcpListener, TcpStream};
 
 const KEY: &str = "server-key-SECRET-123";
@@ -759,48 +764,15 @@ async fn secrets_never_show_in_errors_or_debug() {
 
 // ---------------------------------------------------------------- against pi-sim
 
-struct Sim {
-    sim: pi_sim::RunningSim,
-    http: reqwest::Client,
-}
-
-impl Sim {
-    async fn start() -> Sim {
-        install_crypto_provider();
-        let sim = pi_sim::start(pi_sim::SimConfig::default()).await.unwrap();
-        Sim {
-            sim,
-            http: reqwest::Client::new(),
-        }
-    }
-
+impl SimEnv {
     fn client(&self) -> PiClient {
-        let mut cfg = PiClientConfig::new(
-            &self.sim.platform_url,
-            &self.sim.api_key,
-            Arc::new(PiRateLimiter::new(NonZeroU32::new(1000).unwrap())),
-        );
-        cfg.retry = RetryPolicy::fast();
-        PiClient::new(cfg).unwrap()
-    }
-
-    /// POST to the simulator's control API.
-    async fn control(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.sim.platform_url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
+        self.pi(RetryPolicy::fast())
     }
 }
 
 #[tokio::test]
 async fn sim_a2u_create_get_cancel_and_incomplete() {
-    let sim = Sim::start().await;
+    let sim = start(SimConfig::default()).await;
     let c = sim.client();
     let req = CreatePaymentRequest {
         amount: PiAmount::parse("1.2345678").unwrap(),
@@ -846,16 +818,14 @@ async fn sim_a2u_create_get_cancel_and_incomplete() {
 
 #[tokio::test]
 async fn sim_me_with_a_minted_token_and_a_bad_one() {
-    let sim = Sim::start().await;
+    let sim = start(SimConfig::default()).await;
     let c = sim.client();
-    let minted = sim
-        .control(
-            "/_sim/tokens",
-            json!({"uid": "pioneer-me", "username": "alice"}),
-        )
-        .await;
-    let token = minted["access_token"].as_str().unwrap();
-    let me = c.me(token).await.unwrap();
+    let request = TokenRequest {
+        username: Some("alice".into()),
+        ..TokenRequest::for_uid("pioneer-me")
+    };
+    let minted = sim.control.mint_token(&request).await.unwrap();
+    let me = c.me(&minted.access_token).await.unwrap();
     assert_eq!(me.uid.as_str(), "pioneer-me");
     assert_eq!(me.username.as_deref(), Some("alice"));
     assert!(me.has_scope("payments"));
@@ -865,29 +835,25 @@ async fn sim_me_with_a_minted_token_and_a_bad_one() {
 
 #[tokio::test]
 async fn sim_u2a_approve_complete_and_lost_answers() {
-    let sim = Sim::start().await;
+    let sim = start(SimConfig::default()).await;
     let c = sim.client();
-    let dto = sim
-        .control(
-            "/_sim/u2a",
-            json!({"uid": "pioneer-u2a", "amount": 0.5, "memo": "Cup", "metadata": {"orderId": "o1"}}),
-        )
-        .await;
-    let id = PaymentId::parse(dto["identifier"].as_str().unwrap()).unwrap();
+    let request = U2aRequest::new("pioneer-u2a", "0.5")
+        .memo("Cup")
+        .metadata(json!({"orderId": "o1"}));
+    let id = sim.control.create_u2a_id(&request).await.unwrap();
+    let id = PaymentId::parse(&id).unwrap();
 
     // The approve is applied but its answer is dropped: the retry learns it is done.
-    sim.control("/_sim/faults", json!({"drop_next": 1})).await;
+    sim.faults(json!({"drop_next": 1})).await;
     let err = c.approve(&id).await.unwrap_err();
     assert!(matches!(err, PiError::AlreadyApproved { .. }), "{err:?}");
     assert!(c.get_payment(&id).await.unwrap().status.developer_approved);
 
-    let submitted = sim
-        .control(&format!("/_sim/u2a/{id}/submit"), json!({}))
-        .await;
-    let txid = Txid::parse_lenient(submitted["txid"].as_str().unwrap()).unwrap();
+    let submitted = sim.control.submit(id.as_str()).await.unwrap();
+    let txid = Txid::parse_lenient(&submitted).unwrap();
 
     // An injected 500 is retried.
-    sim.control("/_sim/faults", json!({"fail_next": 1})).await;
+    sim.faults(json!({"fail_next": 1})).await;
     let done = c.complete(&id, &txid).await.unwrap();
     assert!(done.status.developer_completed);
     assert_eq!(done.txid(), Some(&txid));
@@ -897,22 +863,14 @@ async fn sim_u2a_approve_complete_and_lost_answers() {
 
 #[tokio::test]
 async fn sim_rate_limit_is_honoured() {
-    let sim = Sim::start().await;
+    let sim = start(SimConfig::default()).await;
     let c = sim.client();
-    sim.control("/_sim/faults", json!({"rate_limit": 2})).await;
+    sim.faults(json!({"rate_limit": 2})).await;
     // Our limiter allows 1000/s; pi-sim's 2/s answers 429 + Retry-After, which we wait out.
     for _ in 0..4 {
         c.incomplete_server_payments().await.unwrap();
     }
-    let log: Value = sim
-        .http
-        .get(format!("{}/_sim/log", sim.sim.platform_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = sim.control.log().await.unwrap();
     let endpoint = &log["endpoints"]["incomplete_server_payments"];
     assert!(endpoint["rate_limited"].as_u64().unwrap() >= 1, "{log}");
     assert_eq!(endpoint["status"]["200"].as_u64(), Some(4), "{log}");
@@ -920,15 +878,13 @@ async fn sim_rate_limit_is_honoured() {
 
 #[tokio::test]
 async fn sim_ad_status() {
-    let sim = Sim::start().await;
+    let sim = start(SimConfig::default()).await;
     let c = sim.client();
-    sim.control(
-        "/_sim/ads",
-        json!({"ad_id": "ad-granted", "status": "granted"}),
-    )
-    .await;
-    sim.control("/_sim/ads", json!({"ad_id": "ad-pending"}))
-        .await;
+    sim.control
+        .set_ad(Some("ad-granted"), Some("granted"))
+        .await
+        .unwrap();
+    sim.control.set_ad(Some("ad-pending"), None).await.unwrap();
     let ad = c.ad_status("ad-granted").await.unwrap();
     assert_eq!(ad.identifier, "ad-granted");
     assert_eq!(ad.mediator_ack_status, Some(MediatorAckStatus::Granted));

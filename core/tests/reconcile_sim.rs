@@ -1,62 +1,27 @@
 //! The reconciler against pi-sim with a recording queue (no workers): what a run enqueues,
 //! one run at a time under concurrency, the sweep's give-up, and the drift report.
 
+mod support;
+
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::PaymentId;
-use pi_payments_core::jobs::{Job, RecordingQueue};
-use pi_payments_core::ledger::Ledger;
-use pi_payments_core::pi_client::{PiClient, PiClientConfig};
-use pi_payments_core::rate_limit::PiRateLimiter;
+use pi_payments_core::jobs::Job;
 use pi_payments_core::reconcile::{DriftKind, ReconcileConfig, Reconciler, RunOutcome};
+use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::state::PaymentState;
-use pi_sim::{RunningSim, SimConfig};
-use serde_json::{Value, json};
-use std::num::NonZeroU32;
-use std::path::PathBuf;
+use pi_sim::SimConfig;
+use pi_sim::control_client::U2aRequest;
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use support::sim::{SimEnv, start};
 
-struct Env {
-    sim: RunningSim,
-    ledger: Ledger,
-    queue: RecordingQueue,
-    http: reqwest::Client,
-    dir: PathBuf,
-}
-
-async fn start() -> Env {
-    pi_payments_core::pi_client::install_crypto_provider();
-    let sim = pi_sim::start(SimConfig::default())
-        .await
-        .expect("pi-sim starts");
-    let r: u64 = rand::random();
-    let dir = std::env::temp_dir().join(format!("pp-reconcile-{}-{r:x}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ledger = Ledger::connect(&format!("sqlite://{}", dir.join("ledger.db").display()))
-        .await
-        .unwrap();
-    Env {
-        sim,
-        ledger,
-        queue: RecordingQueue::new(),
-        http: reqwest::Client::new(),
-        dir,
-    }
-}
-
-impl Env {
+impl SimEnv {
     fn reconciler(&self, config: ReconcileConfig) -> Reconciler {
-        let limiter = Arc::new(PiRateLimiter::new(NonZeroU32::new(500).unwrap()));
-        let pi = PiClient::new(PiClientConfig::new(
-            self.sim.platform_url.clone(),
-            self.sim.api_key.clone(),
-            limiter,
-        ))
-        .unwrap();
         let horizon = HorizonClient::new(&self.sim.horizon_url, Duration::from_secs(5)).unwrap();
         Reconciler::new(
             self.ledger.clone(),
-            pi,
+            self.pi(RetryPolicy::default()),
             horizon,
             self.sim.app_wallet_public_key.clone(),
             Arc::new(self.queue.clone()),
@@ -64,37 +29,10 @@ impl Env {
         )
     }
 
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.sim.platform_url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{path}");
-        response.json().await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.sim.platform_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     async fn u2a(&self, uid: &str) -> PaymentId {
-        let v = self
-            .post(
-                "/_sim/u2a",
-                json!({"uid": uid, "amount": 1, "memo": "m", "metadata": {}}),
-            )
-            .await;
-        PaymentId::parse(v["identifier"].as_str().unwrap()).unwrap()
+        let request = U2aRequest::new(uid, "1").memo("m");
+        let id = self.control.create_u2a_id(&request).await.unwrap();
+        PaymentId::parse(&id).unwrap()
     }
 
     async fn age(&self, id: &PaymentId) {
@@ -115,12 +53,6 @@ impl Env {
             .await
             .unwrap();
     }
-
-    async fn done(self) {
-        self.ledger.close().await;
-        self.sim.shutdown().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn no_cooldown() -> ReconcileConfig {
@@ -132,10 +64,10 @@ fn no_cooldown() -> ReconcileConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_are_one_at_a_time() {
-    let env = start().await;
+    let env = start(SimConfig::default()).await;
     // A slow Pi keeps the first run inside its lease while the second tries.
-    env.post("/_sim/faults", json!({"latency_ms": 300})).await;
-    env.post("/_sim/reset", json!({"what": "log"})).await;
+    env.faults(json!({"latency_ms": 300})).await;
+    env.control.reset("log").await.unwrap();
     let a = env.reconciler(ReconcileConfig::default());
     let b = env.reconciler(ReconcileConfig::default());
     let (ra, rb) = tokio::join!(a.run_once("proc-a"), b.run_once("proc-b"));
@@ -150,7 +82,7 @@ async fn concurrent_runs_are_one_at_a_time() {
         b.run_once("proc-b").await.unwrap(),
         RunOutcome::Skipped { .. }
     ));
-    let log = env.get("/_sim/log").await;
+    let log = env.control.log().await.unwrap();
     assert_eq!(
         log["endpoints"]["incomplete_server_payments"]["calls"], 1,
         "{log}"
@@ -161,7 +93,7 @@ async fn concurrent_runs_are_one_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_that_sweeping_does_not_move_goes_to_needs_attention() {
-    let env = start().await;
+    let env = start(SimConfig::default()).await;
     let r = env.reconciler(ReconcileConfig {
         max_sweeps: 2,
         ..no_cooldown()
@@ -212,7 +144,7 @@ async fn a_row_that_sweeping_does_not_move_goes_to_needs_attention() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_payment_gets_the_incomplete_job_only_once_abandoned() {
-    let env = start().await;
+    let env = start(SimConfig::default()).await;
     let r = env.reconciler(no_cooldown());
     let id = env.u2a("slow").await;
     env.ledger.record_approve_callback(&id, None).await.unwrap();
@@ -243,7 +175,7 @@ async fn an_approved_payment_gets_the_incomplete_job_only_once_abandoned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drift_report_lists_a_planted_mismatch_and_is_clean_otherwise() {
-    let env = start().await;
+    let env = start(SimConfig::default()).await;
     let r = env.reconciler(no_cooldown());
     let report = r.drift_checker().report().await.unwrap();
     assert!(report.clean, "{report:#?}");

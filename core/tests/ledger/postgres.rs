@@ -1,32 +1,8 @@
-//! The ledger scenarios on Postgres (TEST_DATABASE_URL, default
-//! postgres://postgres@127.0.0.1:5432/test), each in a fresh database created for it and
-//! dropped afterwards.
+//! What only Postgres does: its two-part failed-batch recovery (TEST_DATABASE_URL, a fresh
+//! database per test).
 
-mod ledger_common;
-mod pg_support;
-
-use pg_support::Cleanup;
-use pi_payments_core::ledger::Ledger;
-
-async fn setup() -> Option<(Ledger, Cleanup)> {
-    Some(pg_support::fresh_ledger().await)
-}
-
-ledger_scenarios!(
-    migrations_are_idempotent,
-    callback_idempotency,
-    incomplete_rearms_after_a_while,
-    full_lifecycle,
-    refusal_and_attention_paths,
-    conflicting_txid_refused,
-    concurrent_apply_has_one_winner,
-    uniqueness_is_enforced_by_the_database,
-    batch_recording,
-    amounts_are_exact,
-    concurrent_batches_enqueue_once,
-    batched_first_approvals_match_single_recording,
-    payments_are_numbered_and_their_rows_follow,
-);
+use crate::support::ledger::{pid, postgres};
+use crate::u2a_scenarios;
 
 /// A batch whose one-statement first approvals fail (a trigger refuses one payment's history
 /// line) commits nothing and is recorded again one by one; a batch whose second part (repeats
@@ -34,10 +10,9 @@ ledger_scenarios!(
 /// their jobs, and records the rest one by one.
 #[tokio::test]
 async fn a_failed_batch_keeps_what_committed_and_retries_the_rest_alone() {
-    use ledger_common::pid;
     use pi_payments_core::jobs::Job;
     use pi_payments_core::ledger::Callback;
-    let (ledger, cleanup) = pg_support::fresh_ledger().await;
+    let (ledger, cleanup) = postgres().await;
     let approve = |n: u32| Callback::Approve {
         payment_id: pid(n),
         access_token: None,
@@ -80,7 +55,7 @@ async fn a_failed_batch_keeps_what_committed_and_retries_the_rest_alone() {
     let results = ledger
         .record_callbacks((0..10).map(approve).collect())
         .await;
-    ledger_common::assert_refused_alone_others_once(&ledger, &results, 7).await;
+    u2a_scenarios::assert_refused_alone_others_once(&ledger, &results, 7).await;
 
     // 2. New payments and a repeat of a known one whose arrival cannot be counted.
     let mut batch: Vec<Callback> = (20..25).map(approve).collect();

@@ -2,38 +2,8 @@
 //! (TEST_DATABASE_URL, a fresh database per test): one holder at a time under contention,
 //! release, the cool-down, and takeover of an expired lease.
 
-mod pg_support;
-
 use pi_payments_core::ledger::Ledger;
 use std::time::Duration;
-
-async fn sqlite() -> (Ledger, tempfile_dir::Dir) {
-    let dir = tempfile_dir::Dir::new();
-    let ledger = Ledger::connect(&format!("sqlite://{}", dir.path.join("l.db").display()))
-        .await
-        .unwrap();
-    (ledger, dir)
-}
-
-/// A tiny temp-dir helper (core has no tempfile dev-dependency).
-mod tempfile_dir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-    impl Dir {
-        pub fn new() -> Dir {
-            let r: u64 = rand::random();
-            let path = std::env::temp_dir().join(format!("pi-lease-{}-{r:x}", std::process::id()));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir { path }
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
 
 async fn lease_scenario(ledger: &Ledger) {
     let ttl = Duration::from_secs(60);
@@ -87,16 +57,4 @@ async fn lease_scenario(ledger: &Ledger) {
     assert_eq!(winners, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lease_on_sqlite() {
-    let (ledger, _dir) = sqlite().await;
-    lease_scenario(&ledger).await;
-    ledger.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lease_on_postgres() {
-    let (ledger, cleanup) = pg_support::fresh_ledger().await;
-    lease_scenario(&ledger).await;
-    cleanup.done(ledger).await;
-}
+crate::on_both_databases!(lease_scenario);

@@ -1,7 +1,5 @@
-//! Ledger scenarios written once and run against SQLite (ledger_sqlite.rs) and Postgres
-//! (ledger_postgres.rs). Each scenario gets a fresh, migrated, empty ledger.
-
-#![allow(dead_code)]
+//! The U2A ledger scenarios, written once and run on SQLite and on Postgres (the
+//! `on_both_databases!` list at the end). Each scenario gets a fresh, migrated, empty ledger.
 
 use pi_payments_core::jobs::Job;
 use pi_payments_core::ledger::{Applied, Callback, Ledger, LedgerError, OrderState, PaymentPatch};
@@ -9,25 +7,7 @@ use pi_payments_core::products::Catalogue;
 use pi_payments_core::state::{PaymentState, RetryStep, Transition};
 use pi_payments_core::{PaymentId, PiAmount, Txid, Uid};
 
-/// Generate one `#[tokio::test]` per scenario, given `async fn setup() -> (Ledger, Cleanup)`
-/// where `Cleanup` has `async fn done(self, Ledger)`.
-#[macro_export]
-macro_rules! ledger_scenarios {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some((ledger, cleanup)) = setup().await else { return };
-                ledger_common::$name(&ledger).await;
-                cleanup.done(ledger).await;
-            }
-        )*
-    };
-}
-
-pub fn pid(n: u32) -> PaymentId {
-    PaymentId::parse(&format!("pay{n:025}")).unwrap()
-}
+pub use crate::support::ledger::pid;
 
 /// After a batch of first approvals for `pid(0..)` whose batch write failed on `refused`
 /// (a trigger): that payment fails alone and is not stored, every other one is stored once,
@@ -1043,3 +1023,19 @@ pub async fn payments_are_numbered_and_their_rows_follow(ledger: &Ledger) {
         None
     );
 }
+
+crate::on_both_databases!(
+    migrations_are_idempotent,
+    callback_idempotency,
+    incomplete_rearms_after_a_while,
+    full_lifecycle,
+    refusal_and_attention_paths,
+    conflicting_txid_refused,
+    concurrent_apply_has_one_winner,
+    uniqueness_is_enforced_by_the_database,
+    batch_recording,
+    amounts_are_exact,
+    concurrent_batches_enqueue_once,
+    batched_first_approvals_match_single_recording,
+    payments_are_numbered_and_their_rows_follow,
+);

@@ -1,55 +1,14 @@
-//! The ledger scenarios on SQLite, each in its own fresh database file.
+//! What only SQLite does: its failed-batch recovery, WAL mode, in-memory ledgers, the URL
+//! check, and the upgrade of a ledger from before payment numbers.
 
-mod ledger_common;
-
-use pi_payments_core::ledger::{DbKind, Ledger};
-use std::path::PathBuf;
-
-struct Cleanup {
-    dir: PathBuf,
-}
-
-impl Cleanup {
-    async fn done(self, ledger: Ledger) {
-        ledger.close().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn setup() -> Option<(Ledger, Cleanup)> {
-    let dir = std::env::temp_dir().join(format!(
-        "pp-ledger-test-{}",
-        pi_payments_core::ids::random_alnum(12)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    // The file does not exist yet: connect must create it.
-    let url = format!("sqlite://{}", dir.join("ledger.db").display());
-    let ledger = Ledger::connect(&url).await.unwrap();
-    assert_eq!(ledger.kind(), DbKind::Sqlite);
-    Some((ledger, Cleanup { dir }))
-}
-
-ledger_scenarios!(
-    migrations_are_idempotent,
-    callback_idempotency,
-    incomplete_rearms_after_a_while,
-    full_lifecycle,
-    refusal_and_attention_paths,
-    conflicting_txid_refused,
-    concurrent_apply_has_one_winner,
-    uniqueness_is_enforced_by_the_database,
-    batch_recording,
-    amounts_are_exact,
-    concurrent_batches_enqueue_once,
-    batched_first_approvals_match_single_recording,
-    payments_are_numbered_and_their_rows_follow,
-);
+use crate::support::ledger::{pid, sqlite, temp_dir};
+use crate::u2a_scenarios;
+use pi_payments_core::ledger::Ledger;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_batch_leaves_nothing_and_the_next_one_works() {
-    use ledger_common::pid;
     use pi_payments_core::ledger::Callback;
-    let (ledger, cleanup) = setup().await.unwrap();
+    let (ledger, cleanup) = sqlite().await;
     // Make one payment's history line fail to insert, half-way through the batch statement.
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TRIGGER refuse_one BEFORE INSERT ON payment_events WHEN NEW.payment_id = '{}' \
@@ -67,7 +26,7 @@ async fn a_failed_batch_leaves_nothing_and_the_next_one_works() {
         .record_callbacks((0..10).map(approve).collect())
         .await;
     // Recorded again one by one: the refused payment fails alone, the others are stored once.
-    ledger_common::assert_refused_alone_others_once(&ledger, &results, 7).await;
+    u2a_scenarios::assert_refused_alone_others_once(&ledger, &results, 7).await;
     // No transaction was left open: the next batch (and a plain write) go through.
     let next = ledger
         .record_callbacks((20..30).map(approve).collect())
@@ -82,7 +41,7 @@ async fn a_failed_batch_leaves_nothing_and_the_next_one_works() {
 
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode() {
-    let (ledger, cleanup) = setup().await.unwrap();
+    let (ledger, cleanup) = sqlite().await;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(ledger.pool())
         .await
@@ -94,7 +53,7 @@ async fn sqlite_runs_in_wal_mode() {
 #[tokio::test]
 async fn in_memory_works_for_quick_tools() {
     let ledger = Ledger::connect("sqlite::memory:").await.unwrap();
-    ledger_common::callback_idempotency(&ledger).await;
+    u2a_scenarios::callback_idempotency(&ledger).await;
 }
 
 #[tokio::test]
@@ -113,14 +72,11 @@ async fn unsupported_urls_are_refused_readably() {
 /// and its callback counters when 0005 moves them onto payment numbers.
 #[tokio::test]
 async fn a_ledger_from_before_payment_numbers_keeps_its_history_and_counters() {
-    use ledger_common::pid;
+    use u2a_scenarios::pid;
     use sqlx::migrate::Migrator;
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
-    let dir = std::env::temp_dir().join(format!(
-        "pp-ledger-0005-{}",
-        pi_payments_core::ids::random_alnum(12)
-    ));
+    let dir = temp_dir("pp-ledger-0005");
     let old_migrations = dir.join("migrations");
     std::fs::create_dir_all(&old_migrations).unwrap();
     let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");

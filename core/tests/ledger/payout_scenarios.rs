@@ -1,29 +1,14 @@
-//! Payout ledger scenarios written once and run against SQLite (payout_ledger_sqlite.rs) and
-//! Postgres (payout_ledger_postgres.rs). Each scenario gets a fresh, migrated, empty ledger.
-
-#![allow(dead_code)]
+//! The payout ledger scenarios, written once and run on SQLite and on Postgres (the
+//! `on_both_databases!` list at the end). Each scenario gets a fresh, migrated, empty ledger.
 
 use pi_payments_core::ledger::{
     Ledger, LedgerError, PayoutApplied, PayoutFilter, PayoutNote, PayoutPatch, PayoutRequest,
 };
 use pi_payments_core::payout::{BatchId, PayoutId};
 use pi_payments_core::state::{PayoutState, PayoutTransition};
-use pi_payments_core::{PaymentId, PiAmount, Uid};
+use pi_payments_core::{PiAmount, Uid};
 
-/// One `#[tokio::test]` per scenario, given `async fn setup() -> Option<(Ledger, Cleanup)>`.
-#[macro_export]
-macro_rules! payout_scenarios {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some((ledger, cleanup)) = setup().await else { return };
-                payout_common::$name(&ledger).await;
-                cleanup.done(ledger).await;
-            }
-        )*
-    };
-}
+use crate::support::ledger::pid;
 
 pub fn req(uid: &str, amount: &str, key: &str) -> PayoutRequest {
     PayoutRequest {
@@ -34,10 +19,6 @@ pub fn req(uid: &str, amount: &str, key: &str) -> PayoutRequest {
         idempotency_key: key.into(),
         batch_id: None,
     }
-}
-
-fn pid(n: u32) -> PaymentId {
-    PaymentId::parse(&format!("pay{n:025}")).unwrap()
 }
 
 fn hash(n: u32) -> String {
@@ -593,3 +574,13 @@ pub async fn stuck_listing_notes_and_retry(ledger: &Ledger) {
         PayoutState::Requested
     );
 }
+
+crate::on_both_databases!(
+    request_is_idempotent_and_conflicts_are_distinct,
+    concurrent_requests_with_one_key_create_one_payout,
+    bulk_requests_in_one_transaction,
+    pipeline_transitions_and_outbox_once,
+    one_pi_payment_and_one_txid_per_payout,
+    cancel_only_before_an_envelope_exists,
+    stuck_listing_notes_and_retry,
+);

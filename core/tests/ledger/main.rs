@@ -1,0 +1,11 @@
+//! The ledger's integration tests in one binary: the U2A and payout scenarios written once and
+//! run on SQLite and on Postgres, the reconcile lease, and what only one database does.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod lease;
+mod payout_scenarios;
+mod postgres;
+mod sqlite;
+mod u2a_scenarios;
