@@ -4,11 +4,14 @@
 //! granted once, operator routes need ADMIN_TOKEN, and the binary refuses a payout wallet
 //! without an admin token.
 
+mod support;
+
 use pi_payments::cli::ConfigArgs;
 use pi_payments::{Config, Role, RunningApp};
+use pi_sim::control_client::{SimControl, U2aRequest};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use std::time::Duration;
+use support::http::{Answer, send, wait_for_payment_state};
 
 const APP_ORIGIN: &str = "https://app.example.com";
 const EVIL_ORIGIN: &str = "https://evil.example";
@@ -18,14 +21,8 @@ struct Harness {
     app: RunningApp,
     http: reqwest::Client,
     api: String,
-    sim: String,
+    control: SimControl,
     _dir: tempfile::TempDir,
-}
-
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
 }
 
 impl Harness {
@@ -46,12 +43,12 @@ impl Harness {
         config.queue = pi_payments::config::QueueTarget::Sqlite(dir.path().join("queue.db"));
         let app = RunningApp::start(config, Role::Serve).await.unwrap();
         let api = format!("http://{}", app.addr.unwrap());
-        let sim = app.pi.api_base_url.clone();
+        let control = SimControl::new(&app.pi.api_base_url).unwrap();
         Harness {
             app,
             http: reqwest::Client::new(),
             api,
-            sim,
+            control,
             _dir: dir,
         }
     }
@@ -64,39 +61,12 @@ impl Harness {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Answer {
-        let mut req = self.http.request(method, format!("{}{path}", self.api));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = res.json().await.unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn sim_post(&self, path: &str, body: Value) -> Value {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.sim))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{path}: {}", res.status());
-        res.json().await.unwrap()
+        let url = format!("{}{path}", self.api);
+        send(&self.http, method, url, headers, body).await
     }
 
     async fn token(&self, uid: &str) -> String {
-        let token = self.sim_post("/_sim/tokens", json!({"uid": uid})).await;
-        token["access_token"].as_str().unwrap().to_string()
+        self.control.token(uid).await.unwrap()
     }
 
     /// An order and the Pioneer's payment for it, created in the (simulated) Pi Browser.
@@ -110,33 +80,14 @@ impl Harness {
             )
             .await;
         assert_eq!(order.status, 201, "{}", order.body);
-        let payment = self
-            .sim_post(
-                "/_sim/u2a",
-                json!({"uid": uid, "amount": 1.5, "memo": "coffee", "metadata": order.body["metadata"]}),
-            )
-            .await;
-        payment["identifier"].as_str().unwrap().to_string()
+        let request = U2aRequest::new(uid, "1.5")
+            .memo("coffee")
+            .metadata(order.body["metadata"].clone());
+        self.control.create_u2a_id(&request).await.unwrap()
     }
 
     async fn wait_for_state(&self, payment: &str, state: &str) {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let got = self
-                .send(
-                    reqwest::Method::GET,
-                    &format!("/payments/{payment}"),
-                    &[],
-                    None,
-                )
-                .await;
-            if got.body["payment"]["state"] == state {
-                return;
-            }
-            last = got.body;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("payment {payment} never reached {state}: {last}");
+        wait_for_payment_state(&self.http, &self.api, payment, state).await;
     }
 }
 
@@ -262,8 +213,7 @@ async fn sign_in_sets_an_iframe_cookie_that_approves_payments_from_listed_origin
 async fn an_ad_is_rewarded_once_and_another_pioneers_claim_is_refused() {
     let h = Harness::start(Some(ADMIN_TOKEN)).await;
     let ad_id = format!("ad{}", pi_payments_core::ids::random_alnum(12));
-    h.sim_post("/_sim/ads", json!({"ad_id": ad_id, "status": null}))
-        .await;
+    h.control.set_ad(Some(&ad_id), None).await.unwrap();
     let alice = format!("Bearer {}", h.token("pioneer-alice").await);
     let bob = format!("Bearer {}", h.token("pioneer-bob").await);
     let claim = |auth: String| {
@@ -282,8 +232,10 @@ async fn an_ad_is_rewarded_once_and_another_pioneers_claim_is_refused() {
     let pending = claim(alice.clone()).await;
     assert_eq!(pending.status, 202, "{}", pending.body);
     assert_eq!(pending.body["status"], "pending");
-    h.sim_post("/_sim/ads", json!({"ad_id": ad_id, "status": "granted"}))
-        .await;
+    h.control
+        .set_ad(Some(&ad_id), Some("granted"))
+        .await
+        .unwrap();
     for _ in 0..3 {
         let granted = claim(alice.clone()).await;
         assert_eq!(granted.status, 200, "{}", granted.body);

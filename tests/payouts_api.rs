@@ -2,10 +2,11 @@
 //! paid exactly once (balances on Horizon, pi-sim's audit), repeats that create nothing, and
 //! the operator routes' checks (admin token, bad rows by line, cancel, paging).
 
-mod payouts_support;
+mod support;
 
-use payouts_support::{ADMIN_TOKEN, Options, PayoutEnv, sim_config, stroops};
+use support::payouts::{ADMIN_TOKEN, Options, PayoutEnv, sim_config, stroops};
 use pi_payments::Role;
+use pi_sim::control_client::SimControl;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ async fn wait_all_settled(env: &PayoutEnv, expected: usize) -> HashMap<String, V
                 .collect();
         }
         assert!(
-            start.elapsed() < payouts_support::DEADLINE,
+            start.elapsed() < support::payouts::DEADLINE,
             "{settled} of {} payouts settled",
             rows.len()
         );
@@ -392,10 +393,11 @@ async fn the_built_in_simulator_pays_out_of_the_box() {
             "requested" | "created" | "signed" | "confirmed" => {}
             other => panic!("the payout settled as {other}: {shown}"),
         }
-        assert!(start.elapsed() < payouts_support::DEADLINE, "{shown}");
+        assert!(start.elapsed() < support::payouts::DEADLINE, "{shown}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, audit) = PayoutEnv::send(http.get(format!("{}/_sim/audit", app.pi.api_base_url))).await;
+    let control = SimControl::new(&app.pi.api_base_url).unwrap();
+    let audit = control.audit().await.unwrap();
     assert_eq!(audit["ok"], true, "{audit}");
     app.stop().await.unwrap();
 }

@@ -3,9 +3,9 @@
 //! (seeds printed and saved 0600 before funding; accounts funded on Horizon), and
 //! `PI_CHANNEL_SEEDS` checking.
 
-mod payouts_support;
+mod support;
 
-use payouts_support::{Options, PayoutEnv, sim_config, stroops};
+use support::payouts::{Options, PayoutEnv, sim_config, stroops};
 use pi_payments_core::state::PayoutState;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -95,7 +95,7 @@ async fn payouts_import_is_resumable_and_reports_rejected_lines() {
             break;
         }
         assert!(
-            start.elapsed() < payouts_support::DEADLINE,
+            start.elapsed() < support::payouts::DEADLINE,
             "imported payouts were not paid: {:?}",
             rows.iter().map(|r| r.state).collect::<Vec<_>>()
         );

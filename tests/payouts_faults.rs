@@ -3,10 +3,9 @@
 //! cannot be paid (an underfunded app wallet, an unfunded destination) failing cleanly with
 //! their reason and a `payout.failed` event.
 
-mod payouts_support;
+mod support;
 
-use payouts_support::{Options, PayoutEnv, sim_config, stroops};
-use reqwest::Method;
+use support::payouts::{Options, PayoutEnv, sim_config, stroops};
 use serde_json::{Value, json};
 
 /// The payout.* events of the outbox, as (type, payout id).
@@ -75,7 +74,7 @@ async fn dropped_answers_and_injected_500s_still_pay_everyone_exactly_once() {
     env.assert_audit_ok().await;
     assert_eq!(env.pi_payment_count().await, 30);
     // The faults really happened.
-    let log = env.control(Method::GET, "/_sim/log", None).await;
+    let log = env.control.log().await.unwrap();
     let hit: u64 = ["horizon_submit", "complete", "create_payment"]
         .iter()
         .map(|e| {

@@ -6,9 +6,9 @@
 //! the environment (`PI_API_KEY`, `PI_API_BASE_URL`, `PI_HORIZON_URL`, `PI_APP_WALLET`,
 //! `PI_WALLET_SEED`, `ADMIN_TOKEN`, `DATABASE_URL`), sharing the ledger and the embedded queue.
 
-mod payouts_support;
+mod support;
 
-use payouts_support::{DEADLINE, Options, PayoutEnv, sim_config, stroops};
+use support::payouts::{DEADLINE, Options, PayoutEnv, sim_config, stroops};
 use pi_payments::Role;
 use pi_payments_core::state::PayoutState;
 use std::process::{Child, Stdio};

@@ -4,7 +4,8 @@
 
 use pi_payments_core::ids::PaymentId;
 use pi_payments_core::ledger::Ledger;
-use serde_json::{Value, json};
+use pi_sim::control_client::{SimControl, U2aRequest};
+use serde_json::Value;
 use std::process::Command;
 
 struct Env {
@@ -72,17 +73,12 @@ async fn report_exits_0_when_clean_and_1_on_a_planted_mismatch() {
     assert!(stdout.contains("No drift"), "{stdout}");
 
     // A payment the Pioneer never finished; the ledger is made to say it completed.
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{}/_sim/u2a", env.sim.platform_url))
-        .json(&json!({"uid": "pioneer", "amount": 1, "memo": "m", "metadata": {}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let control = SimControl::of(&env.sim).unwrap();
+    let created = control
+        .create_u2a_id(&U2aRequest::new("pioneer", "1").memo("m"))
         .await
         .unwrap();
-    let id = PaymentId::parse(created["identifier"].as_str().unwrap()).unwrap();
+    let id = PaymentId::parse(&created).unwrap();
     let ledger = Ledger::connect(&env.database_url).await.unwrap();
     ledger.record_approve_callback(&id, None).await.unwrap();
     sqlx::query("UPDATE payments SET state = 'completed' WHERE id = $1")

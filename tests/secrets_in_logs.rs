@@ -4,12 +4,16 @@
 //! an ad claim, operator calls and refused requests, stop it with SIGTERM, and search
 //! everything it printed for each secret and every access token and session id it saw.
 
+mod support;
+
+use pi_sim::control_client::{SimControl, U2aRequest};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::http::{send, wait_for_payment_state};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const APP_ORIGIN: &str = "https://app.example.com";
@@ -58,7 +62,7 @@ async fn webhook_sink() -> (String, Arc<AtomicUsize>) {
 struct Client {
     http: reqwest::Client,
     api: String,
-    sim: String,
+    control: SimControl,
     /// Every answer body of the API, to check that none carries a secret either.
     bodies: std::sync::Mutex<Vec<String>>,
 }
@@ -72,25 +76,11 @@ impl Client {
         body: Option<Value>,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
         let url_is_api = url.starts_with(&self.api);
-        let mut req = self.http.request(method, url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap_or_default();
+        let answer = send(&self.http, method, url, headers, body).await;
         if url_is_api {
-            self.bodies.lock().unwrap().push(text.clone());
+            self.bodies.lock().unwrap().push(answer.text);
         }
-        (
-            status,
-            headers,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
+        (answer.status, answer.headers, answer.body)
     }
 
     async fn api(
@@ -106,37 +96,8 @@ impl Client {
         (status, body)
     }
 
-    async fn sim(&self, path: &str, body: Value) -> Value {
-        let (status, _, body) = self
-            .call(
-                reqwest::Method::POST,
-                format!("{}{path}", self.sim),
-                &[],
-                Some(body),
-            )
-            .await;
-        assert_eq!(status, 200, "{path}: {body}");
-        body
-    }
-
     async fn wait_for_state(&self, payment: &str, state: &str) {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let (_, body) = self
-                .api(
-                    reqwest::Method::GET,
-                    &format!("/payments/{payment}"),
-                    &[],
-                    None,
-                )
-                .await;
-            if body["payment"]["state"] == state {
-                return;
-            }
-            last = body;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("payment {payment} never reached {state}: {last}");
+        wait_for_payment_state(&self.http, &self.api, payment, state).await;
     }
 
     /// Order, payment in the (simulated) Pi Browser, approve with `approve_headers` and
@@ -151,13 +112,10 @@ impl Client {
             )
             .await;
         assert_eq!(status, 201, "{order}");
-        let payment = self
-            .sim(
-                "/_sim/u2a",
-                json!({"uid": uid, "amount": 1.5, "memo": "coffee", "metadata": order["metadata"]}),
-            )
-            .await;
-        let id = payment["identifier"].as_str().unwrap().to_string();
+        let request = U2aRequest::new(uid, "1.5")
+            .memo("coffee")
+            .metadata(order["metadata"].clone());
+        let id = self.control.create_u2a_id(&request).await.unwrap();
         let mut body = json!({"paymentId": id});
         if let Some(token) = token {
             body["accessToken"] = json!(token);
@@ -172,13 +130,13 @@ impl Client {
             .await;
         assert_eq!(status, 202, "{answer}");
         self.wait_for_state(&id, "approved").await;
-        let submitted = self.sim(&format!("/_sim/u2a/{id}/submit"), json!({})).await;
+        let txid = self.control.submit(&id).await.unwrap();
         let (status, answer) = self
             .api(
                 reqwest::Method::POST,
                 "/pi_payment/complete",
                 &[],
-                Some(json!({"paymentId": id, "txid": submitted["txid"]})),
+                Some(json!({"paymentId": id, "txid": txid})),
             )
             .await;
         assert_eq!(status, 202, "{answer}");
@@ -260,22 +218,12 @@ fn no_secret_appears_in_the_logs_of_a_full_run() {
     let client = Client {
         http: reqwest::Client::new(),
         api,
-        sim: sim.platform_url.clone(),
+        control: SimControl::of(&sim).unwrap(),
         bodies: std::sync::Mutex::new(Vec::new()),
     };
     let (tokens, session) = runtime.block_on(async {
-        let t1 = client
-            .sim("/_sim/tokens", json!({"uid": "pioneer-logs"}))
-            .await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let t2 = client
-            .sim("/_sim/tokens", json!({"uid": "pioneer-logs-2"}))
-            .await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let t1 = client.control.token("pioneer-logs").await.unwrap();
+        let t2 = client.control.token("pioneer-logs-2").await.unwrap();
 
         // Sign in; the session cookie then approves a payment on its own.
         let (status, headers, body) = client
@@ -338,11 +286,10 @@ fn no_secret_appears_in_the_logs_of_a_full_run() {
             .await;
         assert_eq!(status, 401);
         client
-            .sim(
-                "/_sim/ads",
-                json!({"ad_id": "ad-logs", "status": "granted"}),
-            )
-            .await;
+            .control
+            .set_ad(Some("ad-logs"), Some("granted"))
+            .await
+            .unwrap();
         let (status, body) = client
             .api(
                 reqwest::Method::POST,

@@ -9,6 +9,7 @@ use pi_payments_core::ids::random_alnum;
 use pi_payments_core::stellar::{
     Network, PI_BASE_FEE_STROOPS, PaymentTx, SignedTx, TxFailure, Wallet,
 };
+use pi_sim::control_client::SimControl;
 use pi_sim::{RunningSim, SimConfig};
 use std::time::Duration;
 
@@ -58,18 +59,8 @@ async fn env_with(config: SimConfig, timeout: Duration) -> Env {
 
 /// A Pioneer's funded wallet address, from pi-sim's control API.
 async fn pioneer(sim: &RunningSim, uid: &str) -> String {
-    let resp: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/_sim/users", sim.platform_url))
-        .json(&serde_json::json!({ "uid": uid }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    resp["wallet_address"].as_str().unwrap().to_string()
+    let control = SimControl::of(sim).unwrap();
+    control.user(uid).await.unwrap().wallet_address
 }
 
 fn pi(text: &str) -> PiAmount {

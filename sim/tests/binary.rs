@@ -1,5 +1,6 @@
 //! The `pi-sim` binary: one JSON ready line on stdout, then serving, then a clean stop on SIGTERM.
 
+use pi_sim::control_client::SimControl;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,18 +47,9 @@ async fn prints_the_ready_line_serves_and_stops_on_sigterm() {
     let port = ready["platform_port"].as_u64().unwrap();
     assert_eq!(ready["platform_url"], format!("http://127.0.0.1:{port}"));
 
+    let control = SimControl::new(ready["platform_url"].as_str().unwrap()).unwrap();
+    let info = control.info().await.unwrap();
     let http = reqwest::Client::new();
-    let info: serde_json::Value = http
-        .get(format!(
-            "{}/_sim/info",
-            ready["platform_url"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
         info["app_wallet_public_key"],
         ready["app_wallet_public_key"]

@@ -12,10 +12,14 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod payouts;
+
 use pi_payments::cli::ConfigArgs;
 use pi_payments::config::QueueTarget;
 use pi_payments::{Config, Role, RunningApp};
 use pi_payments_core::ledger::scratch::ScratchDatabase;
+use pi_sim::control_client::{SimControl, U2aRequest};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -76,6 +80,8 @@ pub struct Harness {
     pub api: String,
     /// pi-sim's Platform base URL (control API under `/_sim`).
     pub sim: String,
+    /// pi-sim's control API: the Pioneer's side, faults and reports.
+    pub control: SimControl,
     pub stack: Stack,
     /// What the service was started with (a restart reuses it: same ledger, same queue).
     config: Config,
@@ -141,7 +147,9 @@ impl Harness {
             .unwrap();
         let api = format!("http://{}", app.addr.unwrap());
         let sim = app.pi.api_base_url.clone();
+        let control = SimControl::new(&sim).unwrap();
         Some(Harness {
+            control,
             app,
             http: reqwest::Client::new(),
             api,
@@ -207,11 +215,7 @@ impl Harness {
 
     /// A fresh access token for `uid`.
     pub async fn token(&self, uid: &str) -> String {
-        let (status, token) = self
-            .post(format!("{}/_sim/tokens", self.sim), json!({"uid": uid}))
-            .await;
-        assert_eq!(status, 200, "{token}");
-        token["access_token"].as_str().unwrap().to_string()
+        self.control.token(uid).await.unwrap()
     }
 
     /// The app creates an order for `product` (`POST /orders`).
@@ -228,70 +232,52 @@ impl Harness {
 
     /// The Pioneer creates a U2A payment (as `Pi.createPayment` would); its identifier.
     pub async fn create_payment(&self, uid: &str, amount: Value, metadata: Value) -> String {
-        let (status, payment) = self
-            .post(
-                format!("{}/_sim/u2a", self.sim),
-                json!({"uid": uid, "amount": amount, "memo": "e2e", "metadata": metadata}),
-            )
-            .await;
-        assert_eq!(status, 200, "{payment}");
-        payment["identifier"].as_str().unwrap().to_string()
+        let request = U2aRequest::new(uid, &amount.to_string())
+            .memo("e2e")
+            .metadata(metadata);
+        self.control.create_u2a_id(&request).await.unwrap()
     }
 
     /// The Pioneer signs and submits the payment's transaction (`tamper` as pi-sim's submit
     /// body, `{}` for an honest one); the txid.
     pub async fn submit(&self, payment: &str, tamper: Value) -> String {
-        let (status, submitted) = self
-            .post(format!("{}/_sim/u2a/{payment}/submit", self.sim), tamper)
-            .await;
-        assert_eq!(status, 200, "{submitted}");
-        submitted["txid"].as_str().unwrap().to_string()
+        self.control.submit_with(payment, &tamper).await.unwrap().txid
     }
 
     /// The Pioneer cancels in the Pi Browser.
     pub async fn user_cancel(&self, payment: &str) {
-        let (status, body) = self
-            .post(
-                format!("{}/_sim/u2a/{payment}/user_cancel", self.sim),
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        self.control.user_cancel(payment).await.unwrap();
     }
 
     /// The payment as Pi shows it (its PaymentDTO).
     pub async fn pi_payment(&self, payment: &str) -> Value {
-        let (_, list) = self.get(format!("{}/_sim/payments", self.sim)).await;
-        list["payments"]
-            .as_array()
+        self.control
+            .payments()
+            .await
             .unwrap()
-            .iter()
+            .into_iter()
             .find(|p| p["identifier"] == payment)
-            .cloned()
             .unwrap_or_else(|| panic!("pi-sim does not know payment {payment}"))
     }
 
     /// Set pi-sim's fault knobs (a partial update).
     pub async fn faults(&self, knobs: Value) {
-        let (status, body) = self.post(format!("{}/_sim/faults", self.sim), knobs).await;
-        assert_eq!(status, 200, "{body}");
+        self.control.faults(&knobs).await.unwrap();
     }
 
     /// pi-sim's request log.
     pub async fn sim_log(&self) -> Value {
-        self.get(format!("{}/_sim/log", self.sim)).await.1
+        self.control.log().await.unwrap()
     }
 
     /// How many requests to `endpoint` pi-sim saw for `payment` (0 if none).
     pub async fn pi_calls(&self, payment: &str, endpoint: &str) -> u64 {
-        self.sim_log().await["payments"][payment][endpoint]
-            .as_u64()
-            .unwrap_or(0)
+        self.control.payment_calls(payment, endpoint).await.unwrap()
     }
 
     /// pi-sim's audit of Platform records against the chain must be clean.
     pub async fn assert_audit_ok(&self) {
-        let (_, audit) = self.get(format!("{}/_sim/audit", self.sim)).await;
+        let audit = self.control.audit().await.unwrap();
         assert_eq!(audit["ok"], true, "pi-sim audit: {audit}");
     }
 

@@ -22,7 +22,7 @@ async fn payouts_are_paid_once_through_the_worker() {
     let mut ids = Vec::new();
     for i in 0..3 {
         let uid = format!("winner{i}");
-        h.sim_post("/_sim/users", json!({ "uid": uid })).await;
+        h.control.user(&uid).await.unwrap();
         let (row, created) = h
             .ledger
             .request_payout(PayoutRequest {

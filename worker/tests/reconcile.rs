@@ -103,7 +103,7 @@ async fn wait_payout(h: &Harness, id: &PayoutId, state: PayoutState) {
 }
 
 async fn request_payout(h: &Harness, uid: &str, key: &str) -> PayoutId {
-    h.sim_post("/_sim/users", json!({ "uid": uid })).await;
+    h.control.user(uid).await.unwrap();
     let (row, created) = h
         .ledger
         .request_payout(PayoutRequest {
@@ -316,8 +316,7 @@ async fn an_incomplete_server_payment_made_outside_the_service_is_reported_not_p
     })
     .await;
     let r = reconciler(&h);
-    h.sim_post("/_sim/users", json!({ "uid": "stranger" }))
-        .await;
+    h.control.user("stranger").await.unwrap();
     // Someone with the API key created an A2U payment by hand.
     let response = h
         .http
@@ -411,7 +410,7 @@ async fn two_scheduled_workers_run_reconcile_one_at_a_time() {
     let h = Harness::start(Options::default()).await;
     // Slow Pi: a run takes a while, so overlapping runs would show.
     h.set_faults(json!({ "latency_ms": 150 })).await;
-    h.sim_post("/_sim/reset", json!({ "what": "log" })).await;
+    h.control.reset("log").await.unwrap();
     let a = scheduled_process(&h, "proc-a").await;
     let b = scheduled_process(&h, "proc-b").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -11,6 +11,7 @@ use pi_payments_core::jobs::Job;
 use pi_payments_core::products::Product;
 use pi_payments_core::state::PaymentState;
 use pi_payments_worker::WebhookConfig;
+use pi_sim::control_client::TokenRequest;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -143,16 +144,17 @@ async fn refused_payments_are_never_approved_and_cancelled_at_pi() {
     // Cancelled by the Pioneer before the job ran.
     let dave = h.token("dave").await;
     let cancelled = h.create_u2a("dave", "1", json!({})).await;
-    h.sim_post(&format!("/_sim/u2a/{cancelled}/user_cancel"), json!({}))
-        .await;
+    h.control.user_cancel(cancelled.as_str()).await.unwrap();
     h.approve_callback(&cancelled, Some(&dave)).await;
 
     // An expired token.
-    let erin = h
-        .sim_post("/_sim/tokens", json!({"uid": "erin", "expires_in": -60}))
-        .await;
+    let erin = TokenRequest {
+        expires_in: Some(-60),
+        ..TokenRequest::for_uid("erin")
+    };
+    let erin = h.control.mint_token(&erin).await.unwrap();
     let expired = h.create_u2a("erin", "1", json!({})).await;
-    h.approve_callback(&expired, erin["access_token"].as_str())
+    h.approve_callback(&expired, Some(&erin.access_token))
         .await;
 
     for id in [&wrong_user, &tampered, &cancelled, &expired] {

@@ -5,6 +5,7 @@
 use std::sync::Once;
 
 use pi_sim::chain::SubmitOutcome;
+use pi_sim::control_client::{SimControl, U2aRequest};
 use pi_sim::keys::Keypair;
 use pi_sim::{RunningSim, SimConfig};
 use reqwest::StatusCode;
@@ -14,6 +15,8 @@ use serde_json::{Value, json};
 pub struct Harness {
     pub sim: RunningSim,
     pub http: reqwest::Client,
+    /// The typed control client (the raw `control` calls below test the API's answers).
+    pub sim_control: SimControl,
 }
 
 fn install_crypto() {
@@ -42,7 +45,12 @@ pub async fn start_with(config: SimConfig) -> Harness {
     install_crypto();
     let sim = pi_sim::start(config).await.expect("pi-sim starts");
     let http = reqwest::Client::builder().build().expect("client");
-    Harness { sim, http }
+    let sim_control = SimControl::of(&sim).expect("control client");
+    Harness {
+        sim,
+        http,
+        sim_control,
+    }
 }
 
 /// A status and a JSON body (Null when the body is not JSON).
@@ -146,14 +154,10 @@ impl Harness {
 
     /// Creates a U2A payment through the control API (must succeed).
     pub async fn u2a(&self, uid: &str, amount: f64) -> Value {
-        let (status, payment) = self
-            .control(
-                "/_sim/u2a",
-                json!({"uid": uid, "amount": amount, "memo": "order", "metadata": {"orderId": 1}}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{payment}");
-        payment
+        let request = U2aRequest::new(uid, &Value::from(amount).to_string())
+            .memo("order")
+            .metadata(json!({"orderId": 1}));
+        self.sim_control.create_u2a(&request).await.expect("u2a created")
     }
 
     /// A U2A payment approved and submitted by the Pioneer; returns (payment, txid).
@@ -164,12 +168,9 @@ impl Harness {
             .post(&format!("/v2/payments/{id}/approve"), json!({}))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, body) = self
-            .control(&format!("/_sim/u2a/{id}/submit"), json!({}))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let txid = body["txid"].as_str().expect("txid").to_owned();
-        (body["payment"].clone(), txid)
+        let submitted = self.sim_control.submit_with(&id, &json!({})).await;
+        let submitted = submitted.expect("submitted");
+        (submitted.payment, submitted.txid)
     }
 
     pub fn app_wallet(&self) -> Keypair {
@@ -202,15 +203,12 @@ impl Harness {
 
     /// Sets fault knobs (partial update; must succeed).
     pub async fn faults(&self, knobs: Value) -> Value {
-        let (status, body) = self.control("/_sim/faults", knobs).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        self.sim_control.faults(&knobs).await.expect("faults set")
     }
 
     /// How many payments the Platform holds.
     pub async fn payment_count(&self) -> usize {
-        let (_, body) = self.control_get("/_sim/payments").await;
-        body["payments"].as_array().expect("payments").len()
+        self.sim_control.payments().await.expect("payments").len()
     }
 }
 

@@ -17,7 +17,8 @@ use pi_payments_worker::{
     JobRetry, Queue, QueueConfig, ScheduleConfig, WebhookConfig, WorkerConfig, WorkerDeps,
     connect_queue, delete_redis_namespace, run_workers_with_schedule,
 };
-use serde_json::{Value, json};
+use pi_sim::control_client::{SimControl, U2aRequest};
+use serde_json::Value;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,8 @@ pub struct Harness {
     pub sim: pi_sim::RunningSim,
     pub ledger: Ledger,
     pub queue: Queue,
+    /// pi-sim's control API: the Pioneer's side, faults and reports.
+    pub control: SimControl,
     pub http: reqwest::Client,
     pub dir: PathBuf,
     /// The fresh Postgres database and the Redis namespace, to drop at the end.
@@ -178,7 +181,9 @@ impl Harness {
             poll_interval: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(5),
         };
+        let control = SimControl::of(&sim).expect("control client");
         let mut harness = Harness {
+            control,
             sim,
             ledger,
             queue,
@@ -256,81 +261,40 @@ impl Harness {
 
     // ---- pi-sim control API ------------------------------------------------------------
 
-    pub async fn sim_post(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.sim.platform_url))
-            .json(&body)
-            .send()
-            .await
-            .expect("pi-sim answers");
-        let status = response.status();
-        let value: Value = response.json().await.expect("pi-sim answers JSON");
-        assert!(status.is_success(), "POST {path} {body}: {status} {value}");
-        value
-    }
-
-    pub async fn sim_get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.sim.platform_url))
-            .send()
-            .await
-            .expect("pi-sim answers")
-            .json()
-            .await
-            .expect("pi-sim answers JSON")
-    }
-
     /// A Pioneer's access token.
     pub async fn token(&self, uid: &str) -> String {
-        let v = self.sim_post("/_sim/tokens", json!({ "uid": uid })).await;
-        v["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        self.control.token(uid).await.expect("token minted")
     }
 
     /// `Pi.createPayment` by `uid`: returns the payment id.
     pub async fn create_u2a(&self, uid: &str, amount: &str, metadata: Value) -> PaymentId {
-        let body = format!(
-            r#"{{"uid":{},"amount":{amount},"memo":"test purchase","metadata":{metadata}}}"#,
-            Value::from(uid)
-        );
-        let response = self
-            .http
-            .post(format!("{}/_sim/u2a", self.sim.platform_url))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("pi-sim answers");
-        let status = response.status();
-        let v: Value = response.json().await.expect("json");
-        assert!(status.is_success(), "create u2a: {status} {v}");
-        PaymentId::parse(v["identifier"].as_str().expect("identifier")).expect("valid id")
+        let request = U2aRequest::new(uid, amount)
+            .memo("test purchase")
+            .metadata(metadata);
+        let id = self.control.create_u2a_id(&request).await.expect("create u2a");
+        PaymentId::parse(&id).expect("valid id")
     }
 
     /// The Pioneer signs and submits; returns the txid.
     pub async fn submit(&self, id: &PaymentId) -> Txid {
-        let v = self
-            .sim_post(&format!("/_sim/u2a/{id}/submit"), json!({}))
-            .await;
-        Txid::parse(v["txid"].as_str().expect("txid")).expect("valid txid")
+        let txid = self.control.submit(id.as_str()).await.expect("submitted");
+        Txid::parse(&txid).expect("valid txid")
     }
 
     pub async fn set_faults(&self, faults: Value) {
-        self.sim_post("/_sim/faults", faults).await;
+        self.control.faults(&faults).await.expect("faults set");
     }
 
     pub async fn log(&self) -> Value {
-        self.sim_get("/_sim/log").await
+        self.control.log().await.expect("pi-sim log")
     }
 
     /// How many times an endpoint was called for a payment (pi-sim's per-payment counters).
     pub async fn calls(&self, id: &PaymentId, endpoint: &str) -> u64 {
-        self.log().await["payments"][id.as_str()][endpoint]
-            .as_u64()
-            .unwrap_or(0)
+        self.control
+            .payment_calls(id.as_str(), endpoint)
+            .await
+            .expect("pi-sim log")
     }
 
     /// How many of an endpoint's answers had status 200.
@@ -341,7 +305,7 @@ impl Harness {
     }
 
     pub async fn audit(&self) -> Value {
-        self.sim_get("/_sim/audit").await
+        self.control.audit().await.expect("pi-sim audit")
     }
 
     /// Pi's view of a payment.

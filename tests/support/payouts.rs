@@ -1,4 +1,4 @@
-//! Harness of the payout tests: an in-test pi-sim (so each test picks its ledger time, balances
+//! The payout side of the harness: an in-test pi-sim (so each test picks its ledger time, balances
 //! and faults) and the real service started from a `Config` pointing at it exactly as `main`
 //! would (`PI_API_KEY`, `PI_API_BASE_URL`, `PI_HORIZON_URL`, `PI_APP_WALLET`, `PI_WALLET_SEED`,
 //! `ADMIN_TOKEN`, a SQLite ledger and the embedded queue in a temp directory).
@@ -6,13 +6,12 @@
 //! The same settings are available as environment variables ([`PayoutEnv::env_vars`]) for
 //! tests that run the real binary (`worker`, `payouts import`, `channels create`).
 
-#![allow(dead_code)]
-
 use pi_payments::cli::ConfigArgs;
 use pi_payments::config::QueueTarget;
 use pi_payments::{Config, Role, RunningApp};
+use pi_sim::control_client::SimControl;
 use pi_sim::{RunningSim, SimConfig};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -36,6 +35,8 @@ pub struct Options {
 /// A pi-sim and the service paying out against it.
 pub struct PayoutEnv {
     pub sim: RunningSim,
+    /// pi-sim's control API: Pioneers, faults, audit, log.
+    pub control: SimControl,
     pub app: Option<RunningApp>,
     pub http: reqwest::Client,
     /// The service's base URL (`None` for a worker-only service).
@@ -79,6 +80,7 @@ impl PayoutEnv {
                 .horizon_url
                 .clone()
                 .unwrap_or_else(|| sim.horizon_url.clone()),
+            control: SimControl::of(&sim).expect("control client"),
             sim,
             app: None,
             http: reqwest::Client::new(),
@@ -259,28 +261,9 @@ impl PayoutEnv {
 
     // -- pi-sim ---------------------------------------------------------------------------------
 
-    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut rq = self.http.request(method, format!("{}{path}", self.sim_url));
-        if let Some(b) = body {
-            rq = rq.json(&b);
-        }
-        let res = rq.send().await.unwrap();
-        let status = res.status();
-        let v: Value = res.json().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
-    }
-
     /// A Pioneer known to Pi (funded on the sim's chain); its wallet address.
     pub async fn pioneer(&self, uid: &str) -> String {
-        let v = self
-            .control(
-                reqwest::Method::POST,
-                "/_sim/users",
-                Some(json!({ "uid": uid })),
-            )
-            .await;
-        v["wallet_address"].as_str().unwrap().to_string()
+        self.control.user(uid).await.unwrap().wallet_address
     }
 
     /// An account's balance on the service's Horizon (`GET /accounts/{G}`), in stroops; 0 if
@@ -311,27 +294,20 @@ impl PayoutEnv {
     }
 
     pub async fn faults(&self, knobs: Value) {
-        self.control(reqwest::Method::POST, "/_sim/faults", Some(knobs))
-            .await;
+        self.control.faults(&knobs).await.unwrap();
     }
 
     /// pi-sim's audit must be clean: ok, and nothing paid twice.
     pub async fn assert_audit_ok(&self) {
-        let audit = self
-            .control(reqwest::Method::GET, "/_sim/audit", None)
-            .await;
+        let audit = self.control.audit().await.unwrap();
         assert_eq!(audit["ok"], true, "audit: {audit:#}");
         assert!(!audit.to_string().contains("double_paid"), "{audit}");
     }
 
     /// How many A2U payments Pi holds.
     pub async fn pi_payment_count(&self) -> usize {
-        let v = self
-            .control(reqwest::Method::GET, "/_sim/payments", None)
-            .await;
-        v["payments"]
-            .as_array()
-            .unwrap()
+        let payments = self.control.payments().await.unwrap();
+        payments
             .iter()
             .filter(|p| p["direction"] == "app_to_user")
             .count()
