@@ -125,14 +125,7 @@ async fn python_built_payment_is_accepted_by_our_horizon() {
     let hash = built["hash"].as_str().unwrap();
     let env = built["envelope"].as_str().unwrap();
 
-    let r = client()
-        .post(format!("{base}/transactions"))
-        .form(&[("tx", env)])
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap();
+    let (status, body) = post_tx(&client(), &base, env).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["hash"], hash, "our hash must equal stellar-sdk's");
     assert_eq!(body["successful"], true);

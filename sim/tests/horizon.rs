@@ -15,17 +15,6 @@ async fn get(c: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
-async fn post_tx(c: &reqwest::Client, base: &str, env: &str) -> (u16, Value) {
-    let r = c
-        .post(format!("{base}/transactions"))
-        .form(&[("tx", env)])
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn root_account_fee_stats_and_ledgers() {
     let chain = instant_chain();

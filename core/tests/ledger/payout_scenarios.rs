@@ -8,7 +8,7 @@ use pi_payments_core::payout::{BatchId, PayoutId};
 use pi_payments_core::state::{PayoutState, PayoutTransition};
 use pi_payments_core::{PiAmount, Uid};
 
-use crate::support::ledger::pid;
+use crate::support::ledger::{outbox_types, pid};
 
 pub fn req(uid: &str, amount: &str, key: &str) -> PayoutRequest {
     PayoutRequest {
@@ -23,17 +23,6 @@ pub fn req(uid: &str, amount: &str, key: &str) -> PayoutRequest {
 
 fn hash(n: u32) -> String {
     format!("{n:064x}")
-}
-
-async fn outbox(ledger: &Ledger, subject: &PayoutId) -> Vec<String> {
-    ledger
-        .events_after(0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.subject_id == subject.as_str())
-        .map(|e| e.event_type)
-        .collect()
 }
 
 fn signed_patch(n: u32) -> PayoutPatch {
@@ -332,7 +321,7 @@ pub async fn pipeline_transitions_and_outbox_once(ledger: &Ledger) {
     assert_eq!(done.state, PayoutState::Completed);
     assert_eq!(done.ledger, Some(77));
     assert_eq!(done.submit_attempts, 2);
-    assert_eq!(outbox(ledger, &id).await, vec!["payout.completed"]);
+    assert_eq!(outbox_types(ledger, id.as_str()).await, vec!["payout.completed"]);
     let event = ledger.events_after(0, 100).await.unwrap();
     let e = event.iter().find(|e| e.subject_id == id.as_str()).unwrap();
     assert_eq!(e.payload["payout"]["id"], id.as_str());
@@ -391,7 +380,7 @@ pub async fn pipeline_transitions_and_outbox_once(ledger: &Ledger) {
     let failed = ledger.payout(&f.id).await.unwrap().unwrap();
     assert_eq!(failed.state, PayoutState::Failed);
     assert_eq!(failed.reason.as_deref(), Some("missing_scope: ask again"));
-    assert_eq!(outbox(ledger, &f.id).await, vec!["payout.failed"]);
+    assert_eq!(outbox_types(ledger, f.id.as_str()).await, vec!["payout.failed"]);
 }
 
 pub async fn one_pi_payment_and_one_txid_per_payout(ledger: &Ledger) {

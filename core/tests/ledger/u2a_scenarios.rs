@@ -7,6 +7,7 @@ use pi_payments_core::products::Catalogue;
 use pi_payments_core::state::{PaymentState, RetryStep, Transition};
 use pi_payments_core::{PaymentId, PiAmount, Txid, Uid};
 
+use crate::support::ledger::outbox_types;
 pub use crate::support::ledger::pid;
 
 /// After a batch of first approvals for `pid(0..)` whose batch write failed on `refused`
@@ -39,17 +40,6 @@ pub fn txid(n: u32) -> Txid {
 
 fn uid() -> Uid {
     Uid::parse("pioneer-1").unwrap()
-}
-
-async fn outbox_types(ledger: &Ledger, subject: &PaymentId) -> Vec<String> {
-    ledger
-        .events_after(0, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.subject_id == subject.as_str())
-        .map(|e| e.event_type)
-        .collect()
 }
 
 pub async fn migrations_are_idempotent(ledger: &Ledger) {
@@ -281,7 +271,7 @@ pub async fn full_lifecycle(ledger: &Ledger) {
             .unwrap();
     }
     assert_eq!(
-        outbox_types(ledger, &id).await,
+        outbox_types(ledger, id.as_str()).await,
         vec!["payment.approved", "payment.completed"]
     );
     let causes: Vec<_> = ledger
@@ -511,7 +501,7 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
         .await
         .unwrap();
     assert_eq!(
-        outbox_types(ledger, &c).await,
+        outbox_types(ledger, c.as_str()).await,
         vec!["payment.needs_attention"]
     );
     let history = ledger.payment_events(&c).await.unwrap();
@@ -640,7 +630,7 @@ pub async fn concurrent_apply_has_one_winner(ledger: &Ledger) {
             moved += usize::from(applied.moved());
         }
         assert_eq!(moved, 1, "round {round}");
-        assert_eq!(outbox_types(ledger, &id).await, vec!["payment.approved"]);
+        assert_eq!(outbox_types(ledger, id.as_str()).await, vec!["payment.approved"]);
         let approvals = ledger
             .payment_events(&id)
             .await

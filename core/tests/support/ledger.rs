@@ -70,6 +70,18 @@ pub async fn postgres() -> (Ledger, Cleanup) {
     (ledger, Cleanup::Database(db))
 }
 
+/// The outbox event types about one subject (a payment or payout id), oldest first.
+pub async fn outbox_types(ledger: &Ledger, subject: &str) -> Vec<String> {
+    ledger
+        .events_after(0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.subject_id == subject)
+        .map(|e| e.event_type)
+        .collect()
+}
+
 /// A valid payment id numbered `n`.
 pub fn pid(n: u32) -> PaymentId {
     PaymentId::parse(&format!("pay{n:025}")).unwrap()

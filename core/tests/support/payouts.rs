@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ledger::outbox_types;
 use super::sim::SimEnv;
 
 /// Backoffs in milliseconds so tests settle quickly.
@@ -68,14 +69,7 @@ impl SimEnv {
 
     /// Outbox event types about one payout.
     pub async fn outbox(&self, id: &PayoutId) -> Vec<String> {
-        self.ledger
-            .events_after(0, 100_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.subject_id == id.as_str())
-            .map(|e| e.event_type)
-            .collect()
+        outbox_types(&self.ledger, id.as_str()).await
     }
 }
 

@@ -182,3 +182,15 @@ pub async fn until_queued(chain: &Chain, hash: &str) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// `POST {base}/transactions` with the envelope `env`; the status and JSON answer.
+pub async fn post_tx(c: &reqwest::Client, base: &str, env: &str) -> (u16, serde_json::Value) {
+    let r = c
+        .post(format!("{base}/transactions"))
+        .form(&[("tx", env)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
