@@ -4,13 +4,13 @@
 
 mod support;
 
-use support::payouts::{ADMIN_TOKEN, Options, PayoutEnv, sim_config, stroops};
 use pi_payments::Role;
 use pi_sim::control_client::SimControl;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use support::payouts::{ADMIN_TOKEN, Options, PayoutEnv, sim_config, stroops};
 
 /// Wait until every payout of the ledger is settled; the rows by id.
 async fn wait_all_settled(env: &PayoutEnv, expected: usize) -> HashMap<String, Value> {

@@ -5,10 +5,10 @@
 
 mod support;
 
-use support::payouts::{Options, PayoutEnv, sim_config, stroops};
 use pi_payments_core::state::PayoutState;
 use std::process::Output;
 use std::time::{Duration, Instant};
+use support::payouts::{Options, PayoutEnv, sim_config, stroops};
 
 fn run(env: &PayoutEnv, args: &[&str], extra: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = env.command();

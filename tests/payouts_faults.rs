@@ -5,8 +5,8 @@
 
 mod support;
 
-use support::payouts::{Options, PayoutEnv, sim_config, stroops};
 use serde_json::{Value, json};
+use support::payouts::{Options, PayoutEnv, sim_config, stroops};
 
 /// The payout.* events of the outbox, as (type, payout id).
 async fn payout_events(env: &PayoutEnv) -> Vec<(String, String)> {

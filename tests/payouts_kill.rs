@@ -8,11 +8,11 @@
 
 mod support;
 
-use support::payouts::{DEADLINE, Options, PayoutEnv, sim_config, stroops};
 use pi_payments::Role;
 use pi_payments_core::state::PayoutState;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use support::payouts::{DEADLINE, Options, PayoutEnv, sim_config, stroops};
 
 const PAYOUTS: usize = 40;
 

@@ -4,8 +4,6 @@
 
 mod support;
 
-use support::payouts::{drive, settle, test_config};
-use support::sim::{SimEnv, fast_sim, start};
 use pi_payments_core::PiAmount;
 use pi_payments_core::Uid;
 use pi_payments_core::dto::CreatePaymentRequest;
@@ -19,6 +17,8 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use support::payouts::{drive, settle, test_config};
+use support::sim::{SimEnv, fast_sim, start};
 
 fn stroops(a: &str) -> i64 {
     PiAmount::parse(a).unwrap().stroops()

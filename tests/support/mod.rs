@@ -241,7 +241,11 @@ impl Harness {
     /// The Pioneer signs and submits the payment's transaction (`tamper` as pi-sim's submit
     /// body, `{}` for an honest one); the txid.
     pub async fn submit(&self, payment: &str, tamper: Value) -> String {
-        self.control.submit_with(payment, &tamper).await.unwrap().txid
+        self.control
+            .submit_with(payment, &tamper)
+            .await
+            .unwrap()
+            .txid
     }
 
     /// The Pioneer cancels in the Pi Browser.

@@ -154,8 +154,7 @@ async fn refused_payments_are_never_approved_and_cancelled_at_pi() {
     };
     let erin = h.control.mint_token(&erin).await.unwrap();
     let expired = h.create_u2a("erin", "1", json!({})).await;
-    h.approve_callback(&expired, Some(&erin.access_token))
-        .await;
+    h.approve_callback(&expired, Some(&erin.access_token)).await;
 
     for id in [&wrong_user, &tampered, &cancelled, &expired] {
         let row = h.wait_for(id, PaymentState::Cancelled).await;

@@ -179,7 +179,11 @@ impl Harness {
             expires_in,
             ..TokenRequest::for_uid(uid)
         };
-        self.control.mint_token(&request).await.unwrap().access_token
+        self.control
+            .mint_token(&request)
+            .await
+            .unwrap()
+            .access_token
     }
 
     /// Create or update a rewarded ad at pi-sim; its id.

@@ -321,7 +321,10 @@ pub async fn pipeline_transitions_and_outbox_once(ledger: &Ledger) {
     assert_eq!(done.state, PayoutState::Completed);
     assert_eq!(done.ledger, Some(77));
     assert_eq!(done.submit_attempts, 2);
-    assert_eq!(outbox_types(ledger, id.as_str()).await, vec!["payout.completed"]);
+    assert_eq!(
+        outbox_types(ledger, id.as_str()).await,
+        vec!["payout.completed"]
+    );
     let event = ledger.events_after(0, 100).await.unwrap();
     let e = event.iter().find(|e| e.subject_id == id.as_str()).unwrap();
     assert_eq!(e.payload["payout"]["id"], id.as_str());
@@ -380,7 +383,10 @@ pub async fn pipeline_transitions_and_outbox_once(ledger: &Ledger) {
     let failed = ledger.payout(&f.id).await.unwrap().unwrap();
     assert_eq!(failed.state, PayoutState::Failed);
     assert_eq!(failed.reason.as_deref(), Some("missing_scope: ask again"));
-    assert_eq!(outbox_types(ledger, f.id.as_str()).await, vec!["payout.failed"]);
+    assert_eq!(
+        outbox_types(ledger, f.id.as_str()).await,
+        vec!["payout.failed"]
+    );
 }
 
 pub async fn one_pi_payment_and_one_txid_per_payout(ledger: &Ledger) {

@@ -72,9 +72,9 @@ async fn unsupported_urls_are_refused_readably() {
 /// and its callback counters when 0005 moves them onto payment numbers.
 #[tokio::test]
 async fn a_ledger_from_before_payment_numbers_keeps_its_history_and_counters() {
-    use u2a_scenarios::pid;
     use sqlx::migrate::Migrator;
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    use u2a_scenarios::pid;
 
     let dir = temp_dir("pp-ledger-0005");
     let old_migrations = dir.join("migrations");

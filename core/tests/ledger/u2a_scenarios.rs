@@ -630,7 +630,10 @@ pub async fn concurrent_apply_has_one_winner(ledger: &Ledger) {
             moved += usize::from(applied.moved());
         }
         assert_eq!(moved, 1, "round {round}");
-        assert_eq!(outbox_types(ledger, id.as_str()).await, vec!["payment.approved"]);
+        assert_eq!(
+            outbox_types(ledger, id.as_str()).await,
+            vec!["payment.approved"]
+        );
         let approvals = ledger
             .payment_events(&id)
             .await

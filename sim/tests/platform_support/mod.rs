@@ -157,7 +157,10 @@ impl Harness {
         let request = U2aRequest::new(uid, &Value::from(amount).to_string())
             .memo("order")
             .metadata(json!({"orderId": 1}));
-        self.sim_control.create_u2a(&request).await.expect("u2a created")
+        self.sim_control
+            .create_u2a(&request)
+            .await
+            .expect("u2a created")
     }
 
     /// A U2A payment approved and submitted by the Pioneer; returns (payment, txid).

@@ -271,7 +271,11 @@ impl Harness {
         let request = U2aRequest::new(uid, amount)
             .memo("test purchase")
             .metadata(metadata);
-        let id = self.control.create_u2a_id(&request).await.expect("create u2a");
+        let id = self
+            .control
+            .create_u2a_id(&request)
+            .await
+            .expect("create u2a");
         PaymentId::parse(&id).expect("valid id")
     }
 
