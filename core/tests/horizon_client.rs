@@ -88,13 +88,18 @@ impl Env {
 
     async fn payout(&self, to: &str, amount: PiAmount, memo: &str) -> SignedTx {
         let seq = self.sequence(&self.app.public_key()).await;
-        PaymentTx::new(self.app.public_key(), seq + 1)
-            .fee_per_op(self.fee)
-            .payment(to, amount)
+        self.app_pays(seq + 1, to, amount)
             .memo_text(memo)
             .expires_in(120)
             .sign(&[&self.app], &self.net)
             .unwrap()
+    }
+
+    /// The app paying `amount` to `to` at sequence `seq` with the test fee (no memo, unsigned).
+    fn app_pays(&self, seq: i64, to: &str, amount: PiAmount) -> PaymentTx {
+        PaymentTx::new(self.app.public_key(), seq)
+            .fee_per_op(self.fee)
+            .payment(to, amount)
     }
 }
 
@@ -244,9 +249,8 @@ async fn stale_or_future_sequence_is_bad_seq_and_consumes_nothing() {
 
     let balance = e.balance(&app).await;
     for stale_or_future in [seq + 1, seq + 5] {
-        let tx = PaymentTx::new(&app, stale_or_future)
-            .fee_per_op(e.fee)
-            .payment(&to, pi("1"))
+        let tx = e
+            .app_pays(stale_or_future, &to, pi("1"))
             .memo_text(random_alnum(28))
             .expires_in(120)
             .sign(&[&e.app], &e.net)
@@ -357,9 +361,8 @@ async fn failures_come_back_classified() {
 
     // Signed for another network: tx_bad_auth, nothing consumed.
     let seq = e.sequence(&app).await;
-    let wrong_net = PaymentTx::new(&app, seq + 1)
-        .fee_per_op(e.fee)
-        .payment(&to, pi("1"))
+    let wrong_net = e
+        .app_pays(seq + 1, &to, pi("1"))
         .memo_text(random_alnum(28))
         .expires_in(120)
         .sign(&[&e.app], &Network::new("Not Pi"))
@@ -371,9 +374,8 @@ async fn failures_come_back_classified() {
     assert_eq!(e.sequence(&app).await, seq);
 
     // Expired: tx_too_late.
-    let late = PaymentTx::new(&app, seq + 1)
-        .fee_per_op(e.fee)
-        .payment(&to, pi("1"))
+    let late = e
+        .app_pays(seq + 1, &to, pi("1"))
         .memo_text(random_alnum(28))
         .max_time(1_000_000)
         .sign(&[&e.app], &e.net)

@@ -45,11 +45,15 @@ fn created_patch(n: u32) -> PayoutPatch {
     }
 }
 
-async fn to_signed(ledger: &Ledger, id: &PayoutId, n: u32) {
+/// Binds payout `id` to Pi payment `pid(n)` (the `PiCreated` step).
+async fn pi_created(ledger: &Ledger, id: &PayoutId, n: u32) -> Result<PayoutApplied, LedgerError> {
     ledger
         .apply_payout(id, PayoutTransition::PiCreated, None, 0, created_patch(n))
         .await
-        .unwrap();
+}
+
+async fn to_signed(ledger: &Ledger, id: &PayoutId, n: u32) {
+    pi_created(ledger, id, n).await.unwrap();
     ledger
         .apply_payout(id, PayoutTransition::Signed, None, 0, signed_patch(n))
         .await
@@ -394,40 +398,13 @@ pub async fn one_pi_payment_and_one_txid_per_payout(ledger: &Ledger) {
     let (b, _) = ledger.request_payout(req("u-2", "1", "b")).await.unwrap();
     to_signed(ledger, &a.id, 1).await;
     // b cannot take a's Pi payment.
-    let err = ledger
-        .apply_payout(
-            &b.id,
-            PayoutTransition::PiCreated,
-            None,
-            0,
-            created_patch(1),
-        )
-        .await
-        .unwrap_err();
+    let err = pi_created(ledger, &b.id, 1).await.unwrap_err();
     assert!(matches!(err, LedgerError::PayoutConflict { .. }), "{err:?}");
     // a cannot be re-bound to another Pi payment.
-    let err = ledger
-        .apply_payout(
-            &a.id,
-            PayoutTransition::PiCreated,
-            None,
-            0,
-            created_patch(2),
-        )
-        .await
-        .unwrap_err();
+    let err = pi_created(ledger, &a.id, 2).await.unwrap_err();
     assert!(matches!(err, LedgerError::PayoutConflict { .. }), "{err:?}");
     // b cannot store a's transaction hash.
-    ledger
-        .apply_payout(
-            &b.id,
-            PayoutTransition::PiCreated,
-            None,
-            0,
-            created_patch(2),
-        )
-        .await
-        .unwrap();
+    pi_created(ledger, &b.id, 2).await.unwrap();
     let err = ledger
         .apply_payout(&b.id, PayoutTransition::Signed, None, 0, signed_patch(1))
         .await
@@ -450,16 +427,7 @@ pub async fn cancel_only_before_an_envelope_exists(ledger: &Ledger) {
     assert!(ledger.cancel_payout(&a.id, None).await.unwrap().row().state == PayoutState::Cancelled);
 
     let (b, _) = ledger.request_payout(req("u-2", "1", "b")).await.unwrap();
-    ledger
-        .apply_payout(
-            &b.id,
-            PayoutTransition::PiCreated,
-            None,
-            0,
-            created_patch(2),
-        )
-        .await
-        .unwrap();
+    pi_created(ledger, &b.id, 2).await.unwrap();
     assert_eq!(
         ledger.cancel_payout(&b.id, None).await.unwrap().row().state,
         PayoutState::Cancelled
