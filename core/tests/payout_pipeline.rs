@@ -7,8 +7,8 @@ mod support;
 use pi_payments_core::PiAmount;
 use pi_payments_core::Uid;
 use pi_payments_core::dto::CreatePaymentRequest;
-use pi_payments_core::ledger::{LedgerError, PayoutRequest};
-use pi_payments_core::payout::{CrashPoint, PayoutConfig, PayoutError, StepOutcome};
+use pi_payments_core::ledger::{LedgerError, PayoutRequest, PayoutRow};
+use pi_payments_core::payout::{CrashPoint, PayoutConfig, PayoutError, PayoutId, StepOutcome};
 use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::state::PayoutState;
 use pi_payments_core::stellar::decode_envelope;
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::payouts::{drive, settle, test_config};
+use support::payouts::{Requested, drive, settle, test_config};
 use support::sim::{SimEnv, fast_sim, start};
 
 fn stroops(a: &str) -> i64 {
@@ -40,13 +40,13 @@ async fn twenty_payouts_complete_exactly_once_and_requests_are_idempotent() {
     let mut ids = Vec::new();
     let mut expected = Vec::new();
     for i in 0..20 {
-        let uid = format!("pioneer-{i}");
-        let addr = env.pioneer(&uid).await;
         let amount = format!("{}.{:07}", i + 1, 1234567 + i);
-        let before = env.balance(&addr).await;
-        let row = env.request(&uid, &amount, &format!("reward-{i}")).await;
-        ids.push(row.id.clone());
-        expected.push((row.id, addr, before, stroops(&amount)));
+        let uid = format!("pioneer-{i}");
+        let r = env
+            .request_for_new_pioneer(&uid, &amount, &format!("reward-{i}"))
+            .await;
+        ids.push(r.row.id.clone());
+        expected.push((r.row.id, r.address, r.balance_before, stroops(&amount)));
     }
     let outcomes = drive(&p, &ids, 8).await;
     assert!(
@@ -95,15 +95,7 @@ async fn twenty_payouts_complete_exactly_once_and_requests_are_idempotent() {
 
     // A second implementation reads one stored envelope the same way.
     if let Some(py) = python() {
-        let row = env.row(&expected[0].0).await;
-        let v = py_decode(
-            &py,
-            &env.sim.network_passphrase,
-            row.envelope_b64.as_deref().unwrap(),
-        );
-        assert_eq!(v["hash"], row.tx_hash.clone().unwrap());
-        assert_eq!(v["memo_type"], "TextMemo");
-        assert_eq!(v["memo"], row.pi_payment_id.unwrap().as_str());
+        let (_, v) = decode_stored(&py, &env, &expected[0].0).await;
         assert_eq!(v["valid_signers"], json!([p.app_address()]));
         assert_eq!(v["operations"][0]["amount_stroops"], expected[0].3);
         assert_eq!(v["operations"][0]["destination"], expected[0].1);
@@ -122,9 +114,11 @@ async fn a_crash_at_any_persisted_step_never_pays_twice() {
     ];
     for (i, point) in points.into_iter().enumerate() {
         let uid = format!("crash-{i}");
-        let addr = env.pioneer(&uid).await;
-        let before = env.balance(&addr).await;
-        let row = env.request(&uid, "2.5", &format!("crash-{i}")).await;
+        let Requested {
+            row,
+            address: addr,
+            balance_before: before,
+        } = env.request_for_new_pioneer(&uid, "2.5", &uid).await;
         // The "dead" process.
         let crashing = env.processor(Vec::new()).crash_at(point);
         match crashing.step(&row.id).await {
@@ -167,24 +161,19 @@ async fn a_crash_at_any_persisted_step_never_pays_twice() {
         );
         assert_eq!(env.outbox(&row.id).await, vec!["payout.completed"]);
     }
-    env.assert_audit_ok().await;
-    env.done().await;
+    env.done_audited().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn injected_faults_still_pay_everyone_exactly_once() {
     let env = start(fast_sim(0.0)).await;
-    let p = env.processor(Vec::new());
-    let mut ids = Vec::new();
-    let mut expected = Vec::new();
+    let mut requested = Vec::new();
     for i in 0..12 {
         let uid = format!("faulty-{i}");
-        let addr = env.pioneer(&uid).await;
-        let before = env.balance(&addr).await;
-        let row = env.request(&uid, "1.0000003", &format!("faulty-{i}")).await;
-        ids.push(row.id);
-        expected.push((addr, before));
+        requested.push(env.request_for_new_pioneer(&uid, "1.0000003", &uid).await);
     }
+    let ids: Vec<_> = requested.iter().map(|r| r.row.id.clone()).collect();
+    let p = env.processor(Vec::new());
     env.faults(json!({
         "drop_rate": 0.3,
         "fail_rate": 0.2,
@@ -200,8 +189,9 @@ async fn injected_faults_still_pay_everyone_exactly_once() {
         outcomes.values().all(|o| *o == StepOutcome::Done),
         "{outcomes:?}"
     );
-    for (addr, before) in &expected {
-        assert_eq!(env.balance(addr).await - before, stroops("1.0000003"));
+    for r in &requested {
+        let paid = env.balance(&r.address).await - r.balance_before;
+        assert_eq!(paid, stroops("1.0000003"));
     }
     for id in &ids {
         assert_eq!(env.outbox(id).await, vec!["payout.completed"]);
@@ -212,8 +202,7 @@ async fn injected_faults_still_pay_everyone_exactly_once() {
         submit["dropped"].as_u64().unwrap_or(0) + submit["injected_500"].as_u64().unwrap_or(0) > 0,
         "faults were injected: {submit}"
     );
-    env.assert_audit_ok().await;
-    env.done().await;
+    env.done_audited().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -318,8 +307,7 @@ async fn ongoing_payment_found_is_adopted_or_resolved_never_duplicated() {
     let blocked: Vec<_> = pi_payments_of(&env, "blocked").await;
     assert_eq!(blocked.len(), 2);
 
-    env.assert_audit_ok().await;
-    env.done().await;
+    env.done_audited().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -377,8 +365,7 @@ async fn a_stale_or_expired_envelope_is_rebuilt_only_when_proven_dead() {
     assert!(events.iter().any(
         |e| e.cause == "envelope_dead" && e.detail.as_deref().unwrap_or("").contains("expired")
     ));
-    env.assert_audit_ok().await;
-    env.done().await;
+    env.done_audited().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -415,8 +402,7 @@ async fn an_underfunded_app_wallet_fails_cleanly_and_unblocks_the_pioneer() {
     let small = env.request("rich-wish", "1", "affordable").await;
     assert_eq!(settle(&p, &small.id).await, StepOutcome::Done);
     assert_eq!(env.balance(&addr).await - before, stroops("1"));
-    env.assert_audit_ok().await;
-    env.done().await;
+    env.done_audited().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -522,11 +508,9 @@ async fn four_channels_land_forty_payouts_and_python_agrees_on_the_envelopes() {
     let mut expected = Vec::new();
     for i in 0..40 {
         let uid = format!("chan-{i}");
-        let addr = env.pioneer(&uid).await;
-        let before = env.balance(&addr).await;
-        let row = env.request(&uid, "0.5", &format!("chan-{i}")).await;
-        ids.push(row.id.clone());
-        expected.push((row.id, addr, before));
+        let r = env.request_for_new_pioneer(&uid, "0.5", &uid).await;
+        ids.push(r.row.id.clone());
+        expected.push((r.row.id, r.address, r.balance_before));
     }
     let outcomes = drive(&p, &ids, 16).await;
     assert!(
@@ -549,15 +533,7 @@ async fn four_channels_land_forty_payouts_and_python_agrees_on_the_envelopes() {
 
     if let Some(py) = python() {
         for (id, addr, _) in expected.iter().take(6) {
-            let row = env.row(id).await;
-            let v = py_decode(
-                &py,
-                &env.sim.network_passphrase,
-                row.envelope_b64.as_deref().unwrap(),
-            );
-            assert_eq!(v["hash"], row.tx_hash.clone().unwrap());
-            assert_eq!(v["memo_type"], "TextMemo");
-            assert_eq!(v["memo"], row.pi_payment_id.clone().unwrap().as_str());
+            let (row, v) = decode_stored(&py, &env, id).await;
             let mut signers: Vec<String> = v["valid_signers"]
                 .as_array()
                 .unwrap()
@@ -596,8 +572,7 @@ async fn cancel_before_submission_closes_the_pi_payment() {
     assert!(crashing.step(&row.id).await.is_err());
     assert!(env.ledger.cancel_payout(&row.id, None).await.is_err());
     assert_eq!(settle(&p, &row.id).await, StepOutcome::Done);
-    env.assert_audit_ok().await;
-    env.done().await;
+    env.done_audited().await;
 }
 
 // ---- Python stellar-sdk (see stellar_cross_check.rs) ---------------------------------------
@@ -630,6 +605,21 @@ fn python() -> Option<PathBuf> {
     }
     eprintln!("!!!!! SKIPPED payout envelope cross-check: {why} !!!!!");
     None
+}
+
+/// Payout `id`'s stored envelope as the second implementation reads it, once checked to carry
+/// the stored hash and the Pi payment id as its text memo; the row and the decoded JSON.
+async fn decode_stored(py: &Path, env: &SimEnv, id: &PayoutId) -> (PayoutRow, Value) {
+    let row = env.row(id).await;
+    let v = py_decode(
+        py,
+        &env.sim.network_passphrase,
+        row.envelope_b64.as_deref().unwrap(),
+    );
+    assert_eq!(v["hash"], row.tx_hash.clone().unwrap());
+    assert_eq!(v["memo_type"], "TextMemo");
+    assert_eq!(v["memo"], row.pi_payment_id.clone().unwrap().as_str());
+    (row, v)
 }
 
 fn py_decode(py: &Path, passphrase: &str, envelope: &str) -> Value {

@@ -28,6 +28,16 @@ pub fn test_config() -> PayoutConfig {
     }
 }
 
+/// A payout requested for a new Pioneer, and what the test checks against afterwards.
+pub struct Requested {
+    /// The payout as requested.
+    pub row: PayoutRow,
+    /// The Pioneer's wallet.
+    pub address: String,
+    /// Its balance before the payout, in stroops.
+    pub balance_before: i64,
+}
+
 impl SimEnv {
     /// A processor as one worker process would build it (its own sequence lanes).
     pub fn processor(&self, channels: Vec<Wallet>) -> PayoutProcessor {
@@ -44,6 +54,19 @@ impl SimEnv {
             channels,
         )
         .with_config(test_config())
+    }
+
+    /// Pioneer `uid` (new and funded), their balance now, then a payout of `amount` to them
+    /// under idempotency key `key`.
+    pub async fn request_for_new_pioneer(&self, uid: &str, amount: &str, key: &str) -> Requested {
+        let address = self.pioneer(uid).await;
+        let balance_before = self.balance(&address).await;
+        let row = self.request(uid, amount, key).await;
+        Requested {
+            row,
+            address,
+            balance_before,
+        }
     }
 
     pub async fn request(&self, uid: &str, amount: &str, key: &str) -> PayoutRow {

@@ -117,6 +117,12 @@ impl SimEnv {
         self.control.payments().await.unwrap()
     }
 
+    /// Checks the audit is clean ([`SimEnv::assert_audit_ok`]), then stops as [`SimEnv::done`].
+    pub async fn done_audited(self) {
+        self.assert_audit_ok().await;
+        self.done().await;
+    }
+
     /// Stops the sim and removes the ledger.
     pub async fn done(self) {
         self.sim.shutdown().await;
