@@ -1,14 +1,14 @@
 //! Fault injection: rate limit (429 + Retry-After), latency, injected 500s, dropped
 //! connections, deterministic counts, endpoint and target restrictions; /_sim is exempt.
 
-mod platform_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use pi_sim::amount::STROOPS_PER_PI;
-use platform_support::{assert_error, id, start};
 use reqwest::StatusCode;
 use serde_json::json;
+use support::platform::{assert_error, id, start};
 
 const CREATE: &str = r#"{"payment": {"amount": 1, "memo": "m", "metadata": {}, "uid": "u-fault"}}"#;
 

@@ -1,6 +1,5 @@
 //! Shared helpers for the chain/Horizon tests: chains, funded keys, hand-built envelopes
 //! (so tests can make every kind of bad transaction) and an in-process Horizon.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

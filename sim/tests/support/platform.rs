@@ -1,6 +1,5 @@
 //! Shared helpers of the Platform-side tests: start pi-sim in-process on free ports and talk to
 //! it with reqwest.
-#![allow(dead_code)]
 
 use std::sync::Once;
 
