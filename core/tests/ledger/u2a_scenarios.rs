@@ -5,7 +5,7 @@ use pi_payments_core::jobs::Job;
 use pi_payments_core::ledger::{Applied, Callback, Ledger, LedgerError, OrderState, PaymentPatch};
 use pi_payments_core::products::Catalogue;
 use pi_payments_core::state::{PaymentState, RetryStep, Transition};
-use pi_payments_core::{PaymentId, PiAmount, Txid, Uid};
+use pi_payments_core::{OrderId, PaymentId, PiAmount, Txid, Uid};
 
 use crate::support::ledger::outbox_types;
 pub use crate::support::ledger::pid;
@@ -40,6 +40,33 @@ pub fn txid(n: u32) -> Txid {
 
 fn uid() -> Uid {
     Uid::parse("pioneer-1").unwrap()
+}
+
+/// `transition` for payment `id` at `attempt`, with no detail and no field changes.
+async fn move_plainly(
+    ledger: &Ledger,
+    id: &PaymentId,
+    transition: Transition,
+    attempt: i64,
+) -> Result<Applied, LedgerError> {
+    ledger
+        .apply(id, transition, None, attempt, PaymentPatch::default())
+        .await
+}
+
+/// Pi approved payment `id` (first attempt) for the order `order_id`.
+async fn approve_for_order(
+    ledger: &Ledger,
+    id: &PaymentId,
+    order_id: &OrderId,
+) -> Result<Applied, LedgerError> {
+    let patch = PaymentPatch {
+        order_id: Some(order_id.clone()),
+        ..Default::default()
+    };
+    ledger
+        .apply(id, Transition::PiApproved, None, 1, patch)
+        .await
 }
 
 pub async fn migrations_are_idempotent(ledger: &Ledger) {
@@ -254,14 +281,7 @@ pub async fn full_lifecycle(ledger: &Ledger) {
 
     // Repeats change nothing and emit nothing.
     for _ in 0..3 {
-        let r = ledger
-            .apply(
-                &id,
-                Transition::PiCompleted,
-                None,
-                2,
-                PaymentPatch::default(),
-            )
+        let r = move_plainly(ledger, &id, Transition::PiCompleted, 2)
             .await
             .unwrap();
         assert!(!r.moved());
@@ -374,19 +394,7 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
     // Another payment cannot take the bound order.
     let b = pid(21);
     ledger.record_approve_callback(&b, None).await.unwrap();
-    let err = ledger
-        .apply(
-            &b,
-            Transition::PiApproved,
-            None,
-            1,
-            PaymentPatch {
-                order_id: Some(order.id.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = approve_for_order(ledger, &b, &order.id).await.unwrap_err();
     assert!(matches!(err, LedgerError::OrderUnavailable { .. }), "{err}");
     assert_eq!(
         ledger.payment(&b).await.unwrap().unwrap().state,
@@ -412,23 +420,10 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
         None
     );
     // Now b may bind it.
-    ledger
-        .apply(
-            &b,
-            Transition::PiApproved,
-            None,
-            1,
-            PaymentPatch {
-                order_id: Some(order.id.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    approve_for_order(ledger, &b, &order.id).await.unwrap();
 
     // Forbidden moves are errors and change nothing.
-    let err = ledger
-        .apply(&a, Transition::PiApproved, None, 1, PaymentPatch::default())
+    let err = move_plainly(ledger, &a, Transition::PiApproved, 1)
         .await
         .unwrap_err();
     assert!(matches!(err, LedgerError::InvalidTransition(_)), "{err}");
@@ -458,10 +453,7 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
     let gave_up = Transition::GaveUp {
         reason: "Pi unreachable after 5 attempts".into(),
     };
-    ledger
-        .apply(&c, gave_up.clone(), None, 5, PaymentPatch::default())
-        .await
-        .unwrap();
+    move_plainly(ledger, &c, gave_up.clone(), 5).await.unwrap();
     assert_eq!(
         ledger.access_token(&c).await.unwrap().as_deref(),
         Some("tok")
@@ -474,14 +466,7 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
             .len(),
         1
     );
-    let err = ledger
-        .apply(
-            &c,
-            Transition::Retry(RetryStep::Complete),
-            None,
-            0,
-            PaymentPatch::default(),
-        )
+    let err = move_plainly(ledger, &c, Transition::Retry(RetryStep::Complete), 0)
         .await
         .unwrap_err();
     assert!(matches!(err, LedgerError::MissingTxid(_)), "{err}");
@@ -496,10 +481,7 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
         .await
         .unwrap();
     assert_eq!(ledger.payment(&c).await.unwrap().unwrap().reason, None);
-    ledger
-        .apply(&c, gave_up, None, 5, PaymentPatch::default())
-        .await
-        .unwrap();
+    move_plainly(ledger, &c, gave_up, 5).await.unwrap();
     assert_eq!(
         outbox_types(ledger, c.as_str()).await,
         vec!["payment.needs_attention"]
@@ -547,16 +529,14 @@ pub async fn conflicting_txid_refused(ledger: &Ledger) {
         .await
         .unwrap_err();
     assert!(matches!(err, LedgerError::TxidConflict { .. }), "{err}");
-    let err = ledger
-        .apply(
-            &id,
-            Transition::CompleteCallback { txid: txid(31) },
-            None,
-            0,
-            PaymentPatch::default(),
-        )
-        .await
-        .unwrap_err();
+    let err = move_plainly(
+        ledger,
+        &id,
+        Transition::CompleteCallback { txid: txid(31) },
+        0,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, LedgerError::TxidConflict { .. }), "{err}");
     assert_eq!(
         ledger.payment(&id).await.unwrap().unwrap().txid,
