@@ -1,8 +1,8 @@
 //! The worker crate's integration tests in one binary (one link instead of five): U2A and
 //! payout jobs against pi-sim, reconciliation with real workers, the Redis namespace clean-up and
-//! the embedded queue's bulk push. `common` is the harness they share.
+//! the embedded queue's bulk push. `support` is the harness they share.
 
-mod common;
+mod support;
 
 mod payout;
 mod reconcile;

@@ -1,7 +1,7 @@
 //! The payout worker: A2U payouts enqueued as jobs are driven to completion through core's
 //! payout pipeline (its own tests cover the pipeline; this checks the worker runs it).
 
-use crate::common::{Harness, Options};
+use crate::support::{Harness, Options};
 use pi_payments_core::PiAmount;
 use pi_payments_core::ids::Uid;
 use pi_payments_core::jobs::Job;

@@ -7,7 +7,7 @@
 //! `STUCK_AFTER`, so nothing here depends on timing; the one test that runs the schedule itself
 //! (Redis flushed) uses a 1 s `STUCK_AFTER` and only polls for the outcome.
 
-use crate::common::{Harness, Options, Stack};
+use crate::support::{Harness, Options, Stack};
 use pi_payments_core::PiAmount;
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::{PaymentId, Uid};

@@ -1,7 +1,7 @@
 //! U2A end to end at the job level: pi-sim plays Pi and the Pioneer, the ledger records the
 //! callbacks as the API would, and the workers of this crate do the rest.
 
-use crate::common::{Harness, Options, Stack, webhook_receiver};
+use crate::support::{Harness, Options, Stack, webhook_receiver};
 use pi_payments_core::PiAmount;
 use pi_payments_core::events::verify_webhook;
 use pi_payments_core::ids::Txid;

@@ -1,8 +1,8 @@
 //! What only Postgres does: its two-part failed-batch recovery (TEST_DATABASE_URL, a fresh
 //! database per test).
 
+use super::u2a_scenarios;
 use crate::support::ledger::{pid, postgres};
-use crate::u2a_scenarios;
 
 /// A batch whose one-statement first approvals fail (a trigger refuses one payment's history
 /// line) commits nothing and is recorded again one by one; a batch whose second part (repeats

@@ -2,12 +2,10 @@
 //! rejections and in-ledger failures, 400 transaction_malformed, 504 timeout), paging and
 //! 404 problems.
 
-mod support;
-
+use crate::support::chain::*;
 use pi_sim::keys::Keypair;
 use serde_json::Value;
 use std::time::Duration;
-use support::chain::*;
 
 async fn get(c: &reqwest::Client, url: &str) -> (u16, Value) {
     let r = c.get(url).send().await.unwrap();

@@ -1,8 +1,8 @@
 //! What only SQLite does: its failed-batch recovery, WAL mode, in-memory ledgers, the URL
 //! check, and the upgrade of a ledger from before payment numbers.
 
+use super::u2a_scenarios;
 use crate::support::ledger::{pid, sqlite, temp_dir};
-use crate::u2a_scenarios;
 use pi_payments_core::ledger::Ledger;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

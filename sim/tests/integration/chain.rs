@@ -2,8 +2,7 @@
 //! consumed), in-ledger failures (fee and sequence consumed), resubmission, sequence races,
 //! per-source ledger caps and submit timeouts.
 
-mod support;
-
+use crate::support::chain::*;
 use pi_sim::chain::{BASE_FEE, Chain, MIN_BALANCE, SubmitOutcome, TxRecord};
 use pi_sim::keys::Keypair;
 use std::time::Duration;
@@ -11,7 +10,6 @@ use stellar_xdr::{
     Memo, MuxedAccount, OperationResult, OperationResultTr, PaymentResult, TransactionResultResult,
     Uint256,
 };
-use support::chain::*;
 
 fn applied(o: SubmitOutcome) -> TxRecord {
     match o {

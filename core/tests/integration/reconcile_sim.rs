@@ -1,8 +1,7 @@
 //! The reconciler against pi-sim with a recording queue (no workers): what a run enqueues,
 //! one run at a time under concurrency, the sweep's give-up, and the drift report.
 
-mod support;
-
+use crate::support::sim::{SimEnv, start};
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::PaymentId;
 use pi_payments_core::jobs::Job;
@@ -14,7 +13,6 @@ use pi_sim::control_client::U2aRequest;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use support::sim::{SimEnv, start};
 
 impl SimEnv {
     fn reconciler(&self, config: ReconcileConfig) -> Reconciler {

@@ -2,8 +2,8 @@
 //! persisted step, injected faults, `ongoing_payment_found`, business failures, channels and a
 //! second Stellar implementation (Python stellar-sdk) reading the envelopes we stored.
 
-mod support;
-
+use crate::support::payouts::{Requested, drive, settle, test_config};
+use crate::support::sim::{SimEnv, fast_sim, start};
 use pi_payments_core::PiAmount;
 use pi_payments_core::Uid;
 use pi_payments_core::dto::CreatePaymentRequest;
@@ -17,8 +17,6 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::payouts::{Requested, drive, settle, test_config};
-use support::sim::{SimEnv, fast_sim, start};
 
 fn stroops(a: &str) -> i64 {
     PiAmount::parse(a).unwrap().stroops()

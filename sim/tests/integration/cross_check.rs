@@ -4,13 +4,11 @@
 //! hash, a valid signature and the same memo. A misunderstanding shared by both sides of our
 //! own code (hash preimage, signature hint, memo encoding) cannot pass this.
 
-mod support;
-
+use crate::support::chain::*;
 use pi_sim::chain::{SubmitOutcome, build_payment_envelope, parse_amount};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
-use support::chain::*;
 
 /// The first interpreter that can `import stellar_sdk`; `None` (after a loud message, or a
 /// panic under CI) when there is none.

@@ -1,12 +1,10 @@
 //! The audit (/_sim/audit): the chain against the payments.
 
-mod support;
-
+use crate::support::platform::{id, start};
 use pi_sim::amount::STROOPS_PER_PI;
 use pi_sim::keys::Keypair;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::platform::{id, start};
 
 fn entry<'a>(audit: &'a Value, pid: &str) -> &'a Value {
     audit["payments"]

@@ -4,8 +4,7 @@
 //! The stub is a few lines of raw tokio TCP rather than axum so that it can also drop a
 //! connection mid-request, which a router cannot do cleanly.
 
-mod support;
-
+use crate::support::sim::{SimEnv, start};
 use pi_payments_core::dto::{CreatePaymentRequest, Direction, MediatorAckStatus};
 use pi_payments_core::pi_client::{
     PiClient, PiClientConfig, PiError, VerificationError, install_crypto_provider,
@@ -19,7 +18,6 @@ use serde_json::{Value, json};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::sim::{SimEnv, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

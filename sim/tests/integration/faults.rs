@@ -1,14 +1,12 @@
 //! Fault injection: rate limit (429 + Retry-After), latency, injected 500s, dropped
 //! connections, deterministic counts, endpoint and target restrictions; /_sim is exempt.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::platform::{assert_error, id, start};
 use pi_sim::amount::STROOPS_PER_PI;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::platform::{assert_error, id, start};
 
 const CREATE: &str = r#"{"payment": {"amount": 1, "memo": "m", "metadata": {}, "uid": "u-fault"}}"#;
 

@@ -1,11 +1,9 @@
 //! The control API under /_sim: users, tokens, U2A creation/submission/cancel, faults, log,
 //! payments, reset, info.
 
-mod support;
-
+use crate::support::platform::{assert_error, id, start};
 use reqwest::StatusCode;
 use serde_json::json;
-use support::platform::{assert_error, id, start};
 
 #[tokio::test]
 async fn info_and_users() {

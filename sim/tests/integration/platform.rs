@@ -1,11 +1,9 @@
 //! The Platform API v2 of pi-sim: every endpoint and every error code, and the race on creates.
 
-mod support;
-
+use crate::support::platform::{assert_error, id, start};
 use pi_sim::amount::STROOPS_PER_PI;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::platform::{assert_error, id, start};
 
 #[tokio::test]
 async fn server_key_is_checked_first_on_every_key_endpoint() {
@@ -442,7 +440,7 @@ async fn complete_a2u_verifies_the_transaction_on_chain() {
     let app = h.app_wallet();
     let path = format!("/v2/payments/{pid}/complete");
     let complete = |txid: String| h.post(&path, json!({ "txid": txid }));
-    let expect_verification = |answer: support::platform::Answer, reason: &str| {
+    let expect_verification = |answer: crate::support::platform::Answer, reason: &str| {
         assert_error(&answer, 400, "verification_failed");
         assert_eq!(answer.1["verification_error"], reason, "{}", answer.1);
     };
