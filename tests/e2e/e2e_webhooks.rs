@@ -7,8 +7,7 @@
 //! payment has exactly one acknowledged `payment.completed` delivery, every delivery carries a
 //! valid `Pi-Payments-Signature`, and each refused first attempt was retried.
 
-mod support;
-
+use crate::support::{DEADLINE, Harness, Options, Stack};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -20,7 +19,6 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{DEADLINE, Harness, Options, Stack};
 
 const SECRET: &str = "whsec-e2e-0123456789abcdef0123456789abcdef";
 

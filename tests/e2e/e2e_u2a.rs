@@ -5,9 +5,7 @@
 //! TEST_DATABASE_URL / TEST_REDIS_URL (or their defaults) answer, each test in its own
 //! database and queue namespace. The harness is in `tests/support`.
 
-mod support;
-
-use support::{Harness, Options, Stack};
+use crate::support::{Harness, Options, Stack};
 
 async fn embedded(rate_limit: Option<u32>) -> Harness {
     Harness::start(

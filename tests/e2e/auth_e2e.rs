@@ -4,14 +4,12 @@
 //! granted once, operator routes need ADMIN_TOKEN, and the binary refuses a payout wallet
 //! without an admin token.
 
-mod support;
-
+use crate::support::http::{Answer, send, wait_for_payment_state};
 use pi_payments::cli::ConfigArgs;
 use pi_payments::{Config, Role, RunningApp};
 use pi_sim::control_client::{SimControl, U2aRequest};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use support::http::{Answer, send, wait_for_payment_state};
 
 const APP_ORIGIN: &str = "https://app.example.com";
 const EVIL_ORIGIN: &str = "https://evil.example";

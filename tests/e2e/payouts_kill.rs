@@ -6,13 +6,11 @@
 //! the environment (`PI_API_KEY`, `PI_API_BASE_URL`, `PI_HORIZON_URL`, `PI_APP_WALLET`,
 //! `PI_WALLET_SEED`, `ADMIN_TOKEN`, `DATABASE_URL`), sharing the ledger and the embedded queue.
 
-mod support;
-
+use crate::support::payouts::{DEADLINE, Options, PayoutEnv, sim_config, stroops};
 use pi_payments::Role;
 use pi_payments_core::state::PayoutState;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use support::payouts::{DEADLINE, Options, PayoutEnv, sim_config, stroops};
 
 const PAYOUTS: usize = 40;
 

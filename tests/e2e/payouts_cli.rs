@@ -3,12 +3,10 @@
 //! (seeds printed and saved 0600 before funding; accounts funded on Horizon), and
 //! `PI_CHANNEL_SEEDS` checking.
 
-mod support;
-
+use crate::support::payouts::{Options, PayoutEnv, sim_config, stroops};
 use pi_payments_core::state::PayoutState;
 use std::process::Output;
 use std::time::{Duration, Instant};
-use support::payouts::{Options, PayoutEnv, sim_config, stroops};
 
 fn run(env: &PayoutEnv, args: &[&str], extra: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = env.command();
@@ -95,7 +93,7 @@ async fn payouts_import_is_resumable_and_reports_rejected_lines() {
             break;
         }
         assert!(
-            start.elapsed() < support::payouts::DEADLINE,
+            start.elapsed() < crate::support::payouts::DEADLINE,
             "imported payouts were not paid: {:?}",
             rows.iter().map(|r| r.state).collect::<Vec<_>>()
         );

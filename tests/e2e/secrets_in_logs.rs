@@ -4,8 +4,7 @@
 //! an ad claim, operator calls and refused requests, stop it with SIGTERM, and search
 //! everything it printed for each secret and every access token and session id it saw.
 
-mod support;
-
+use crate::support::http::{send, wait_for_payment_state};
 use pi_sim::control_client::{SimControl, U2aRequest};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
@@ -13,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::http::{send, wait_for_payment_state};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const APP_ORIGIN: &str = "https://app.example.com";

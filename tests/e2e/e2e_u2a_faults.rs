@@ -12,11 +12,9 @@
 //! - a graceful restart with approve and complete jobs queued or in flight loses nothing and
 //!   does nothing twice.
 
-mod support;
-
+use crate::support::{Harness, Options, RemotePi, Stack, entered};
 use serde_json::json;
 use std::sync::Arc;
-use support::{Harness, Options, RemotePi, Stack, entered};
 
 async fn harness(stack: Stack, rate_limit: u32) -> Option<Harness> {
     Harness::start(

@@ -3,10 +3,8 @@
 //! cannot be paid (an underfunded app wallet, an unfunded destination) failing cleanly with
 //! their reason and a `payout.failed` event.
 
-mod support;
-
+use crate::support::payouts::{Options, PayoutEnv, sim_config, stroops};
 use serde_json::{Value, json};
-use support::payouts::{Options, PayoutEnv, sim_config, stroops};
 
 /// The payout.* events of the outbox, as (type, payout id).
 async fn payout_events(env: &PayoutEnv) -> Vec<(String, String)> {

@@ -12,10 +12,8 @@
 //!
 //! "Never approved" is read from pi-sim's request log: no `approve` request for the payment.
 
-mod support;
-
+use crate::support::{Harness, Options, Stack, entered};
 use serde_json::{Value, json};
-use support::{Harness, Options, Stack, entered};
 
 /// Each scenario as two tests: `<scenario>::sqlite_and_embedded_queue` and
 /// `<scenario>::postgres_and_redis` (skipped when Postgres is unreachable).

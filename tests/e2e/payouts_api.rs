@@ -2,15 +2,13 @@
 //! paid exactly once (balances on Horizon, pi-sim's audit), repeats that create nothing, and
 //! the operator routes' checks (admin token, bad rows by line, cancel, paging).
 
-mod support;
-
+use crate::support::payouts::{ADMIN_TOKEN, Options, PayoutEnv, sim_config, stroops};
 use pi_payments::Role;
 use pi_sim::control_client::SimControl;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use support::payouts::{ADMIN_TOKEN, Options, PayoutEnv, sim_config, stroops};
 
 /// Wait until every payout of the ledger is settled; the rows by id.
 async fn wait_all_settled(env: &PayoutEnv, expected: usize) -> HashMap<String, Value> {
@@ -25,7 +23,7 @@ async fn wait_all_settled(env: &PayoutEnv, expected: usize) -> HashMap<String, V
                 .collect();
         }
         assert!(
-            start.elapsed() < support::payouts::DEADLINE,
+            start.elapsed() < crate::support::payouts::DEADLINE,
             "{settled} of {} payouts settled",
             rows.len()
         );
@@ -393,7 +391,10 @@ async fn the_built_in_simulator_pays_out_of_the_box() {
             "requested" | "created" | "signed" | "confirmed" => {}
             other => panic!("the payout settled as {other}: {shown}"),
         }
-        assert!(start.elapsed() < support::payouts::DEADLINE, "{shown}");
+        assert!(
+            start.elapsed() < crate::support::payouts::DEADLINE,
+            "{shown}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let control = SimControl::new(&app.pi.api_base_url).unwrap();
