@@ -10,6 +10,8 @@ pub mod chain;
 pub mod chain_xdr;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "control-client")]
+pub mod control_client;
 mod error;
 pub mod faults;
 pub mod horizon;

@@ -12,7 +12,7 @@
 //! every time it is returned (one more hand-off per push), and a connection that only pushes
 //! keeps the pages it writes in its cache instead of finding them changed by other connections.
 //!
-//! The table layout is apalis-sqlite 1.0's, pinned by Cargo.lock; `tests/sqlite_bulk_push.rs`
+//! The table layout is apalis-sqlite 1.0's, pinned by Cargo.lock; `tests/worker/sqlite_bulk_push.rs`
 //! has an apalis worker run what this pushes, so an upgrade that changes it fails there first.
 
 use apalis::prelude::TaskBuilder;

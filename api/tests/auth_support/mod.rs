@@ -20,6 +20,7 @@ use pi_payments_core::pi_client::{PiClient, PiClientConfig, install_crypto_provi
 use pi_payments_core::pioneer::PioneerAuth;
 use pi_payments_core::rate_limit::PiRateLimiter;
 use pi_payments_core::retry::RetryPolicy;
+use pi_sim::control_client::{SimControl, TokenRequest};
 use serde_json::{Value, json};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -60,7 +61,8 @@ pub struct Harness {
     pub sim: pi_sim::RunningSim,
     pub ledger: Ledger,
     pub state: TestState,
-    pub http: reqwest::Client,
+    /// pi-sim's control API: the Pioneer's tokens, ads, faults and the request log.
+    pub control: SimControl,
     pg_db: Option<ScratchDatabase>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -149,12 +151,13 @@ impl Harness {
             .layer(DefaultBodyLimit::max(pi_payments_api::extract::BODY_LIMIT))
             .with_state(state.clone());
         let router = browser::apply(router, &policy);
+        let control = SimControl::of(&sim).unwrap();
         Harness {
             router,
             sim,
             ledger,
             state,
-            http: reqwest::Client::new(),
+            control,
             pg_db,
             _dir: dir,
         }
@@ -169,54 +172,32 @@ impl Harness {
         }
     }
 
-    async fn sim_post(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.sim.platform_url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
-    }
-
     /// A fresh access token for `uid` at pi-sim, valid `expires_in` seconds (default 1 h).
     pub async fn token(&self, uid: &str, expires_in: Option<i64>) -> String {
-        let mut body = json!({"uid": uid, "username": format!("user_{uid}")});
-        if let Some(e) = expires_in {
-            body["expires_in"] = json!(e);
-        }
-        let answer = self.sim_post("/_sim/tokens", body).await;
-        answer["access_token"].as_str().unwrap().to_string()
+        let request = TokenRequest {
+            username: Some(format!("user_{uid}")),
+            expires_in,
+            ..TokenRequest::for_uid(uid)
+        };
+        self.control
+            .mint_token(&request)
+            .await
+            .unwrap()
+            .access_token
     }
 
     /// Create or update a rewarded ad at pi-sim; its id.
     pub async fn set_ad(&self, ad_id: Option<&str>, status: Option<&str>) -> String {
-        let mut body = json!({"status": status});
-        if let Some(id) = ad_id {
-            body["ad_id"] = json!(id);
-        }
-        let answer = self.sim_post("/_sim/ads", body).await;
-        answer["identifier"].as_str().unwrap().to_string()
+        self.control.set_ad(ad_id, status).await.unwrap()
     }
 
     pub async fn faults(&self, update: Value) {
-        self.sim_post("/_sim/faults", update).await;
+        self.control.faults(&update).await.unwrap();
     }
 
     /// pi-sim's call count for one endpoint name (`me`, `ads_status`, …).
     pub async fn sim_calls(&self, endpoint: &str) -> u64 {
-        let log: Value = self
-            .http
-            .get(format!("{}/_sim/log", self.sim.platform_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        log["endpoints"][endpoint]["calls"].as_u64().unwrap_or(0)
+        self.control.endpoint_calls(endpoint).await.unwrap()
     }
 
     /// Send a request; status, headers and the JSON body (Null when empty).

@@ -1,0 +1,8 @@
+//! The ledger: the U2A and payout scenarios written once and run on SQLite and on Postgres, the
+//! reconcile lease, and what only one database does.
+
+mod lease;
+mod payout_scenarios;
+mod postgres;
+mod sqlite;
+mod u2a_scenarios;

@@ -1,0 +1,13 @@
+//! pi-payments-core's integration tests in one binary (one link instead of six): the ledger on
+//! both databases, the Pi and Horizon clients, the payout pipeline and reconciliation against
+//! pi-sim, and the cross-checks with Python's stellar-sdk. `support` is the harness they share.
+
+mod support;
+
+mod horizon_client;
+mod ledger;
+mod payout_pipeline;
+mod pi_client;
+mod reconcile_sim;
+mod stellar_cross_check;
+mod u2a_processor;

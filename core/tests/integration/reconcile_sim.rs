@@ -1,0 +1,203 @@
+//! The reconciler against pi-sim with a recording queue (no workers): what a run enqueues,
+//! one run at a time under concurrency, the sweep's give-up, and the drift report.
+
+use crate::support::sim::{SimEnv, start};
+use pi_payments_core::horizon::HorizonClient;
+use pi_payments_core::ids::PaymentId;
+use pi_payments_core::jobs::Job;
+use pi_payments_core::reconcile::{DriftKind, ReconcileConfig, Reconciler, RunOutcome};
+use pi_payments_core::retry::RetryPolicy;
+use pi_payments_core::state::PaymentState;
+use pi_sim::SimConfig;
+use pi_sim::control_client::U2aRequest;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl SimEnv {
+    fn reconciler(&self, config: ReconcileConfig) -> Reconciler {
+        let horizon = HorizonClient::new(&self.sim.horizon_url, Duration::from_secs(5)).unwrap();
+        Reconciler::new(
+            self.ledger.clone(),
+            self.pi(RetryPolicy::default()),
+            horizon,
+            self.sim.app_wallet_public_key.clone(),
+            Arc::new(self.queue.clone()),
+            config,
+        )
+    }
+
+    async fn u2a(&self, uid: &str) -> PaymentId {
+        let request = U2aRequest::new(uid, "1").memo("m");
+        let id = self.control.create_u2a_id(&request).await.unwrap();
+        PaymentId::parse(&id).unwrap()
+    }
+
+    async fn age(&self, id: &PaymentId) {
+        sqlx::query(
+            "UPDATE payments SET updated_at = updated_at - 600000, next_check_at = NULL WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .execute(self.ledger.pool())
+        .await
+        .unwrap();
+    }
+
+    /// Make a swept row due again without changing `updated_at` (the row did not move).
+    async fn due(&self, id: &PaymentId) {
+        sqlx::query("UPDATE payments SET next_check_at = NULL WHERE id = $1")
+            .bind(id.as_str())
+            .execute(self.ledger.pool())
+            .await
+            .unwrap();
+    }
+}
+
+fn no_cooldown() -> ReconcileConfig {
+    ReconcileConfig {
+        every: Duration::ZERO,
+        ..ReconcileConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_are_one_at_a_time() {
+    let env = start(SimConfig::default()).await;
+    // A slow Pi keeps the first run inside its lease while the second tries.
+    env.faults(json!({"latency_ms": 300})).await;
+    env.control.reset("log").await.unwrap();
+    let a = env.reconciler(ReconcileConfig::default());
+    let b = env.reconciler(ReconcileConfig::default());
+    let (ra, rb) = tokio::join!(a.run_once("proc-a"), b.run_once("proc-b"));
+    let outcomes = [ra.unwrap(), rb.unwrap()];
+    let ran = outcomes
+        .iter()
+        .filter(|o| matches!(o, RunOutcome::Ran(_)))
+        .count();
+    assert_eq!(ran, 1, "{outcomes:?}");
+    // Right after it, within the cool-down (half of RECONCILE_EVERY), a later tick skips too.
+    assert!(matches!(
+        b.run_once("proc-b").await.unwrap(),
+        RunOutcome::Skipped { .. }
+    ));
+    let log = env.control.log().await.unwrap();
+    assert_eq!(
+        log["endpoints"]["incomplete_server_payments"]["calls"], 1,
+        "{log}"
+    );
+    assert_eq!(env.ledger.reconcile_runs(10).await.unwrap().len(), 1);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_sweeping_does_not_move_goes_to_needs_attention() {
+    let env = start(SimConfig::default()).await;
+    let r = env.reconciler(ReconcileConfig {
+        max_sweeps: 2,
+        ..no_cooldown()
+    });
+    let id = env.u2a("stuck").await;
+    env.ledger.record_approve_callback(&id, None).await.unwrap();
+    env.age(&id).await;
+    for _ in 0..2 {
+        env.due(&id).await;
+        let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+            panic!("skipped")
+        };
+        assert_eq!(summary.requeued_payments, vec![format!("{id}:approve")]);
+    }
+    // The jobs were "lost" (nobody runs this queue): the third sweep gives up.
+    env.due(&id).await;
+    let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+        panic!("skipped")
+    };
+    assert_eq!(summary.gave_up, vec![format!("payment:{id}")]);
+    let row = env.ledger.payment(&id).await.unwrap().unwrap();
+    assert_eq!(row.state, PaymentState::NeedsAttention);
+    assert!(
+        row.reason
+            .unwrap()
+            .contains("re-enqueued its approve job 2 times")
+    );
+    let history = env.ledger.payment_events(&id).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e.cause == "sweep_requeued")
+            .count(),
+        2
+    );
+    assert_eq!(
+        env.queue.take(),
+        vec![Job::approve(id.clone()), Job::approve(id.clone())]
+    );
+    // A person's problem now: no more sweeps.
+    env.age(&id).await;
+    let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+        panic!("skipped")
+    };
+    assert!(summary.requeued_payments.is_empty() && summary.gave_up.is_empty());
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_payment_gets_the_incomplete_job_only_once_abandoned() {
+    let env = start(SimConfig::default()).await;
+    let r = env.reconciler(no_cooldown());
+    let id = env.u2a("slow").await;
+    env.ledger.record_approve_callback(&id, None).await.unwrap();
+    env.ledger
+        .apply(
+            &id,
+            pi_payments_core::state::Transition::PiApproved,
+            None,
+            1,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // 150 s: past STUCK_AFTER, not past ABANDON_AFTER.
+    sqlx::query("UPDATE payments SET updated_at = updated_at - 150000 WHERE id = $1")
+        .bind(id.as_str())
+        .execute(env.ledger.pool())
+        .await
+        .unwrap();
+    r.run_once("t").await.unwrap();
+    assert!(env.queue.take().is_empty());
+    // A cancel callback whose re-read found Pi still open: re-checked after STUCK_AFTER.
+    env.ledger.record_cancel_callback(&id).await.unwrap();
+    r.run_once("t").await.unwrap();
+    assert_eq!(env.queue.take(), vec![Job::incomplete(id.clone())]);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drift_report_lists_a_planted_mismatch_and_is_clean_otherwise() {
+    let env = start(SimConfig::default()).await;
+    let r = env.reconciler(no_cooldown());
+    let report = r.drift_checker().report().await.unwrap();
+    assert!(report.clean, "{report:#?}");
+
+    let id = env.u2a("victim").await;
+    env.ledger.record_approve_callback(&id, None).await.unwrap();
+    // Planted: the ledger says completed, Pi never completed it.
+    sqlx::query("UPDATE payments SET state = 'completed', amount_stroops = 10000000 WHERE id = $1")
+        .bind(id.as_str())
+        .execute(env.ledger.pool())
+        .await
+        .unwrap();
+    let report = r.drift_checker().report().await.unwrap();
+    assert!(!report.clean);
+    let item = report
+        .drift
+        .iter()
+        .find(|d| d.subject == id.as_str())
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(item.kind, DriftKind::StateMismatch);
+    assert!(item.detail.contains("completed in the ledger"), "{item:?}");
+    // JSON shape used by GET /admin/drift and --json.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["drift"][0]["kind"], "state_mismatch");
+    assert_eq!(json["clean"], false);
+    env.done().await;
+}

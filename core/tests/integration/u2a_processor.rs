@@ -1,0 +1,178 @@
+//! Core's U2A processor against pi-sim and a SQLite ledger, without a queue or apalis: what one
+//! step decides, what it records, and what it tells the job to do next.
+
+use crate::support::sim::{SimEnv, start};
+use pi_payments_core::ids::{PaymentId, Txid};
+use pi_payments_core::retry::RetryPolicy;
+use pi_payments_core::secret::AccessToken;
+use pi_payments_core::state::PaymentState;
+use pi_payments_core::u2a::{U2aDeps, U2aOutcome, U2aProcessor, U2aStep};
+use pi_sim::SimConfig;
+use pi_sim::control_client::U2aRequest;
+use serde_json::json;
+
+/// Tries of one job in these tests: the second transient failure gives up.
+const MAX_ATTEMPTS: u32 = 2;
+
+/// The payout harness plus a U2A processor over its ledger and clients.
+struct Env {
+    env: SimEnv,
+    processor: U2aProcessor,
+}
+
+async fn env() -> Env {
+    let env = start(SimConfig::default()).await;
+    let deps = U2aDeps {
+        ledger: env.ledger.clone(),
+        pi: env.pi(RetryPolicy::fast()),
+        horizon: env.horizon(),
+        app_wallet: env.sim.app_wallet_public_key.clone(),
+        require_order: false,
+    };
+    Env {
+        processor: U2aProcessor::new(deps, MAX_ATTEMPTS),
+        env,
+    }
+}
+
+impl Env {
+    /// The Pioneer signs and submits payment `id`; the txid.
+    async fn submit(&self, id: &PaymentId) -> Txid {
+        Txid::parse(&self.env.control.submit(id.as_str()).await.unwrap()).unwrap()
+    }
+
+    /// A payment by `uid` created at Pi, and its approve callback recorded with `uid`'s token.
+    async fn approve_callback(&self, uid: &str) -> PaymentId {
+        let token = self.env.control.token(uid).await.unwrap();
+        let request = U2aRequest::new(uid, "1").memo("m").metadata(json!({}));
+        let id = self.env.control.create_u2a_id(&request).await.unwrap();
+        let id = PaymentId::parse(&id).unwrap();
+        let token = AccessToken::new(&token);
+        self.env
+            .ledger
+            .record_approve_callback(&id, token.as_ref())
+            .await
+            .unwrap();
+        id
+    }
+
+    /// Record the complete callback with `txid`.
+    async fn complete_callback(&self, id: &PaymentId, txid: &Txid) {
+        let recorded = self.env.ledger.record_complete_callback(id, txid).await;
+        recorded.unwrap();
+    }
+
+    async fn state(&self, id: &PaymentId) -> PaymentState {
+        self.env.ledger.payment(id).await.unwrap().unwrap().state
+    }
+
+    /// How many times pi-sim served `endpoint` for payment `id`.
+    async fn pi_calls(&self, id: &PaymentId, endpoint: &str) -> u64 {
+        self.env
+            .control
+            .payment_calls(id.as_str(), endpoint)
+            .await
+            .unwrap()
+    }
+
+    async fn done(self) {
+        self.env.done().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_then_complete_and_a_repeated_step_does_nothing() {
+    let env = env().await;
+    let id = env.approve_callback("alice").await;
+    assert_eq!(
+        env.processor.run(U2aStep::Approve, &id, 1).await,
+        U2aOutcome::Done
+    );
+    assert_eq!(env.state(&id).await, PaymentState::Approved);
+    // Run twice (the queue delivers at least once): Pi is not asked again.
+    assert_eq!(
+        env.processor.run(U2aStep::Approve, &id, 1).await,
+        U2aOutcome::Done
+    );
+    assert_eq!(env.pi_calls(&id, "approve").await, 1);
+
+    let txid = env.submit(&id).await;
+    env.complete_callback(&id, &txid).await;
+    assert_eq!(
+        env.processor.run(U2aStep::Complete, &id, 1).await,
+        U2aOutcome::Done
+    );
+    assert_eq!(env.state(&id).await, PaymentState::Completed);
+    assert_eq!(env.pi_calls(&id, "complete").await, 1);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_txid_gives_up_at_once_and_flags_the_payment() {
+    let env = env().await;
+    let id = env.approve_callback("gina").await;
+    env.processor.run(U2aStep::Approve, &id, 1).await;
+    env.submit(&id).await;
+    let wrong = Txid::parse(&"ab".repeat(32)).unwrap();
+    env.complete_callback(&id, &wrong).await;
+    let U2aOutcome::GaveUp { reason, flagged } = env.processor.run(U2aStep::Complete, &id, 1).await
+    else {
+        panic!("a wrong txid is not retried");
+    };
+    assert!(reason.contains("txid"), "{reason}");
+    assert!(flagged);
+    assert_eq!(env.state(&id).await, PaymentState::NeedsAttention);
+    assert_eq!(env.pi_calls(&id, "complete").await, 0);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_is_retried_until_the_cap() {
+    let env = env().await;
+    let id = env.approve_callback("hana").await;
+    env.processor.run(U2aStep::Approve, &id, 1).await;
+    // The callback names a transaction Pi has not linked yet: worth another try.
+    let txid = Txid::parse(&"cd".repeat(32)).unwrap();
+    env.complete_callback(&id, &txid).await;
+    let U2aOutcome::Retry { reason } = env.processor.run(U2aStep::Complete, &id, 1).await else {
+        panic!("the first try is retried");
+    };
+    assert!(reason.contains("not linked"), "{reason}");
+    assert_eq!(env.state(&id).await, PaymentState::Completing);
+    let history = env.env.ledger.payment_events(&id).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e.cause == "attempt_failed")
+            .count(),
+        1
+    );
+
+    let U2aOutcome::GaveUp { reason, flagged } = env
+        .processor
+        .run(U2aStep::Complete, &id, MAX_ATTEMPTS as usize)
+        .await
+    else {
+        panic!("the last try gives up");
+    };
+    assert!(reason.starts_with("gave up after 2 attempts"), "{reason}");
+    assert!(flagged);
+    assert_eq!(env.state(&id).await, PaymentState::NeedsAttention);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_the_ledger_does_not_know_is_dropped() {
+    let env = env().await;
+    let id = PaymentId::parse("unknownPayment1").unwrap();
+    for step in [
+        U2aStep::Approve,
+        U2aStep::Complete,
+        U2aStep::Cancel,
+        U2aStep::RecordError,
+        U2aStep::Incomplete,
+    ] {
+        assert_eq!(env.processor.run(step, &id, 1).await, U2aOutcome::Done);
+    }
+    env.done().await;
+}

@@ -1,0 +1,22 @@
+//! The root package's end-to-end tests in one binary (one link of the whole service instead of
+//! fourteen): the service started from a `Config` as `main` does, or the real binary, against
+//! pi-sim — U2A payments, refusals and faults, webhooks, sign-in and ads, A2U payouts from the
+//! API and the command line, reconciliation, logs without secrets, the CLI and the compose file.
+//! `support` is the harness they share.
+
+mod support;
+
+mod auth_e2e;
+mod cli;
+mod compose;
+mod e2e_u2a;
+mod e2e_u2a_faults;
+mod e2e_u2a_refusals;
+mod e2e_webhooks;
+mod logs;
+mod payouts_api;
+mod payouts_cli;
+mod payouts_faults;
+mod payouts_kill;
+mod reconcile_cli;
+mod secrets_in_logs;

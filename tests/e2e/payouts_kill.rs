@@ -1,0 +1,123 @@
+//! The real `pi-payments worker` process killed with SIGKILL in the middle of a batch, then
+//! started again: every payout still completes exactly once (balances on Horizon, pi-sim's
+//! audit with zero `double_paid`, one Pi payment per payout).
+//!
+//! The API runs in-process (role `api`); the workers are the binary, configured only through
+//! the environment (`PI_API_KEY`, `PI_API_BASE_URL`, `PI_HORIZON_URL`, `PI_APP_WALLET`,
+//! `PI_WALLET_SEED`, `ADMIN_TOKEN`, `DATABASE_URL`), sharing the ledger and the embedded queue.
+
+use crate::support::payouts::{DEADLINE, Options, PayoutEnv, sim_config, stroops};
+use pi_payments::Role;
+use pi_payments_core::state::PayoutState;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const PAYOUTS: usize = 40;
+
+fn spawn_worker(env: &PayoutEnv, extra: &[(&str, &str)]) -> Child {
+    let mut cmd = env.command();
+    cmd.arg("worker")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("the pi-payments binary starts")
+}
+
+async fn completed(env: &PayoutEnv) -> usize {
+    env.ledger_payouts()
+        .await
+        .iter()
+        .filter(|r| r.state == PayoutState::Completed)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_and_restarted_pays_everyone_exactly_once() {
+    // Ledgers every 0.2 s and one transaction source: the batch takes several seconds, so
+    // the kill lands with payouts at every step.
+    let env = PayoutEnv::start(
+        sim_config(0.2),
+        Options {
+            role: Some(Role::Api),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut expected = Vec::new();
+    let mut csv = String::from("uid,amount,memo,idempotency_key\n");
+    for i in 0..PAYOUTS {
+        let uid = format!("killed-{i}");
+        let address = env.pioneer(&uid).await;
+        let before = env.balance(&address).await;
+        let amount = format!("0.{:07}", 1_000 + i);
+        csv.push_str(&format!("{uid},{amount},reward,killed-{i}\n"));
+        expected.push((address, before, stroops(&amount)));
+    }
+    let (status, bulk) = env.post_csv(&csv).await;
+    assert_eq!(status, 202, "{bulk}");
+    assert_eq!(bulk["accepted"], PAYOUTS);
+
+    let mut first = spawn_worker(&env, &[]);
+    let start = Instant::now();
+    while completed(&env).await < 5 {
+        if let Ok(Some(exit)) = first.try_wait() {
+            panic!("the worker exited early: {exit}");
+        }
+        assert!(start.elapsed() < DEADLINE, "the first worker paid nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().expect("SIGKILL the worker");
+    first.wait().unwrap();
+    let at_kill = completed(&env).await;
+    // The dead worker left payouts mid-pipeline (a Pi payment created, an envelope stored…).
+    let mid = env
+        .ledger_payouts()
+        .await
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.state,
+                PayoutState::Created | PayoutState::Signed | PayoutState::Confirmed
+            )
+        })
+        .count();
+    assert!(mid > 0, "nothing was in flight when the worker died");
+    assert!(at_kill < PAYOUTS, "the batch finished before the kill");
+    eprintln!("killed the worker with {at_kill} of {PAYOUTS} payouts completed");
+
+    // A new process (a new worker id): the sweeper re-enqueues what the dead one held.
+    let mut second = spawn_worker(&env, &[("RECONCILE_EVERY", "2"), ("STUCK_AFTER", "3")]);
+    let start = Instant::now();
+    loop {
+        let rows = env.ledger_payouts().await;
+        if rows.iter().all(|r| !r.state.is_in_flight()) {
+            for r in &rows {
+                assert_eq!(r.state, PayoutState::Completed, "{r:?}");
+            }
+            break;
+        }
+        if let Ok(Some(exit)) = second.try_wait() {
+            panic!("the restarted worker exited: {exit}");
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "after the restart only {} of {PAYOUTS} completed",
+            rows.iter()
+                .filter(|r| r.state == PayoutState::Completed)
+                .count()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    second.kill().ok();
+    second.wait().ok();
+
+    for (address, before, amount) in &expected {
+        assert_eq!(env.balance(address).await - before, *amount, "{address}");
+    }
+    env.assert_audit_ok().await;
+    assert_eq!(env.pi_payment_count().await, PAYOUTS);
+    env.stop().await;
+}

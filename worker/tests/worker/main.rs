@@ -1,0 +1,11 @@
+//! The worker crate's integration tests in one binary (one link instead of five): U2A and
+//! payout jobs against pi-sim, reconciliation with real workers, the Redis namespace clean-up and
+//! the embedded queue's bulk push. `support` is the harness they share.
+
+mod support;
+
+mod payout;
+mod reconcile;
+mod redis_namespace;
+mod sqlite_bulk_push;
+mod u2a;
