@@ -2,6 +2,9 @@
 //! in-memory RecordingQueue: every callback body spelling, the Bearer header, 400s that store
 //! nothing, 404/405/413 as JSON, repeated callbacks enqueue once, orders, events, readiness.
 
+// Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
+#![allow(clippy::unwrap_used)]
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

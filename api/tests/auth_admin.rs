@@ -1,6 +1,9 @@
 //! Operator routes behind ADMIN_TOKEN: missing or wrong token 401 (JSON), right token 200,
 //! no token configured closes them to everyone; the startup rule.
 
+// Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
+#![allow(clippy::unwrap_used)]
+
 mod auth_support;
 
 use auth_support::*;

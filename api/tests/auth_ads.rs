@@ -1,6 +1,9 @@
 //! Rewarded ads against pi-sim, on SQLite and on Postgres (TEST_DATABASE_URL, a fresh database
 //! per test): each scenario of auth_support/ads_scenarios.rs runs once per database.
 
+// Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
+#![allow(clippy::unwrap_used)]
+
 mod auth_support;
 
 use auth_support::{Harness, ads_scenarios};

@@ -1,6 +1,9 @@
 //! Browser posture: CSRF refusal of cookie mutations from unlisted origins (Bearer and
 //! trusted origins pass), CORS preflights with credentials, framing headers everywhere.
 
+// Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
+#![allow(clippy::unwrap_used)]
+
 mod auth_support;
 
 use auth_support::*;

@@ -3,6 +3,9 @@
 //! binary: tracing's per-callsite interest is global, so other tests running on other threads
 //! without a subscriber could hide events from this one's.
 
+// Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
+#![allow(clippy::unwrap_used)]
+
 mod auth_support;
 
 use auth_support::*;

@@ -2,6 +2,9 @@
 //! expired tokens, Pi outages, the verification cache, sign-out, the approve path's token
 //! lookup.
 
+// Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
+#![allow(clippy::unwrap_used)]
+
 mod auth_support;
 
 use auth_support::*;

@@ -4,6 +4,9 @@
 //! API and the command line, reconciliation, logs without secrets, the CLI and the compose file.
 //! `support` is the harness they share.
 
+// Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod auth_e2e;
