@@ -110,3 +110,30 @@ fn bad_flags_fail_with_a_message() {
         .expect("run pi-sim");
     assert!(!out.status.success());
 }
+
+/// `--host 0.0.0.0` (the compose `sim` service, reached from other containers): both listeners
+/// take connections on every address, and the ready line still names a reachable URL.
+#[tokio::test]
+async fn host_flag_binds_every_address() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pi-sim"))
+        .args(["--host", "0.0.0.0", "--platform-port", "0", "--horizon-port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pi-sim");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let port = ready["horizon_port"].as_u64().unwrap();
+    assert_eq!(ready["horizon_url"], format!("http://127.0.0.1:{port}"));
+    // 127.0.0.2 is loopback too, but only a wildcard listener accepts on it.
+    let reached = tokio::net::TcpStream::connect(("127.0.0.2", u16::try_from(port).unwrap()))
+        .await
+        .is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reached, "the Horizon listener does not accept on 127.0.0.2");
+}
