@@ -116,7 +116,14 @@ fn bad_flags_fail_with_a_message() {
 #[tokio::test]
 async fn host_flag_binds_every_address() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pi-sim"))
-        .args(["--host", "0.0.0.0", "--platform-port", "0", "--horizon-port", "0"])
+        .args([
+            "--host",
+            "0.0.0.0",
+            "--platform-port",
+            "0",
+            "--horizon-port",
+            "0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
