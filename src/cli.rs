@@ -14,6 +14,10 @@ pub struct Cli {
     /// What to run; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Only check the configuration the command would run with, connecting nothing: print a
+    /// summary and exit 0, or the error and exit 2.
+    #[arg(long, global = true)]
+    pub check_config: bool,
     /// Configuration shared by every subcommand.
     #[command(flatten)]
     pub config: ConfigArgs,

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench_payouts;
 pub mod channels_cli;
+pub mod check_config;
 pub mod cli;
 pub mod config;
 pub mod payouts_cli;

@@ -20,6 +20,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     // clap prints its own errors and exits with code 2.
     let cli = Cli::parse();
+    if cli.check_config {
+        return pi_payments::check_config::run(&cli);
+    }
     init_tracing();
     pi_payments_core::pi_client::install_crypto_provider();
     let result = match cli.command {

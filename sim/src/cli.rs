@@ -1,6 +1,7 @@
 //! Command-line flags of the simulator, as a clap `Args` struct so that every binary that can
 //! start pi-sim (`pi-sim`, `pi-payments sim`) offers the same flags with the same meaning.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Args;
@@ -11,6 +12,9 @@ use crate::{SimConfig, Target};
 /// The simulator's flags, shared by the `pi-sim` binary and `pi-payments sim`.
 #[derive(Args, Debug, Clone)]
 pub struct SimArgs {
+    /// Address both listeners bind to (0.0.0.0: reachable from other hosts or containers).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
     /// Platform API port (0 = a free port, announced in the ready line).
     #[arg(long, default_value_t = 0)]
     pub platform_port: u16,
@@ -78,6 +82,7 @@ impl SimArgs {
             return Err("--submit-timeout must be a positive number of seconds".into());
         }
         let config = SimConfig {
+            host: self.host,
             platform_port: self.platform_port,
             horizon_port: self.horizon_port,
             api_key: self.api_key,

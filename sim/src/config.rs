@@ -2,6 +2,7 @@
 //! start the same simulator in-process.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::amount::STROOPS_PER_PI;
@@ -11,9 +12,12 @@ use crate::faults::Target;
 /// How to start the simulator. `Default` gives the binary's flag defaults.
 #[derive(Clone)]
 pub struct SimConfig {
-    /// Platform API port on 127.0.0.1; 0 = a free port.
+    /// Address both listeners bind to: 127.0.0.1 (this machine only) by default; 0.0.0.0
+    /// when other containers must reach the simulator (the compose `sim` service).
+    pub host: IpAddr,
+    /// Platform API port on `host`; 0 = a free port.
     pub platform_port: u16,
-    /// Horizon port on 127.0.0.1; 0 = a free port.
+    /// Horizon port on `host`; 0 = a free port.
     pub horizon_port: u16,
     /// Server API key; random when `None`.
     pub api_key: Option<String>,
@@ -48,6 +52,7 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> SimConfig {
         SimConfig {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             platform_port: 0,
             horizon_port: 0,
             api_key: None,
@@ -72,6 +77,7 @@ impl Default for SimConfig {
 impl fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimConfig")
+            .field("host", &self.host)
             .field("platform_port", &self.platform_port)
             .field("horizon_port", &self.horizon_port)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))

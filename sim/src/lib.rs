@@ -117,8 +117,8 @@ impl Drop for RunningSim {
     }
 }
 
-async fn bind(port: u16) -> Result<TcpListener, SimError> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+async fn bind(host: std::net::IpAddr, port: u16) -> Result<TcpListener, SimError> {
+    let addr = SocketAddr::new(host, port);
     TcpListener::bind(addr)
         .await
         .map_err(|source| SimError::Bind {
@@ -127,9 +127,9 @@ async fn bind(port: u16) -> Result<TcpListener, SimError> {
         })
 }
 
-/// Starts the simulator: binds both listeners on 127.0.0.1 (port 0 = a free port), creates the
-/// chain, funds the app wallet and serves until the returned [`RunningSim`] is shut down or
-/// dropped. Must be called inside a tokio runtime.
+/// Starts the simulator: binds both listeners on `config.host` (127.0.0.1 by default; port
+/// 0 = a free port), creates the chain, funds the app wallet and serves until the returned
+/// [`RunningSim`] is shut down or dropped. Must be called inside a tokio runtime.
 pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
     config.validate()?;
     let app_wallet = match &config.app_wallet_seed {
@@ -140,13 +140,19 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         .api_key
         .clone()
         .unwrap_or_else(|| random_alphanumeric(64).to_lowercase());
-    let platform_listener = bind(config.platform_port).await?;
-    let horizon_listener = bind(config.horizon_port).await?;
+    let platform_listener = bind(config.host, config.platform_port).await?;
+    let horizon_listener = bind(config.host, config.horizon_port).await?;
+    // The URLs in the ready line: a wildcard bind is reachable on this machine's loopback.
+    let url_host = match config.host {
+        host if host.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(host) => format!("[{host}]"),
+        host => host.to_string(),
+    };
     let local_port = |l: &TcpListener| {
         l.local_addr()
             .map(|a| a.port())
             .map_err(|source| SimError::Bind {
-                addr: "127.0.0.1".into(),
+                addr: config.host.to_string(),
                 source,
             })
     };
@@ -179,8 +185,8 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         settings: Settings {
             api_key: api_key.clone(),
             network: config.network.clone(),
-            platform_url: format!("http://127.0.0.1:{platform_port}"),
-            horizon_url: format!("http://127.0.0.1:{horizon_port}"),
+            platform_url: format!("http://{url_host}:{platform_port}"),
+            horizon_url: format!("http://{url_host}:{horizon_port}"),
             app_wallet: app_wallet.clone(),
             app_address: app_address.clone(),
             app_balance: config.app_balance,

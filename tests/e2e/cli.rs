@@ -83,3 +83,45 @@ fn migrate_creates_the_ledger() {
     );
     assert!(dir.path().join("m.db").exists());
 }
+
+/// `--check-config` checks without connecting: unreachable servers still pass, passwords in
+/// their URLs are not shown, and a bad value is the usual one line with exit code 2.
+#[test]
+fn check_config_connects_nothing_and_shows_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_pi-payments"))
+            .args(["worker", "--check-config"])
+            .env_clear()
+            .envs(env.iter().copied())
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        ("DATABASE_URL", "postgres://pi:hunter2@127.0.0.1:1/none"),
+        ("REDIS_URL", "redis://:hunter3@127.0.0.1:1"),
+        ("PI_API_KEY", "key-hunter4"),
+        (
+            "PI_APP_WALLET",
+            "GCOYYVONA7RR7KVHIO37LNFZCGLNTLN6CLBGJDW7T2D4F5DUUYZ5UA5F",
+        ),
+        ("PI_NETWORK", "Pi Network"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("config ok: worker\n"), "{stdout}");
+    assert!(
+        stdout.contains("horizon: https://api.mainnet.minepi.com"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter"), "{stdout}");
+    let out = run(&[("PI_RATE_LIMIT", "fast")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: PI_RATE_LIMIT=\"fast\""),
+        "{stderr}"
+    );
+}

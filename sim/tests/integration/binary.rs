@@ -2,22 +2,13 @@
 
 use pi_sim::control_client::SimControl;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[tokio::test]
-async fn prints_the_ready_line_serves_and_stops_on_sigterm() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// Start the binary with `args` and read its ready line (stderr is dropped).
+fn spawn_until_ready(args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pi-sim"))
-        .args([
-            "--platform-port",
-            "0",
-            "--horizon-port",
-            "0",
-            "--ledger-seconds",
-            "0",
-        ])
-        .args(["--api-key", "test-key-123", "--network", "Pi Network"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -27,6 +18,24 @@ async fn prints_the_ready_line_serves_and_stops_on_sigterm() {
     BufReader::new(stdout)
         .read_line(&mut line)
         .expect("ready line");
+    (child, line)
+}
+
+#[tokio::test]
+async fn prints_the_ready_line_serves_and_stops_on_sigterm() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (mut child, line) = spawn_until_ready(&[
+        "--platform-port",
+        "0",
+        "--horizon-port",
+        "0",
+        "--ledger-seconds",
+        "0",
+        "--api-key",
+        "test-key-123",
+        "--network",
+        "Pi Network",
+    ]);
     assert!(line.starts_with(r#"{"event":"ready","#), "{line}");
     let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON");
     for field in [
@@ -101,4 +110,28 @@ fn bad_flags_fail_with_a_message() {
         .output()
         .expect("run pi-sim");
     assert!(!out.status.success());
+}
+
+/// `--host 0.0.0.0` (the compose `sim` service, reached from other containers): both listeners
+/// take connections on every address, and the ready line still names a reachable URL.
+#[tokio::test]
+async fn host_flag_binds_every_address() {
+    let (mut child, line) = spawn_until_ready(&[
+        "--host",
+        "0.0.0.0",
+        "--platform-port",
+        "0",
+        "--horizon-port",
+        "0",
+    ]);
+    let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let port = ready["horizon_port"].as_u64().unwrap();
+    assert_eq!(ready["horizon_url"], format!("http://127.0.0.1:{port}"));
+    // 127.0.0.2 is loopback too, but only a wildcard listener accepts on it.
+    let reached = tokio::net::TcpStream::connect(("127.0.0.2", u16::try_from(port).unwrap()))
+        .await
+        .is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reached, "the Horizon listener does not accept on 127.0.0.2");
 }
