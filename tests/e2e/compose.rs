@@ -4,12 +4,10 @@
 //! `.env.example` lists every variable the binary reads; only one process gets the seeds.
 //! No Docker needed.
 
-mod compose_support;
-
-use clap::CommandFactory;
-use compose_support::{
+use crate::support::compose::{
     Env, check_config, compose_file, interpolate, parse_env_file, read, services, summary_fields,
 };
+use clap::CommandFactory;
 use pi_payments_core::stellar::Wallet;
 use yaml_rust2::Yaml;
 

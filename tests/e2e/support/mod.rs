@@ -12,6 +12,7 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod compose;
 pub mod http;
 pub mod payouts;
 
