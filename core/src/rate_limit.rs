@@ -1,55 +1,178 @@
-//! One shared rate limiter for every call this process makes to the Pi Platform API.
+//! Rate limiters for every call this deployment makes to an upstream (Pi's Platform API, Horizon).
 //!
 //! Pi documents no rate limit but has one; exceeding it costs 429s and delays for every
-//! payment. All `PiClient`s (and their clones) share one `Arc<PiRateLimiter>`, and a permit is
-//! taken before *every* attempt, retries included, so retries spend the same budget.
-//! It limits one process; several processes need a share of the budget each.
+//! payment. A permit is taken before *every* attempt, retries included, so retries spend the
+//! same budget. The limit is the whole deployment's: with a shared Redis every process reserves
+//! its slots from one GCRA schedule kept in Redis ([`RateLimiter::shared`]); a single process
+//! uses an in-process governor ([`RateLimiter::new`]). When Redis cannot be reached, a shared
+//! limiter falls back to a local fraction of the budget: it slows down, never speeds up.
 
 use governor::{DefaultDirectRateLimiter, Quota};
+use redis::aio::ConnectionManager;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// `PI_RATE_LIMIT`'s default: requests per second to Pi.
 pub const DEFAULT_PI_RATE_LIMIT: NonZeroU32 = NonZeroU32::new(10).unwrap();
 
-/// A smooth requests-per-second limiter for calls to Pi (burst of 1: permits are spaced evenly,
-/// so a backlog drains at the configured rate instead of in bursts Pi may reject).
-pub struct PiRateLimiter {
-    inner: DefaultDirectRateLimiter,
+/// The part of the budget one process may use while Redis is unreachable: its limit divided
+/// by this. Chosen so that a handful of processes falling back together stay under the limit.
+pub const FALLBACK_SHARE: u32 = 4;
+
+/// How long a reservation may take before the process stops waiting for Redis and uses its
+/// fallback share for this permit.
+const RESERVE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Reserves the next free slot of a GCRA schedule whose "theoretical arrival time" (TAT, in
+/// microseconds of Redis' own clock, so that every process agrees on "now") is stored at
+/// KEYS[1]. ARGV[1] is the emission interval in microseconds. Returns how many microseconds the
+/// caller must wait before its request. The key expires once the schedule is idle.
+const RESERVE_SLOT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
+return tat - now
+";
+
+/// A smooth requests-per-second limiter (burst of 1: permits are spaced evenly, so a backlog
+/// drains at the configured rate instead of in bursts the upstream may reject).
+pub struct RateLimiter {
     per_second: NonZeroU32,
+    backend: Backend,
 }
 
-impl PiRateLimiter {
-    /// A limiter allowing `per_second` requests per second, evenly spaced.
-    pub fn new(per_second: NonZeroU32) -> PiRateLimiter {
-        let quota = Quota::per_second(per_second).allow_burst(NonZeroU32::MIN);
-        PiRateLimiter {
-            inner: DefaultDirectRateLimiter::direct(quota),
+/// Calls to Pi's Platform API are limited by a [`RateLimiter`]; the name stays for callers.
+pub type PiRateLimiter = RateLimiter;
+
+enum Backend {
+    Local(DefaultDirectRateLimiter),
+    Shared(Box<SharedSchedule>),
+}
+
+/// One GCRA schedule in Redis, shared by every process using the same key.
+struct SharedSchedule {
+    conn: ConnectionManager,
+    key: String,
+    script: redis::Script,
+    interval_us: u64,
+    /// Used for each permit whose reservation failed (Redis down or slow).
+    fallback: DefaultDirectRateLimiter,
+    /// Whether the last reservation failed, so that the switch is logged once, not per permit.
+    degraded: AtomicBool,
+}
+
+fn even_quota(per_second: NonZeroU32) -> DefaultDirectRateLimiter {
+    DefaultDirectRateLimiter::direct(Quota::per_second(per_second).allow_burst(NonZeroU32::MIN))
+}
+
+impl RateLimiter {
+    /// A limiter of this process alone allowing `per_second` requests per second, evenly spaced.
+    pub fn new(per_second: NonZeroU32) -> RateLimiter {
+        RateLimiter {
             per_second,
+            backend: Backend::Local(even_quota(per_second)),
         }
     }
 
-    /// The configured rate.
+    /// A limiter shared by every process that uses the same Redis and `key`: together they send
+    /// at most `per_second` requests per second. `key` names the budget (e.g. one per API key
+    /// or Horizon URL), so that unrelated deployments on one Redis do not share it.
+    pub fn shared(
+        conn: ConnectionManager,
+        key: impl Into<String>,
+        per_second: NonZeroU32,
+    ) -> RateLimiter {
+        let fallback =
+            NonZeroU32::new(per_second.get() / FALLBACK_SHARE).unwrap_or(NonZeroU32::MIN);
+        RateLimiter {
+            per_second,
+            backend: Backend::Shared(Box::new(SharedSchedule {
+                conn,
+                key: key.into(),
+                script: redis::Script::new(RESERVE_SLOT),
+                interval_us: 1_000_000 / u64::from(per_second.get()),
+                fallback: even_quota(fallback),
+                degraded: AtomicBool::new(false),
+            })),
+        }
+    }
+
+    /// The configured rate (of the whole deployment for a shared limiter).
     pub fn per_second(&self) -> NonZeroU32 {
         self.per_second
     }
 
     /// Wait until one request may be sent. Call before every attempt.
     pub async fn acquire(&self) {
-        self.inner.until_ready().await;
+        match &self.backend {
+            Backend::Local(limiter) => limiter.until_ready().await,
+            Backend::Shared(schedule) => schedule.acquire().await,
+        }
+    }
+
+    /// Whether this limiter is shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Shared(_))
     }
 }
 
-impl Default for PiRateLimiter {
-    /// [`DEFAULT_PI_RATE_LIMIT`] requests per second.
+impl SharedSchedule {
+    async fn acquire(&self) {
+        match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
+            Ok(Ok(wait_us)) => {
+                if self.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!(key = %self.key, "shared rate limit reachable again");
+                }
+                if wait_us > 0 {
+                    tokio::time::sleep(Duration::from_micros(wait_us)).await;
+                }
+            }
+            failed => {
+                if !self.degraded.swap(true, Ordering::Relaxed) {
+                    let reason = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {RESERVE_TIMEOUT:?}"),
+                    };
+                    tracing::warn!(
+                        key = %self.key,
+                        %reason,
+                        "shared rate limit unreachable: using 1/{FALLBACK_SHARE} of the budget in this process until Redis answers"
+                    );
+                }
+                self.fallback.until_ready().await;
+            }
+        }
+    }
+
+    async fn reserve(&self) -> redis::RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        let wait: i64 = self
+            .script
+            .key(&self.key)
+            .arg(self.interval_us)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(u64::try_from(wait).unwrap_or(0))
+    }
+}
+
+impl Default for RateLimiter {
+    /// [`DEFAULT_PI_RATE_LIMIT`] requests per second, in this process.
     fn default() -> Self {
-        PiRateLimiter::new(DEFAULT_PI_RATE_LIMIT)
+        RateLimiter::new(DEFAULT_PI_RATE_LIMIT)
     }
 }
 
-impl std::fmt::Debug for PiRateLimiter {
+impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PiRateLimiter")
+        f.debug_struct("RateLimiter")
             .field("per_second", &self.per_second)
+            .field("shared", &self.is_shared())
             .finish()
     }
 }
@@ -61,7 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn spaces_permits_evenly() {
-        let limiter = PiRateLimiter::new(NonZeroU32::new(20).unwrap());
+        let limiter = RateLimiter::new(NonZeroU32::new(20).unwrap());
         let start = Instant::now();
         for _ in 0..5 {
             limiter.acquire().await;

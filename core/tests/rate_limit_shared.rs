@@ -1,0 +1,84 @@
+//! The deployment-wide limiter: several "processes" (limiters with their own Redis connections)
+//! sharing one budget send no faster together than the budget allows.
+
+use pi_payments_core::rate_limit::RateLimiter;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+}
+
+async fn connection() -> redis::aio::ConnectionManager {
+    let client = redis::Client::open(redis_url()).expect("TEST_REDIS_URL is a Redis URL");
+    redis::aio::ConnectionManager::new(client)
+        .await
+        .expect("Redis answers at TEST_REDIS_URL")
+}
+
+fn unique_key(name: &str) -> String {
+    format!("pi-payments-test:{name}:{}", rand::random::<u64>())
+}
+
+#[tokio::test]
+async fn three_processes_share_one_budget() {
+    let key = unique_key("share");
+    let per_second = NonZeroU32::new(50).unwrap();
+    let mut limiters = Vec::new();
+    for _ in 0..3 {
+        limiters.push(Arc::new(RateLimiter::shared(
+            connection().await,
+            key.clone(),
+            per_second,
+        )));
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for limiter in &limiters {
+        for _ in 0..4 {
+            let limiter = limiter.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut times = Vec::new();
+                for _ in 0..10 {
+                    limiter.acquire().await;
+                    times.push(start.elapsed());
+                }
+                times
+            }));
+        }
+    }
+    let mut times: Vec<Duration> = Vec::new();
+    for task in tasks {
+        times.extend(task.await.unwrap());
+    }
+    times.sort();
+    // 120 permits at 50/s, evenly spaced: the last one no earlier than 119 intervals of 20 ms.
+    assert_eq!(times.len(), 120);
+    assert!(
+        times[119] >= Duration::from_millis(119 * 20 - 5),
+        "last permit at {:?}",
+        times[119]
+    );
+    // No one-second window holds more than the budget (+1 for the window's edges).
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .take_while(|u| **u < *t + Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 51, "{in_window} permits within 1 s from {t:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_idle_budget_gives_its_first_permit_at_once() {
+    let limiter = RateLimiter::shared(
+        connection().await,
+        unique_key("idle"),
+        NonZeroU32::new(5).unwrap(),
+    );
+    let start = Instant::now();
+    limiter.acquire().await;
+    assert!(start.elapsed() < Duration::from_millis(150));
+    assert!(limiter.is_shared());
+}
