@@ -8,13 +8,28 @@
 //! limiter falls back to a local fraction of the budget: it slows down, never speeds up.
 
 use governor::{DefaultDirectRateLimiter, Quota};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// `PI_RATE_LIMIT`'s default: requests per second to Pi.
 pub const DEFAULT_PI_RATE_LIMIT: NonZeroU32 = NonZeroU32::new(10).unwrap();
+
+/// `HORIZON_RATE_LIMIT`'s default: requests per second to Horizon. Pi's public Horizon is a
+/// Stellar Horizon, whose stock limit is 3,600 requests per hour per client IP (GCRA: one per
+/// second on average, after a burst); Pi publishes no other figure. A deployment usually leaves
+/// through one IP, so one request per second for all its processes never runs into that limit.
+/// Raise it for a Horizon of your own.
+pub const DEFAULT_HORIZON_RATE_LIMIT: NonZeroU32 = NonZeroU32::new(1).unwrap();
+
+/// Prefix of the Redis keys holding shared schedules (see [`budget_key`]).
+const KEY_PREFIX: &str = "pi-payments:rate";
+
+/// How long a connection to Redis, or an answer from it, may take before a shared limiter
+/// gives up on it for this permit.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// The part of the budget one process may use while Redis is unreachable: its limit divided
 /// by this. Chosen so that a handful of processes falling back together stay under the limit.
@@ -95,11 +110,30 @@ impl RateLimiter {
                 conn,
                 key: key.into(),
                 script: redis::Script::new(RESERVE_SLOT),
-                interval_us: 1_000_000 / u64::from(per_second.get()),
+                // Rounded up: a schedule never runs faster than `per_second`.
+                interval_us: 1_000_000u64.div_ceil(u64::from(per_second.get())),
                 fallback: even_quota(fallback),
                 degraded: AtomicBool::new(false),
             })),
         }
+    }
+
+    /// A limiter shared through the Redis at `redis_url` (see [`RateLimiter::shared`]). It
+    /// connects on first use and reconnects by itself, so a Redis that is down at start-up
+    /// only means the fallback share until it answers; only a malformed URL is an error.
+    pub fn shared_at(
+        redis_url: &str,
+        key: impl Into<String>,
+        per_second: NonZeroU32,
+    ) -> redis::RedisResult<RateLimiter> {
+        let client = redis::Client::open(redis_url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            // Few quick retries: a permit waits at most RESERVE_TIMEOUT for Redis anyway.
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(RateLimiter::shared(conn, key, per_second))
     }
 
     /// The configured rate (of the whole deployment for a shared limiter).
@@ -161,6 +195,20 @@ impl SharedSchedule {
     }
 }
 
+/// The Redis key of the budget named by `kind` (e.g. "pi", "horizon") and `identity` (what
+/// makes two deployments' budgets the same, e.g. the API key and base URL): a hash, so that
+/// a secret in `identity` never reaches Redis.
+pub fn budget_key(kind: &str, identity: &[&str]) -> String {
+    let mut hash = Sha256::new();
+    for part in identity {
+        hash.update(part.as_bytes());
+        // A separator, so that ("ab", "c") and ("a", "bc") are different budgets.
+        hash.update([0u8]);
+    }
+    let digest = hex::encode(hash.finalize());
+    format!("{KEY_PREFIX}:{kind}:{}", &digest[..32])
+}
+
 impl Default for RateLimiter {
     /// [`DEFAULT_PI_RATE_LIMIT`] requests per second, in this process.
     fn default() -> Self {
@@ -181,6 +229,23 @@ impl std::fmt::Debug for RateLimiter {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn budget_keys_hide_the_identity_and_tell_budgets_apart() {
+        let key = budget_key("pi", &["sekrit-api-key", "https://api.minepi.com"]);
+        assert!(key.starts_with("pi-payments:rate:pi:"), "{key}");
+        assert!(!key.contains("sekrit"));
+        assert_eq!(
+            key,
+            budget_key("pi", &["sekrit-api-key", "https://api.minepi.com"])
+        );
+        assert_ne!(key, budget_key("pi", &["other-key", "https://api.minepi.com"]));
+        assert_ne!(key, budget_key("pi", &["sekrit-api-ke", "yhttps://api.minepi.com"]));
+        assert_ne!(
+            key,
+            budget_key("horizon", &["sekrit-api-key", "https://api.minepi.com"])
+        );
+    }
 
     #[tokio::test]
     async fn spaces_permits_evenly() {
