@@ -11,8 +11,8 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// `PI_RATE_LIMIT`'s default: requests per second to Pi.
 pub const DEFAULT_PI_RATE_LIMIT: NonZeroU32 = NonZeroU32::new(10).unwrap();
@@ -38,6 +38,10 @@ pub const FALLBACK_SHARE: u32 = 4;
 /// How long a reservation may take before the process stops waiting for Redis and uses its
 /// fallback share for this permit.
 const RESERVE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// After a failed reservation, how long permits come from the fallback share without asking
+/// Redis: a Redis that does not answer would otherwise cost every permit [`RESERVE_TIMEOUT`].
+const RETRY_REDIS_AFTER: Duration = Duration::from_secs(1);
 
 /// Reserves the next free slot of a GCRA schedule whose "theoretical arrival time" (TAT, in
 /// microseconds of Redis' own clock, so that every process agrees on "now") is stored at
@@ -77,8 +81,11 @@ struct SharedSchedule {
     interval_us: u64,
     /// Used for each permit whose reservation failed (Redis down or slow).
     fallback: DefaultDirectRateLimiter,
-    /// Whether the last reservation failed, so that the switch is logged once, not per permit.
-    degraded: AtomicBool,
+    /// The origin of `degraded_until`.
+    started: Instant,
+    /// While degraded: until when (µs since `started`, at least 1) permits skip Redis; 0 when
+    /// Redis answered last. Also makes the switch logged once, not per permit.
+    degraded_until: AtomicU64,
 }
 
 fn even_quota(per_second: NonZeroU32) -> DefaultDirectRateLimiter {
@@ -113,7 +120,8 @@ impl RateLimiter {
                 // Rounded up: a schedule never runs faster than `per_second`.
                 interval_us: 1_000_000u64.div_ceil(u64::from(per_second.get())),
                 fallback: even_quota(fallback),
-                degraded: AtomicBool::new(false),
+                started: Instant::now(),
+                degraded_until: AtomicU64::new(0),
             })),
         }
     }
@@ -156,10 +164,19 @@ impl RateLimiter {
 }
 
 impl SharedSchedule {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
     async fn acquire(&self) {
+        let degraded_until = self.degraded_until.load(Ordering::Relaxed);
+        if degraded_until != 0 && self.now_us() < degraded_until {
+            self.fallback.until_ready().await;
+            return;
+        }
         match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
             Ok(Ok(wait_us)) => {
-                if self.degraded.swap(false, Ordering::Relaxed) {
+                if self.degraded_until.swap(0, Ordering::Relaxed) != 0 {
                     tracing::info!(key = %self.key, "shared rate limit reachable again");
                 }
                 if wait_us > 0 {
@@ -167,7 +184,8 @@ impl SharedSchedule {
                 }
             }
             failed => {
-                if !self.degraded.swap(true, Ordering::Relaxed) {
+                let retry_at = self.now_us() + RETRY_REDIS_AFTER.as_micros() as u64;
+                if self.degraded_until.swap(retry_at.max(1), Ordering::Relaxed) == 0 {
                     let reason = match failed {
                         Ok(Err(e)) => e.to_string(),
                         _ => format!("no answer within {RESERVE_TIMEOUT:?}"),

@@ -82,3 +82,30 @@ async fn an_idle_budget_gives_its_first_permit_at_once() {
     assert!(start.elapsed() < Duration::from_millis(150));
     assert!(limiter.is_shared());
 }
+
+#[tokio::test]
+async fn without_redis_a_process_slows_to_its_fallback_share() {
+    // Nothing listens on port 1: every reservation fails, so permits come from this process's
+    // fallback share (40/s ÷ FALLBACK_SHARE = 10/s), never from an unlimited path.
+    let limiter = RateLimiter::shared_at(
+        "redis://127.0.0.1:1",
+        unique_key("down"),
+        NonZeroU32::new(40).unwrap(),
+    )
+    .expect("a well-formed URL is accepted without connecting");
+    assert_eq!(pi_payments_core::rate_limit::FALLBACK_SHARE, 4);
+    let start = Instant::now();
+    for _ in 0..11 {
+        limiter.acquire().await;
+    }
+    // 11 permits at 10/s need at least 10 intervals of 100 ms (at 40/s: 250 ms).
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(990), "{elapsed:?}");
+    // ... and Redis being down does not cost each permit a timeout.
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+}
+
+#[test]
+fn a_malformed_redis_url_is_an_error() {
+    assert!(RateLimiter::shared_at("not a url", "k", NonZeroU32::MIN).is_err());
+}
