@@ -257,8 +257,14 @@ mod tests {
             key,
             budget_key("pi", &["sekrit-api-key", "https://api.minepi.com"])
         );
-        assert_ne!(key, budget_key("pi", &["other-key", "https://api.minepi.com"]));
-        assert_ne!(key, budget_key("pi", &["sekrit-api-ke", "yhttps://api.minepi.com"]));
+        assert_ne!(
+            key,
+            budget_key("pi", &["other-key", "https://api.minepi.com"])
+        );
+        assert_ne!(
+            key,
+            budget_key("pi", &["sekrit-api-ke", "yhttps://api.minepi.com"])
+        );
         assert_ne!(
             key,
             budget_key("horizon", &["sekrit-api-key", "https://api.minepi.com"])
