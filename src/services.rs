@@ -124,6 +124,12 @@ impl PiServices {
             &[&endpoints.horizon_url],
             config.horizon_rate_limit,
         )?;
+        tracing::info!(
+            pi_rate_limit = config.rate_limit.get(),
+            horizon_rate_limit = config.horizon_rate_limit.get(),
+            shared_through_redis = pi_limiter.is_shared(),
+            "rate limits of this deployment (requests per second)"
+        );
         let client = PiClient::new(PiClientConfig::new(
             endpoints.api_base_url.clone(),
             endpoints.api_key.clone(),
