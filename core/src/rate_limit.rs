@@ -39,6 +39,14 @@ pub const FALLBACK_SHARE: u32 = 4;
 /// fallback share for this permit.
 const RESERVE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How many times a permit whose holder woke up too late takes a fresh slot before it goes
+/// anyway (see [`SharedSchedule::acquire`]).
+const LATE_RESERVATIONS: usize = 3;
+
+/// Lateness always tolerated, whatever the interval: at high rates a few milliseconds of
+/// crowding are a tiny share of a second, and re-reserving would cost more than it saves.
+const LATENESS_TOLERATED: Duration = Duration::from_millis(5);
+
 /// After a failed reservation, how long permits come from the fallback share without asking
 /// Redis: a Redis that does not answer would otherwise cost every permit [`RESERVE_TIMEOUT`].
 const RETRY_REDIS_AFTER: Duration = Duration::from_secs(1);
@@ -168,37 +176,56 @@ impl SharedSchedule {
         u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
+    /// Reserve a slot and wait for it. A holder woken later than its slot by more than an
+    /// interval (a stalled process) would send together with the next slots' holders, a
+    /// burst the upstream counts against us; it takes a fresh slot instead, so requests stay
+    /// spaced. Only a schedule of reservations has this problem: the local governor decides
+    /// when the caller actually polls it.
     async fn acquire(&self) {
-        let degraded_until = self.degraded_until.load(Ordering::Relaxed);
-        if degraded_until != 0 && self.now_us() < degraded_until {
-            self.fallback.until_ready().await;
+        let tolerated = Duration::from_micros(self.interval_us).max(LATENESS_TOLERATED);
+        for _ in 0..=LATE_RESERVATIONS {
+            let degraded_until = self.degraded_until.load(Ordering::Relaxed);
+            if degraded_until != 0 && self.now_us() < degraded_until {
+                self.fallback.until_ready().await;
+                return;
+            }
+            let failed = match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
+                Ok(Ok(wait_us)) => {
+                    if self.degraded_until.swap(0, Ordering::Relaxed) != 0 {
+                        tracing::info!(key = %self.key, "shared rate limit reachable again");
+                    }
+                    if wait_us == 0 {
+                        return;
+                    }
+                    let due = tokio::time::Instant::now() + Duration::from_micros(wait_us);
+                    tokio::time::sleep_until(due).await;
+                    if tokio::time::Instant::now() <= due + tolerated {
+                        return;
+                    }
+                    continue;
+                }
+                failed => failed,
+            };
+            self.degrade(failed).await;
             return;
         }
-        match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
-            Ok(Ok(wait_us)) => {
-                if self.degraded_until.swap(0, Ordering::Relaxed) != 0 {
-                    tracing::info!(key = %self.key, "shared rate limit reachable again");
-                }
-                if wait_us > 0 {
-                    tokio::time::sleep(Duration::from_micros(wait_us)).await;
-                }
-            }
-            failed => {
-                let retry_at = self.now_us() + RETRY_REDIS_AFTER.as_micros() as u64;
-                if self.degraded_until.swap(retry_at.max(1), Ordering::Relaxed) == 0 {
-                    let reason = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => format!("no answer within {RESERVE_TIMEOUT:?}"),
-                    };
-                    tracing::warn!(
-                        key = %self.key,
-                        %reason,
-                        "shared rate limit unreachable: using 1/{FALLBACK_SHARE} of the budget in this process until Redis answers"
-                    );
-                }
-                self.fallback.until_ready().await;
-            }
+    }
+
+    /// Note a failed reservation (logged once per outage) and wait for a fallback permit.
+    async fn degrade(&self, failed: Result<redis::RedisResult<u64>, tokio::time::error::Elapsed>) {
+        let retry_at = self.now_us() + RETRY_REDIS_AFTER.as_micros() as u64;
+        if self.degraded_until.swap(retry_at.max(1), Ordering::Relaxed) == 0 {
+            let reason = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {RESERVE_TIMEOUT:?}"),
+            };
+            tracing::warn!(
+                key = %self.key,
+                %reason,
+                "shared rate limit unreachable: using 1/{FALLBACK_SHARE} of the budget in this process until Redis answers"
+            );
         }
+        self.fallback.until_ready().await;
     }
 
     async fn reserve(&self) -> redis::RedisResult<u64> {

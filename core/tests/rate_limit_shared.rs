@@ -109,3 +109,45 @@ async fn without_redis_a_process_slows_to_its_fallback_share() {
 fn a_malformed_redis_url_is_an_error() {
     assert!(RateLimiter::shared_at("not a url", "k", NonZeroU32::MIN).is_err());
 }
+
+#[tokio::test]
+async fn holders_woken_late_take_fresh_slots_instead_of_sending_together() {
+    // 20/s: slots every 50 ms. Six callers reserve slots 0..250 ms, then the process stalls
+    // for 400 ms (the thread is blocked). Woken together, the five late holders would send at
+    // once; they take fresh slots instead, so their permits stay spaced.
+    let limiter = Arc::new(RateLimiter::shared(
+        connection().await,
+        unique_key("stall"),
+        NonZeroU32::new(20).unwrap(),
+    ));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter.acquire().await;
+                start.elapsed()
+            })
+        })
+        .collect();
+    // Let every caller reserve its slot and go to sleep, then stall past all of them.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    std::thread::sleep(Duration::from_millis(400));
+    let mut times = Vec::new();
+    for task in tasks {
+        times.push(task.await.unwrap());
+    }
+    times.sort();
+    let late: Vec<Duration> = times
+        .iter()
+        .copied()
+        .filter(|t| *t >= Duration::from_millis(400))
+        .collect();
+    assert!(late.len() >= 4, "{times:?}");
+    for pair in late.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(35),
+            "late permits crowd together: {times:?}"
+        );
+    }
+}
