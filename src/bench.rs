@@ -147,6 +147,8 @@ async fn measure(
         database_url: Some(database_url),
         redis_url: args.redis.clone(),
         bind_addr: Some("127.0.0.1:0".to_string()),
+        // The service's pace is measured, not a public Horizon's budget.
+        horizon_rate_limit: Some(crate::bench_payouts::HORIZON_UNLIMITED.to_string()),
         ..ConfigArgs::default()
     };
     let mut config = Config::from_args(&config_args)?;

@@ -192,9 +192,14 @@ pub struct ConfigArgs {
     /// Redis for the job queue; unset → embedded SQLite queue next to the ledger.
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<String>,
-    /// Requests per second to Pi, shared by all workers of this process [default: 10].
+    /// Requests per second to Pi for the whole deployment: with REDIS_URL every process
+    /// sharing the API key takes its turn from one schedule in Redis [default: 10].
     #[arg(long, env = "PI_RATE_LIMIT", global = true)]
     pub pi_rate_limit: Option<String>,
+    /// Requests per second to Horizon for the whole deployment (shared through REDIS_URL like
+    /// PI_RATE_LIMIT) [default: 1, Horizon's stock 3,600 requests an hour per IP].
+    #[arg(long, env = "HORIZON_RATE_LIMIT", global = true)]
+    pub horizon_rate_limit: Option<String>,
     /// Jobs run at once per worker process [default: 16].
     #[arg(long, env = "WORKER_CONCURRENCY", global = true)]
     pub worker_concurrency: Option<String>,

@@ -5,6 +5,7 @@
 
 use crate::cli::ConfigArgs;
 use pi_payments_api::auth::{self as api_auth, AuthConfig};
+use pi_payments_core::rate_limit::DEFAULT_HORIZON_RATE_LIMIT;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -96,6 +97,8 @@ pub struct Config {
     pub queue: QueueTarget,
     /// Requests per second to Pi.
     pub rate_limit: NonZeroU32,
+    /// Requests per second to Horizon (`HORIZON_RATE_LIMIT`).
+    pub horizon_rate_limit: NonZeroU32,
     /// Jobs run at once by this process's workers.
     pub worker_concurrency: usize,
     /// The API's listening address.
@@ -409,6 +412,10 @@ impl Config {
             Some(v) => whole_number("PI_RATE_LIMIT", v, "requests per second (e.g. 10)")?,
             None => 10,
         };
+        let horizon_rate_limit = match given(&args.horizon_rate_limit) {
+            Some(v) => whole_number("HORIZON_RATE_LIMIT", v, "requests per second (e.g. 1)")?,
+            None => DEFAULT_HORIZON_RATE_LIMIT.get(),
+        };
         let worker_concurrency = match given(&args.worker_concurrency) {
             Some(v) => whole_number("WORKER_CONCURRENCY", v, "jobs at once (e.g. 16)")?,
             None => 16,
@@ -454,6 +461,8 @@ impl Config {
             database_url,
             queue,
             rate_limit: NonZeroU32::new(rate_limit).unwrap_or(NonZeroU32::MIN),
+            horizon_rate_limit: NonZeroU32::new(horizon_rate_limit)
+                .unwrap_or(DEFAULT_HORIZON_RATE_LIMIT),
             worker_concurrency: usize::try_from(worker_concurrency).unwrap_or(16),
             bind_addr,
             products_file,
@@ -486,6 +495,7 @@ mod tests {
             QueueTarget::Sqlite("pi-payments-queue.db".into())
         );
         assert_eq!(config.rate_limit.get(), 10);
+        assert_eq!(config.horizon_rate_limit, DEFAULT_HORIZON_RATE_LIMIT);
         assert_eq!(config.worker_concurrency, 16);
         assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
     }
@@ -500,6 +510,23 @@ mod tests {
         assert_eq!(
             err,
             r#"PI_RATE_LIMIT="abc" is not a whole number of requests per second (e.g. 10)"#
+        );
+        let args = ConfigArgs {
+            horizon_rate_limit: Some("0".into()),
+            ..Default::default()
+        };
+        let err = Config::from_args(&args).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            r#"HORIZON_RATE_LIMIT="0" is not a whole number of requests per second (e.g. 1)"#
+        );
+        let args = ConfigArgs {
+            horizon_rate_limit: Some("25".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::from_args(&args).unwrap().horizon_rate_limit.get(),
+            25
         );
         let args = ConfigArgs {
             pi_api_key: Some("key".into()),

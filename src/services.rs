@@ -11,9 +11,10 @@ use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ledger::Ledger;
 use pi_payments_core::payout::PayoutProcessor;
 use pi_payments_core::pi_client::{PiClient, PiClientConfig};
-use pi_payments_core::rate_limit::PiRateLimiter;
+use pi_payments_core::rate_limit::{RateLimiter, budget_key};
 use pi_payments_core::stellar::{Network, Wallet};
 use pi_payments_worker::{Queue, QueueConfig, connect_queue};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,15 +90,16 @@ impl PiEndpoints {
     }
 }
 
-/// Pi as this process talks to it: one Platform API client (hence one rate limiter, shared by
-/// everything the process does) and one Horizon client.
+/// Pi as this process talks to it: one Platform API client and one Horizon client, each with
+/// its rate limiter shared by everything the process does, and, with `REDIS_URL`, by every
+/// process of the deployment (see [`budget_limiter`]).
 #[derive(Debug, Clone)]
 pub struct PiServices {
     /// Where Pi and Horizon are.
     pub endpoints: PiEndpoints,
     /// The Platform API client, rate-limited by `PI_RATE_LIMIT`.
     pub client: PiClient,
-    /// The Horizon client.
+    /// The Horizon client, rate-limited by `HORIZON_RATE_LIMIT`.
     pub horizon: HorizonClient,
 }
 
@@ -108,13 +110,33 @@ impl PiServices {
         config: &Config,
         horizon_timeout: Duration,
     ) -> anyhow::Result<PiServices> {
-        let limiter = Arc::new(PiRateLimiter::new(config.rate_limit));
+        // The Platform API's budget belongs to the API key (at its base URL); Horizon's to the
+        // Horizon (its public one limits per client IP, which a deployment's processes share).
+        let pi_limiter = budget_limiter(
+            config,
+            "pi",
+            &[&endpoints.api_key, &endpoints.api_base_url],
+            config.rate_limit,
+        )?;
+        let horizon_limiter = budget_limiter(
+            config,
+            "horizon",
+            &[&endpoints.horizon_url],
+            config.horizon_rate_limit,
+        )?;
+        tracing::info!(
+            pi_rate_limit = config.rate_limit.get(),
+            horizon_rate_limit = config.horizon_rate_limit.get(),
+            shared_through_redis = pi_limiter.is_shared(),
+            "rate limits of this deployment (requests per second)"
+        );
         let client = PiClient::new(PiClientConfig::new(
             endpoints.api_base_url.clone(),
             endpoints.api_key.clone(),
-            limiter,
+            pi_limiter,
         ))?;
-        let horizon = HorizonClient::new(&endpoints.horizon_url, horizon_timeout)?;
+        let horizon = HorizonClient::new(&endpoints.horizon_url, horizon_timeout)?
+            .with_rate_limiter(horizon_limiter);
         Ok(PiServices {
             endpoints,
             client,
@@ -139,6 +161,26 @@ impl PiServices {
             channels,
         )
     }
+}
+
+/// The limiter of one upstream budget (`per_second` for the whole deployment): with `REDIS_URL`
+/// a schedule in Redis shared by every process whose `identity` (e.g. API key and URL) is the
+/// same, keyed by a hash of it; without Redis this process is the deployment, so an in-process
+/// limiter.
+pub fn budget_limiter(
+    config: &Config,
+    kind: &str,
+    identity: &[&str],
+    per_second: NonZeroU32,
+) -> anyhow::Result<Arc<RateLimiter>> {
+    let limiter = match &config.queue {
+        QueueTarget::Redis(url) => {
+            RateLimiter::shared_at(url, budget_key(kind, identity), per_second)
+                .context("connecting the shared rate limit (REDIS_URL)")?
+        }
+        QueueTarget::Sqlite(_) => RateLimiter::new(per_second),
+    };
+    Ok(Arc::new(limiter))
 }
 
 /// Open the ledger of `DATABASE_URL`, applying its migrations.

@@ -1,55 +1,271 @@
-//! One shared rate limiter for every call this process makes to the Pi Platform API.
+//! Rate limiters for every call this deployment makes to an upstream (Pi's Platform API, Horizon).
 //!
 //! Pi documents no rate limit but has one; exceeding it costs 429s and delays for every
-//! payment. All `PiClient`s (and their clones) share one `Arc<PiRateLimiter>`, and a permit is
-//! taken before *every* attempt, retries included, so retries spend the same budget.
-//! It limits one process; several processes need a share of the budget each.
+//! payment. A permit is taken before *every* attempt, retries included, so retries spend the
+//! same budget. The limit is the whole deployment's: with a shared Redis every process reserves
+//! its slots from one GCRA schedule kept in Redis ([`RateLimiter::shared`]); a single process
+//! uses an in-process governor ([`RateLimiter::new`]). When Redis cannot be reached, a shared
+//! limiter falls back to a local fraction of the budget: it slows down, never speeds up.
 
 use governor::{DefaultDirectRateLimiter, Quota};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// `PI_RATE_LIMIT`'s default: requests per second to Pi.
 pub const DEFAULT_PI_RATE_LIMIT: NonZeroU32 = NonZeroU32::new(10).unwrap();
 
-/// A smooth requests-per-second limiter for calls to Pi (burst of 1: permits are spaced evenly,
-/// so a backlog drains at the configured rate instead of in bursts Pi may reject).
-pub struct PiRateLimiter {
-    inner: DefaultDirectRateLimiter,
+/// `HORIZON_RATE_LIMIT`'s default: requests per second to Horizon. Pi's public Horizon is a
+/// Stellar Horizon, whose stock limit is 3,600 requests per hour per client IP (GCRA: one per
+/// second on average, after a burst); Pi publishes no other figure. A deployment usually leaves
+/// through one IP, so one request per second for all its processes never runs into that limit.
+/// Raise it for a Horizon of your own.
+pub const DEFAULT_HORIZON_RATE_LIMIT: NonZeroU32 = NonZeroU32::new(1).unwrap();
+
+/// Prefix of the Redis keys holding shared schedules (see [`budget_key`]).
+const KEY_PREFIX: &str = "pi-payments:rate";
+
+/// How long a connection to Redis, or an answer from it, may take before a shared limiter
+/// gives up on it for this permit.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// The part of the budget one process may use while Redis is unreachable: its limit divided
+/// by this. Chosen so that a handful of processes falling back together stay under the limit.
+pub const FALLBACK_SHARE: u32 = 4;
+
+/// How long a reservation may take before the process stops waiting for Redis and uses its
+/// fallback share for this permit.
+const RESERVE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How many times a permit whose holder woke up too late takes a fresh slot before it goes
+/// anyway (see [`SharedSchedule::acquire`]).
+const LATE_RESERVATIONS: usize = 3;
+
+/// Lateness always tolerated, whatever the interval: at high rates a few milliseconds of
+/// crowding are a tiny share of a second, and re-reserving would cost more than it saves.
+const LATENESS_TOLERATED: Duration = Duration::from_millis(5);
+
+/// After a failed reservation, how long permits come from the fallback share without asking
+/// Redis: a Redis that does not answer would otherwise cost every permit [`RESERVE_TIMEOUT`].
+const RETRY_REDIS_AFTER: Duration = Duration::from_secs(1);
+
+/// Reserves the next free slot of a GCRA schedule whose "theoretical arrival time" (TAT, in
+/// microseconds of Redis' own clock, so that every process agrees on "now") is stored at
+/// KEYS[1]. ARGV[1] is the emission interval in microseconds. Returns how many microseconds the
+/// caller must wait before its request. The key expires once the schedule is idle.
+const RESERVE_SLOT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
+return tat - now
+";
+
+/// A smooth requests-per-second limiter (burst of 1: permits are spaced evenly, so a backlog
+/// drains at the configured rate instead of in bursts the upstream may reject).
+pub struct RateLimiter {
     per_second: NonZeroU32,
+    backend: Backend,
 }
 
-impl PiRateLimiter {
-    /// A limiter allowing `per_second` requests per second, evenly spaced.
-    pub fn new(per_second: NonZeroU32) -> PiRateLimiter {
-        let quota = Quota::per_second(per_second).allow_burst(NonZeroU32::MIN);
-        PiRateLimiter {
-            inner: DefaultDirectRateLimiter::direct(quota),
+/// Calls to Pi's Platform API are limited by a [`RateLimiter`]; the name stays for callers.
+pub type PiRateLimiter = RateLimiter;
+
+enum Backend {
+    Local(DefaultDirectRateLimiter),
+    Shared(Box<SharedSchedule>),
+}
+
+/// One GCRA schedule in Redis, shared by every process using the same key.
+struct SharedSchedule {
+    conn: ConnectionManager,
+    key: String,
+    script: redis::Script,
+    interval_us: u64,
+    /// Used for each permit whose reservation failed (Redis down or slow).
+    fallback: DefaultDirectRateLimiter,
+    /// The origin of `degraded_until`.
+    started: Instant,
+    /// While degraded: until when (µs since `started`, at least 1) permits skip Redis; 0 when
+    /// Redis answered last. Also makes the switch logged once, not per permit.
+    degraded_until: AtomicU64,
+}
+
+fn even_quota(per_second: NonZeroU32) -> DefaultDirectRateLimiter {
+    DefaultDirectRateLimiter::direct(Quota::per_second(per_second).allow_burst(NonZeroU32::MIN))
+}
+
+impl RateLimiter {
+    /// A limiter of this process alone allowing `per_second` requests per second, evenly spaced.
+    pub fn new(per_second: NonZeroU32) -> RateLimiter {
+        RateLimiter {
             per_second,
+            backend: Backend::Local(even_quota(per_second)),
         }
     }
 
-    /// The configured rate.
+    /// A limiter shared by every process that uses the same Redis and `key`: together they send
+    /// at most `per_second` requests per second. `key` names the budget (e.g. one per API key
+    /// or Horizon URL), so that unrelated deployments on one Redis do not share it.
+    pub fn shared(
+        conn: ConnectionManager,
+        key: impl Into<String>,
+        per_second: NonZeroU32,
+    ) -> RateLimiter {
+        let fallback =
+            NonZeroU32::new(per_second.get() / FALLBACK_SHARE).unwrap_or(NonZeroU32::MIN);
+        RateLimiter {
+            per_second,
+            backend: Backend::Shared(Box::new(SharedSchedule {
+                conn,
+                key: key.into(),
+                script: redis::Script::new(RESERVE_SLOT),
+                // Rounded up: a schedule never runs faster than `per_second`.
+                interval_us: 1_000_000u64.div_ceil(u64::from(per_second.get())),
+                fallback: even_quota(fallback),
+                started: Instant::now(),
+                degraded_until: AtomicU64::new(0),
+            })),
+        }
+    }
+
+    /// A limiter shared through the Redis at `redis_url` (see [`RateLimiter::shared`]). It
+    /// connects on first use and reconnects by itself, so a Redis that is down at start-up
+    /// only means the fallback share until it answers; only a malformed URL is an error.
+    pub fn shared_at(
+        redis_url: &str,
+        key: impl Into<String>,
+        per_second: NonZeroU32,
+    ) -> redis::RedisResult<RateLimiter> {
+        let client = redis::Client::open(redis_url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            // Few quick retries: a permit waits at most RESERVE_TIMEOUT for Redis anyway.
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(RateLimiter::shared(conn, key, per_second))
+    }
+
+    /// The configured rate (of the whole deployment for a shared limiter).
     pub fn per_second(&self) -> NonZeroU32 {
         self.per_second
     }
 
     /// Wait until one request may be sent. Call before every attempt.
     pub async fn acquire(&self) {
-        self.inner.until_ready().await;
+        match &self.backend {
+            Backend::Local(limiter) => limiter.until_ready().await,
+            Backend::Shared(schedule) => schedule.acquire().await,
+        }
+    }
+
+    /// Whether this limiter is shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Shared(_))
     }
 }
 
-impl Default for PiRateLimiter {
-    /// [`DEFAULT_PI_RATE_LIMIT`] requests per second.
+impl SharedSchedule {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Reserve a slot and wait for it. A holder woken later than its slot by more than an
+    /// interval (a stalled process) would send together with the next slots' holders, a
+    /// burst the upstream counts against us; it takes a fresh slot instead, so requests stay
+    /// spaced. Only a schedule of reservations has this problem: the local governor decides
+    /// when the caller actually polls it.
+    async fn acquire(&self) {
+        let tolerated = Duration::from_micros(self.interval_us).max(LATENESS_TOLERATED);
+        for _ in 0..=LATE_RESERVATIONS {
+            let degraded_until = self.degraded_until.load(Ordering::Relaxed);
+            if degraded_until != 0 && self.now_us() < degraded_until {
+                self.fallback.until_ready().await;
+                return;
+            }
+            let failed = match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
+                Ok(Ok(wait_us)) => {
+                    if self.degraded_until.swap(0, Ordering::Relaxed) != 0 {
+                        tracing::info!(key = %self.key, "shared rate limit reachable again");
+                    }
+                    if wait_us == 0 {
+                        return;
+                    }
+                    let due = tokio::time::Instant::now() + Duration::from_micros(wait_us);
+                    tokio::time::sleep_until(due).await;
+                    if tokio::time::Instant::now() <= due + tolerated {
+                        return;
+                    }
+                    continue;
+                }
+                failed => failed,
+            };
+            self.degrade(failed).await;
+            return;
+        }
+    }
+
+    /// Note a failed reservation (logged once per outage) and wait for a fallback permit.
+    async fn degrade(&self, failed: Result<redis::RedisResult<u64>, tokio::time::error::Elapsed>) {
+        let retry_at = self.now_us() + RETRY_REDIS_AFTER.as_micros() as u64;
+        if self.degraded_until.swap(retry_at.max(1), Ordering::Relaxed) == 0 {
+            let reason = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {RESERVE_TIMEOUT:?}"),
+            };
+            tracing::warn!(
+                key = %self.key,
+                %reason,
+                "shared rate limit unreachable: using 1/{FALLBACK_SHARE} of the budget in this process until Redis answers"
+            );
+        }
+        self.fallback.until_ready().await;
+    }
+
+    async fn reserve(&self) -> redis::RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        let wait: i64 = self
+            .script
+            .key(&self.key)
+            .arg(self.interval_us)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(u64::try_from(wait).unwrap_or(0))
+    }
+}
+
+/// The Redis key of the budget named by `kind` (e.g. "pi", "horizon") and `identity` (what
+/// makes two deployments' budgets the same, e.g. the API key and base URL): a hash, so that
+/// a secret in `identity` never reaches Redis.
+pub fn budget_key(kind: &str, identity: &[&str]) -> String {
+    let mut hash = Sha256::new();
+    for part in identity {
+        hash.update(part.as_bytes());
+        // A separator, so that ("ab", "c") and ("a", "bc") are different budgets.
+        hash.update([0u8]);
+    }
+    let digest = hex::encode(hash.finalize());
+    format!("{KEY_PREFIX}:{kind}:{}", &digest[..32])
+}
+
+impl Default for RateLimiter {
+    /// [`DEFAULT_PI_RATE_LIMIT`] requests per second, in this process.
     fn default() -> Self {
-        PiRateLimiter::new(DEFAULT_PI_RATE_LIMIT)
+        RateLimiter::new(DEFAULT_PI_RATE_LIMIT)
     }
 }
 
-impl std::fmt::Debug for PiRateLimiter {
+impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PiRateLimiter")
+        f.debug_struct("RateLimiter")
             .field("per_second", &self.per_second)
+            .field("shared", &self.is_shared())
             .finish()
     }
 }
@@ -59,9 +275,32 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
+    #[test]
+    fn budget_keys_hide_the_identity_and_tell_budgets_apart() {
+        let key = budget_key("pi", &["sekrit-api-key", "https://api.minepi.com"]);
+        assert!(key.starts_with("pi-payments:rate:pi:"), "{key}");
+        assert!(!key.contains("sekrit"));
+        assert_eq!(
+            key,
+            budget_key("pi", &["sekrit-api-key", "https://api.minepi.com"])
+        );
+        assert_ne!(
+            key,
+            budget_key("pi", &["other-key", "https://api.minepi.com"])
+        );
+        assert_ne!(
+            key,
+            budget_key("pi", &["sekrit-api-ke", "yhttps://api.minepi.com"])
+        );
+        assert_ne!(
+            key,
+            budget_key("horizon", &["sekrit-api-key", "https://api.minepi.com"])
+        );
+    }
+
     #[tokio::test]
     async fn spaces_permits_evenly() {
-        let limiter = PiRateLimiter::new(NonZeroU32::new(20).unwrap());
+        let limiter = RateLimiter::new(NonZeroU32::new(20).unwrap());
         let start = Instant::now();
         for _ in 0..5 {
             limiter.acquire().await;

@@ -21,6 +21,7 @@ fn run_with(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
 fn a_bad_value_is_one_line_naming_the_variable_and_exit_2() {
     let cases = [
         ("PI_RATE_LIMIT", "abc"),
+        ("HORIZON_RATE_LIMIT", "1.5"),
         ("WORKER_CONCURRENCY", "-3"),
         ("BIND_ADDR", "localhost"),
         ("REQUIRE_ORDER", "maybe"),
@@ -43,6 +44,22 @@ fn the_exact_message_for_a_rate_limit() {
     assert_eq!(
         stderr.trim_end(),
         r#"error: PI_RATE_LIMIT="abc" is not a whole number of requests per second (e.g. 10)"#
+    );
+}
+
+#[test]
+fn the_exact_message_for_a_horizon_rate_limit() {
+    let (code, stderr) = run_with(&[("HORIZON_RATE_LIMIT", "fast")], &["worker"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        r#"error: HORIZON_RATE_LIMIT="fast" is not a whole number of requests per second (e.g. 1)"#
+    );
+    let (code, stderr) = run_with(&[], &["--horizon-rate-limit", "0", "serve"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with(r#"error: HORIZON_RATE_LIMIT="0" "#),
+        "{stderr}"
     );
 }
 

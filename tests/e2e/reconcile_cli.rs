@@ -40,6 +40,7 @@ async fn pi_payments(env: &Env, extra: &[(&str, &str)], args: &[&str]) -> (i32, 
             env.sim.app_wallet_public_key.clone(),
         ),
         ("PI_NETWORK".into(), env.sim.network_passphrase.clone()),
+        ("HORIZON_RATE_LIMIT".into(), "1000".into()),
         ("RUST_LOG".into(), "warn".into()),
     ];
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));

@@ -6,8 +6,13 @@
 //!
 //! ```text
 //! cargo run --release -p pi-payments-worker --example drain -- \
-//!     --payments 300 --rate 10 [--sim-rate 20] [--concurrency 16] [--redis redis://127.0.0.1:6379]
+//!     --payments 300 --rate 10 [--sim-rate 20] [--concurrency 16] [--redis redis://127.0.0.1:6379] \
+//!     [--processes N]
 //! ```
+//!
+//! `--processes N` (with `--redis`) runs N worker pools, each with its own queue connection
+//! and its own Pi rate limiter reserving from the deployment's one schedule in Redis, as N
+//! `worker` processes would: together they must still drain at `--rate`.
 //!
 //! Each approval costs three Pi calls (`GET /payments/{id}`, `GET /me`, `POST …/approve`), so
 //! approvals/s is about a third of the Pi calls/s. It prints one JSON line with both.
@@ -17,7 +22,7 @@ use pi_payments_core::ids::PaymentId;
 use pi_payments_core::jobs::Job;
 use pi_payments_core::ledger::{Callback, Ledger};
 use pi_payments_core::pi_client::{PiClient, PiClientConfig, install_crypto_provider};
-use pi_payments_core::rate_limit::PiRateLimiter;
+use pi_payments_core::rate_limit::{RateLimiter, budget_key};
 use pi_payments_core::state::PaymentState;
 use pi_payments_worker::{
     JobRetry, QueueConfig, WorkerConfig, WorkerDeps, connect_queue, run_workers,
@@ -33,6 +38,7 @@ struct Args {
     sim_rate: u32,
     concurrency: usize,
     redis: Option<String>,
+    processes: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         sim_rate: 0,
         concurrency: 16,
         redis: None,
+        processes: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,14 +64,18 @@ fn parse_args() -> Result<Args, String> {
             "--sim-rate" => args.sim_rate = num()? as u32,
             "--concurrency" => args.concurrency = num()? as usize,
             "--redis" => args.redis = Some(value),
+            "--processes" => args.processes = num()? as usize,
             other => return Err(format!("unknown flag {other}")),
         }
     }
     if args.sim_rate == 0 {
         args.sim_rate = args.rate.saturating_mul(2);
     }
-    if args.rate == 0 || args.payments == 0 || args.concurrency == 0 {
-        return Err("--rate, --payments and --concurrency must be positive".into());
+    if args.rate == 0 || args.payments == 0 || args.concurrency == 0 || args.processes == 0 {
+        return Err("--rate, --payments, --concurrency and --processes must be positive".into());
+    }
+    if args.processes > 1 && args.redis.is_none() {
+        return Err("--processes above 1 needs --redis (the processes share it)".into());
     }
     Ok(args)
 }
@@ -72,7 +83,7 @@ fn parse_args() -> Result<Args, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args().map_err(|e| {
-        format!("{e}\nusage: drain [--payments N] [--rate PI_RATE_LIMIT] [--sim-rate N] [--concurrency N] [--redis URL]")
+        format!("{e}\nusage: drain [--payments N] [--rate PI_RATE_LIMIT] [--sim-rate N] [--concurrency N] [--redis URL] [--processes N]")
     })?;
     install_crypto_provider();
     let sim = pi_sim::start(pi_sim::SimConfig {
@@ -84,12 +95,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("pi-drain-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let ledger = Ledger::connect(&format!("sqlite://{}", dir.join("ledger.db").display())).await?;
-    let queue = connect_queue(&QueueConfig {
+    let queue_config = QueueConfig {
         redis_url: args.redis.clone(),
         sqlite_path: dir.join("queue.db"),
         namespace: format!("drain{}", std::process::id()),
-    })
-    .await?;
+    };
+    let queue = connect_queue(&queue_config).await?;
 
     // The backlog: N Pioneers, each with a payment and a recorded approve callback.
     eprintln!("preparing {} payments…", args.payments);
@@ -124,38 +135,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         recorded?;
     }
 
-    let limiter = Arc::new(PiRateLimiter::new(
-        NonZeroU32::new(args.rate).ok_or("rate must be positive")?,
-    ));
-    let pi = PiClient::new(PiClientConfig::new(
-        sim.platform_url.clone(),
-        sim.api_key.clone(),
-        limiter,
-    ))?;
-    let horizon = HorizonClient::new(&sim.horizon_url, Duration::from_secs(10))?;
-    let deps = WorkerDeps {
-        ledger: ledger.clone(),
-        pi,
-        horizon,
-        app_wallet: sim.app_wallet_public_key.clone(),
-        require_order: false,
-        webhook: None,
-        retry: JobRetry::default(),
-        payouts: None,
-    };
-    let cfg = WorkerConfig {
-        concurrency: args.concurrency,
-        ..WorkerConfig::default()
-    };
     http.post(format!("{}/_sim/reset", sim.platform_url))
         .json(&json!({ "what": "log" }))
         .send()
         .await?;
-
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let workers = tokio::spawn(run_workers(deps, queue.clone(), cfg, async move {
-        let _ = stopped.await;
-    }));
+    let rate = NonZeroU32::new(args.rate).ok_or("rate must be positive")?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..args.processes {
+        // Each "process" its own limiter (and Redis connection): only Redis is shared.
+        let limiter = match &args.redis {
+            Some(url) => RateLimiter::shared_at(
+                url,
+                budget_key("pi", &[&sim.api_key, &sim.platform_url]),
+                rate,
+            )?,
+            None => RateLimiter::new(rate),
+        };
+        let pi = PiClient::new(PiClientConfig::new(
+            sim.platform_url.clone(),
+            sim.api_key.clone(),
+            Arc::new(limiter),
+        ))?;
+        let horizon = HorizonClient::new(&sim.horizon_url, Duration::from_secs(10))?;
+        let deps = WorkerDeps {
+            ledger: ledger.clone(),
+            pi,
+            horizon,
+            app_wallet: sim.app_wallet_public_key.clone(),
+            require_order: false,
+            webhook: None,
+            retry: JobRetry::default(),
+            payouts: None,
+        };
+        let cfg = WorkerConfig {
+            concurrency: args.concurrency,
+            ..WorkerConfig::default()
+        };
+        let mut stopped = stopped.clone();
+        let own_queue = connect_queue(&queue_config).await?;
+        workers.push(tokio::spawn(run_workers(
+            deps,
+            own_queue,
+            cfg,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        )));
+    }
     let started = Instant::now();
     queue
         .push_jobs(ids.iter().cloned().map(Job::approve).collect())
@@ -171,8 +198,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    let _ = workers.await;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
 
     let log: Value = http
         .get(format!("{}/_sim/log", sim.platform_url))
@@ -192,6 +221,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "pi_rate_limit": args.rate,
         "sim_rate_limit": args.sim_rate,
         "concurrency": args.concurrency,
+        "processes": args.processes,
         "seconds": (elapsed * 1000.0).round() / 1000.0,
         "approvals_per_s": ((ids.len() as f64 / elapsed) * 100.0).round() / 100.0,
         "pi_calls": calls,

@@ -8,7 +8,9 @@ use super::wire::{
     AccountJson, Embedded, FeeStatsJson, NumOrString, OpJson, TxJson, classify_submit,
     parse_stroops, problem_detail,
 };
+use crate::rate_limit::RateLimiter;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -18,11 +20,14 @@ pub const MAX_PAGE_LIMIT: u32 = 200;
 /// scans when it is given no cursor.
 pub const FIND_BY_MEMO_SCAN_LIMIT: usize = 2_000;
 
-/// A Horizon client. Cheap to clone (the connection pool is shared).
+/// A Horizon client. Cheap to clone (the connection pool and the rate limiter are shared).
 #[derive(Clone, Debug)]
 pub struct HorizonClient {
     base: Url,
     http: reqwest::Client,
+    /// Horizon's budget (`HORIZON_RATE_LIMIT`): a permit before every request. `None` only
+    /// for clients built without one (tests, tools on a Horizon of their own).
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl HorizonClient {
@@ -51,7 +56,30 @@ impl HorizonClient {
                 url: base.to_string(),
                 detail: format!("building the HTTP client: {e}"),
             })?;
-        Ok(HorizonClient { base, http })
+        Ok(HorizonClient {
+            base,
+            http,
+            limiter: None,
+        })
+    }
+
+    /// This client with every request taking a permit from `limiter` first. Every clone shares
+    /// it, so the payout pipeline, U2A verification and channel creation spend one budget.
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>) -> HorizonClient {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The limiter every request of this client waits on, if any.
+    pub fn rate_limiter(&self) -> Option<&Arc<RateLimiter>> {
+        self.limiter.as_ref()
+    }
+
+    /// Wait for a permit of the Horizon budget; called right before every request.
+    async fn permit(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.acquire().await;
+        }
     }
 
     /// The base URL (with a trailing slash).
@@ -75,6 +103,7 @@ impl HorizonClient {
     /// GET `url`, `None` on 404, JSON otherwise.
     async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<Option<T>, HorizonError> {
         let shown = url.to_string();
+        self.permit().await;
         let resp = self
             .http
             .get(url)
@@ -163,6 +192,7 @@ impl HorizonClient {
         let url = self
             .url(&["transactions"])
             .map_err(|e| SubmitError::Transport(e.to_string()))?;
+        self.permit().await;
         let resp = self
             .http
             .post(url)

@@ -128,6 +128,8 @@ impl Harness {
             redis_url,
             bind_addr: Some("127.0.0.1:0".into()),
             pi_rate_limit: options.rate_limit.map(|n| n.to_string()),
+            // pi-sim is not Pi's public Horizon: its 1/s default would only slow the tests.
+            horizon_rate_limit: Some("1000".into()),
             require_order: Some(options.require_order.to_string()),
             app_webhook_url: options.webhook.as_ref().map(|(url, _)| url.clone()),
             app_webhook_secret: options.webhook.as_ref().map(|(_, secret)| secret.clone()),

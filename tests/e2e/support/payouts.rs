@@ -117,6 +117,7 @@ impl PayoutEnv {
             database_url: Some(self.database_url.clone()),
             bind_addr: Some("127.0.0.1:0".into()),
             pi_rate_limit: Some("1000".into()),
+            horizon_rate_limit: Some("1000".into()),
             ..ConfigArgs::default()
         };
         let mut config = Config::from_args(&args).unwrap();
@@ -138,6 +139,7 @@ impl PayoutEnv {
             ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
             ("DATABASE_URL", self.database_url.clone()),
             ("PI_RATE_LIMIT", "1000".to_string()),
+            ("HORIZON_RATE_LIMIT", "1000".to_string()),
             ("BIND_ADDR", "127.0.0.1:0".to_string()),
             ("RUST_LOG", "warn".to_string()),
         ];
