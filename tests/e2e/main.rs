@@ -21,5 +21,6 @@ mod payouts_api;
 mod payouts_cli;
 mod payouts_faults;
 mod payouts_kill;
+mod rate_limit_deployment;
 mod reconcile_cli;
 mod secrets_in_logs;

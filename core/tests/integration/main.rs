@@ -11,6 +11,7 @@ mod horizon_client;
 mod ledger;
 mod payout_pipeline;
 mod pi_client;
+mod rate_limit_shared;
 mod reconcile_sim;
 mod stellar_cross_check;
 mod u2a_processor;

@@ -7,6 +7,7 @@
 use pi_payments::cli::ConfigArgs;
 use pi_payments::config::Config;
 use pi_payments::services::{HORIZON_TIMEOUT, PiEndpoints, PiServices};
+use pi_sim::control_client::SimControl;
 use pi_sim::faults::Target;
 use pi_sim::{RunningSim, SimConfig};
 use serde_json::Value;
@@ -57,12 +58,8 @@ fn config(sim: &RunningSim) -> Config {
 }
 
 async fn sim_log(sim: &RunningSim) -> Value {
-    reqwest::get(format!("{}/_sim/log", sim.platform_url))
-        .await
-        .expect("pi-sim answers")
-        .json()
-        .await
-        .expect("the log is JSON")
+    let control = SimControl::of(sim).expect("pi-sim's control API");
+    control.log().await.expect("pi-sim answers with its log")
 }
 
 /// Every caller of every process makes its calls; how long they all took.
