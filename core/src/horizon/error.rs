@@ -4,6 +4,7 @@
 //! still land: resubmit the same envelope").
 
 use crate::stellar::TxFailure;
+use crate::throttle::{Throttle, Throttling, is_throttling_status};
 
 /// Errors talking to Horizon (other than submission, see [`SubmitError`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +57,20 @@ impl HorizonError {
             HorizonError::Transport { .. } | HorizonError::Timeout { .. } => true,
             HorizonError::Status { status, .. } => *status == 429 || *status >= 500,
             HorizonError::Decode { .. } | HorizonError::BadInput(_) => false,
+        }
+    }
+}
+
+impl Throttling for HorizonError {
+    /// 429, 503/504 and timeouts only ask us to slow down (Horizon sends no `Retry-After` we
+    /// keep); other errors are failures.
+    fn throttle(&self) -> Option<Throttle> {
+        match self {
+            HorizonError::Timeout { .. } => Some(Throttle { retry_after: None }),
+            HorizonError::Status { status, .. } if is_throttling_status(*status) => {
+                Some(Throttle { retry_after: None })
+            }
+            _ => None,
         }
     }
 }

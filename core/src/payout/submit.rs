@@ -42,7 +42,7 @@ impl PayoutProcessor {
             Ok(f) => f,
             Err(e) => {
                 return self
-                    .retry_later(row, "horizon_fee_failed", &e.to_string(), None)
+                    .retry_later_on(row, "horizon_fee_failed", &e)
                     .await;
             }
         };
@@ -58,7 +58,7 @@ impl PayoutProcessor {
             Err(e) => {
                 drop(lane);
                 return self
-                    .retry_later(row, "horizon_account_failed", &e.to_string(), None)
+                    .retry_later_on(row, "horizon_account_failed", &e)
                     .await;
             }
         };
@@ -149,7 +149,7 @@ impl PayoutProcessor {
                 }
                 Err(e) => {
                     return self
-                        .retry_later(row, "horizon_lookup_failed", &e.to_string(), None)
+                        .retry_later_on(row, "horizon_lookup_failed", &e)
                         .await;
                 }
             }
@@ -283,7 +283,7 @@ impl PayoutProcessor {
             }
             Err(e) => {
                 return self
-                    .retry_later(row, "horizon_account_failed", &e.to_string(), None)
+                    .retry_later_on(row, "horizon_account_failed", &e)
                     .await;
             }
         };
@@ -308,7 +308,7 @@ impl PayoutProcessor {
                 )
                 .await
             }
-            Err(e) => self.retry_later(row, "horizon_lookup_failed", &e.to_string(), None).await,
+            Err(e) => self.retry_later_on(row, "horizon_lookup_failed", &e).await,
         }
     }
 
@@ -353,7 +353,7 @@ impl PayoutProcessor {
                 Ok(Flow::Continue)
             }
             Err(e) => {
-                self.retry_later(row, "horizon_scan_failed", &e.to_string(), None)
+                self.retry_later_on(row, "horizon_scan_failed", &e)
                     .await
             }
         }

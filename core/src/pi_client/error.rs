@@ -2,6 +2,7 @@
 //! pi-platform.md §3, plus transport failures. Decoding never assumes a JSON body.
 
 use crate::dto::PaymentDto;
+use crate::throttle::{Throttle, Throttling, is_throttling_status};
 use std::fmt;
 use std::time::Duration;
 
@@ -300,6 +301,25 @@ impl PiError {
             PiError::Other { code, .. } => code,
             _ => return None,
         })
+    }
+}
+
+impl Throttling for PiError {
+    /// 429, 503/504 and timeouts (also as the last error of `RetriesExhausted`) only ask us to
+    /// slow down; other 5xx, dropped connections and business errors are failures.
+    fn throttle(&self) -> Option<Throttle> {
+        match self.root() {
+            PiError::TooManyRequests { retry_after } => Some(Throttle {
+                retry_after: *retry_after,
+            }),
+            PiError::Timeout => Some(Throttle { retry_after: None }),
+            PiError::Server { status, .. } | PiError::NonJson { status, .. }
+                if is_throttling_status(*status) =>
+            {
+                Some(Throttle { retry_after: None })
+            }
+            _ => None,
+        }
     }
 }
 
