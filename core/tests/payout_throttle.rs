@@ -61,7 +61,10 @@ async fn payouts_wait_out_429s_and_503s_from_pi_and_horizon() {
             .control(reqwest::Method::GET, "/_sim/faults", None)
             .await;
         assert_eq!(knobs["throttle_next"], 0, "every 429 was served: {knobs}");
-        assert_eq!(knobs["unavailable_next"], 0, "every 503 was served: {knobs}");
+        assert_eq!(
+            knobs["unavailable_next"], 0,
+            "every 503 was served: {knobs}"
+        );
     }
     env.assert_audit_ok().await;
     env.done().await;

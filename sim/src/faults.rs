@@ -390,4 +390,20 @@ mod tests {
         assert!(f.drop_after(Target::Platform, "approve"));
         assert!(!f.drop_after(Target::Platform, "approve"));
     }
+
+    #[test]
+    fn throttle_and_unavailable_next_come_before_injected_500s() {
+        let mut f = Faults::new(FaultKnobs {
+            throttle_next: 1,
+            unavailable_next: 1,
+            fail_next: 1,
+            ..knobs()
+        });
+        let t = Instant::now();
+        let mut next = || f.before(Target::Platform, "approve", "Key a", t).1;
+        assert_eq!(next(), Verdict::Throttled);
+        assert_eq!(next(), Verdict::Unavailable);
+        assert_eq!(next(), Verdict::Fail);
+        assert_eq!(next(), Verdict::Pass);
+    }
 }

@@ -201,10 +201,12 @@ fn too_many_requests(target: Target, retry_after: Option<u64>) -> Response {
 fn unavailable(target: Target) -> Response {
     let detail = "Injected overload (pi-sim unavailable_next); nothing changed, retry later";
     match target {
-        Target::Platform => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", detail)
-                .into_response()
-        }
+        Target::Platform => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            detail,
+        )
+        .into_response(),
         Target::Horizon => horizon_problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "service_unavailable",

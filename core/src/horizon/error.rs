@@ -114,3 +114,29 @@ impl SubmitError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::horizon::error::*;
+
+    #[test]
+    fn throttling_is_429_503_504_and_timeouts() {
+        let status = |status| HorizonError::Status {
+            url: "u".into(),
+            status,
+            detail: String::new(),
+        };
+        assert!(status(429).throttle().is_some() && status(503).throttle().is_some());
+        assert!(
+            HorizonError::Timeout { url: "u".into() }
+                .throttle()
+                .is_some()
+        );
+        assert!(status(500).throttle().is_none() && status(404).throttle().is_none());
+        let transport = HorizonError::Transport {
+            url: "u".into(),
+            detail: "reset".into(),
+        };
+        assert!(transport.throttle().is_none());
+    }
+}

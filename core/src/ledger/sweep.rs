@@ -210,7 +210,12 @@ impl Ledger {
     /// waiting on a limit, not stuck. The sweeper leaves it alone until then (`next_check_at`,
     /// never moved earlier) and its count of sweeps without movement starts over. Any process
     /// sees this: the ledger is the deployment's one record of it.
-    pub async fn throttled(&self, kind: Swept, subject: &str, until: i64) -> Result<(), LedgerError> {
+    pub async fn throttled(
+        &self,
+        kind: Swept,
+        subject: &str,
+        until: i64,
+    ) -> Result<(), LedgerError> {
         sqlx::query(kind.postpone_sql())
             .bind(subject)
             .bind(until)

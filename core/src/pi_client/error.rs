@@ -476,6 +476,28 @@ mod tests {
     use crate::pi_client::error::*;
 
     #[test]
+    fn only_429_503_504_and_timeouts_are_throttling() {
+        let throttled = |e: PiError| e.throttle().is_some();
+        let wait = Some(Duration::from_secs(2));
+        let e = PiError::TooManyRequests { retry_after: wait };
+        assert_eq!(e.throttle().and_then(|t| t.retry_after), wait);
+        let server = |status| PiError::Server {
+            status,
+            detail: String::new(),
+        };
+        assert!(throttled(server(503)) && throttled(server(504)));
+        assert!(throttled(PiError::RetriesExhausted {
+            attempts: 5,
+            last: Box::new(PiError::Timeout),
+        }));
+        assert!(!throttled(server(500)));
+        assert!(!throttled(PiError::Connection {
+            detail: "reset".into()
+        }));
+        assert!(!throttled(PiError::PaymentNotFound));
+    }
+
+    #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(

@@ -90,7 +90,9 @@ pub(crate) async fn sweep(
                 Ok(_) | Err(LedgerError::InvalidTransition(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            r.ledger.clear_sweep(Swept::Payment, row.id.as_str()).await?;
+            r.ledger
+                .clear_sweep(Swept::Payment, row.id.as_str())
+                .await?;
             summary.gave_up.push(format!("payment:{}", row.id));
             continue;
         }
