@@ -21,6 +21,10 @@
 //! `op_no_destination`, …) end as `failed` with a readable reason and a `payout.failed` event;
 //! after an in-ledger failure the Pi payment is cancelled so the Pioneer is not blocked. Transient
 //! failures come back as [`StepOutcome::RetryAt`] with exponential backoff; after
+//! [`PayoutConfig::max_attempts`] of them in one step the payout goes to `needs_attention`.
+//! Throttling (429, 503, a timeout from Pi or Horizon) is not a failure: it is a
+//! [`StepOutcome::RetryAt`] after the `Retry-After` (or a backoff) that never counts towards
+//! that cap (`retry_later_on`, see [`crate::throttle`]).
 
 use super::config::PayoutConfig;
 use super::error::PayoutError;
