@@ -12,9 +12,9 @@ use std::time::Duration;
 
 /// Three attempts at most, short backoffs, and no retries inside the Pi client, so every
 /// throttled answer reaches the job.
-fn tight() -> Options {
+fn tight(stack: Stack) -> Options {
     Options {
-        stack: Stack::Embedded,
+        stack,
         pi_retry: pi_payments_core::retry::RetryPolicy::none(),
         retry: JobRetry {
             max_attempts: 3,
@@ -25,9 +25,9 @@ fn tight() -> Options {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_throttled_u2a_payment_completes_without_using_attempts() {
-    let h = Harness::start(tight()).await;
+/// Run on both stacks (the ledger's throttle bookkeeping is SQL on SQLite and Postgres).
+async fn a_throttled_u2a_payment_completes_without_using_attempts(stack: Stack) {
+    let h = Harness::start(tight(stack)).await;
     let token = h.token("tess").await;
     let id = h.create_u2a("tess", "1", json!({})).await;
 
@@ -76,8 +76,18 @@ async fn a_throttled_u2a_payment_completes_without_using_attempts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_u2a_payment_completes_without_using_attempts_embedded() {
+    a_throttled_u2a_payment_completes_without_using_attempts(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_u2a_payment_completes_without_using_attempts_served() {
+    a_throttled_u2a_payment_completes_without_using_attempts(Stack::Served).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured_and_still_not_an_attempt() {
-    let h = Harness::start(tight()).await;
+    let h = Harness::start(tight(Stack::Embedded)).await;
     let token = h.token("ruth").await;
     let id = h.create_u2a("ruth", "1", json!({})).await;
     // pi-sim's own limiter: 2 requests a second on the app's key, answered 429 with
@@ -107,7 +117,7 @@ async fn retry_after_is_honoured_and_still_not_an_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_failures_still_count_between_throttles() {
-    let h = Harness::start(tight()).await;
+    let h = Harness::start(tight(Stack::Embedded)).await;
     let token = h.token("uma").await;
     let id = h.create_u2a("uma", "1", json!({})).await;
     // Throttled answers are served first, then two 500s: those two count, the throttles don't.

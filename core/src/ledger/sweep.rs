@@ -41,11 +41,11 @@ impl Swept {
         match self {
             Swept::Payment => {
                 "UPDATE payments SET next_check_at = CASE WHEN next_check_at > $2 \
-                 THEN next_check_at ELSE $2 END WHERE id = $1"
+                 THEN next_check_at ELSE $2 END WHERE id = $1 RETURNING next_check_at"
             }
             Swept::Payout => {
                 "UPDATE payouts SET next_check_at = CASE WHEN next_check_at > $2 \
-                 THEN next_check_at ELSE $2 END WHERE id = $1"
+                 THEN next_check_at ELSE $2 END WHERE id = $1 RETURNING next_check_at"
             }
         }
     }
@@ -209,19 +209,21 @@ impl Ledger {
     /// A job for row `subject` was throttled and runs again at `until` (unix ms): the row is
     /// waiting on a limit, not stuck. The sweeper leaves it alone until then (`next_check_at`,
     /// never moved earlier) and its count of sweeps without movement starts over. Any process
-    /// sees this: the ledger is the deployment's one record of it.
+    /// sees this: the ledger is the deployment's one record of it. Returns the row's
+    /// `next_check_at` now (`None` for an unknown row).
     pub async fn throttled(
         &self,
         kind: Swept,
         subject: &str,
         until: i64,
-    ) -> Result<(), LedgerError> {
-        sqlx::query(kind.postpone_sql())
+    ) -> Result<Option<i64>, LedgerError> {
+        let held: Option<Option<i64>> = sqlx::query_scalar(kind.postpone_sql())
             .bind(subject)
             .bind(until)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        self.clear_sweep(kind, subject).await
+        self.clear_sweep(kind, subject).await?;
+        Ok(held.flatten())
     }
 
     /// Drop sweep counters nobody touched since `before` (their rows settled long ago).

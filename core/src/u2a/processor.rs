@@ -138,17 +138,17 @@ impl U2aProcessor {
         tracing::info!(%reason, delay_ms = delay.as_millis() as u64, "throttled; waiting");
         let until = now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
         let ledger = &self.deps.ledger;
-        // The history shows the first throttled try of a run of them (not every one); the
-        // sweeper is held off after each. Best effort: the wait happens either way.
-        let noted = if throttles == 0 {
-            ledger
-                .note(id, "throttled", Some(&reason), attempt as i64, Some(until))
+        // Held off the sweeper (never earlier than it was) and its sweep count starts over; the
+        // history shows the first throttled try of a run of them, not every one. Best effort:
+        // the wait happens either way.
+        let recorded = match ledger.throttled(Swept::Payment, id.as_str(), until).await {
+            Ok(held) if throttles == 0 => ledger
+                .note(id, "throttled", Some(&reason), attempt as i64, held)
                 .await
-                .map(drop)
-        } else {
-            Ok(())
+                .map(drop),
+            other => other.map(drop),
         };
-        if let Err(e) = noted.and(ledger.throttled(Swept::Payment, id.as_str(), until).await) {
+        if let Err(e) = recorded {
             tracing::debug!(error = %e, "could not record the throttled try");
         }
         U2aOutcome::Throttled { reason, delay }
