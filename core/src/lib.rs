@@ -21,6 +21,7 @@ pub mod reconcile;
 pub mod secret;
 pub mod state;
 pub mod stellar;
+pub mod throttle;
 pub mod u2a;
 pub mod wal_checkpoint;
 

@@ -78,6 +78,11 @@ pub struct FaultKnobs {
     pub fail_next: u32,
     /// The next N faulted requests are dropped after the handler.
     pub drop_next: u32,
+    /// The next N faulted requests get a 429 WITHOUT `Retry-After` (throttling that does not
+    /// say how long; `rate_limit` sends one).
+    pub throttle_next: u32,
+    /// The next N faulted requests get a 503 (an overloaded server).
+    pub unavailable_next: u32,
     /// Only these endpoints are faulted; `None` = all.
     pub endpoints: Option<Vec<String>>,
     /// Only these listeners are faulted.
@@ -101,6 +106,8 @@ pub struct FaultUpdate {
     pub drop_rate: Option<f64>,
     pub fail_next: Option<u32>,
     pub drop_next: Option<u32>,
+    pub throttle_next: Option<u32>,
+    pub unavailable_next: Option<u32>,
     #[serde(default, deserialize_with = "present")]
     pub endpoints: Option<Option<Vec<String>>>,
     pub targets: Option<Vec<Target>>,
@@ -157,6 +164,10 @@ pub enum Verdict {
     RateLimited(u64),
     /// Answer 500 without running the handler.
     Fail,
+    /// Answer 429 without `Retry-After` (`throttle_next`).
+    Throttled,
+    /// Answer 503 without running the handler (`unavailable_next`).
+    Unavailable,
 }
 
 /// The knobs plus the state their decisions need (RNG, rate windows).
@@ -203,6 +214,12 @@ impl Faults {
         }
         if let Some(v) = u.drop_next {
             k.drop_next = v;
+        }
+        if let Some(v) = u.throttle_next {
+            k.throttle_next = v;
+        }
+        if let Some(v) = u.unavailable_next {
+            k.unavailable_next = v;
         }
         if let Some(v) = u.endpoints {
             k.endpoints = v;
@@ -266,6 +283,14 @@ impl Faults {
             }
             window.push_back(now);
         }
+        if self.knobs.throttle_next > 0 {
+            self.knobs.throttle_next -= 1;
+            return (latency, Verdict::Throttled);
+        }
+        if self.knobs.unavailable_next > 0 {
+            self.knobs.unavailable_next -= 1;
+            return (latency, Verdict::Unavailable);
+        }
         if self.knobs.fail_next > 0 {
             self.knobs.fail_next -= 1;
             return (latency, Verdict::Fail);
@@ -301,6 +326,8 @@ mod tests {
             drop_rate: 0.0,
             fail_next: 0,
             drop_next: 0,
+            throttle_next: 0,
+            unavailable_next: 0,
             endpoints: None,
             targets: vec![Target::Platform],
             seed: 7,
@@ -362,5 +389,21 @@ mod tests {
         assert!(!f.drop_after(Target::Platform, "me"));
         assert!(f.drop_after(Target::Platform, "approve"));
         assert!(!f.drop_after(Target::Platform, "approve"));
+    }
+
+    #[test]
+    fn throttle_and_unavailable_next_come_before_injected_500s() {
+        let mut f = Faults::new(FaultKnobs {
+            throttle_next: 1,
+            unavailable_next: 1,
+            fail_next: 1,
+            ..knobs()
+        });
+        let t = Instant::now();
+        let mut next = || f.before(Target::Platform, "approve", "Key a", t).1;
+        assert_eq!(next(), Verdict::Throttled);
+        assert_eq!(next(), Verdict::Unavailable);
+        assert_eq!(next(), Verdict::Fail);
+        assert_eq!(next(), Verdict::Pass);
     }
 }

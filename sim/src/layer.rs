@@ -135,7 +135,15 @@ pub async fn fault_layer(
     match verdict {
         Verdict::RateLimited(retry_after) => {
             finish(payment.as_deref(), Outcome::RateLimited);
-            return too_many_requests(target, retry_after);
+            return too_many_requests(target, Some(retry_after));
+        }
+        Verdict::Throttled => {
+            finish(payment.as_deref(), Outcome::RateLimited);
+            return too_many_requests(target, None);
+        }
+        Verdict::Unavailable => {
+            finish(payment.as_deref(), Outcome::Answered(503));
+            return unavailable(target);
         }
         Verdict::Fail => {
             finish(payment.as_deref(), Outcome::Injected500);
@@ -162,12 +170,16 @@ pub async fn fault_layer(
     response
 }
 
-fn too_many_requests(target: Target, retry_after: u64) -> Response {
+/// 429 in the target's error shape, with `Retry-After` when given.
+fn too_many_requests(target: Target, retry_after: Option<u64>) -> Response {
     let mut response = match target {
         Target::Platform => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
-            format!("Rate limit exceeded; retry after {retry_after} s"),
+            match retry_after {
+                Some(s) => format!("Rate limit exceeded; retry after {s} s"),
+                None => "Rate limit exceeded; slow down".to_string(),
+            },
         )
         .into_response(),
         Target::Horizon => horizon_problem(
@@ -177,10 +189,31 @@ fn too_many_requests(target: Target, retry_after: u64) -> Response {
             "The rate limit for the requesting IP address is over its alloted limit. Retry after the Retry-After header's seconds.",
         ),
     };
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-    response
+}
+
+/// 503 (`unavailable_next`) in the target's error shape: nothing changed.
+fn unavailable(target: Target) -> Response {
+    let detail = "Injected overload (pi-sim unavailable_next); nothing changed, retry later";
+    match target {
+        Target::Platform => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            detail,
+        )
+        .into_response(),
+        Target::Horizon => horizon_problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "Service Unavailable",
+            detail,
+        ),
+    }
 }
 
 fn injected_500(target: Target) -> Response {

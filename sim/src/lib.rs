@@ -175,6 +175,8 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         drop_rate: config.drop_rate,
         fail_next: 0,
         drop_next: 0,
+        throttle_next: 0,
+        unavailable_next: 0,
         endpoints: None,
         targets: config.fault_targets.clone(),
         seed: config.seed.unwrap_or_else(rand::random),

@@ -22,7 +22,8 @@ impl HandlerCtx {
     pub(crate) fn new(deps: WorkerDeps, queue: Queue, webhook_nudge: Arc<Notify>) -> HandlerCtx {
         HandlerCtx {
             retry: deps.retry,
-            u2a: U2aProcessor::new(deps.u2a(), deps.retry.max_attempts),
+            u2a: U2aProcessor::new(deps.u2a(), deps.retry.max_attempts)
+                .with_throttle_backoff(deps.retry.base_delay, deps.retry.max_delay),
             deps,
             queue,
             webhook_nudge,

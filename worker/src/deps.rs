@@ -15,9 +15,10 @@ pub struct JobRetry {
     /// Total tries of one job (the first included); at the last failed one the payment goes to
     /// `needs_attention`.
     pub max_attempts: u32,
-    /// First backoff; doubles per try, with jitter.
+    /// First backoff; doubles per try, with jitter. Also the first wait of a U2A step that Pi
+    /// or Horizon throttled without a `Retry-After` (a wait that is not a try).
     pub base_delay: Duration,
-    /// Backoff ceiling.
+    /// Backoff ceiling (also of throttled waits).
     pub max_delay: Duration,
 }
 

@@ -1,6 +1,8 @@
 //! The U2A job handlers' adapter: core's [`U2aProcessor`](pi_payments_core::u2a::U2aProcessor)
 //! decides every step (see `pi_payments_core::u2a`); this turns its outcome into what apalis
-//! needs: done, a failed attempt to retry with backoff, or an aborted job.
+//! needs: done, a failed attempt to retry with backoff, or an aborted job. A throttled step is
+//! none of these: the handler waits (as the same attempt, holding its slot, which is what slowing
+//! down means) and runs the step again, so apalis never counts it.
 
 use crate::context::HandlerCtx;
 use apalis::prelude::{AbortError, Attempt, BoxDynError};
@@ -14,7 +16,21 @@ pub(crate) async fn run(
     attempt: &Attempt,
     ctx: &HandlerCtx,
 ) -> Result<(), BoxDynError> {
-    match ctx.u2a.run(step, payment_id, attempt.current()).await {
+    let mut throttles = 0u32;
+    let outcome = loop {
+        let outcome = ctx
+            .u2a
+            .run_after_throttles(step, payment_id, attempt.current(), throttles)
+            .await;
+        match outcome {
+            U2aOutcome::Throttled { delay, .. } => {
+                tokio::time::sleep(delay).await;
+                throttles = throttles.saturating_add(1);
+            }
+            other => break other,
+        }
+    };
+    match outcome {
         U2aOutcome::Done => {
             // Any transition may have written an outbox event.
             ctx.webhook_nudge.notify_one();
@@ -27,6 +43,8 @@ pub(crate) async fn run(
             }
             Err(Box::new(AbortError::new(GaveUp(reason))))
         }
+        // The loop above only ends on another outcome.
+        U2aOutcome::Throttled { reason, .. } => Err(reason.into()),
     }
 }
 

@@ -4,6 +4,7 @@
 //! still land: resubmit the same envelope").
 
 use crate::stellar::TxFailure;
+use crate::throttle::{Throttle, Throttling, is_throttling_status};
 
 /// Errors talking to Horizon (other than submission, see [`SubmitError`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +61,20 @@ impl HorizonError {
     }
 }
 
+impl Throttling for HorizonError {
+    /// 429, 503/504 and timeouts only ask us to slow down (Horizon sends no `Retry-After` we
+    /// keep); other errors are failures.
+    fn throttle(&self) -> Option<Throttle> {
+        match self {
+            HorizonError::Timeout { .. } => Some(Throttle { retry_after: None }),
+            HorizonError::Status { status, .. } if is_throttling_status(*status) => {
+                Some(Throttle { retry_after: None })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Why `POST /transactions` did not confirm the transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -97,5 +112,31 @@ impl SubmitError {
             SubmitError::Failed { failure, .. } => !failure.is_definite(),
             SubmitError::Malformed(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::horizon::error::*;
+
+    #[test]
+    fn throttling_is_429_503_504_and_timeouts() {
+        let status = |status| HorizonError::Status {
+            url: "u".into(),
+            status,
+            detail: String::new(),
+        };
+        assert!(status(429).throttle().is_some() && status(503).throttle().is_some());
+        assert!(
+            HorizonError::Timeout { url: "u".into() }
+                .throttle()
+                .is_some()
+        );
+        assert!(status(500).throttle().is_none() && status(404).throttle().is_none());
+        let transport = HorizonError::Transport {
+            url: "u".into(),
+            detail: "reset".into(),
+        };
+        assert!(transport.throttle().is_none());
     }
 }

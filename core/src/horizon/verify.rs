@@ -6,6 +6,7 @@ use super::error::HorizonError;
 use super::records::{PaymentOp, TxInfo};
 use crate::amount::PiAmount;
 use crate::ids::Txid;
+use crate::throttle::{Throttle, Throttling};
 
 /// A U2A transaction that passed [`HorizonClient::verify_payment`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +90,17 @@ impl VerificationProblem {
             VerificationProblem::Horizon(e) => e.is_transient(),
             VerificationProblem::NotFound(_) => true,
             _ => false,
+        }
+    }
+}
+
+impl Throttling for VerificationProblem {
+    /// Horizon throttling us while we verify (a transaction not on Horizon yet is a failure of
+    /// this try, not throttling).
+    fn throttle(&self) -> Option<Throttle> {
+        match self {
+            VerificationProblem::Horizon(e) => e.throttle(),
+            _ => None,
         }
     }
 }

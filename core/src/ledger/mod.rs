@@ -60,3 +60,4 @@ pub use payouts::{PayoutEventRow, PayoutFilter, PayoutRow};
 pub use pioneers::PioneerRow;
 pub use reconcile::{FindingRow, RunRow};
 pub use sessions::{NewSession, SessionRow};
+pub use sweep::Swept;

@@ -2,6 +2,10 @@
 //! the per-row counters of how many sweeps found a row unchanged (migration `0004_reconcile.sql`).
 //! Which states count as "should be moving" comes from the state machine
 //! ([`PaymentState::IN_FLIGHT`], [`PayoutState::IN_FLIGHT`]).
+//!
+//! A row whose job was throttled ([`Ledger::throttled`]) is waiting on a limit, not stuck: its
+//! `next_check_at` holds the sweeper off until the job runs again, and its counter starts over,
+//! so time spent throttled never adds up to "sweeps without movement".
 
 use super::callbacks::CallbackStep;
 use super::clock::now_ms;
@@ -13,6 +17,39 @@ use super::sql_list::sql_list;
 use crate::state::{PaymentState, PayoutState};
 use sqlx::any::AnyRow;
 use std::sync::LazyLock;
+
+/// The rows the sweeper watches (the `kind` of its counters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Swept {
+    /// A U2A payment (`payments`).
+    Payment,
+    /// An A2U payout (`payouts`).
+    Payout,
+}
+
+impl Swept {
+    /// The counter's `kind`.
+    fn kind(self) -> &'static str {
+        match self {
+            Swept::Payment => "payment",
+            Swept::Payout => "payout",
+        }
+    }
+
+    /// Push the row's `next_check_at` out to `$2` (never earlier than it already is).
+    fn postpone_sql(self) -> &'static str {
+        match self {
+            Swept::Payment => {
+                "UPDATE payments SET next_check_at = CASE WHEN next_check_at > $2 \
+                 THEN next_check_at ELSE $2 END WHERE id = $1 RETURNING next_check_at"
+            }
+            Swept::Payout => {
+                "UPDATE payouts SET next_check_at = CASE WHEN next_check_at > $2 \
+                 THEN next_check_at ELSE $2 END WHERE id = $1 RETURNING next_check_at"
+            }
+        }
+    }
+}
 
 /// The rows of `table` in `states` unchanged since `$1` and not postponed past `$2` (its
 /// `next_check_at`), oldest first, at most `$3`; `cols` are the columns its decoder reads.
@@ -137,7 +174,7 @@ impl Ledger {
     /// row found it unchanged (1 the first time, or after the row moved).
     pub(crate) async fn bump_sweep(
         &self,
-        kind: &str,
+        kind: Swept,
         subject: &str,
         updated_at: i64,
     ) -> Result<i64, LedgerError> {
@@ -150,7 +187,7 @@ impl Ledger {
                seen_updated_at = $3, last_at = $4 \
              RETURNING sweeps",
         )
-        .bind(kind)
+        .bind(kind.kind())
         .bind(subject)
         .bind(updated_at)
         .bind(now_ms())
@@ -160,13 +197,33 @@ impl Ledger {
     }
 
     /// Forget a row's sweep counter (it was settled or handed to a person).
-    pub(crate) async fn clear_sweep(&self, kind: &str, subject: &str) -> Result<(), LedgerError> {
+    pub(crate) async fn clear_sweep(&self, kind: Swept, subject: &str) -> Result<(), LedgerError> {
         sqlx::query("DELETE FROM reconcile_sweeps WHERE kind = $1 AND subject = $2")
-            .bind(kind)
+            .bind(kind.kind())
             .bind(subject)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// A job for row `subject` was throttled and runs again at `until` (unix ms): the row is
+    /// waiting on a limit, not stuck. The sweeper leaves it alone until then (`next_check_at`,
+    /// never moved earlier) and its count of sweeps without movement starts over. Any process
+    /// sees this: the ledger is the deployment's one record of it. Returns the row's
+    /// `next_check_at` now (`None` for an unknown row).
+    pub async fn throttled(
+        &self,
+        kind: Swept,
+        subject: &str,
+        until: i64,
+    ) -> Result<Option<i64>, LedgerError> {
+        let held: Option<Option<i64>> = sqlx::query_scalar(kind.postpone_sql())
+            .bind(subject)
+            .bind(until)
+            .fetch_optional(&self.pool)
+            .await?;
+        self.clear_sweep(kind, subject).await?;
+        Ok(held.flatten())
     }
 
     /// Drop sweep counters nobody touched since `before` (their rows settled long ago).

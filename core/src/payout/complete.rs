@@ -50,7 +50,7 @@ impl PayoutProcessor {
                         .await
                     }
                     Err(e2) if e2.is_retryable() => {
-                        self.retry_later(row, "pi_get_failed", &e2.to_string(), e2.retry_after())
+                        self.retry_later_on(row, "pi_get_failed", &e2)
                             .await
                     }
                     Err(e2) => self.give_up(row, format!("confirming completion failed: {e2}")).await,
@@ -59,7 +59,7 @@ impl PayoutProcessor {
                 | PiError::VerificationFailed {
                     verification_error: VerificationError::TransactionNotFound,
                 } => {
-                    self.retry_later(row, "pi_not_verified_yet", &e.to_string(), e.retry_after())
+                    self.retry_later_on(row, "pi_not_verified_yet", &e)
                         .await
                 }
                 PiError::CancelledPayment => {
@@ -72,7 +72,7 @@ impl PayoutProcessor {
                     .await
                 }
                 _ if e.is_retryable() => {
-                    self.retry_later(row, "pi_complete_failed", &e.to_string(), e.retry_after())
+                    self.retry_later_on(row, "pi_complete_failed", &e)
                         .await
                 }
                 _ => {

@@ -141,7 +141,7 @@ impl PayoutProcessor {
                         Ok(p) => p,
                         Err(e) => {
                             return self
-                                .retry_later(row, "pi_list_failed", &e.to_string(), e.retry_after())
+                                .retry_later_on(row, "pi_list_failed", &e)
                                 .await;
                         }
                     },
@@ -198,11 +198,11 @@ impl PayoutProcessor {
                     .await
             }
             PiError::TooManyPayments | PiError::TooManyCancelledPayments => {
-                self.retry_later(row, "pi_too_many", &e.to_string(), e.retry_after())
+                self.retry_later_on(row, "pi_too_many", &e)
                     .await
             }
             _ if e.is_retryable() => {
-                self.retry_later(row, "pi_create_failed", &e.to_string(), e.retry_after())
+                self.retry_later_on(row, "pi_create_failed", &e)
                     .await
             }
             _ => {

@@ -20,6 +20,7 @@
 
 use crate::horizon::{HorizonClient, HorizonError, SubmitError, SubmitOk};
 use crate::stellar::Wallet;
+use crate::throttle::{Throttle, Throttling};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -43,6 +44,16 @@ pub enum SequenceError {
         "source account {0} does not exist on chain: fund it (the app wallet) or recreate the channel with `pi-payments channels create`"
     )]
     NoAccount(String),
+}
+
+impl Throttling for SequenceError {
+    /// Horizon throttling the account read.
+    fn throttle(&self) -> Option<Throttle> {
+        match self {
+            SequenceError::Horizon(e) => e.throttle(),
+            SequenceError::NoAccount(_) => None,
+        }
+    }
 }
 
 /// Exclusive use of one source account until dropped.

@@ -21,6 +21,10 @@
 //! `op_no_destination`, …) end as `failed` with a readable reason and a `payout.failed` event;
 //! after an in-ledger failure the Pi payment is cancelled so the Pioneer is not blocked. Transient
 //! failures come back as [`StepOutcome::RetryAt`] with exponential backoff; after
+//! [`PayoutConfig::max_attempts`] of them in one step the payout goes to `needs_attention`.
+//! Throttling (429, 503, a timeout from Pi or Horizon) is not a failure: it is a
+//! [`StepOutcome::RetryAt`] after the `Retry-After` (or a backoff) that never counts towards
+//! that cap (`retry_later_on`, see [`crate::throttle`]).
 
 use super::config::PayoutConfig;
 use super::error::PayoutError;
@@ -30,11 +34,12 @@ use super::outcome::{Flow, StepOutcome};
 use crate::horizon::{HorizonClient, HorizonError};
 use crate::ids::{PaymentId, PayoutId};
 use crate::ledger::{
-    Ledger, LedgerError, PayoutApplied, PayoutNote, PayoutPatch, PayoutRow, now_ms,
+    Ledger, LedgerError, PayoutApplied, PayoutNote, PayoutPatch, PayoutRow, Swept, now_ms,
 };
 use crate::pi_client::{PiClient, PiError};
 use crate::state::{PayoutState, PayoutTransition};
 use crate::stellar::{Network, PI_BASE_FEE_STROOPS, Wallet};
+use crate::throttle::Throttling;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -236,6 +241,30 @@ impl PayoutProcessor {
             .await
     }
 
+    /// A failure of the current step caused by `e`: when it only asks us to slow down (429,
+    /// 503, a timeout from Pi or Horizon) wait, uncounted, for its `Retry-After` or a backoff
+    /// (throttling is waiting, not failing; see [`crate::throttle`]); otherwise
+    /// [`retry_later`](Self::retry_later).
+    pub(super) async fn retry_later_on<E: Throttling>(
+        &self,
+        row: &PayoutRow,
+        cause: &str,
+        e: &E,
+    ) -> Result<Flow, PayoutError> {
+        let Some(throttle) = e.throttle() else {
+            return self.retry_later(row, cause, &e.to_string(), None).await;
+        };
+        let delay = throttle.delay(0, self.config.base_backoff, self.config.max_backoff);
+        let until = now_ms().saturating_add(millis(delay));
+        tracing::info!(payout_id = %row.id, ?delay, "{cause}: throttled, waiting: {e}");
+        // Held off the sweeper like any wait, and its sweep count starts over.
+        self.ledger
+            .throttled(Swept::Payout, row.id.as_str(), until)
+            .await?;
+        self.wait(row, "throttled", &format!("{cause}: {e}"), delay, false)
+            .await
+    }
+
     /// Wait without counting a failure (an envelope in flight, a payout of ours ahead).
     pub(super) async fn wait(
         &self,
@@ -323,6 +352,9 @@ impl PayoutProcessor {
                         ),
                     )
                     .await;
+            }
+            if e.throttle().is_some() {
+                return self.retry_later_on(row, "pi_cancel_failed", &e).await;
             }
             return self
                 .retry_later(

@@ -41,9 +41,7 @@ impl PayoutProcessor {
         let fee = match self.base_fee().await {
             Ok(f) => f,
             Err(e) => {
-                return self
-                    .retry_later(row, "horizon_fee_failed", &e.to_string(), None)
-                    .await;
+                return self.retry_later_on(row, "horizon_fee_failed", &e).await;
             }
         };
         let mut lane = self.lanes.acquire_for_payment().await;
@@ -57,9 +55,7 @@ impl PayoutProcessor {
             }
             Err(e) => {
                 drop(lane);
-                return self
-                    .retry_later(row, "horizon_account_failed", &e.to_string(), None)
-                    .await;
+                return self.retry_later_on(row, "horizon_account_failed", &e).await;
             }
         };
         let source = lane.account().to_string();
@@ -148,9 +144,7 @@ impl PayoutProcessor {
                         .await;
                 }
                 Err(e) => {
-                    return self
-                        .retry_later(row, "horizon_lookup_failed", &e.to_string(), None)
-                        .await;
+                    return self.retry_later_on(row, "horizon_lookup_failed", &e).await;
                 }
             }
         }
@@ -282,9 +276,7 @@ impl PayoutProcessor {
                     .await;
             }
             Err(e) => {
-                return self
-                    .retry_later(row, "horizon_account_failed", &e.to_string(), None)
-                    .await;
+                return self.retry_later_on(row, "horizon_account_failed", &e).await;
             }
         };
         if account.sequence < sequence {
@@ -308,7 +300,7 @@ impl PayoutProcessor {
                 )
                 .await
             }
-            Err(e) => self.retry_later(row, "horizon_lookup_failed", &e.to_string(), None).await,
+            Err(e) => self.retry_later_on(row, "horizon_lookup_failed", &e).await,
         }
     }
 
@@ -352,10 +344,7 @@ impl PayoutProcessor {
                 .await?;
                 Ok(Flow::Continue)
             }
-            Err(e) => {
-                self.retry_later(row, "horizon_scan_failed", &e.to_string(), None)
-                    .await
-            }
+            Err(e) => self.retry_later_on(row, "horizon_scan_failed", &e).await,
         }
     }
 

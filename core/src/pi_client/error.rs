@@ -2,6 +2,7 @@
 //! pi-platform.md §3, plus transport failures. Decoding never assumes a JSON body.
 
 use crate::dto::PaymentDto;
+use crate::throttle::{Throttle, Throttling, is_throttling_status};
 use std::fmt;
 use std::time::Duration;
 
@@ -303,6 +304,25 @@ impl PiError {
     }
 }
 
+impl Throttling for PiError {
+    /// 429, 503/504 and timeouts (also as the last error of `RetriesExhausted`) only ask us to
+    /// slow down; other 5xx, dropped connections and business errors are failures.
+    fn throttle(&self) -> Option<Throttle> {
+        match self.root() {
+            PiError::TooManyRequests { retry_after } => Some(Throttle {
+                retry_after: *retry_after,
+            }),
+            PiError::Timeout => Some(Throttle { retry_after: None }),
+            PiError::Server { status, .. } | PiError::NonJson { status, .. }
+                if is_throttling_status(*status) =>
+            {
+                Some(Throttle { retry_after: None })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Pi's JSON error body; every field optional because error bodies vary.
 #[derive(serde::Deserialize)]
 struct ErrorBody {
@@ -454,6 +474,28 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use crate::pi_client::error::*;
+
+    #[test]
+    fn only_429_503_504_and_timeouts_are_throttling() {
+        let throttled = |e: PiError| e.throttle().is_some();
+        let wait = Some(Duration::from_secs(2));
+        let e = PiError::TooManyRequests { retry_after: wait };
+        assert_eq!(e.throttle().and_then(|t| t.retry_after), wait);
+        let server = |status| PiError::Server {
+            status,
+            detail: String::new(),
+        };
+        assert!(throttled(server(503)) && throttled(server(504)));
+        assert!(throttled(PiError::RetriesExhausted {
+            attempts: 5,
+            last: Box::new(PiError::Timeout),
+        }));
+        assert!(!throttled(server(500)));
+        assert!(!throttled(PiError::Connection {
+            detail: "reset".into()
+        }));
+        assert!(!throttled(PiError::PaymentNotFound));
+    }
 
     #[test]
     fn retry_after_forms() {

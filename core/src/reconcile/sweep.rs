@@ -9,7 +9,9 @@
 //!
 //! Every re-enqueue is a line in the row's history (`sweep_requeued`) and postpones the row by
 //! `STUCK_AFTER`, so a job gets time to run. A row re-enqueued `max_sweeps` times while its
-//! `updated_at` never changed goes to `needs_attention` (`gave_up`), history and all.
+//! `updated_at` never changed goes to `needs_attention` (`gave_up`), history and all. A row whose
+//! job was throttled is waiting on a limit, not stuck: its `next_check_at` keeps it out of the
+//! sweep until the job runs again, and its count starts over (see [`crate::throttle`]).
 
 use super::config::ms;
 use super::error::ReconcileError;
@@ -17,7 +19,9 @@ use super::reconciler::Reconciler;
 use super::summary::RunSummary;
 use crate::ids::PayoutId;
 use crate::jobs::Job;
-use crate::ledger::{LedgerError, PaymentPatch, PaymentRow, PayoutNote, PayoutPatch, now_ms};
+use crate::ledger::{
+    LedgerError, PaymentPatch, PaymentRow, PayoutNote, PayoutPatch, Swept, now_ms,
+};
 use crate::state::{PaymentState, PayoutTransition, Transition};
 use std::collections::HashSet;
 
@@ -60,7 +64,7 @@ pub(crate) async fn sweep(
         };
         let sweeps = r
             .ledger
-            .bump_sweep("payment", row.id.as_str(), row.updated_at)
+            .bump_sweep(Swept::Payment, row.id.as_str(), row.updated_at)
             .await?;
         let unchanged_s = (now - row.updated_at) / 1000;
         if sweeps > r.config.max_sweeps {
@@ -86,7 +90,9 @@ pub(crate) async fn sweep(
                 Ok(_) | Err(LedgerError::InvalidTransition(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            r.ledger.clear_sweep("payment", row.id.as_str()).await?;
+            r.ledger
+                .clear_sweep(Swept::Payment, row.id.as_str())
+                .await?;
             summary.gave_up.push(format!("payment:{}", row.id));
             continue;
         }
@@ -115,7 +121,7 @@ pub(crate) async fn sweep(
     {
         let sweeps = r
             .ledger
-            .bump_sweep("payout", row.id.as_str(), row.updated_at)
+            .bump_sweep(Swept::Payout, row.id.as_str(), row.updated_at)
             .await?;
         let unchanged_s = (now - row.updated_at) / 1000;
         if sweeps > r.config.max_sweeps {
@@ -141,7 +147,7 @@ pub(crate) async fn sweep(
                 Ok(_) | Err(LedgerError::InvalidPayoutTransition(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            r.ledger.clear_sweep("payout", row.id.as_str()).await?;
+            r.ledger.clear_sweep(Swept::Payout, row.id.as_str()).await?;
             summary.gave_up.push(format!("payout:{}", row.id));
             continue;
         }

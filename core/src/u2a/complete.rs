@@ -10,6 +10,7 @@ use crate::ids::{PaymentId, Txid};
 use crate::ledger::PaymentPatch;
 use crate::pi_client::PiError;
 use crate::state::{PaymentState, Transition};
+use crate::throttle::Throttling;
 
 /// Complete a payment the ledger holds as `completing` (its txid recorded by the complete
 /// callback); any other state means completion is not due.
@@ -123,19 +124,25 @@ async fn verify_on_chain(
     txid: &Txid,
     amount: PiAmount,
 ) -> StepResult {
-    match deps
+    let Err(e) = deps
         .horizon
         .verify_payment(txid, id.as_str(), &deps.app_wallet, amount)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(e @ VerificationProblem::NotFound(_)) => Err(StepError::Transient(format!(
+    else {
+        return Ok(());
+    };
+    if let Some(throttle) = e.throttle() {
+        let reason = format!("Horizon asked us to slow down: {e}");
+        return Err(StepError::Throttled(reason, throttle));
+    }
+    match e {
+        e @ VerificationProblem::NotFound(_) => Err(StepError::Transient(format!(
             "the transaction is not on Horizon yet: {e}"
         ))),
-        Err(e) if e.is_retryable() => Err(StepError::Transient(format!(
+        e if e.is_retryable() => Err(StepError::Transient(format!(
             "Horizon could not be read: {e}"
         ))),
-        Err(e) => Err(StepError::Attention(format!(
+        e => Err(StepError::Attention(format!(
             "the transaction does not pay this payment ({}): {e}",
             e.code()
         ))),

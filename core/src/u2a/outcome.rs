@@ -3,6 +3,8 @@
 
 use crate::ledger::LedgerError;
 use crate::pi_client::PiError;
+use crate::throttle::{Throttle, Throttling};
+use std::time::Duration;
 
 /// What the job that ran a step should do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +16,16 @@ pub enum U2aOutcome {
     Retry {
         /// What failed, for the queue's record of the attempt.
         reason: String,
+    },
+    /// Pi or Horizon asked us to slow down (429, 503, a timeout): run the step again after
+    /// `delay` as the SAME attempt. Throttling is waiting, not failing: it is never counted
+    /// towards the attempt cap, and the payment's `next_check_at` keeps the sweeper off it
+    /// meanwhile.
+    Throttled {
+        /// What was throttled, for the log.
+        reason: String,
+        /// How long to wait: the server's `Retry-After`, or a backoff.
+        delay: Duration,
     },
     /// Retrying will not help (a definite problem, or the attempt cap was reached): stop the
     /// job for good. The payment was moved to `needs_attention` with `reason`, unless it had
@@ -34,6 +46,8 @@ pub(crate) enum StepError {
     Transient(String),
     /// Will not work by retrying: the payment needs a person now.
     Attention(String),
+    /// The server asked us to slow down: wait and run the step again, uncounted.
+    Throttled(String, Throttle),
 }
 
 impl From<LedgerError> for StepError {
@@ -53,7 +67,9 @@ pub(crate) type StepResult = Result<(), StepError>;
 
 /// Classify a Pi error that the step has no specific answer for.
 pub(crate) fn pi_failure(what: &str, e: PiError) -> StepError {
-    if e.is_retryable() {
+    if let Some(throttle) = e.throttle() {
+        StepError::Throttled(format!("{what}: {e}"), throttle)
+    } else if e.is_retryable() {
         StepError::Transient(format!("{what}: {e}"))
     } else {
         StepError::Attention(format!("{what}: {e}"))

@@ -10,6 +10,7 @@ mod support;
 mod horizon_client;
 mod ledger;
 mod payout_pipeline;
+mod payout_throttle;
 mod pi_client;
 mod rate_limit_shared;
 mod reconcile_sim;

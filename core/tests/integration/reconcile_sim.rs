@@ -8,6 +8,7 @@ use pi_payments_core::jobs::Job;
 use pi_payments_core::reconcile::{DriftKind, ReconcileConfig, Reconciler, RunOutcome};
 use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::state::PaymentState;
+use pi_payments_core::u2a::{U2aDeps, U2aOutcome, U2aProcessor, U2aStep};
 use pi_sim::SimConfig;
 use pi_sim::control_client::U2aRequest;
 use serde_json::json;
@@ -137,6 +138,58 @@ async fn a_row_that_sweeping_does_not_move_goes_to_needs_attention() {
         panic!("skipped")
     };
     assert!(summary.requeued_payments.is_empty() && summary.gave_up.is_empty());
+    env.done().await;
+}
+
+/// The approve step of `id` once, against a Pi that answers its read with a 429: the payment is
+/// throttled, and waits `wait` before its next try.
+async fn throttled_approve(env: &SimEnv, id: &PaymentId, wait: Duration) {
+    let deps = U2aDeps {
+        ledger: env.ledger.clone(),
+        pi: env.pi(RetryPolicy::none()),
+        horizon: env.horizon(),
+        app_wallet: env.sim.app_wallet_public_key.clone(),
+        require_order: false,
+    };
+    let processor = U2aProcessor::new(deps, 3).with_throttle_backoff(wait, wait);
+    env.faults(json!({"throttle_next": 1, "endpoints": ["get_payment"]}))
+        .await;
+    let outcome = processor.run(U2aStep::Approve, id, 1).await;
+    assert!(
+        matches!(outcome, U2aOutcome::Throttled { .. }),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_row_is_waiting_not_stuck() {
+    let env = start(SimConfig::default()).await;
+    let r = env.reconciler(ReconcileConfig {
+        max_sweeps: 2,
+        ..no_cooldown()
+    });
+    let id = env.u2a("throttled").await;
+    env.ledger.record_approve_callback(&id, None).await.unwrap();
+    env.age(&id).await;
+    // Throttled for a minute: the sweeper leaves it alone meanwhile.
+    throttled_approve(&env, &id, Duration::from_secs(60)).await;
+    let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+        panic!("skipped")
+    };
+    assert!(summary.requeued_payments.is_empty(), "{summary:?}");
+    // Each re-enqueued job was throttled again: more sweeps than max_sweeps, none of them
+    // "without movement", so the payment is never handed to a person.
+    for _ in 0..4 {
+        env.due(&id).await;
+        let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+            panic!("skipped")
+        };
+        assert_eq!(summary.requeued_payments, vec![format!("{id}:approve")]);
+        assert!(summary.gave_up.is_empty(), "{summary:?}");
+        throttled_approve(&env, &id, Duration::from_millis(10)).await;
+    }
+    let row = env.ledger.payment(&id).await.unwrap().unwrap();
+    assert_eq!(row.state, PaymentState::Received);
     env.done().await;
 }
 

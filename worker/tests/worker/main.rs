@@ -12,3 +12,4 @@ mod reconcile;
 mod redis_namespace;
 mod sqlite_bulk_push;
 mod u2a;
+mod u2a_throttle;
