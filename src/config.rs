@@ -291,8 +291,8 @@ fn reconcile_settings(
         every,
         stuck_after,
         abandon_after,
-        // A run must be able to finish within its lease.
-        lease_ttl: defaults.lease_ttl.max(every * 2),
+        // Runs renew the lease while they last; a dead holder blocks about one missed run.
+        lease_ttl: ReconcileConfig::lease_ttl_for(every),
         ..defaults
     })
 }
