@@ -26,6 +26,7 @@ ledger_scenarios!(
     concurrent_batches_enqueue_once,
     batched_first_approvals_match_single_recording,
     payments_are_numbered_and_their_rows_follow,
+    repeated_callbacks_of_an_idle_row_reenqueue_once,
 );
 
 /// A batch whose one-statement first approvals fail (a trigger refuses one payment's history

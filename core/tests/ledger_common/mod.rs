@@ -10,6 +10,9 @@ use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::{PaymentState, RetryStep, Transition};
 use pi_payments_core::{PaymentId, PiAmount, Txid, Uid};
 
+mod recovery;
+pub use recovery::repeated_callbacks_of_an_idle_row_reenqueue_once;
+
 /// Generate one `#[tokio::test]` per scenario, given `async fn setup() -> (Ledger, Cleanup)`
 /// where `Cleanup` has `async fn done(self, Ledger)`.
 #[macro_export]
