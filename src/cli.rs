@@ -247,6 +247,10 @@ pub struct ConfigArgs {
     /// (the Pioneer is unblocked) [default: 300].
     #[arg(long, env = "ABANDON_AFTER", global = true)]
     pub abandon_after: Option<String>,
+    /// Job kinds this process's workers run, comma-separated (approve, complete, cancel,
+    /// record-error, incomplete, payout) [default: all].
+    #[arg(long, env = "WORKER_QUEUES", global = true)]
+    pub worker_queues: Option<String>,
 }
 
 #[cfg(test)]

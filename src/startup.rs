@@ -134,12 +134,17 @@ impl RunningApp {
             };
             let worker_config = WorkerConfig {
                 concurrency: config.worker_concurrency,
+                kinds: config.worker_queues.clone(),
                 ..WorkerConfig::default()
             };
             let shutdown = stop.clone().cancelled_owned();
             let reconcile_config = config.reconcile.clone();
             tasks.spawn(async move {
-                tracing::info!(concurrency = worker_config.concurrency, "workers starting");
+                tracing::info!(
+                    concurrency = worker_config.concurrency,
+                    queues = ?worker_config.kinds,
+                    "workers starting"
+                );
                 // The sweeper and Pi's incomplete server payments, on RECONCILE_EVERY.
                 let schedule = pi_payments_worker::ScheduleConfig {
                     reconcile: reconcile_config,

@@ -333,9 +333,6 @@ async fn a_long_run_keeps_its_lease_by_renewing_it() {
             "the running holder renews its lease"
         );
     }
-    assert!(matches!(
-        first.await.unwrap().unwrap(),
-        RunOutcome::Ran(_)
-    ));
+    assert!(matches!(first.await.unwrap().unwrap(), RunOutcome::Ran(_)));
     env.done().await;
 }

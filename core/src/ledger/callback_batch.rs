@@ -213,7 +213,8 @@ async fn record_batch_sqlite(
                 conn_ok = rollback(conn).await.is_ok();
                 for i in rest {
                     let result = if conn_ok {
-                        let one = record_rest_sqlite(conn, callbacks, &[i], now, stuck_after_ms).await;
+                        let one =
+                            record_rest_sqlite(conn, callbacks, &[i], now, stuck_after_ms).await;
                         match one {
                             Ok(mut one) => one.pop().unwrap_or_else(|| {
                                 Err(LedgerError::Corrupt("callback left unrecorded".into()))
@@ -330,7 +331,9 @@ impl Ledger {
                     let Some(conn) = guard.as_mut() else {
                         return Err(LedgerError::Corrupt("batch connection missing".into()));
                     };
-                    let batch = record_batch_sqlite(conn, callbacks, &order, now_ms(), self.stuck_after_ms).await;
+                    let batch =
+                        record_batch_sqlite(conn, callbacks, &order, now_ms(), self.stuck_after_ms)
+                            .await;
                     if !batch.as_ref().is_ok_and(|b| b.conn_ok) {
                         // Never write on a connection that may be mid-transaction: reopen.
                         *guard = None;
@@ -403,7 +406,8 @@ impl Ledger {
         now: i64,
     ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
         let mut tx = self.begin_write().await?;
-        let results = record_each(&mut tx, true, callbacks, which, now, self.stuck_after_ms).await?;
+        let results =
+            record_each(&mut tx, true, callbacks, which, now, self.stuck_after_ms).await?;
         tx.commit().await?;
         Ok(results)
     }

@@ -36,8 +36,12 @@ impl Ledger {
     /// the next tick; a renewal that finds the lease gone marks it lost and stops.
     pub fn keep_lease(&self, name: &str, holder: &str, ttl: Duration) -> KeptLease {
         let lost = Arc::new(AtomicBool::new(false));
-        let (ledger, name, holder, flag) =
-            (self.clone(), name.to_owned(), holder.to_owned(), lost.clone());
+        let (ledger, name, holder, flag) = (
+            self.clone(),
+            name.to_owned(),
+            holder.to_owned(),
+            lost.clone(),
+        );
         let every = (ttl / 3).max(Duration::from_millis(10));
         let renewer = tokio::spawn(async move {
             loop {
