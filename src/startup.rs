@@ -143,7 +143,7 @@ impl RunningApp {
                 webhook,
                 retry: JobRetry::default(),
                 // A2U payouts (PI_WALLET_SEED, or the simulator's wallet); None: jobs wait.
-                payouts,
+                payouts: payouts.clone(),
             };
             let shutdown = stop.clone().cancelled_owned();
             let reconcile_config = config.reconcile.clone();
@@ -157,15 +157,19 @@ impl RunningApp {
                 let schedule = pi_payments_worker::ScheduleConfig {
                     reconcile: reconcile_config,
                 };
-                pi_payments_worker::run_workers_with_schedule(
+                let ran = pi_payments_worker::run_workers_with_schedule(
                     deps,
                     queue,
                     worker_config,
                     Some(schedule),
                     shutdown,
                 )
-                .await
-                .context("the workers failed")
+                .await;
+                // Stopped: hand the payout lanes to the other workers at once.
+                if let Some(payouts) = &payouts {
+                    payouts.release_lanes().await;
+                }
+                ran.context("the workers failed")
             });
         }
         Ok(RunningApp {

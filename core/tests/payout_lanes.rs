@@ -1,6 +1,7 @@
 //! Payout lanes shared by worker processes through ledger leases, on SQLite and Postgres: two
 //! processes' lane sets never hold the same source at once, a process holding no lane gets
-//! none, and a dead holder's lanes move to the other process within 10 s.
+//! none, a dead holder's lanes move to the other process within 10 s, and a process that
+//! stops gracefully gives its lanes back at once.
 
 mod pg_support;
 
@@ -66,7 +67,14 @@ async fn lanes_scenario(ledger: &Ledger) {
             .unwrap()
             .is_some()
     );
-    drop(lease_b);
+
+    // B stops gracefully: its lanes are given back and the next process takes them at its
+    // first tick, not after the TTL.
+    lease_b.release().await;
+    assert!(b.held_accounts().is_empty());
+    let c = Arc::new(Lanes::new(app, Vec::new()));
+    let _lease_c = LaneLeases::spawn(ledger.clone(), c.clone(), "proc-c".into());
+    within(Duration::from_secs(1), || c.held_accounts().len() == 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,9 +25,20 @@ pub fn lane_lease_name(account: &str) -> String {
 
 /// The task that holds this process's lanes; dropping it stops the renewals (the leases then
 /// expire and other processes take the lanes over).
-#[derive(Debug)]
 pub struct LaneLeases {
     task: JoinHandle<()>,
+    ledger: Ledger,
+    lanes: Arc<Lanes>,
+    holder: String,
+}
+
+impl std::fmt::Debug for LaneLeases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneLeases")
+            .field("holder", &self.holder)
+            .field("held", &self.lanes.held_accounts())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for LaneLeases {
@@ -43,15 +54,37 @@ impl LaneLeases {
         for lane in lanes.all() {
             lane.set_held(false);
         }
+        let (ledger2, lanes2, holder2) = (ledger.clone(), lanes.clone(), holder.clone());
         let task = tokio::spawn(async move {
             loop {
-                for lane in lanes.all() {
-                    tick(&ledger, lane, &holder).await;
+                for lane in lanes2.all() {
+                    tick(&ledger2, lane, &holder2).await;
                 }
                 tokio::time::sleep(LANE_RENEW_EVERY).await;
             }
         });
-        LaneLeases { task }
+        LaneLeases {
+            task,
+            ledger,
+            lanes,
+            holder,
+        }
+    }
+
+    /// At a graceful stop: stop renewing and give every held lane back, so other processes
+    /// (or this one restarted) take them at their next tick instead of after the TTL.
+    pub async fn release(&self) {
+        self.task.abort();
+        for lane in self.lanes.all() {
+            if !lane.is_held() {
+                continue;
+            }
+            lane.set_held(false);
+            let name = lane_lease_name(lane.account());
+            if let Err(error) = self.ledger.release_lease(&name, &self.holder, None).await {
+                tracing::warn!(account = lane.account(), %error, "could not release a payout lane; it expires on its own");
+            }
+        }
     }
 }
 

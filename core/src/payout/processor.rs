@@ -115,6 +115,13 @@ impl PayoutProcessor {
         self
     }
 
+    /// At a graceful stop: give back the lanes this process holds (no-op without lane leases).
+    pub async fn release_lanes(&self) {
+        if let Some(leases) = &self.lane_leases {
+            leases.release().await;
+        }
+    }
+
     /// The transaction sources whose lanes this process holds now.
     pub fn held_lanes(&self) -> Vec<String> {
         self.lanes.held_accounts()
