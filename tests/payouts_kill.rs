@@ -30,9 +30,18 @@ fn spawn_worker(env: &PayoutEnv, extra: &[(&str, &str)]) -> Child {
     cmd.spawn().expect("the pi-payments binary starts")
 }
 
-/// Import [`PAYOUTS`] payouts to fresh Pioneers `{prefix}-{i}`: (address, balance before,
-/// amount in stroops) of each.
-async fn import_payouts(env: &PayoutEnv, prefix: &str) -> Vec<(String, i64, i64)> {
+/// The API in-process on pi-sim (ledgers every 0.2 s), with [`PAYOUTS`] payouts imported to
+/// fresh Pioneers `{prefix}-{i}`: (address, balance before, amount in stroops) of each.
+async fn api_with_payouts(prefix: &str) -> (PayoutEnv, Vec<(String, i64, i64)>) {
+    let env = PayoutEnv::start(
+        sim_config(0.2),
+        Options {
+            role: Some(Role::Api),
+            ..Options::default()
+        },
+    )
+    .await;
+
     let mut expected = Vec::new();
     let mut csv = String::from("uid,amount,memo,idempotency_key\n");
     for i in 0..PAYOUTS {
@@ -46,7 +55,7 @@ async fn import_payouts(env: &PayoutEnv, prefix: &str) -> Vec<(String, i64, i64)
     let (status, bulk) = env.post_csv(&csv).await;
     assert_eq!(status, 202, "{bulk}");
     assert_eq!(bulk["accepted"], PAYOUTS);
-    expected
+    (env, expected)
 }
 
 async fn completed(env: &PayoutEnv) -> usize {
@@ -61,15 +70,7 @@ async fn completed(env: &PayoutEnv) -> usize {
 async fn a_worker_killed_mid_batch_and_restarted_pays_everyone_exactly_once() {
     // Ledgers every 0.2 s and one transaction source: the batch takes several seconds, so
     // the kill lands with payouts at every step.
-    let env = PayoutEnv::start(
-        sim_config(0.2),
-        Options {
-            role: Some(Role::Api),
-            ..Options::default()
-        },
-    )
-    .await;
-    let expected = import_payouts(&env, "killed").await;
+    let (env, expected) = api_with_payouts("killed").await;
 
     let mut first = spawn_worker(&env, &[]);
     let start = Instant::now();
@@ -143,15 +144,7 @@ async fn assert_paid_once(env: &PayoutEnv, expected: &[(String, i64, i64)]) {
 /// `tx_bad_seq` churn from two processes allocating the same sequence numbers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_share_the_wallet_without_extra_submissions() {
-    let env = PayoutEnv::start(
-        sim_config(0.2),
-        Options {
-            role: Some(Role::Api),
-            ..Options::default()
-        },
-    )
-    .await;
-    let expected = import_payouts(&env, "shared").await;
+    let (env, expected) = api_with_payouts("shared").await;
     env.control(
         Method::POST,
         "/_sim/reset",
