@@ -245,17 +245,23 @@ pub struct ConfigArgs {
     /// each one lets one more payout land per ledger.
     #[arg(long, env = "PI_CHANNEL_SEEDS", global = true, hide_env_values = true)]
     pub pi_channel_seeds: Option<String>,
-    /// Seconds between reconcile runs (sweeper + incomplete server payments) [default: 60].
+    /// Seconds between reconcile runs (sweeper + incomplete server payments); a worker that
+    /// dies mid-run blocks the next one for about two of these [default: 60].
     #[arg(long, env = "RECONCILE_EVERY", global = true)]
     pub reconcile_every: Option<String>,
     /// Seconds an in-flight payment or payout may stay unchanged before its job is
-    /// re-enqueued [default: 120].
+    /// re-enqueued (by the sweeper, or at once by a repeated approve/complete callback, at
+    /// most once per this interval) [default: 120].
     #[arg(long, env = "STUCK_AFTER", global = true)]
     pub stuck_after: Option<String>,
     /// Seconds after which an approved U2A payment without a transaction is cancelled at Pi
     /// (the Pioneer is unblocked) [default: 300].
     #[arg(long, env = "ABANDON_AFTER", global = true)]
     pub abandon_after: Option<String>,
+    /// Job kinds this process's workers run, comma-separated (approve, complete, cancel,
+    /// record-error, incomplete, payout) [default: all].
+    #[arg(long, env = "WORKER_QUEUES", global = true)]
+    pub worker_queues: Option<String>,
 }
 
 #[cfg(test)]

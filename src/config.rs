@@ -125,6 +125,8 @@ pub struct Config {
     pub reconcile: pi_payments_core::reconcile::ReconcileConfig,
     /// Prefix of the queue names. Not a flag: tests set a unique one to share one Redis.
     pub queue_namespace: String,
+    /// `WORKER_QUEUES`: the job kinds this process's workers run (default: every kind).
+    pub worker_queues: Vec<pi_payments_core::jobs::JobKind>,
 }
 
 /// Unset and empty are the same: compose files pass `${VAR:-}` as an empty string.
@@ -274,6 +276,32 @@ fn auth_settings(args: &ConfigArgs) -> Result<(AuthConfig, Option<Secret>), Conf
     Ok((auth, wallet_seed))
 }
 
+/// `WORKER_QUEUES`: job kind names, comma-separated; unset or empty means every kind.
+fn worker_queues(args: &ConfigArgs) -> Result<Vec<pi_payments_core::jobs::JobKind>, ConfigError> {
+    use pi_payments_core::jobs::JobKind;
+    let Some(list) = given(&args.worker_queues) else {
+        return Ok(JobKind::ALL.to_vec());
+    };
+    let kinds = JobKind::parse_list(list).map_err(|e| {
+        ConfigError::new(
+            "WORKER_QUEUES",
+            Some(list),
+            format!(
+                "names an unknown job kind {:?}: use a comma-separated list of {}",
+                e.name, e.known
+            ),
+        )
+    })?;
+    if kinds.is_empty() {
+        return Err(ConfigError::new(
+            "WORKER_QUEUES",
+            Some(list),
+            "names no job kind: unset it to run every kind",
+        ));
+    }
+    Ok(kinds)
+}
+
 /// `RECONCILE_EVERY`, `STUCK_AFTER` and `ABANDON_AFTER`, in whole seconds.
 fn reconcile_settings(
     args: &ConfigArgs,
@@ -294,8 +322,8 @@ fn reconcile_settings(
         every,
         stuck_after,
         abandon_after,
-        // A run must be able to finish within its lease.
-        lease_ttl: defaults.lease_ttl.max(every * 2),
+        // Runs renew the lease while they last; a dead holder blocks about one missed run.
+        lease_ttl: ReconcileConfig::lease_ttl_for(every),
         ..defaults
     })
 }
@@ -474,6 +502,7 @@ impl Config {
             channel_seeds,
             reconcile,
             queue_namespace: DEFAULT_QUEUE_NAMESPACE.to_string(),
+            worker_queues: worker_queues(args)?,
         })
     }
 }
@@ -650,6 +679,32 @@ mod tests {
             .to_string();
         assert!(err.starts_with("PI_CHANNEL_SEEDS entry 1 is not"), "{err}");
         assert!(!err.contains("hunter2") && !err.contains('\n'));
+    }
+
+    #[test]
+    fn worker_queues_pick_job_kinds() {
+        use pi_payments_core::jobs::JobKind;
+        let config = Config::from_args(&ConfigArgs::default()).unwrap();
+        assert_eq!(config.worker_queues, JobKind::ALL);
+        let with = |v: &str| {
+            Config::from_args(&ConfigArgs {
+                worker_queues: Some(v.into()),
+                ..Default::default()
+            })
+        };
+        assert_eq!(with("payout").unwrap().worker_queues, vec![JobKind::Payout]);
+        let err = with("approve,refund").unwrap_err().to_string();
+        assert!(
+            err.starts_with(r#"WORKER_QUEUES="approve,refund" names an unknown job kind "refund""#),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+        assert!(
+            with(" , ")
+                .unwrap_err()
+                .to_string()
+                .contains("names no job kind")
+        );
     }
 
     #[test]

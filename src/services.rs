@@ -183,11 +183,13 @@ pub fn budget_limiter(
     Ok(Arc::new(limiter))
 }
 
-/// Open the ledger of `DATABASE_URL`, applying its migrations.
+/// Open the ledger of `DATABASE_URL`, applying its migrations; repeated callbacks of a row
+/// idle for `STUCK_AFTER` re-enqueue its job.
 pub async fn open_ledger(config: &Config) -> anyhow::Result<Ledger> {
-    Ledger::connect(&config.database_url)
+    Ok(Ledger::connect(&config.database_url)
         .await
-        .context("opening the ledger (DATABASE_URL)")
+        .context("opening the ledger (DATABASE_URL)")?
+        .with_stuck_after(config.reconcile.stuck_after))
 }
 
 /// Apply the ledger migrations and close it again (`pi-payments migrate`).

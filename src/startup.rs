@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::services::{PiEndpoints, PiServices, Services};
 use anyhow::Context;
 use pi_payments_api::ApiState;
+use pi_payments_core::jobs::JobKind;
 use pi_payments_core::ledger::Ledger;
 use pi_payments_core::payout::PayoutProcessor;
 use pi_payments_core::products::Catalogue;
@@ -120,7 +121,19 @@ impl RunningApp {
                 }),
                 _ => None,
             };
-            let payouts = payout_processor(&config, &pi, sim.as_ref(), &ledger)?;
+            let worker_config = WorkerConfig {
+                concurrency: config.worker_concurrency,
+                kinds: config.worker_queues.clone(),
+                ..WorkerConfig::default()
+            };
+            // Only a process that runs payouts holds payout lanes (leases shared with the
+            // other workers, so any number of them may run payouts).
+            let payouts = if worker_config.kinds.contains(&JobKind::Payout) {
+                payout_processor(&config, &pi, sim.as_ref(), &ledger)?
+                    .map(|p| p.with_lane_leases(&worker_config.worker_id))
+            } else {
+                None
+            };
             let deps = WorkerDeps {
                 ledger: ledger.clone(),
                 pi: pi.client.clone(),
@@ -130,29 +143,33 @@ impl RunningApp {
                 webhook,
                 retry: JobRetry::default(),
                 // A2U payouts (PI_WALLET_SEED, or the simulator's wallet); None: jobs wait.
-                payouts,
-            };
-            let worker_config = WorkerConfig {
-                concurrency: config.worker_concurrency,
-                ..WorkerConfig::default()
+                payouts: payouts.clone(),
             };
             let shutdown = stop.clone().cancelled_owned();
             let reconcile_config = config.reconcile.clone();
             tasks.spawn(async move {
-                tracing::info!(concurrency = worker_config.concurrency, "workers starting");
+                tracing::info!(
+                    concurrency = worker_config.concurrency,
+                    queues = ?worker_config.kinds,
+                    "workers starting"
+                );
                 // The sweeper and Pi's incomplete server payments, on RECONCILE_EVERY.
                 let schedule = pi_payments_worker::ScheduleConfig {
                     reconcile: reconcile_config,
                 };
-                pi_payments_worker::run_workers_with_schedule(
+                let ran = pi_payments_worker::run_workers_with_schedule(
                     deps,
                     queue,
                     worker_config,
                     Some(schedule),
                     shutdown,
                 )
-                .await
-                .context("the workers failed")
+                .await;
+                // Stopped: hand the payout lanes to the other workers at once.
+                if let Some(payouts) = &payouts {
+                    payouts.release_lanes().await;
+                }
+                ran.context("the workers failed")
             });
         }
         Ok(RunningApp {

@@ -133,6 +133,47 @@ pub trait JobPayload:
     fn from_job(job: Job) -> Option<Self>;
 }
 
+/// A job kind name that is not one of [`JobKind::name`]'s.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not a job kind (one of: {known})")]
+pub struct UnknownJobKind {
+    /// The name as given.
+    pub name: String,
+    /// The known names, comma-separated.
+    pub known: String,
+}
+
+impl JobKind {
+    /// The kind whose [`JobKind::name`] is `name` (the names operators write, e.g. in
+    /// `WORKER_QUEUES`).
+    pub fn from_name(name: &str) -> Result<JobKind, UnknownJobKind> {
+        JobKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| UnknownJobKind {
+                name: name.to_owned(),
+                known: JobKind::ALL
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// The kinds of a comma-separated list of names (blanks around names and empty entries
+    /// are ignored, repeats kept once), in declaration order.
+    pub fn parse_list(list: &str) -> Result<Vec<JobKind>, UnknownJobKind> {
+        let mut kinds = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            kinds.push(JobKind::from_name(name)?);
+        }
+        kinds.sort_by_key(|k| k.index());
+        kinds.dedup();
+        Ok(kinds)
+    }
+}
+
 /// Code generic over job payload types, run for one kind by [`JobKind::visit`].
 pub trait JobKindVisitor {
     /// What the visit returns.
@@ -319,6 +360,21 @@ impl JobQueue for RecordingQueue {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kinds_parse_from_their_names() {
+        use super::JobKind;
+        for &kind in JobKind::ALL {
+            assert_eq!(JobKind::from_name(kind.name()), Ok(kind));
+        }
+        assert_eq!(
+            JobKind::parse_list(" payout, approve,,payout "),
+            Ok(vec![JobKind::Approve, JobKind::Payout])
+        );
+        let err = JobKind::parse_list("approve,payouts").unwrap_err();
+        assert_eq!(err.name, "payouts");
+        assert!(err.to_string().contains("record-error"), "{err}");
+    }
+
     use crate::jobs::{CompleteJob, Job, JobKind, JobQueue, PaymentId, PayoutId, RecordingQueue};
 
     fn pid() -> PaymentId {

@@ -1,6 +1,7 @@
 //! The real `pi-payments worker` process killed with SIGKILL in the middle of a batch, then
 //! started again: every payout still completes exactly once (balances on Horizon, pi-sim's
-//! audit with zero `double_paid`, one Pi payment per payout).
+//! audit with zero `double_paid`, one Pi payment per payout). And two worker processes paying
+//! from one wallet at once, through the payout lane leases.
 //!
 //! The API runs in-process (role `api`); the workers are the binary, configured only through
 //! the environment (`PI_API_KEY`, `PI_API_BASE_URL`, `PI_HORIZON_URL`, `PI_APP_WALLET`,
@@ -26,6 +27,34 @@ fn spawn_worker(env: &PayoutEnv, extra: &[(&str, &str)]) -> Child {
     cmd.spawn().expect("the pi-payments binary starts")
 }
 
+/// The API in-process on pi-sim (ledgers every 0.2 s), with [`PAYOUTS`] payouts imported to
+/// fresh Pioneers `{prefix}-{i}`: (address, balance before, amount in stroops) of each.
+async fn api_with_payouts(prefix: &str) -> (PayoutEnv, Vec<(String, i64, i64)>) {
+    let env = PayoutEnv::start(
+        sim_config(0.2),
+        Options {
+            role: Some(Role::Api),
+            ..Options::default()
+        },
+    )
+    .await;
+
+    let mut expected = Vec::new();
+    let mut csv = String::from("uid,amount,memo,idempotency_key\n");
+    for i in 0..PAYOUTS {
+        let uid = format!("{prefix}-{i}");
+        let address = env.pioneer(&uid).await;
+        let before = env.balance(&address).await;
+        let amount = format!("0.{:07}", 1_000 + i);
+        csv.push_str(&format!("{uid},{amount},reward,{prefix}-{i}\n"));
+        expected.push((address, before, stroops(&amount)));
+    }
+    let (status, bulk) = env.post_csv(&csv).await;
+    assert_eq!(status, 202, "{bulk}");
+    assert_eq!(bulk["accepted"], PAYOUTS);
+    (env, expected)
+}
+
 async fn completed(env: &PayoutEnv) -> usize {
     env.ledger_payouts()
         .await
@@ -38,27 +67,7 @@ async fn completed(env: &PayoutEnv) -> usize {
 async fn a_worker_killed_mid_batch_and_restarted_pays_everyone_exactly_once() {
     // Ledgers every 0.2 s and one transaction source: the batch takes several seconds, so
     // the kill lands with payouts at every step.
-    let env = PayoutEnv::start(
-        sim_config(0.2),
-        Options {
-            role: Some(Role::Api),
-            ..Options::default()
-        },
-    )
-    .await;
-    let mut expected = Vec::new();
-    let mut csv = String::from("uid,amount,memo,idempotency_key\n");
-    for i in 0..PAYOUTS {
-        let uid = format!("killed-{i}");
-        let address = env.pioneer(&uid).await;
-        let before = env.balance(&address).await;
-        let amount = format!("0.{:07}", 1_000 + i);
-        csv.push_str(&format!("{uid},{amount},reward,killed-{i}\n"));
-        expected.push((address, before, stroops(&amount)));
-    }
-    let (status, bulk) = env.post_csv(&csv).await;
-    assert_eq!(status, 202, "{bulk}");
-    assert_eq!(bulk["accepted"], PAYOUTS);
+    let (env, expected) = api_with_payouts("killed").await;
 
     let mut first = spawn_worker(&env, &[]);
     let start = Instant::now();
@@ -114,10 +123,56 @@ async fn a_worker_killed_mid_batch_and_restarted_pays_everyone_exactly_once() {
     second.kill().ok();
     second.wait().ok();
 
-    for (address, before, amount) in &expected {
+    assert_paid_once(&env, &expected).await;
+    env.stop().await;
+}
+
+/// Every Pioneer got its amount once; pi-sim's audit is clean; one Pi payment per payout.
+async fn assert_paid_once(env: &PayoutEnv, expected: &[(String, i64, i64)]) {
+    for (address, before, amount) in expected {
         assert_eq!(env.balance(address).await - before, *amount, "{address}");
     }
     env.assert_audit_ok().await;
     assert_eq!(env.pi_payment_count().await, PAYOUTS);
+}
+
+/// Two worker processes running payouts from one wallet: the app wallet's lane is held by one
+/// of them at a time (a ledger lease), so every payout is submitted to Horizon once: no
+/// `tx_bad_seq` churn from two processes allocating the same sequence numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_share_the_wallet_without_extra_submissions() {
+    let (env, expected) = api_with_payouts("shared").await;
+    env.control.reset("log").await.unwrap();
+    let mut workers = [spawn_worker(&env, &[]), spawn_worker(&env, &[])];
+    let start = Instant::now();
+    while completed(&env).await < PAYOUTS {
+        for w in &mut workers {
+            if let Ok(Some(exit)) = w.try_wait() {
+                panic!("a worker exited early: {exit}");
+            }
+        }
+        assert!(start.elapsed() < DEADLINE, "the two workers did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "two workers paid {PAYOUTS} payouts in {:?}",
+        start.elapsed()
+    );
+    for w in &mut workers {
+        w.kill().ok();
+        w.wait().ok();
+    }
+    // One submission per payout, give or take a rare resubmission of the same envelope (one
+    // process does that too). Without the lane leases: 140 submissions for 40 payouts, 100 of
+    // them `tx_bad_seq`.
+    let submits = env.control.endpoint_calls("horizon_submit").await.unwrap();
+    let extra = usize::try_from(submits)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(PAYOUTS);
+    assert!(
+        extra <= PAYOUTS / 10,
+        "{submits} submissions for {PAYOUTS} payouts"
+    );
+    assert_paid_once(&env, &expected).await;
     env.stop().await;
 }

@@ -48,6 +48,10 @@ pub struct WorkerConfig {
     /// On shutdown, how long in-flight jobs may take before the workers stop anyway (their
     /// jobs then come back after the orphan timeout).
     pub shutdown_timeout: Duration,
+    /// `WORKER_QUEUES`: the job kinds this process runs (default every kind), so that e.g. one
+    /// process serves payouts and others the U2A steps. Jobs of other kinds wait in their
+    /// queues for a process that runs them.
+    pub kinds: Vec<JobKind>,
 }
 
 impl Default for WorkerConfig {
@@ -59,6 +63,7 @@ impl Default for WorkerConfig {
             missed_heartbeats: 3,
             poll_interval: Duration::from_millis(250),
             shutdown_timeout: Duration::from_secs(30),
+            kinds: JobKind::ALL.to_vec(),
         }
     }
 }
@@ -343,8 +348,9 @@ fn build_monitor(queue: &Queue, cfg: &WorkerConfig, ctx: Arc<HandlerCtx>) -> Mon
         true
     });
     for &kind in JobKind::ALL {
-        // Payout jobs wait in their queue until a worker has a payout processor.
-        if kind == JobKind::Payout && ctx.deps.payouts.is_none() {
+        // Kinds left out by WORKER_QUEUES wait for another process. Payout jobs wait in their
+        // queue until a worker has a payout processor.
+        if !cfg.kinds.contains(&kind) || (kind == JobKind::Payout && ctx.deps.payouts.is_none()) {
             continue;
         }
         monitor = kind.visit(RegisterWorker {

@@ -173,6 +173,7 @@ async fn record_batch_sqlite(
     callbacks: &[Callback],
     order: &[usize],
     now: i64,
+    stuck_after_ms: i64,
 ) -> Result<SqliteBatch, LedgerError> {
     let mut results: Vec<Option<Result<Recorded, LedgerError>>> =
         (0..callbacks.len()).map(|_| None).collect();
@@ -201,7 +202,7 @@ async fn record_batch_sqlite(
         .collect();
     let mut conn_ok = true;
     if !rest.is_empty() {
-        match record_rest_sqlite(conn, callbacks, &rest, now).await {
+        match record_rest_sqlite(conn, callbacks, &rest, now, stuck_after_ms).await {
             Ok(recorded) => {
                 for (i, result) in rest.into_iter().zip(recorded) {
                     results[i] = Some(result);
@@ -212,7 +213,8 @@ async fn record_batch_sqlite(
                 conn_ok = rollback(conn).await.is_ok();
                 for i in rest {
                     let result = if conn_ok {
-                        let one = record_rest_sqlite(conn, callbacks, &[i], now).await;
+                        let one =
+                            record_rest_sqlite(conn, callbacks, &[i], now, stuck_after_ms).await;
                         match one {
                             Ok(mut one) => one.pop().unwrap_or_else(|| {
                                 Err(LedgerError::Corrupt("callback left unrecorded".into()))
@@ -248,9 +250,10 @@ async fn record_rest_sqlite(
     callbacks: &[Callback],
     which: &[usize],
     now: i64,
+    stuck_after_ms: i64,
 ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
     conn.execute("BEGIN IMMEDIATE").await?;
-    let results = record_each(conn, false, callbacks, which, now).await?;
+    let results = record_each(conn, false, callbacks, which, now, stuck_after_ms).await?;
     conn.execute("COMMIT").await?;
     Ok(results)
 }
@@ -264,10 +267,11 @@ async fn record_each(
     callbacks: &[Callback],
     which: &[usize],
     now: i64,
+    stuck_after_ms: i64,
 ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
     let mut results = Vec::with_capacity(which.len());
     for &i in which {
-        match record_in(conn, is_pg, &callbacks[i], now).await {
+        match record_in(conn, is_pg, &callbacks[i], now, stuck_after_ms).await {
             Err(e @ LedgerError::Db(_)) => return Err(e),
             other => results.push(other),
         }
@@ -327,7 +331,9 @@ impl Ledger {
                     let Some(conn) = guard.as_mut() else {
                         return Err(LedgerError::Corrupt("batch connection missing".into()));
                     };
-                    let batch = record_batch_sqlite(conn, callbacks, &order, now_ms()).await;
+                    let batch =
+                        record_batch_sqlite(conn, callbacks, &order, now_ms(), self.stuck_after_ms)
+                            .await;
                     if !batch.as_ref().is_ok_and(|b| b.conn_ok) {
                         // Never write on a connection that may be mid-transaction: reopen.
                         *guard = None;
@@ -338,7 +344,7 @@ impl Ledger {
                     // In memory (tests): the one pooled connection IS the database, so it is
                     // kept even after a failed rollback.
                     let mut conn = self.writer.acquire().await?;
-                    record_batch_sqlite(&mut conn, callbacks, &order, now_ms())
+                    record_batch_sqlite(&mut conn, callbacks, &order, now_ms(), self.stuck_after_ms)
                         .await
                         .map(|b| b.results)
                 }
@@ -400,7 +406,8 @@ impl Ledger {
         now: i64,
     ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
         let mut tx = self.begin_write().await?;
-        let results = record_each(&mut tx, true, callbacks, which, now).await?;
+        let results =
+            record_each(&mut tx, true, callbacks, which, now, self.stuck_after_ms).await?;
         tx.commit().await?;
         Ok(results)
     }

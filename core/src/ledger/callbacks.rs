@@ -194,39 +194,81 @@ impl Recorded {
     }
 }
 
-/// Count this arrival of `step`; true when it (re-)arms the step, i.e. may enqueue a job.
+/// What counting one arrival of a step said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arrival {
+    /// The step's first arrival: it may enqueue its job.
+    First,
+    /// A repeat that re-armed the step (an incomplete callback after [`INCOMPLETE_REARM_MS`];
+    /// an approve/complete callback for a payment idle longer than `STUCK_AFTER`): it may
+    /// enqueue the job again.
+    Rearmed,
+    /// A repeat within the window: nothing to do.
+    Repeat,
+}
+
+impl Arrival {
+    /// First or re-armed: the arrival may enqueue a job.
+    fn is_fresh(self) -> bool {
+        self != Arrival::Repeat
+    }
+}
+
+/// Count one arrival (`$1` payment id, `$2` step, `$3` now). A repeat re-arms when the step was
+/// last armed at or before `$4` and the payment is idle: unchanged since `$5` and not postponed
+/// past now (`next_check_at`, e.g. waiting on a rate limit). The upsert decides on the row it
+/// locked, so of a flood of concurrent repeats exactly one re-arms.
+const COUNT_ARRIVAL: &str = "INSERT INTO payment_callbacks \
+       (payment_seq, step, first_at, last_at, count, armed_count, armed_at) \
+     VALUES ((SELECT seq FROM payments WHERE id = $1), $2, $3, $3, 1, 1, $3) \
+     ON CONFLICT (payment_seq, step) DO UPDATE SET \
+       last_at = $3, \
+       count = payment_callbacks.count + 1, \
+       armed_count = CASE WHEN payment_callbacks.armed_at <= $4 AND EXISTS (SELECT 1 FROM payments p \
+            WHERE p.seq = payment_callbacks.payment_seq AND p.updated_at <= $5 \
+            AND (p.next_check_at IS NULL OR p.next_check_at <= $3)) \
+            THEN payment_callbacks.count + 1 ELSE payment_callbacks.armed_count END, \
+       armed_at = CASE WHEN payment_callbacks.armed_at <= $4 AND EXISTS (SELECT 1 FROM payments p \
+            WHERE p.seq = payment_callbacks.payment_seq AND p.updated_at <= $5 \
+            AND (p.next_check_at IS NULL OR p.next_check_at <= $3)) \
+            THEN $3 ELSE payment_callbacks.armed_at END \
+     RETURNING count, armed_count";
+
+/// Count this arrival of `step` at `now`; `stuck_after_ms` is `STUCK_AFTER`.
 async fn count_arrival(
     conn: &mut AnyConnection,
     id: &PaymentId,
     step: CallbackStep,
     now: i64,
-) -> Result<bool, LedgerError> {
-    // Arrivals older than the cutoff re-arm; i64::MIN never does.
-    let rearm_before = match step {
-        CallbackStep::Incomplete => now - INCOMPLETE_REARM_MS,
-        _ => i64::MIN,
+    stuck_after_ms: i64,
+) -> Result<Arrival, LedgerError> {
+    // (armed at or before, payment unchanged since): i64::MIN never re-arms.
+    let (armed_before, idle_since) = match step {
+        // A login minutes later is a fresh reason to look, whatever the payment did.
+        CallbackStep::Incomplete => (now - INCOMPLETE_REARM_MS, i64::MAX),
+        // The SDK re-sends these every ~10 s: only a payment nobody moved for `STUCK_AFTER`
+        // (its job was lost) gets its job again, once per `STUCK_AFTER`.
+        CallbackStep::Approve | CallbackStep::Complete => {
+            let cutoff = now.saturating_sub(stuck_after_ms);
+            (cutoff, cutoff)
+        }
+        CallbackStep::Cancel | CallbackStep::Error => (i64::MIN, i64::MIN),
     };
-    let row = sqlx::query(
-        "INSERT INTO payment_callbacks (payment_seq, step, first_at, last_at, count, armed_count, armed_at) \
-         VALUES ((SELECT seq FROM payments WHERE id = $1), $2, $3, $3, 1, 1, $3) \
-         ON CONFLICT (payment_seq, step) DO UPDATE SET \
-           last_at = $3, \
-           count = payment_callbacks.count + 1, \
-           armed_count = CASE WHEN payment_callbacks.armed_at <= $4 \
-                THEN payment_callbacks.count + 1 ELSE payment_callbacks.armed_count END, \
-           armed_at = CASE WHEN payment_callbacks.armed_at <= $4 \
-                THEN $3 ELSE payment_callbacks.armed_at END \
-         RETURNING count, armed_count",
-    )
-    .bind(id.as_str())
-    .bind(step.as_str())
-    .bind(now)
-    .bind(rearm_before)
-    .fetch_one(&mut *conn)
-    .await?;
+    let row = sqlx::query(COUNT_ARRIVAL)
+        .bind(id.as_str())
+        .bind(step.as_str())
+        .bind(now)
+        .bind(armed_before)
+        .bind(idle_since)
+        .fetch_one(&mut *conn)
+        .await?;
     let count: i64 = row.try_get(0)?;
     let armed: i64 = row.try_get(1)?;
-    Ok(count == armed)
+    Ok(match (count, count == armed) {
+        (1, _) => Arrival::First,
+        (_, true) => Arrival::Rearmed,
+        (_, false) => Arrival::Repeat,
+    })
 }
 
 /// Record one callback inside the caller's transaction.
@@ -235,6 +277,7 @@ pub(super) async fn record_in(
     pg: bool,
     cb: &Callback,
     now: i64,
+    stuck_after_ms: i64,
 ) -> Result<Recorded, LedgerError> {
     let id = cb.payment_id();
     let step = cb.step();
@@ -265,7 +308,8 @@ pub(super) async fn record_in(
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?;
-    let fresh = count_arrival(conn, id, step, now).await?;
+    let arrival = count_arrival(conn, id, step, now, stuck_after_ms).await?;
+    let fresh = arrival.is_fresh();
     let detail = match cb {
         Callback::Error { error, .. } => Some(error.chars().take(MAX_ERROR_TEXT).collect()),
         _ => cb.txid().map(|t| format!("txid {t}")),
@@ -331,11 +375,13 @@ pub(super) async fn record_in(
             match &row.txid {
                 Some(_) => {
                     // Same txid again: a stuck `completing` payment gets another look only
-                    // when an incomplete callback re-arms.
-                    if fresh
-                        && step == CallbackStep::Incomplete
-                        && row.state == PaymentState::Completing
-                    {
+                    // when an incomplete callback re-arms, or a complete callback re-arms
+                    // because the payment sat idle for `STUCK_AFTER` (its job was lost).
+                    let rearmed = match step {
+                        CallbackStep::Incomplete => fresh,
+                        _ => arrival == Arrival::Rearmed,
+                    };
+                    if rearmed && row.state == PaymentState::Completing {
                         recorded.job = Some(Job::complete(id.clone()));
                     }
                 }
@@ -402,7 +448,7 @@ impl Ledger {
     /// Record one callback in its own transaction.
     pub async fn record_callback(&self, cb: &Callback) -> Result<Recorded, LedgerError> {
         let mut tx = self.begin_write().await?;
-        let recorded = record_in(&mut tx, self.is_pg(), cb, now_ms()).await?;
+        let recorded = record_in(&mut tx, self.is_pg(), cb, now_ms(), self.stuck_after_ms).await?;
         tx.commit().await?;
         Ok(recorded)
     }

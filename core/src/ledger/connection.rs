@@ -60,6 +60,9 @@ pub struct Ledger {
     sqlite_file: bool,
     /// On a SQLite file, the connection [`Ledger::record_callbacks`] writes batches on.
     pub(super) batch_conn: Option<Arc<OwnConnection>>,
+    /// `STUCK_AFTER` in ms: a repeated approve/complete callback for a row idle this long
+    /// re-enqueues its job ([`super::callbacks`]).
+    pub(super) stuck_after_ms: i64,
 }
 
 /// A SQLite connection kept outside the pools for the one caller that writes all the time
@@ -197,6 +200,10 @@ impl Ledger {
             kind,
             sqlite_file,
             batch_conn,
+            stuck_after_ms: crate::reconcile::config::DEFAULT_STUCK_AFTER
+                .as_millis()
+                .try_into()
+                .unwrap_or(i64::MAX),
         })
     }
 
@@ -213,6 +220,14 @@ impl Ledger {
     pub async fn ping(&self) -> Result<(), LedgerError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Use `STUCK_AFTER` = `stuck_after`: a repeated approve/complete callback for a payment
+    /// unchanged this long re-enqueues its job (at most once per `stuck_after`), so a lost job
+    /// is recovered when the Pi SDK re-sends, without waiting for a sweep.
+    pub fn with_stuck_after(mut self, stuck_after: Duration) -> Ledger {
+        self.stuck_after_ms = i64::try_from(stuck_after.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// Which database this ledger runs on.

@@ -10,27 +10,50 @@
 //! re-synced from Horizon (`invalidate`) whenever it may be wrong: a rejection before the ledger
 //! (nothing consumed), `tx_bad_seq`, or an envelope that lost the race to be stored.
 //!
-//! **Several worker processes sharing one wallet.** The lanes live in one process. Two processes
-//! paying from the same accounts would each allocate the same sequence numbers: nothing is ever
-//! paid twice (the loser gets `tx_bad_seq`, proves its envelope dead and rebuilds), but the
-//! `tx_bad_seq` churn wastes ledgers. pi-payments therefore runs the payout queue in ONE worker
-//! process (with as much in-process concurrency as wanted); other workers may serve the other
-//! queues. Scaling payouts across processes means giving each process its own channel accounts
-//! (`PI_CHANNEL_SEEDS` differ per process), which keeps every lane in one process.
+//! **Several worker processes sharing one wallet.** Two processes paying from the same account
+//! would each allocate the same sequence numbers: nothing is ever paid twice (the loser gets
+//! `tx_bad_seq`, proves its envelope dead and rebuilds), but the churn wastes ledgers and
+//! submissions. So each lane is held by ONE process at a time through a ledger lease
+//! ([`super::lane_lease`]): a process builds envelopes only from the lanes it holds, and a
+//! payout that finds none waits without counting an attempt. Without leases (a single process,
+//! the CLI) every lane is held locally.
 
 use crate::horizon::{HorizonClient, HorizonError, SubmitError, SubmitOk};
 use crate::stellar::Wallet;
 use crate::throttle::{Throttle, Throttling};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// One source account and its sequence.
-struct SourceLane {
+pub(super) struct SourceLane {
     wallet: Wallet,
     account: String,
     /// The last sequence number this process used (or Horizon's current one), `None` to reload.
     sequence: Arc<Mutex<Option<i64>>>,
+    /// Whether this process holds the lane (always, without lane leases).
+    held: AtomicBool,
+    /// Set when the lane was (re)taken: another process may have used the account meanwhile,
+    /// so the next holder of the mutex reloads the sequence.
+    resync: AtomicBool,
+}
+
+impl SourceLane {
+    pub(super) fn account(&self) -> &str {
+        &self.account
+    }
+
+    pub(super) fn is_held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Record that this process took (`true`, sequence to reload) or lost the lane.
+    pub(super) fn set_held(&self, held: bool) {
+        if held {
+            self.resync.store(true, Ordering::Release);
+        }
+        self.held.store(held, Ordering::Release);
+    }
 }
 
 /// Why a sequence number could not be allocated.
@@ -122,6 +145,8 @@ impl Lanes {
                 account: wallet.public_key(),
                 wallet,
                 sequence: Arc::new(Mutex::new(None)),
+                held: AtomicBool::new(true),
+                resync: AtomicBool::new(false),
             })
         };
         let app = lane(app);
@@ -156,24 +181,25 @@ impl Lanes {
         self.channels.iter().map(|c| c.account.clone()).collect()
     }
 
-    /// A source for a new payout envelope: a free channel (round-robin start, so work spreads),
-    /// else wait for the next one in turn; the app wallet when there are no channels.
-    pub async fn acquire_for_payment(&self) -> LaneGuard {
+    /// A source for a new payout envelope among the lanes this process holds: a free channel
+    /// (round-robin start, so work spreads), else wait for the next held one in turn; the app
+    /// wallet when there are no channels. `None` when another process holds every source.
+    pub async fn acquire_for_payment(&self) -> Option<LaneGuard> {
         if self.channels.is_empty() {
-            return Self::lock(&self.app).await;
+            return Self::lock_held(&self.app).await;
         }
         let n = self.channels.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            let lane = &self.channels[(start + i) % n];
+        let held: Vec<&Arc<SourceLane>> = (0..n)
+            .map(|i| &self.channels[(start + i) % n])
+            .filter(|l| l.is_held())
+            .collect();
+        for lane in &held {
             if let Ok(guard) = lane.sequence.clone().try_lock_owned() {
-                return LaneGuard {
-                    lane: lane.clone(),
-                    guard,
-                };
+                return Some(Self::guard(lane, guard));
             }
         }
-        Self::lock(&self.channels[start % n]).await
+        Self::lock_held(held.first()?).await
     }
 
     /// The app wallet's lane (channel creation, or payouts without channels).
@@ -181,21 +207,57 @@ impl Lanes {
         Self::lock(&self.app).await
     }
 
-    /// The lane of `account`, if it is one of ours (to resubmit a stored envelope in order).
-    pub async fn acquire_account(&self, account: &str) -> Option<LaneGuard> {
-        let lane = std::iter::once(&self.app)
-            .chain(self.channels.iter())
-            .find(|l| l.account == account)?;
-        Some(Self::lock(lane).await)
+    /// The lane of `account` (to resubmit a stored envelope in order): `Ok(None)` when the
+    /// account is not one of ours, `Err` when another process holds its lane.
+    pub async fn acquire_account(&self, account: &str) -> Result<Option<LaneGuard>, HeldElsewhere> {
+        let Some(lane) = self.all().find(|l| l.account == account) else {
+            return Ok(None);
+        };
+        Self::lock_held(lane).await.map(Some).ok_or(HeldElsewhere)
+    }
+
+    /// Every lane: the app wallet's, then the channels'.
+    pub(super) fn all(&self) -> impl Iterator<Item = &Arc<SourceLane>> {
+        std::iter::once(&self.app).chain(self.channels.iter())
+    }
+
+    /// The accounts whose lanes this process holds now.
+    pub fn held_accounts(&self) -> Vec<String> {
+        self.all()
+            .filter(|l| l.is_held())
+            .map(|l| l.account.clone())
+            .collect()
+    }
+
+    /// Lock `lane` if this process holds it (re-checked after the wait: it may have been lost).
+    async fn lock_held(lane: &Arc<SourceLane>) -> Option<LaneGuard> {
+        if !lane.is_held() {
+            return None;
+        }
+        let guard = Self::lock(lane).await;
+        lane.is_held().then_some(guard)
     }
 
     async fn lock(lane: &Arc<SourceLane>) -> LaneGuard {
+        Self::guard(lane, lane.sequence.clone().lock_owned().await)
+    }
+
+    /// The guard of a locked lane; a lane taken over from another process reloads its sequence.
+    fn guard(lane: &Arc<SourceLane>, mut guard: OwnedMutexGuard<Option<i64>>) -> LaneGuard {
+        if lane.resync.swap(false, Ordering::AcqRel) {
+            *guard = None;
+        }
         LaneGuard {
             lane: lane.clone(),
-            guard: lane.sequence.clone().lock_owned().await,
+            guard,
         }
     }
 }
+
+/// Another worker process holds the lane of this source account (its lease).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the source account's lane is held by another worker process")]
+pub struct HeldElsewhere;
 
 #[cfg(test)]
 mod tests {
@@ -213,15 +275,50 @@ mod tests {
             vec![c1.clone(), app.clone(), c1.clone(), c2.clone()],
         );
         assert_eq!(lanes.channel_count(), 2);
-        let a = lanes.acquire_for_payment().await;
-        let b = lanes.acquire_for_payment().await;
+        let a = lanes.acquire_for_payment().await.unwrap();
+        let b = lanes.acquire_for_payment().await.unwrap();
         assert_ne!(a.account(), b.account(), "a free channel is preferred");
         assert_ne!(a.account(), app.public_key());
         drop(a);
-        let c = lanes.acquire_for_payment().await;
+        let c = lanes.acquire_for_payment().await.unwrap();
         assert_ne!(c.account(), b.account());
-        assert!(lanes.acquire_account(&app.public_key()).await.is_some());
-        assert!(lanes.acquire_account("GUNKNOWN").await.is_none());
+        assert!(
+            lanes
+                .acquire_account(&app.public_key())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(lanes.acquire_account("GUNKNOWN").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn only_held_lanes_are_used_and_a_retaken_lane_reloads_its_sequence() {
+        let app = Wallet::generate();
+        let lanes = Lanes::new(app.clone(), Vec::new());
+        lanes.app.set_held(false);
+        assert!(lanes.acquire_for_payment().await.is_none());
+        assert!(lanes.acquire_account(&app.public_key()).await.is_err());
+        assert!(lanes.held_accounts().is_empty());
+        lanes.app.set_held(true);
+        {
+            let mut g = lanes.acquire_for_payment().await.unwrap();
+            assert_eq!(*g.guard, None);
+            *g.guard = Some(41);
+        }
+        assert_eq!(
+            *lanes.acquire_app().await.guard,
+            Some(41),
+            "kept while held"
+        );
+        // Lost and taken again: another process may have used the account meanwhile.
+        lanes.app.set_held(false);
+        lanes.app.set_held(true);
+        assert_eq!(
+            *lanes.acquire_app().await.guard,
+            None,
+            "reloaded after a takeover"
+        );
     }
 
     #[tokio::test]
@@ -229,7 +326,7 @@ mod tests {
         let app = Wallet::generate();
         let lanes = Lanes::new(app.clone(), Vec::new());
         assert!(!lanes.uses_channels());
-        let mut g = lanes.acquire_for_payment().await;
+        let mut g = lanes.acquire_for_payment().await.unwrap();
         assert_eq!(g.account(), app.public_key());
         *g.guard = Some(41);
         let h =

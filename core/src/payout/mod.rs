@@ -6,7 +6,8 @@
 //!   [`crate::state::next_payout`] and its rows live in [`crate::ledger::payouts`].
 //! - [`config`], [`outcome`], [`error`], [`fault`]: the pipeline's tunables, what a step
 //!   decided, why it could not run, and the test-only crash points.
-//! - [`lane`]: per-source-account sequence lanes and channel accounts.
+//! - [`lane`]: per-source-account sequence lanes and channel accounts; [`lane_lease`]: which
+//!   worker process holds each lane.
 //!
 //! The worker drives payouts by calling `step` for a `Job::Payout` and acting on the
 //! [`StepOutcome`]: `Again` → enqueue now, `RetryAt(d)` → enqueue after `d`, anything else →
@@ -19,6 +20,7 @@ mod create;
 pub mod error;
 pub mod fault;
 pub mod lane;
+pub mod lane_lease;
 pub mod outcome;
 pub mod processor;
 mod submit;

@@ -30,6 +30,7 @@ use super::config::PayoutConfig;
 use super::error::PayoutError;
 use super::fault::CrashPoint;
 use super::lane::Lanes;
+use super::lane_lease::LaneLeases;
 use super::outcome::{Flow, StepOutcome};
 use crate::horizon::{HorizonClient, HorizonError};
 use crate::ids::{PaymentId, PayoutId};
@@ -64,6 +65,8 @@ pub struct PayoutProcessor {
     pub(super) config: PayoutConfig,
     pub(super) crash: Option<CrashPoint>,
     pub(super) fee: Arc<Mutex<Option<(Instant, i64)>>>,
+    /// With [`PayoutProcessor::with_lane_leases`]: the task holding this process's lanes.
+    pub(super) lane_leases: Option<Arc<LaneLeases>>,
 }
 
 impl std::fmt::Debug for PayoutProcessor {
@@ -100,7 +103,33 @@ impl PayoutProcessor {
             config: PayoutConfig::default(),
             crash: None,
             fee: Arc::new(Mutex::new(None)),
+            lane_leases: None,
         }
+    }
+
+    /// Share the payout lanes with other worker processes on the same ledger: from now on
+    /// this processor builds and submits envelopes only from the sources whose lane lease
+    /// `holder` (unique per process) holds ([`crate::payout::lane_lease`]); payouts whose
+    /// source is held elsewhere wait without counting an attempt. Call inside the runtime.
+    pub fn with_lane_leases(mut self, holder: &str) -> PayoutProcessor {
+        self.lane_leases = Some(Arc::new(LaneLeases::spawn(
+            self.ledger.clone(),
+            self.lanes.clone(),
+            holder.to_owned(),
+        )));
+        self
+    }
+
+    /// At a graceful stop: give back the lanes this process holds (no-op without lane leases).
+    pub async fn release_lanes(&self) {
+        if let Some(leases) = &self.lane_leases {
+            leases.release().await;
+        }
+    }
+
+    /// The transaction sources whose lanes this process holds now.
+    pub fn held_lanes(&self) -> Vec<String> {
+        self.lanes.held_accounts()
     }
 
     /// Replace the tunables.

@@ -6,7 +6,8 @@
 
 use super::error::PayoutError;
 use super::fault::CrashPoint;
-use super::lane::SequenceError;
+use super::lane::{HeldElsewhere, SequenceError};
+use super::lane_lease::LANE_RENEW_EVERY;
 use super::outcome::Flow;
 use super::processor::PayoutProcessor;
 use crate::horizon::{SubmitError, SubmitOk};
@@ -44,7 +45,9 @@ impl PayoutProcessor {
                 return self.retry_later_on(row, "horizon_fee_failed", &e).await;
             }
         };
-        let mut lane = self.lanes.acquire_for_payment().await;
+        let Some(mut lane) = self.lanes.acquire_for_payment().await else {
+            return self.lane_held_elsewhere(row).await;
+        };
         let sequence = match lane.next_sequence(&self.horizon).await {
             Ok(s) => s,
             Err(SequenceError::NoAccount(a)) => {
@@ -149,7 +152,11 @@ impl PayoutProcessor {
             }
         }
         let mut lane = match &row.tx_source {
-            Some(source) => self.lanes.acquire_account(source).await,
+            Some(source) => match self.lanes.acquire_account(source).await {
+                Ok(lane) => lane,
+                // Its holder submits in order; this envelope waits for the lane.
+                Err(HeldElsewhere) => return self.lane_held_elsewhere(row).await,
+            },
             None => None,
         };
         let outcome = self.horizon.submit(envelope).await;
@@ -158,6 +165,19 @@ impl PayoutProcessor {
         }
         drop(lane);
         self.handle_submit(row, outcome).await
+    }
+
+    /// Another worker process holds the source lane(s) this step needs: wait a lease tick
+    /// and try again (any process may pick the job up), without counting an attempt.
+    async fn lane_held_elsewhere(&self, row: &PayoutRow) -> Result<Flow, PayoutError> {
+        self.wait(
+            row,
+            "payout_lane_held_elsewhere",
+            &HeldElsewhere.to_string(),
+            LANE_RENEW_EVERY,
+            false,
+        )
+        .await
     }
 
     pub(super) fn past_expiry(&self, max_time: i64) -> bool {

@@ -9,6 +9,9 @@ pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(120);
 /// `ABANDON_AFTER`'s default: well past the Pi SDK's own timers, so a Pioneer still signing in
 /// the wallet is not cut off.
 pub const DEFAULT_ABANDON_AFTER: Duration = Duration::from_secs(300);
+/// The shortest reconcile lease, whatever `RECONCILE_EVERY` is: a renewal every third of it
+/// must not be a busy loop.
+const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
 
 /// Tunables of reconciliation. `Default` is what production uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +27,9 @@ pub struct ReconcileConfig {
     pub max_sweeps: i64,
     /// Rows of each kind one sweep looks at, at most (the next run takes the rest).
     pub batch: i64,
-    /// How long a run may hold the lease before another process may take it over (the run
-    /// renews it as it goes).
+    /// How long the lease lasts without renewal: a run renews it every third of this while it
+    /// runs, so only a dead holder lets it expire and blocks the next run this long at most.
+    /// About two `every` ([`ReconcileConfig::lease_ttl_for`]).
     pub lease_ttl: Duration,
 }
 
@@ -37,8 +41,17 @@ impl Default for ReconcileConfig {
             abandon_after: DEFAULT_ABANDON_AFTER,
             max_sweeps: 5,
             batch: 500,
-            lease_ttl: Duration::from_secs(300),
+            lease_ttl: ReconcileConfig::lease_ttl_for(DEFAULT_RECONCILE_EVERY),
         }
+    }
+}
+
+impl ReconcileConfig {
+    /// The lease's time to live for runs due every `every`: two intervals (at least
+    /// [`MIN_LEASE_TTL`]), so a process that died holding it delays reconciliation by about
+    /// one missed run, not by a fixed five minutes.
+    pub fn lease_ttl_for(every: Duration) -> Duration {
+        every.saturating_mul(2).max(MIN_LEASE_TTL)
     }
 }
 

@@ -41,7 +41,12 @@ impl Reconciler {
                 holder: current.map(|l| l.holder),
             });
         }
+        // Renewed while the run lasts (however slow Pi is); stopped before the release.
+        let kept = self
+            .ledger
+            .keep_lease(RECONCILE_LEASE, &holder, self.config.lease_ttl);
         let result = self.run_holding(&holder, started).await;
+        drop(kept);
         // Keep the lease for half an interval after the start: processes whose tick fires a
         // moment later skip instead of repeating the run.
         let keep_until = started.saturating_add(ms(self.config.every) / 2);

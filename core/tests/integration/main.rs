@@ -9,6 +9,7 @@ mod support;
 
 mod horizon_client;
 mod ledger;
+mod payout_lanes;
 mod payout_pipeline;
 mod payout_throttle;
 mod pi_client;

@@ -5,7 +5,9 @@ use crate::support::sim::{SimEnv, start};
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::PaymentId;
 use pi_payments_core::jobs::Job;
-use pi_payments_core::reconcile::{DriftKind, ReconcileConfig, Reconciler, RunOutcome};
+use pi_payments_core::reconcile::{
+    DriftKind, RECONCILE_LEASE, ReconcileConfig, Reconciler, RunOutcome,
+};
 use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::state::PaymentState;
 use pi_payments_core::u2a::{U2aDeps, U2aOutcome, U2aProcessor, U2aStep};
@@ -252,5 +254,68 @@ async fn the_drift_report_lists_a_planted_mismatch_and_is_clean_otherwise() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["drift"][0]["kind"], "state_mismatch");
     assert_eq!(json["clean"], false);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holder_blocks_reconciliation_for_about_two_intervals() {
+    let env = start(SimConfig::default()).await;
+    assert_eq!(
+        ReconcileConfig::default().lease_ttl,
+        2 * pi_payments_core::reconcile::DEFAULT_RECONCILE_EVERY
+    );
+    let every = Duration::from_secs(1);
+    let config = ReconcileConfig {
+        every,
+        lease_ttl: ReconcileConfig::lease_ttl_for(every),
+        ..ReconcileConfig::default()
+    };
+    assert_eq!(config.lease_ttl, Duration::from_secs(2));
+    // A process took the lease as a run does, then died without releasing it.
+    let taken = pi_payments_core::ledger::now_ms();
+    assert!(
+        env.ledger
+            .try_lease(RECONCILE_LEASE, "dead:00000001", config.lease_ttl)
+            .await
+            .unwrap()
+    );
+    let r = env.reconciler(config.clone());
+    assert!(matches!(
+        r.run_once("next").await.unwrap(),
+        RunOutcome::Skipped { .. }
+    ));
+    let lease = env.ledger.lease(RECONCILE_LEASE).await.unwrap().unwrap();
+    assert!(lease.expires_at <= taken + 2_000 + 100, "{lease:?}");
+    tokio::time::sleep(config.lease_ttl + Duration::from_millis(200)).await;
+    assert!(matches!(
+        r.run_once("next").await.unwrap(),
+        RunOutcome::Ran(_)
+    ));
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_keeps_its_lease_by_renewing_it() {
+    let env = start(SimConfig::default()).await;
+    let config = ReconcileConfig {
+        lease_ttl: Duration::from_millis(600),
+        ..no_cooldown()
+    };
+    // Pi answers after 2 s: the run outlasts its lease's time to live three times over.
+    env.faults(json!({"latency_ms": 2000})).await;
+    let a = env.reconciler(config.clone());
+    let b = env.reconciler(config);
+    let first = tokio::spawn(async move { a.run_once("proc-a").await });
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            matches!(
+                b.run_once("proc-b").await.unwrap(),
+                RunOutcome::Skipped { .. }
+            ),
+            "the running holder renews its lease"
+        );
+    }
+    assert!(matches!(first.await.unwrap().unwrap(), RunOutcome::Ran(_)));
     env.done().await;
 }

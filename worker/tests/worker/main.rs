@@ -13,3 +13,4 @@ mod redis_namespace;
 mod sqlite_bulk_push;
 mod u2a;
 mod u2a_throttle;
+mod worker_queues;

@@ -385,6 +385,7 @@ async fn scheduled_process(
         missed_heartbeats: 3,
         poll_interval: Duration::from_millis(200),
         shutdown_timeout: Duration::from_secs(5),
+        ..WorkerConfig::default()
     };
     let schedule = ScheduleConfig {
         reconcile: ReconcileConfig {

@@ -4,7 +4,7 @@
 
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::{PaymentId, Txid};
-use pi_payments_core::jobs::Job;
+use pi_payments_core::jobs::{Job, JobKind};
 use pi_payments_core::ledger::scratch::ScratchDatabase;
 use pi_payments_core::ledger::{Ledger, PaymentRow};
 use pi_payments_core::payout::PayoutProcessor;
@@ -52,6 +52,8 @@ pub struct Options {
     /// Do not start the workers in [`Harness::start`]; the test calls
     /// [`Harness::start_workers`] once it has prepared the ledger and the queue.
     pub defer_workers: bool,
+    /// The job kinds the workers run (`WORKER_QUEUES`); every kind by default.
+    pub kinds: Vec<JobKind>,
 }
 
 impl Default for Options {
@@ -71,6 +73,7 @@ impl Default for Options {
             payouts: false,
             schedule: None,
             defer_workers: false,
+            kinds: JobKind::ALL.to_vec(),
         }
     }
 }
@@ -181,6 +184,7 @@ impl Harness {
             missed_heartbeats: 3,
             poll_interval: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(5),
+            kinds: opts.kinds.clone(),
         };
         let control = SimControl::of(&sim).expect("control client");
         let mut harness = Harness {

@@ -4,5 +4,6 @@
 mod lease;
 mod payout_scenarios;
 mod postgres;
+mod recovery;
 mod sqlite;
 mod u2a_scenarios;

@@ -102,12 +102,15 @@ async fn a_ledger_from_before_payment_numbers_keeps_its_history_and_counters() {
         .await
         .unwrap();
     let (old, other) = (pid(7000), pid(7001));
+    // Recorded just before the upgrade (a payment idle past STUCK_AFTER would be re-armed).
+    let just_now = pi_payments_core::ledger::now_ms();
     for id in [&old, &other] {
         sqlx::query(
             "INSERT INTO payments (id, direction, state, attempts, created_at, updated_at) \
-             VALUES ($1, 'user_to_app', 'received', 0, 1, 1)",
+             VALUES ($1, 'user_to_app', 'received', 0, $2, $2)",
         )
         .bind(id.as_str())
+        .bind(just_now)
         .execute(&pool)
         .await
         .unwrap();
@@ -123,9 +126,10 @@ async fn a_ledger_from_before_payment_numbers_keeps_its_history_and_counters() {
     }
     sqlx::query(
         "INSERT INTO payment_callbacks (payment_id, step, first_at, last_at, count, armed_count, armed_at) \
-         VALUES ($1, 'approve', 1, 1, 1, 1, 1)",
+         VALUES ($1, 'approve', $2, $2, 1, 1, $2)",
     )
     .bind(old.as_str())
+    .bind(just_now)
     .execute(&pool)
     .await
     .unwrap();

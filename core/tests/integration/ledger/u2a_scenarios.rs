@@ -8,6 +8,7 @@ use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::{PaymentState, RetryStep, Transition};
 use pi_payments_core::{OrderId, PaymentId, PiAmount, Txid, Uid};
 
+pub use super::recovery::repeated_callbacks_of_an_idle_row_reenqueue_once;
 use crate::support::ledger::outbox_types;
 pub use crate::support::ledger::pid;
 
@@ -1032,4 +1033,5 @@ crate::on_both_databases!(
     concurrent_batches_enqueue_once,
     batched_first_approvals_match_single_recording,
     payments_are_numbered_and_their_rows_follow,
+    repeated_callbacks_of_an_idle_row_reenqueue_once,
 );
