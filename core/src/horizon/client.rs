@@ -315,13 +315,16 @@ impl HorizonClient {
     /// identifier): the check before rebuilding a payout whose envelope expired, so a payout that
     /// landed under an earlier envelope is never paid again. With `since_cursor` it scans every
     /// transaction after that cursor (oldest first); without, the newest
-    /// [`FIND_BY_MEMO_SCAN_LIMIT`] transactions (newest first). Failed transactions with the memo
-    /// are skipped: they paid nothing.
+    /// [`FIND_BY_MEMO_SCAN_LIMIT`] transactions (newest first), and with `not_before_ms` (Unix
+    /// milliseconds, e.g. when the payout was created) it stops paging at the first page reaching
+    /// a transaction older than that: a busy wallet's older history cannot hold it. Failed
+    /// transactions with the memo are skipped: they paid nothing.
     pub async fn find_transaction_by_memo(
         &self,
         account_id: &str,
         memo: &str,
         since_cursor: Option<&str>,
+        not_before_ms: Option<i64>,
     ) -> Result<Option<TxInfo>, HorizonError> {
         let order = if since_cursor.is_some() {
             Order::Asc
@@ -335,6 +338,11 @@ impl HorizonClient {
                 .account_transactions(account_id, cursor.as_deref(), MAX_PAGE_LIMIT, order)
                 .await?;
             let n = page.records.len();
+            // Newest first: the page's last record is its oldest (unparsable time: keep going).
+            let oldest = page
+                .records
+                .last()
+                .and_then(|t| close_time_ms(&t.created_at));
             if let Some(hit) = page
                 .records
                 .into_iter()
@@ -344,7 +352,10 @@ impl HorizonClient {
             }
             scanned += n;
             let short_page = n < MAX_PAGE_LIMIT as usize;
+            let reached_older = since_cursor.is_none()
+                && not_before_ms.is_some_and(|bound| oldest.is_some_and(|ms| ms < bound));
             if short_page
+                || reached_older
                 || page.next_cursor.is_none()
                 || page.next_cursor == cursor
                 || (since_cursor.is_none() && scanned >= FIND_BY_MEMO_SCAN_LIMIT)
@@ -354,6 +365,13 @@ impl HorizonClient {
             cursor = page.next_cursor;
         }
     }
+}
+
+/// A ledger close time (ISO 8601, as Horizon writes `created_at`) in Unix milliseconds.
+fn close_time_ms(created_at: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(created_at)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 fn transport_error(url: &str, e: &reqwest::Error) -> HorizonError {

@@ -20,7 +20,8 @@ pub struct PayoutConfig {
     pub max_backoff: Duration,
     /// Pause before resubmitting the same envelope after an unknown outcome.
     pub resubmit_delay: Duration,
-    /// How long `/fee_stats` is cached.
+    /// How long `/fee_stats` is cached, shared by all payouts of the process: about one ledger
+    /// (Pi closes one every ~5 s), so the fee follows the network without a read per payout.
     pub fee_cache: Duration,
 }
 
@@ -33,7 +34,7 @@ impl Default for PayoutConfig {
             base_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
             resubmit_delay: Duration::from_secs(1),
-            fee_cache: Duration::from_secs(10),
+            fee_cache: Duration::from_secs(5),
         }
     }
 }

@@ -43,7 +43,7 @@ use crate::stellar::{Network, PI_BASE_FEE_STROOPS, Wallet};
 use crate::throttle::Throttling;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How many state moves one [`PayoutProcessor::step`] call makes at most before it hands back
@@ -64,7 +64,10 @@ pub struct PayoutProcessor {
     pub(super) lanes: Arc<Lanes>,
     pub(super) config: PayoutConfig,
     pub(super) crash: Option<CrashPoint>,
-    pub(super) fee: Arc<Mutex<Option<(Instant, i64)>>>,
+    /// The base fee and when it was read: one `/fee_stats` read per [`PayoutConfig::fee_cache`]
+    /// for all payouts of the process (an async mutex, so a burst of payouts waits for the one
+    /// read in flight instead of each reading it).
+    pub(super) fee: Arc<tokio::sync::Mutex<Option<(Instant, i64)>>>,
     /// With [`PayoutProcessor::with_lane_leases`]: the task holding this process's lanes.
     pub(super) lane_leases: Option<Arc<LaneLeases>>,
 }
@@ -102,7 +105,7 @@ impl PayoutProcessor {
             network,
             config: PayoutConfig::default(),
             crash: None,
-            fee: Arc::new(Mutex::new(None)),
+            fee: Arc::new(tokio::sync::Mutex::new(None)),
             lane_leases: None,
         }
     }
@@ -433,17 +436,18 @@ impl PayoutProcessor {
         }
     }
 
+    /// The base fee per operation: `max(/fee_stats, Pi's minimum)`, read at most once per
+    /// [`PayoutConfig::fee_cache`] (about a ledger) for the whole process.
     pub(super) async fn base_fee(&self) -> Result<i64, HorizonError> {
-        let cached = self.fee.lock().ok().and_then(|g| *g);
-        if let Some((at, fee)) = cached
+        // Held across the read: concurrent payouts share one `/fee_stats` call.
+        let mut cached = self.fee.lock().await;
+        if let Some((at, fee)) = *cached
             && at.elapsed() < self.config.fee_cache
         {
             return Ok(fee);
         }
         let fee = self.horizon.base_fee().await?.max(PI_BASE_FEE_STROOPS);
-        if let Ok(mut g) = self.fee.lock() {
-            *g = Some((Instant::now(), fee));
-        }
+        *cached = Some((Instant::now(), fee));
         Ok(fee)
     }
 }

@@ -16,6 +16,10 @@ use crate::state::PayoutTransition;
 use crate::stellar::{PaymentTx, TxFailure, Wallet, unix_now};
 use std::time::Duration;
 
+/// How far before the payout's creation the memo scan still looks: a margin for the clocks of
+/// our database and of Pi's ledgers disagreeing (no transaction of the payout can be older).
+const MEMO_SCAN_CLOCK_MARGIN_MS: i64 = 120_000;
+
 impl PayoutProcessor {
     pub(super) async fn sign_and_submit(&self, row: &PayoutRow) -> Result<Flow, PayoutError> {
         let (Some(pid), Some(to)) = (&row.pi_payment_id, &row.to_address) else {
@@ -339,7 +343,12 @@ impl PayoutProcessor {
         };
         match self
             .horizon
-            .find_transaction_by_memo(&self.app_address, pid.as_str(), None)
+            .find_transaction_by_memo(
+                &self.app_address,
+                pid.as_str(),
+                None,
+                Some(row.created_at.saturating_sub(MEMO_SCAN_CLOCK_MARGIN_MS)),
+            )
             .await
         {
             Ok(Some(tx)) => {

@@ -4,7 +4,9 @@
 
 use pi_payments_core::PiAmount;
 use pi_payments_core::Txid;
-use pi_payments_core::horizon::{HorizonClient, Order, SubmitError, SubmitOk, VerificationProblem};
+use pi_payments_core::horizon::{
+    HorizonClient, MAX_PAGE_LIMIT, Order, SubmitError, SubmitOk, VerificationProblem,
+};
 use pi_payments_core::ids::random_alnum;
 use pi_payments_core::stellar::{
     Network, PI_BASE_FEE_STROOPS, PaymentTx, SignedTx, TxFailure, Wallet,
@@ -164,14 +166,14 @@ async fn payment_lands_reads_back_and_resubmits_idempotently() {
     // Finding it by memo (the check before any rebuild), and listing.
     let found = e
         .horizon
-        .find_transaction_by_memo(&app, &identifier, None)
+        .find_transaction_by_memo(&app, &identifier, None, None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(found.hash, signed.hash_hex);
     assert!(
         e.horizon
-            .find_transaction_by_memo(&app, &random_alnum(28), None)
+            .find_transaction_by_memo(&app, &random_alnum(28), None, None)
             .await
             .unwrap()
             .is_none()
@@ -347,7 +349,7 @@ async fn channel_account_pays_the_fee_while_the_app_pays_the_pioneer() {
     // Horizon lists such transactions for every participating account.
     let found = e
         .horizon
-        .find_transaction_by_memo(&app, &identifier, None)
+        .find_transaction_by_memo(&app, &identifier, None, None)
         .await
         .unwrap();
     assert_eq!(found.map(|t| t.hash), Some(signed.hash_hex));
@@ -423,7 +425,7 @@ async fn failures_come_back_classified() {
     // A failed transaction with the memo is not "paid".
     assert!(
         e.horizon
-            .find_transaction_by_memo(&app, recorded.memo.as_deref().unwrap(), None)
+            .find_transaction_by_memo(&app, recorded.memo.as_deref().unwrap(), None, None)
             .await
             .unwrap()
             .is_none()
@@ -498,4 +500,63 @@ async fn submit_until_landed(horizon: &HorizonClient, signed: &SignedTx) -> Subm
         }
     }
     panic!("transaction {} did not land", signed.hash_hex);
+}
+
+/// The memo scan (before rebuilding a payout's envelope) stops at transactions older than the
+/// payout: on a busy wallet it reads one page, not the last 2,000 transactions.
+#[tokio::test]
+async fn the_memo_scan_stops_at_transactions_older_than_the_payout() {
+    let e = env().await;
+    let control = SimControl::of(&e.sim).unwrap();
+    let to = pioneer(&e.sim, "u-scan").await;
+    let app = e.app.public_key();
+    let memo = random_alnum(28);
+    let old = e.payout(&to, pi("0.1"), &memo).await;
+    e.horizon.submit(&old.envelope_b64).await.unwrap();
+    // A full page of newer transactions, all from before the "payout" below.
+    let mut seq = e.sequence(&app).await;
+    for _ in 0..MAX_PAGE_LIMIT {
+        seq += 1;
+        let filler = e
+            .app_pays(seq, &to, pi("0.0000001"))
+            .expires_in(120)
+            .sign(&[&e.app], &e.net)
+            .unwrap();
+        e.horizon.submit(&filler.envelope_b64).await.unwrap();
+    }
+    // Ledger close times have whole seconds: the payout is clearly newer than all of them.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let created_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+
+    let pages = || control.endpoint_calls("horizon_account_transactions");
+    let before = pages().await.unwrap();
+    let bounded = e
+        .horizon
+        .find_transaction_by_memo(&app, &memo, None, Some(created_ms))
+        .await
+        .unwrap();
+    assert!(bounded.is_none(), "older than the bound: not scanned");
+    assert_eq!(pages().await.unwrap() - before, 1, "one page, then stop");
+
+    // Unbounded (or bounded before it), the scan pages on and finds it.
+    let before = pages().await.unwrap();
+    let found = e
+        .horizon
+        .find_transaction_by_memo(&app, &memo, None, None)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|t| t.hash), Some(old.hash_hex.clone()));
+    assert_eq!(pages().await.unwrap() - before, 2);
+    let found = e
+        .horizon
+        .find_transaction_by_memo(&app, &memo, None, Some(created_ms - 600_000))
+        .await
+        .unwrap();
+    assert_eq!(found.map(|t| t.hash), Some(old.hash_hex));
 }

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod call_budget;
 mod horizon_client;
 mod ledger;
 mod payout_lanes;

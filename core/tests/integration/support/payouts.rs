@@ -24,7 +24,7 @@ pub fn test_config() -> PayoutConfig {
         base_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
         resubmit_delay: Duration::from_millis(100),
-        fee_cache: Duration::from_secs(10),
+        fee_cache: Duration::from_secs(5),
     }
 }
 
