@@ -17,8 +17,11 @@ use crate::stellar::{PaymentTx, TxFailure, Wallet, unix_now};
 use std::time::Duration;
 
 /// How far before the payout's creation the memo scan still looks: a margin for the clocks of
-/// our database and of Pi's ledgers disagreeing (no transaction of the payout can be older).
-const MEMO_SCAN_CLOCK_MARGIN_MS: i64 = 120_000;
+/// our servers and of Pi's ledgers disagreeing (no transaction of the payout can be older). A
+/// scan that stopped too early would miss a landed transaction and pay again, so the margin is
+/// generous: an hour of the wallet's history costs a few more pages at most (and the scan never
+/// reads more than its page cap).
+const MEMO_SCAN_CLOCK_MARGIN_MS: i64 = 3_600_000;
 
 impl PayoutProcessor {
     pub(super) async fn sign_and_submit(&self, row: &PayoutRow) -> Result<Flow, PayoutError> {
