@@ -8,7 +8,8 @@
 //!
 //! Size: `DEPLOYMENT_TEST_SCALE` multiplies 40 U2A payments + 20 payouts (the full size:
 //! `DEPLOYMENT_TEST_SCALE=10 DEPLOYMENT_TEST_STUCK_AFTER=30 cargo test -p pi-payments --test e2e
-//! deployment -- --nocapture`; see [`stuck_after`]).
+//! deployment -- --nocapture`; see [`stuck_after`]). `DEPLOYMENT_TEST_LOGS=<dir>` keeps the
+//! processes' logs there.
 
 use crate::support::payouts::ADMIN_TOKEN;
 use pi_payments_core::ledger::Ledger;
@@ -70,7 +71,7 @@ impl Drop for Deployment {
 
 impl Deployment {
     fn log_path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.log"))
+        log_path(&self.dir, name)
     }
 
     /// `pi-payments {role}` named `name` (its `HOSTNAME`, so its worker id and lease holder
@@ -105,7 +106,7 @@ impl Deployment {
     fn assert_alive(&mut self) {
         for (name, child) in &mut self.children {
             if let Ok(Some(exit)) = child.try_wait() {
-                let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")));
+                let log = std::fs::read_to_string(log_path(&self.dir, name));
                 panic!("{name} exited ({exit}): {}", tail(&log.unwrap_or_default()));
             }
         }
@@ -136,6 +137,13 @@ impl Deployment {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// `{name}.log` in `DEPLOYMENT_TEST_LOGS` (kept after the run) or in the scratch directory.
+fn log_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    std::env::var_os("DEPLOYMENT_TEST_LOGS")
+        .map_or_else(|| dir.path().to_path_buf(), PathBuf::from)
+        .join(format!("{name}.log"))
 }
 
 fn tail(log: &str) -> String {
