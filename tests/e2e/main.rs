@@ -12,6 +12,7 @@ mod support;
 mod auth_e2e;
 mod cli;
 mod compose;
+mod deployment;
 mod e2e_u2a;
 mod e2e_u2a_faults;
 mod e2e_u2a_refusals;

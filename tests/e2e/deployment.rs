@@ -1,0 +1,528 @@
+//! A whole deployment against one Pi: 2 `api` + 3 `worker` processes of the real binary on
+//! Postgres + Redis, sharing `PI_RATE_LIMIT` and `HORIZON_RATE_LIMIT` budgets, against ONE
+//! pi-sim that rate-limits Platform and Horizon 10 % above them. U2A payments (callbacks spread
+//! over both APIs) and payouts run together; one worker is SIGKILLed mid-run. Everything
+//! completes exactly once (ledger states, one Pi payment per payout, pi-sim's audit), pi-sim
+//! answers no 429 and its 1 s peak per key stays within 1.05× the limits, and the payout lanes
+//! the dead worker held are held by a live worker within 10 s.
+//!
+//! Size: `DEPLOYMENT_TEST_SCALE` multiplies 40 U2A payments + 20 payouts (the issue's full size:
+//! `DEPLOYMENT_TEST_SCALE=10 DEPLOYMENT_TEST_STUCK_AFTER=30 cargo test -p pi-payments --test e2e
+//! deployment -- --nocapture`; see [`stuck_after`]). `DEPLOYMENT_TEST_LOGS=<dir>` keeps the
+//! processes' logs there.
+
+use crate::support::payouts::ADMIN_TOKEN;
+use pi_payments_core::ledger::Ledger;
+use pi_payments_core::ledger::scratch::ScratchDatabase;
+use pi_payments_core::stellar::Wallet;
+use pi_sim::control_client::{SimControl, U2aRequest};
+use pi_sim::faults::Target;
+use pi_sim::{RunningSim, SimConfig};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `PI_RATE_LIMIT` and `HORIZON_RATE_LIMIT` of the deployment; pi-sim limits 10 % above (its one
+/// `rate_limit` knob applies to each listener and `Authorization` value separately).
+const LIMIT: u32 = 40;
+const SIM_LIMIT: u32 = LIMIT + LIMIT / 10;
+const APIS: usize = 2;
+const WORKERS: usize = 3;
+/// Channel accounts besides the app wallet: three payout lanes for three workers.
+const CHANNELS: usize = 2;
+/// How long the whole run may take at scale 1 (longer at larger scales).
+const DEADLINE: Duration = Duration::from_secs(120);
+/// The issue's bound for a dead worker's lanes to move.
+const TAKEOVER: Duration = Duration::from_secs(10);
+
+fn scale() -> usize {
+    std::env::var("DEPLOYMENT_TEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1)
+}
+
+/// `STUCK_AFTER` of the workers: 3 s (a dead worker's rows are re-enqueued quickly) unless
+/// `DEPLOYMENT_TEST_STUCK_AFTER` says otherwise. At 400 U2A payments the queued approve jobs wait
+/// longer than five sweeps of 3 s and the sweeper gives up on them (rows merely queued count as
+/// stuck): the full-size run needs a longer one, e.g. 30.
+fn stuck_after() -> String {
+    std::env::var("DEPLOYMENT_TEST_STUCK_AFTER").unwrap_or_else(|_| "3".into())
+}
+
+/// The processes of the deployment; all killed when the test ends (or fails).
+struct Deployment {
+    children: Vec<(String, Child)>,
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Deployment {
+    fn log_path(&self, name: &str) -> PathBuf {
+        log_path(&self.dir, name)
+    }
+
+    /// `pi-payments {role}` named `name` (its `HOSTNAME`, so its worker id and lease holder
+    /// start with it), output in `{name}.log`.
+    fn command(&self, role: &str, name: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pi-payments"));
+        cmd.arg(role).env_clear();
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let log = std::fs::File::create(self.log_path(name)).unwrap();
+        cmd.env("HOSTNAME", name)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        cmd
+    }
+
+    fn spawn(&mut self, role: &str, name: &str) {
+        let child = self
+            .command(role, name)
+            .spawn()
+            .expect("pi-payments starts");
+        self.children.push((name.to_string(), child));
+    }
+
+    /// Fails if any process exited.
+    fn assert_alive(&mut self) {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(exit)) = child.try_wait() {
+                let log = std::fs::read_to_string(log_path(&self.dir, name));
+                panic!("{name} exited ({exit}): {}", tail(&log.unwrap_or_default()));
+            }
+        }
+    }
+
+    /// SIGKILL the process `name`.
+    fn kill(&mut self, name: &str) {
+        let at = self.children.iter().position(|(n, _)| n == name).unwrap();
+        let (_, mut child) = self.children.remove(at);
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+    }
+
+    /// The API address `name` logged ("API listening addr=…").
+    async fn api_url(&mut self, name: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
+            if let Some(addr) = log
+                .lines()
+                .filter(|l| l.contains("API listening"))
+                .find_map(|l| l.split("addr=").nth(1))
+            {
+                return format!("http://{}", addr.split_whitespace().next().unwrap());
+            }
+            self.assert_alive();
+            assert!(start.elapsed() < DEADLINE, "{name} never listened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// `{name}.log` in `DEPLOYMENT_TEST_LOGS` (kept after the run) or in the scratch directory.
+fn log_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    std::env::var_os("DEPLOYMENT_TEST_LOGS")
+        .map_or_else(|| dir.path().to_path_buf(), PathBuf::from)
+        .join(format!("{name}.log"))
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A Redis URL on a database of its own (the binary's queue namespace is always the default
+/// one; another database keeps this test's queue apart from everything else on the server).
+fn redis_url() -> String {
+    let base = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let db = 1 + (nanos ^ std::process::id()) % 15;
+    format!("{}/{db}", base.trim_end_matches('/'))
+}
+
+async fn sim(channels: &[Wallet]) -> RunningSim {
+    pi_payments_core::pi_client::install_crypto_provider();
+    let sim = pi_sim::start(SimConfig {
+        // A fresh key: the budgets in Redis are this run's alone.
+        api_key: Some(pi_payments_core::ids::random_alnum(32)),
+        rate_limit: Some(SIM_LIMIT),
+        fault_targets: vec![Target::Platform, Target::Horizon],
+        ledger_seconds: 0.2,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("pi-sim starts");
+    for w in channels {
+        sim.chain().fund_account(&w.public_key(), 10 * 10_000_000);
+    }
+    sim
+}
+
+/// One U2A payment of `uid`: created by the Pioneer, approved through one API, submitted by the
+/// Pioneer, completed through the other API.
+async fn u2a(http: reqwest::Client, control: SimControl, apis: Vec<String>, i: usize) -> String {
+    let uid = format!("deploy-u2a-{i}");
+    let id = control
+        .create_u2a_id(
+            &U2aRequest::new(&uid, "1")
+                .memo("deploy")
+                .metadata(json!({"n": i})),
+        )
+        .await
+        .unwrap();
+    let token = control.token(&uid).await.unwrap();
+    let (approve_api, complete_api) = (&apis[i % APIS], &apis[(i + 1) % APIS]);
+    let res = http
+        .post(format!("{approve_api}/pi_payment/approve"))
+        .json(&json!({"paymentId": id, "accessToken": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202, "approve {id}");
+    wait_payment(&http, complete_api, &id, "approved").await;
+    let txid = control.submit_with(&id, &json!({})).await.unwrap().txid;
+    let res = http
+        .post(format!("{complete_api}/api/pi_payment/complete"))
+        .json(&json!({"paymentId": id, "txid": txid}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202, "complete {id}");
+    wait_payment(&http, approve_api, &id, "completed").await;
+    id
+}
+
+/// Poll an API until the payment is in `state` (a final state other than it fails).
+async fn wait_payment(http: &reqwest::Client, api: &str, id: &str, state: &str) {
+    let start = Instant::now();
+    loop {
+        let body: Value = http
+            .get(format!("{api}/payments/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        let now = body["payment"]["state"].as_str().unwrap_or("");
+        if now == state {
+            return;
+        }
+        assert!(
+            !crate::support::is_final(now),
+            "payment {id} settled as {now}, not {state}: {body}"
+        );
+        assert!(
+            start.elapsed() < DEADLINE * scale() as u32,
+            "payment {id} never reached {state}: {body}"
+        );
+        // Slower polls at larger scales: hundreds of payments poll the two APIs at once.
+        let every = 250 * scale().min(4) as u64;
+        tokio::time::sleep(Duration::from_millis(every)).await;
+    }
+}
+
+async fn count(ledger: &Ledger, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(ledger.pool())
+        .await
+        .unwrap()
+}
+
+/// The payout lanes (`payout-lane:*` leases) and their holders, live ones only.
+async fn live_lanes(ledger: &Ledger) -> Vec<(String, String)> {
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    sqlx::query_as(
+        "SELECT name, holder FROM leases WHERE name LIKE 'payout-lane:%' AND expires_at > $1 \
+         ORDER BY name",
+    )
+    .bind(now)
+    .fetch_all(ledger.pool())
+    .await
+    .unwrap()
+}
+
+/// The worker (by name) holding a lease: holders are `{HOSTNAME}-{pid}-{random}` and the
+/// test's names have no `-`.
+fn holder_name(holder: &str) -> String {
+    holder.split('-').next().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apis_and_three_workers_share_one_pi_and_survive_a_killed_worker() {
+    let server_url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let Ok(Ok(pg)) = tokio::time::timeout(
+        Duration::from_secs(5),
+        ScratchDatabase::create(&server_url, "pi_payments_deploy"),
+    )
+    .await
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Postgres is not reachable"
+        );
+        eprintln!("skipping: Postgres at TEST_DATABASE_URL is not reachable");
+        return;
+    };
+    let u2a_count = 40 * scale();
+    let payout_count = 20 * scale();
+    let channels: Vec<Wallet> = (0..CHANNELS).map(|_| Wallet::generate()).collect();
+    let sim = sim(&channels).await;
+    let control = SimControl::of(&sim).unwrap();
+    let redis = redis_url();
+    let channel_seeds: Vec<String> = channels.iter().map(Wallet::expose_seed).collect();
+    let mut deployment = Deployment {
+        children: Vec::new(),
+        dir: tempfile::tempdir().unwrap(),
+        env: vec![
+            ("PI_API_KEY", sim.api_key.clone()),
+            ("PI_API_BASE_URL", sim.platform_url.clone()),
+            ("PI_HORIZON_URL", sim.horizon_url.clone()),
+            ("PI_NETWORK", sim.network_passphrase.clone()),
+            ("PI_APP_WALLET", sim.app_wallet_public_key.clone()),
+            ("PI_WALLET_SEED", sim.app_wallet_seed.clone()),
+            ("PI_CHANNEL_SEEDS", channel_seeds.join(",")),
+            ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("DATABASE_URL", pg.url().to_string()),
+            ("REDIS_URL", redis.clone()),
+            ("PI_RATE_LIMIT", LIMIT.to_string()),
+            ("HORIZON_RATE_LIMIT", LIMIT.to_string()),
+            ("BIND_ADDR", "127.0.0.1:0".to_string()),
+            ("RECONCILE_EVERY", "2".to_string()),
+            ("STUCK_AFTER", stuck_after()),
+            ("RUST_LOG", "info".to_string()),
+        ],
+    };
+    // Leftovers of an earlier run on this Redis database (the namespace is the default one).
+    let _ = pi_payments_worker::delete_redis_namespace(
+        &redis,
+        pi_payments::config::DEFAULT_QUEUE_NAMESPACE,
+    )
+    .await;
+    let migrated = deployment
+        .command("migrate", "migrate")
+        .status()
+        .expect("migrate runs");
+    assert!(migrated.success(), "migrate failed");
+    let ledger = Ledger::connect_without_migrating(pg.url()).await.unwrap();
+
+    for i in 0..APIS {
+        deployment.spawn("api", &format!("api{i}"));
+    }
+    for i in 0..WORKERS {
+        deployment.spawn("worker", &format!("worker{i}"));
+    }
+    let mut apis = Vec::new();
+    for i in 0..APIS {
+        apis.push(deployment.api_url(&format!("api{i}")).await);
+    }
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+
+    // Payouts through both APIs (the admin API), to Pioneers known to Pi.
+    let mut payout_ids = Vec::new();
+    for i in 0..payout_count {
+        let uid = format!("deploy-payee-{i}");
+        control.user(&uid).await.unwrap();
+        let amount = format!("0.{:07}", 1_000 + i);
+        let res = http
+            .post(format!("{}/payouts", apis[i % APIS]))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"uid": uid, "amount": amount, "memo": "deploy", "idempotency_key": format!("deploy-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 202, "POST /payouts {i}");
+        let body: Value = res.json().await.unwrap();
+        payout_ids.push(body["payout"]["id"].as_str().unwrap().to_string());
+    }
+    // U2A payments, all at once.
+    let apis = Arc::new(apis);
+    let payments: Vec<_> = (0..u2a_count)
+        .map(|i| tokio::spawn(u2a(http.clone(), control.clone(), apis.as_ref().clone(), i)))
+        .collect();
+
+    // Mid-run: SIGKILL the worker holding the app wallet's lane once some payouts completed.
+    let wallet_lane = format!("payout-lane:{}", sim.app_wallet_public_key);
+    let victim = loop {
+        deployment.assert_alive();
+        let done = count(
+            &ledger,
+            "SELECT COUNT(*) FROM payouts WHERE state = 'completed'",
+        )
+        .await;
+        let lanes = live_lanes(&ledger).await;
+        if done >= 1
+            && let Some((_, holder)) = lanes.iter().find(|(n, _)| *n == wallet_lane)
+        {
+            assert!(
+                (done as usize) < payout_count,
+                "all payouts completed before the kill"
+            );
+            break holder_name(holder);
+        }
+        assert!(start.elapsed() < DEADLINE, "no payout completed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let held: Vec<String> = live_lanes(&ledger)
+        .await
+        .into_iter()
+        .filter(|(_, h)| holder_name(h) == victim)
+        .map(|(n, _)| n)
+        .collect();
+    deployment.kill(&victim);
+    let killed_at = Instant::now();
+    eprintln!(
+        "SIGKILLed {victim} holding {held:?} after {:?}",
+        start.elapsed()
+    );
+    // Its lanes are held by live workers within 10 s.
+    loop {
+        let lanes = live_lanes(&ledger).await;
+        let moved = held.iter().all(|name| {
+            lanes
+                .iter()
+                .any(|(n, h)| n == name && holder_name(h) != victim)
+        });
+        if moved {
+            eprintln!(
+                "its lanes moved within {:?}: {lanes:?}",
+                killed_at.elapsed()
+            );
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < TAKEOVER,
+            "{victim}'s lanes {held:?} not taken over within {TAKEOVER:?}: {lanes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for p in payments {
+        p.await.expect("a U2A payment completed");
+    }
+    let payouts_deadline = DEADLINE * scale() as u32;
+    loop {
+        deployment.assert_alive();
+        let done = count(
+            &ledger,
+            "SELECT COUNT(*) FROM payouts WHERE state = 'completed'",
+        )
+        .await;
+        if done as usize == payout_count {
+            break;
+        }
+        assert!(
+            start.elapsed() < payouts_deadline,
+            "{done} of {payout_count} payouts completed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let wall = start.elapsed();
+
+    // Exactly once: the ledger, Pi's records, the chain.
+    assert_eq!(
+        count(
+            &ledger,
+            "SELECT COUNT(*) FROM payments WHERE state = 'completed'"
+        )
+        .await as usize,
+        u2a_count
+    );
+    assert_eq!(
+        count(&ledger, "SELECT COUNT(*) FROM payments").await as usize,
+        u2a_count
+    );
+    assert_eq!(
+        count(
+            &ledger,
+            "SELECT COUNT(*) FROM events WHERE event_type = 'payment.completed'"
+        )
+        .await as usize,
+        u2a_count
+    );
+    let pi = control.payments().await.unwrap();
+    let a2u = pi
+        .iter()
+        .filter(|p| p["direction"] == "app_to_user")
+        .count();
+    assert_eq!(a2u, payout_count, "one Pi payment per payout");
+    let audit = control.audit().await.unwrap();
+    assert_eq!(audit["ok"], true, "audit: {audit:#}");
+    assert!(!audit.to_string().contains("double_paid"), "{audit}");
+
+    // One budget per key, and no 429. The app's own keys are the API key on Platform and no
+    // `Authorization` on Horizon; the Pioneers' tokens (`/me`) are keys of their own.
+    let log = control.log().await.unwrap();
+    let peaks = log["max_rate_1s_per_key"].as_object().unwrap();
+    let app_key = format!("platform:Key {}", sim.api_key);
+    let per_endpoint = |field: &str| {
+        Value::Object(
+            log["endpoints"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v[field].clone()))
+                .collect(),
+        )
+    };
+    eprintln!(
+        "deployment: {u2a_count} U2A + {payout_count} payouts in {wall:?}; totals {}; 1 s peaks: \
+         Platform app key {}, Horizon {}, per listener {}; calls per endpoint {}; 429s per \
+         endpoint {}",
+        log["totals"],
+        peaks.get(&app_key).unwrap_or(&Value::Null),
+        peaks.get("horizon:").unwrap_or(&Value::Null),
+        log["max_rate_1s"],
+        per_endpoint("calls"),
+        per_endpoint("rate_limited"),
+    );
+    assert_eq!(
+        log["totals"]["rate_limited"], 0,
+        "pi-sim answered 429s: {}",
+        log["totals"]
+    );
+    let bound = f64::from(LIMIT) * 1.05;
+    for (key, peak) in peaks {
+        let peak = peak.as_u64().unwrap();
+        assert!(peak as f64 <= bound, "{key}: peak {peak}/s over {bound}/s");
+    }
+    drop(deployment);
+    let _ = pi_payments_worker::delete_redis_namespace(
+        &redis,
+        pi_payments::config::DEFAULT_QUEUE_NAMESPACE,
+    )
+    .await;
+    let _ = pg.drop_database().await;
+    sim.shutdown().await;
+}
