@@ -1,11 +1,13 @@
 //! The one apalis handler every job worker runs: it hands the job to its kind's adapter (core's
 //! U2A processor or payout processor). The match is exhaustive, so a new job kind does not
-//! compile until it is handled here.
+//! compile until it is handled here. Before a payment's or payout's job runs, the ledger hears
+//! of it (`Ledger::job_started`): the sweeper counts a row as stuck only when a job ran on it.
 
 use crate::context::HandlerCtx;
 use crate::{payout, u2a};
 use apalis::prelude::{Attempt, BoxDynError, Data};
 use pi_payments_core::jobs::{Job, JobPayload};
+use pi_payments_core::ledger::Swept;
 use pi_payments_core::u2a::U2aStep;
 use std::sync::Arc;
 
@@ -15,7 +17,20 @@ pub(crate) async fn handle_job<J: JobPayload>(
     attempt: Attempt,
     ctx: Data<Arc<HandlerCtx>>,
 ) -> Result<(), BoxDynError> {
-    match job.into() {
+    let job: Job = job.into();
+    let (kind, subject) = match &job {
+        Job::Approve(j) => (Swept::Payment, j.payment_id.as_str()),
+        Job::Complete(j) => (Swept::Payment, j.payment_id.as_str()),
+        Job::Cancel(j) => (Swept::Payment, j.payment_id.as_str()),
+        Job::RecordError(j) => (Swept::Payment, j.payment_id.as_str()),
+        Job::Incomplete(j) => (Swept::Payment, j.payment_id.as_str()),
+        Job::Payout(j) => (Swept::Payout, j.payout_id.as_str()),
+    };
+    if let Err(error) = ctx.deps.ledger.job_started(kind, subject).await {
+        // Only the sweeper's count of this row misses one run; the job itself can go on.
+        tracing::warn!(%error, subject, "could not record that a job started");
+    }
+    match job {
         Job::Approve(j) => u2a::run(U2aStep::Approve, &j.payment_id, &attempt, &ctx).await,
         Job::Complete(j) => u2a::run(U2aStep::Complete, &j.payment_id, &attempt, &ctx).await,
         Job::Cancel(j) => u2a::run(U2aStep::Cancel, &j.payment_id, &attempt, &ctx).await,

@@ -62,4 +62,5 @@ pub use payouts::{PayoutEventRow, PayoutFilter, PayoutRow};
 pub use pioneers::PioneerRow;
 pub use reconcile::{FindingRow, RunRow};
 pub use sessions::{NewSession, SessionRow};
+pub(crate) use sweep::SweepCount;
 pub use sweep::Swept;

@@ -18,6 +18,17 @@ use crate::state::{PaymentState, PayoutState};
 use sqlx::any::AnyRow;
 use std::sync::LazyLock;
 
+/// What one sweep of an unchanged row found (see [`Ledger::count_sweep`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SweepCount {
+    /// A job ran on the row since it was last re-enqueued and the row did not move: this many
+    /// sweeps in a row found it so (1 the first time, or after the row moved).
+    Unmoved(i64),
+    /// No job ran on the row since the last re-enqueue: it is queued, not stuck. `requeue`:
+    /// long enough has passed that the queue may have lost it, so enqueue it once more.
+    Queued { requeue: bool },
+}
+
 /// The rows the sweeper watches (the `kind` of its counters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Swept {
@@ -170,30 +181,85 @@ impl Ledger {
         rows.iter().map(payment_from_row).collect()
     }
 
-    /// Count one more sweep of a row last changed at `updated_at`; returns how many sweeps in a
-    /// row found it unchanged (1 the first time, or after the row moved).
-    pub(crate) async fn bump_sweep(
+    /// Count one more sweep of a row last changed at `updated_at`, found unchanged at `now`
+    /// (unix ms). A sweep counts towards `needs_attention` only when a job ran on the row since
+    /// the previous re-enqueue ([`Ledger::job_started`]) and the row still did not move; if no
+    /// job ran, the one re-enqueued is still queued (or the queue lost it), so the row is
+    /// [`SweepCount::Queued`] and re-enqueued again only once `requeue_queued_after_ms` passed
+    /// since the last re-enqueue, without counting. The reconcile lease keeps sweeps one at a
+    /// time, so reading before writing is safe.
+    pub(crate) async fn count_sweep(
         &self,
         kind: Swept,
         subject: &str,
         updated_at: i64,
-    ) -> Result<i64, LedgerError> {
-        let n: i64 = sqlx::query_scalar(
+        now: i64,
+        requeue_queued_after_ms: i64,
+    ) -> Result<SweepCount, LedgerError> {
+        let seen: Option<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT seen_updated_at, sweeps, last_at, ran_at FROM reconcile_sweeps \
+             WHERE kind = $1 AND subject = $2",
+        )
+        .bind(kind.kind())
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (sweeps, count) = match seen {
+            Some((seen_updated_at, sweeps, last_at, ran_at)) if seen_updated_at == updated_at => {
+                let ran_since = ran_at.is_some_and(|ran| ran >= last_at);
+                if ran_since {
+                    (sweeps + 1, SweepCount::Unmoved(sweeps + 1))
+                } else if now.saturating_sub(last_at) >= requeue_queued_after_ms {
+                    (sweeps, SweepCount::Queued { requeue: true })
+                } else {
+                    return Ok(SweepCount::Queued { requeue: false });
+                }
+            }
+            _ => (1, SweepCount::Unmoved(1)),
+        };
+        sqlx::query(
             "INSERT INTO reconcile_sweeps (kind, subject, seen_updated_at, sweeps, last_at) \
-             VALUES ($1, $2, $3, 1, $4) \
+             VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (kind, subject) DO UPDATE SET \
-               sweeps = CASE WHEN reconcile_sweeps.seen_updated_at = $3 \
-                        THEN reconcile_sweeps.sweeps + 1 ELSE 1 END, \
-               seen_updated_at = $3, last_at = $4 \
-             RETURNING sweeps",
+               seen_updated_at = $3, sweeps = $4, last_at = $5",
         )
         .bind(kind.kind())
         .bind(subject)
         .bind(updated_at)
-        .bind(now_ms())
-        .fetch_one(&self.pool)
+        .bind(sweeps)
+        .bind(now)
+        .execute(&self.pool)
         .await?;
-        Ok(n)
+        Ok(count)
+    }
+
+    /// A job starts on row `subject`: the next sweep that finds the row unchanged counts as
+    /// one without movement (see [`Ledger::count_sweep`]). Only rows the sweeper already
+    /// re-enqueued have a counter, so for every other row this writes nothing.
+    pub async fn job_started(&self, kind: Swept, subject: &str) -> Result<(), LedgerError> {
+        sqlx::query("UPDATE reconcile_sweeps SET ran_at = $3 WHERE kind = $1 AND subject = $2")
+            .bind(kind.kind())
+            .bind(subject)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Hold the sweeper off row `subject` until `until` (unix ms) without touching its
+    /// counter: its job is queued, so looking again sooner would only fill the sweep's batch.
+    pub(crate) async fn postpone(
+        &self,
+        kind: Swept,
+        subject: &str,
+        until: i64,
+    ) -> Result<(), LedgerError> {
+        sqlx::query(kind.postpone_sql())
+            .bind(subject)
+            .bind(until)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Forget a row's sweep counter (it was settled or handed to a person).

@@ -8,10 +8,14 @@
 //! | payout `requested`/`created`/`signed`/`confirmed` | `STUCK_AFTER`, not postponed | payout (resumes from the stored step) |
 //!
 //! Every re-enqueue is a line in the row's history (`sweep_requeued`) and postpones the row by
-//! `STUCK_AFTER`, so a job gets time to run. A row re-enqueued `max_sweeps` times while its
-//! `updated_at` never changed goes to `needs_attention` (`gave_up`), history and all. A row whose
-//! job was throttled is waiting on a limit, not stuck: its `next_check_at` keeps it out of the
-//! sweep until the job runs again, and its count starts over (see [`crate::throttle`]).
+//! `STUCK_AFTER`, so a job gets time to run. A sweep counts as one "without movement" only when
+//! a job ran on the row since its last re-enqueue ([`crate::ledger::Ledger::job_started`]) and
+//! the row did not move; a row re-enqueued `max_sweeps` times so goes to `needs_attention`
+//! (`gave_up`), history and all. A row whose job has not run since is queued, not stuck (a
+//! backlog, a slow limit): it is not counted, and enqueued once more only every
+//! [`QUEUED_REQUEUE_FACTOR`] × `STUCK_AFTER` in case the queue lost it (a Redis restart). A row
+//! whose job was throttled is waiting on a limit: its `next_check_at` keeps it out of the sweep
+//! until the job runs again, and its count starts over (see [`crate::throttle`]).
 
 use super::config::ms;
 use super::error::ReconcileError;
@@ -20,10 +24,14 @@ use super::summary::RunSummary;
 use crate::ids::PayoutId;
 use crate::jobs::Job;
 use crate::ledger::{
-    LedgerError, PaymentPatch, PaymentRow, PayoutNote, PayoutPatch, Swept, now_ms,
+    LedgerError, PaymentPatch, PaymentRow, PayoutNote, PayoutPatch, SweepCount, Swept, now_ms,
 };
 use crate::state::{PaymentState, PayoutTransition, Transition};
 use std::collections::HashSet;
+
+/// A row whose re-enqueued job has not run yet is enqueued again after this many `STUCK_AFTER`
+/// (the queue may have lost it), never sooner: each extra copy in a backlog would cost a Pi call.
+pub const QUEUED_REQUEUE_FACTOR: i64 = 4;
 
 /// Sweep counters untouched this long are dropped.
 const PRUNE_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -35,6 +43,46 @@ fn job_for(row: &PaymentRow) -> Option<(Job, &'static str)> {
         PaymentState::Completing => Some((Job::complete(row.id.clone()), "complete")),
         PaymentState::Approved => Some((Job::incomplete(row.id.clone()), "incomplete")),
         _ => None,
+    }
+}
+
+/// What the sweeper does with one unchanged row.
+enum Counted {
+    /// A job ran on it and it did not move: the n-th such sweep in a row.
+    Unmoved(i64),
+    /// Its job is queued: leave it (postponed by `STUCK_AFTER`).
+    Queued,
+    /// Its job is queued, but for so long that the queue may have lost it: enqueue it again,
+    /// without counting; the text says so in the row's history.
+    Requeue(String),
+}
+
+/// Count a sweep of row `subject` (see [`Counted`]).
+async fn count(
+    r: &Reconciler,
+    kind: Swept,
+    subject: &str,
+    updated_at: i64,
+    now: i64,
+) -> Result<Counted, ReconcileError> {
+    let stuck_after = ms(r.config.stuck_after);
+    let requeue_after = stuck_after.saturating_mul(QUEUED_REQUEUE_FACTOR);
+    match r
+        .ledger
+        .count_sweep(kind, subject, updated_at, now, requeue_after)
+        .await?
+    {
+        SweepCount::Unmoved(n) => Ok(Counted::Unmoved(n)),
+        SweepCount::Queued { requeue: false } => {
+            r.ledger
+                .postpone(kind, subject, now.saturating_add(stuck_after))
+                .await?;
+            Ok(Counted::Queued)
+        }
+        SweepCount::Queued { requeue: true } => Ok(Counted::Requeue(format!(
+            "its job has not run for {} s since it was last enqueued; enqueued again in case the queue lost it (not counted as a sweep without movement)",
+            requeue_after / 1000
+        ))),
     }
 }
 
@@ -62,11 +110,21 @@ pub(crate) async fn sweep(
         let Some((job, name)) = job_for(&row) else {
             continue;
         };
-        let sweeps = r
-            .ledger
-            .bump_sweep(Swept::Payment, row.id.as_str(), row.updated_at)
-            .await?;
         let unchanged_s = (now - row.updated_at) / 1000;
+        let sweeps = match count(r, Swept::Payment, row.id.as_str(), row.updated_at, now).await? {
+            Counted::Unmoved(sweeps) => sweeps,
+            Counted::Queued => continue,
+            Counted::Requeue(detail) => {
+                let detail = format!("{} unchanged for {unchanged_s} s: {detail}", row.state);
+                tracing::info!(payment_id = %row.id, %detail, "sweeper re-enqueues a payment");
+                r.ledger
+                    .note(&row.id, "sweep_requeued", Some(&detail), row.attempts, postpone)
+                    .await?;
+                summary.requeued_payments.push(format!("{}:{name}", row.id));
+                jobs.push(job);
+                continue;
+            }
+        };
         if sweeps > r.config.max_sweeps {
             let reason = format!(
                 "the sweeper re-enqueued its {name} job {} times and the payment stayed {} (unchanged for {unchanged_s} s): look at its history, then retry it",
@@ -119,11 +177,31 @@ pub(crate) async fn sweep(
         .payouts_stuck(ms(r.config.stuck_after), r.config.batch)
         .await?
     {
-        let sweeps = r
-            .ledger
-            .bump_sweep(Swept::Payout, row.id.as_str(), row.updated_at)
-            .await?;
         let unchanged_s = (now - row.updated_at) / 1000;
+        let sweeps = match count(r, Swept::Payout, row.id.as_str(), row.updated_at, now).await? {
+            Counted::Unmoved(sweeps) => sweeps,
+            Counted::Queued => continue,
+            Counted::Requeue(detail) => {
+                let detail = format!("{} unchanged for {unchanged_s} s: {detail}", row.state);
+                tracing::info!(payout_id = %row.id, %detail, "sweeper re-enqueues a payout");
+                r.ledger
+                    .note_payout(
+                        &row.id,
+                        PayoutNote {
+                            cause: "sweep_requeued",
+                            detail: Some(&detail),
+                            attempts: row.attempts,
+                            next_check_at: postpone,
+                            ..PayoutNote::default()
+                        },
+                    )
+                    .await?;
+                summary.requeued_payouts.push(row.id.to_string());
+                enqueued.insert(row.id.clone());
+                jobs.push(Job::payout(row.id));
+                continue;
+            }
+        };
         if sweeps > r.config.max_sweeps {
             let reason = format!(
                 "the sweeper re-enqueued its payout job {} times and it stayed {} (unchanged for {unchanged_s} s): look at its history, then retry it",

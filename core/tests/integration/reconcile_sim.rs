@@ -5,8 +5,9 @@ use crate::support::sim::{SimEnv, start};
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::PaymentId;
 use pi_payments_core::jobs::Job;
+use pi_payments_core::ledger::Swept;
 use pi_payments_core::reconcile::{
-    DriftKind, RECONCILE_LEASE, ReconcileConfig, Reconciler, RunOutcome,
+    DriftKind, QUEUED_REQUEUE_FACTOR, RECONCILE_LEASE, ReconcileConfig, Reconciler, RunOutcome,
 };
 use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::state::PaymentState;
@@ -108,8 +109,13 @@ async fn a_row_that_sweeping_does_not_move_goes_to_needs_attention() {
             panic!("skipped")
         };
         assert_eq!(summary.requeued_payments, vec![format!("{id}:approve")]);
+        // A worker starts the job and dies before the row moves.
+        env.ledger
+            .job_started(Swept::Payment, id.as_str())
+            .await
+            .unwrap();
     }
-    // The jobs were "lost" (nobody runs this queue): the third sweep gives up.
+    // The jobs ran and the row never moved: the third sweep gives up.
     env.due(&id).await;
     let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
         panic!("skipped")
@@ -140,6 +146,79 @@ async fn a_row_that_sweeping_does_not_move_goes_to_needs_attention() {
         panic!("skipped")
     };
     assert!(summary.requeued_payments.is_empty() && summary.gave_up.is_empty());
+    env.done().await;
+}
+
+/// Age the sweep counter of `id` by `ms`, as if its last re-enqueue were that much older.
+async fn age_sweep(env: &SimEnv, id: &PaymentId, ms: i64) {
+    sqlx::query("UPDATE reconcile_sweeps SET last_at = last_at - $1 WHERE subject = $2")
+        .bind(ms)
+        .bind(id.as_str())
+        .execute(env.ledger.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_whose_job_is_only_queued_is_not_stuck() {
+    let env = start(SimConfig::default()).await;
+    let config = ReconcileConfig {
+        max_sweeps: 2,
+        ..no_cooldown()
+    };
+    let stuck_after_ms = i64::try_from(config.stuck_after.as_millis()).unwrap();
+    let r = env.reconciler(config);
+    let id = env.u2a("backlogged").await;
+    env.ledger.record_approve_callback(&id, None).await.unwrap();
+    env.age(&id).await;
+    let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+        panic!("skipped")
+    };
+    assert_eq!(summary.requeued_payments, vec![format!("{id}:approve")]);
+    // A backlog: no worker has reached the job yet. Sweep after sweep, the row is neither
+    // counted nor enqueued again, however many sweeps pass, and it is postponed meanwhile.
+    for _ in 0..5 {
+        env.due(&id).await;
+        let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+            panic!("skipped")
+        };
+        assert!(summary.requeued_payments.is_empty(), "{summary:?}");
+        assert!(summary.gave_up.is_empty(), "{summary:?}");
+        let row = env.ledger.payment(&id).await.unwrap().unwrap();
+        assert!(row.next_check_at.is_some(), "{row:?}");
+    }
+    assert_eq!(env.queue.take(), vec![Job::approve(id.clone())]);
+    // After QUEUED_REQUEUE_FACTOR × STUCK_AFTER the queue may have lost it: enqueued once
+    // more, said so in its history, still not counted.
+    for _ in 0..3 {
+        age_sweep(&env, &id, QUEUED_REQUEUE_FACTOR * stuck_after_ms).await;
+        env.due(&id).await;
+        let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+            panic!("skipped")
+        };
+        assert_eq!(summary.requeued_payments, vec![format!("{id}:approve")]);
+        assert!(summary.gave_up.is_empty(), "{summary:?}");
+    }
+    let history = env.ledger.payment_events(&id).await.unwrap();
+    assert!(
+        history.iter().any(|e| e.cause == "sweep_requeued"
+            && e.detail.as_deref().unwrap_or("").contains("queue lost it")),
+        "{history:?}"
+    );
+    assert_eq!(env.ledger.payment(&id).await.unwrap().unwrap().state, PaymentState::Received);
+    // Once jobs run and the row still does not move, the count goes on to needs_attention.
+    for _ in 0..2 {
+        env.ledger
+            .job_started(Swept::Payment, id.as_str())
+            .await
+            .unwrap();
+        env.due(&id).await;
+        r.run_once("t").await.unwrap();
+    }
+    assert_eq!(
+        env.ledger.payment(&id).await.unwrap().unwrap().state,
+        PaymentState::NeedsAttention
+    );
     env.done().await;
 }
 
