@@ -163,7 +163,43 @@ fn redis_url() -> String {
     format!("{}/{db}", base.trim_end_matches('/'))
 }
 
-async fn sim(channels: &[Wallet]) -> RunningSim {
+/// pi-sim with its own runtime and threads, as the real Pi has its own machines: it stamps each
+/// request when it arrives, so sharing the test's runtime (busy driving hundreds of Pioneers)
+/// would delay and bunch those stamps and report peaks no client sent. Stopped by [`SimThread::stop`].
+struct SimThread {
+    sim: RunningSim,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SimThread {
+    async fn start(channels: Vec<String>) -> SimThread {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("pi-sim")
+                .enable_all()
+                .build()
+                .expect("pi-sim's runtime");
+            runtime.block_on(async move {
+                let _ = ready_tx.send(sim(&channels).await);
+                let _ = stop_rx.await;
+            });
+        });
+        let sim = ready_rx.await.expect("pi-sim starts on its thread");
+        SimThread { sim, stop, thread }
+    }
+
+    async fn stop(self) {
+        self.sim.shutdown().await;
+        let _ = self.stop.send(());
+        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+    }
+}
+
+async fn sim(channels: &[String]) -> RunningSim {
     pi_payments_core::pi_client::install_crypto_provider();
     let sim = pi_sim::start(SimConfig {
         // A fresh key: the budgets in Redis are this run's alone.
@@ -176,7 +212,7 @@ async fn sim(channels: &[Wallet]) -> RunningSim {
     .await
     .expect("pi-sim starts");
     for w in channels {
-        sim.chain().fund_account(&w.public_key(), 10 * 10_000_000);
+        sim.chain().fund_account(w, 10 * 10_000_000);
     }
     sim
 }
@@ -301,8 +337,9 @@ async fn two_apis_and_three_workers_share_one_pi_and_survive_a_killed_worker() {
     let u2a_count = 40 * scale();
     let payout_count = 20 * scale();
     let channels: Vec<Wallet> = (0..CHANNELS).map(|_| Wallet::generate()).collect();
-    let sim = sim(&channels).await;
-    let control = SimControl::of(&sim).unwrap();
+    let sim_thread = SimThread::start(channels.iter().map(Wallet::public_key).collect()).await;
+    let sim = &sim_thread.sim;
+    let control = SimControl::of(sim).unwrap();
     let redis = redis_url();
     let channel_seeds: Vec<String> = channels.iter().map(Wallet::expose_seed).collect();
     let mut deployment = Deployment {
@@ -528,5 +565,5 @@ async fn two_apis_and_three_workers_share_one_pi_and_survive_a_killed_worker() {
     )
     .await;
     let _ = pg.drop_database().await;
-    sim.shutdown().await;
+    sim_thread.stop().await;
 }

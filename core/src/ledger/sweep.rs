@@ -18,6 +18,10 @@ use crate::state::{PaymentState, PayoutState};
 use sqlx::any::AnyRow;
 use std::sync::LazyLock;
 
+/// How many times the wait before enqueueing a still-queued row again doubles, at most
+/// (4 × `STUCK_AFTER` × 2^6: about 8.5 hours at the default 120 s).
+const MAX_QUEUED_DOUBLINGS: i64 = 6;
+
 /// What one sweep of an unchanged row found (see [`Ledger::count_sweep`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SweepCount {
@@ -25,8 +29,9 @@ pub(crate) enum SweepCount {
     /// sweeps in a row found it so (1 the first time, or after the row moved).
     Unmoved(i64),
     /// No job ran on the row since the last re-enqueue: it is queued, not stuck. `requeue`:
-    /// long enough has passed that the queue may have lost it, so enqueue it once more.
-    Queued { requeue: bool },
+    /// `Some(wait)` when `wait` ms passed since then, so the queue may have lost it and it is
+    /// enqueued once more.
+    Queued { requeue: Option<i64> },
 }
 
 /// The rows the sweeper watches (the `kind` of its counters).
@@ -183,11 +188,12 @@ impl Ledger {
 
     /// Count one more sweep of a row last changed at `updated_at`, found unchanged at `now`
     /// (unix ms). A sweep counts towards `needs_attention` only when a job ran on the row since
-    /// the previous re-enqueue ([`Ledger::job_started`]) and the row still did not move; if no
-    /// job ran, the one re-enqueued is still queued (or the queue lost it), so the row is
-    /// [`SweepCount::Queued`] and re-enqueued again only once `requeue_queued_after_ms` passed
-    /// since the last re-enqueue, without counting. The reconcile lease keeps sweeps one at a
-    /// time, so reading before writing is safe.
+    /// the previous re-enqueue ([`Ledger::job_started`]) and the row still did not move. If no
+    /// job ran, the one re-enqueued is still queued (or the queue lost it): the row is
+    /// [`SweepCount::Queued`], and enqueued again without counting only once
+    /// `requeue_queued_after_ms` passed since the last re-enqueue, doubled for each such
+    /// re-enqueue in a row (a long backlog is not flooded with copies). The reconcile lease keeps
+    /// sweeps one at a time, so reading before writing is safe.
     pub(crate) async fn count_sweep(
         &self,
         kind: Swept,
@@ -196,38 +202,50 @@ impl Ledger {
         now: i64,
         requeue_queued_after_ms: i64,
     ) -> Result<SweepCount, LedgerError> {
-        let seen: Option<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT seen_updated_at, sweeps, last_at, ran_at FROM reconcile_sweeps \
-             WHERE kind = $1 AND subject = $2",
+        let seen: Option<(i64, i64, i64, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT seen_updated_at, sweeps, last_at, ran_at, queued_requeues \
+             FROM reconcile_sweeps WHERE kind = $1 AND subject = $2",
         )
         .bind(kind.kind())
         .bind(subject)
         .fetch_optional(&self.pool)
         .await?;
-        let (sweeps, count) = match seen {
-            Some((seen_updated_at, sweeps, last_at, ran_at)) if seen_updated_at == updated_at => {
+        let (sweeps, queued_requeues, count) = match seen {
+            Some((seen_updated_at, sweeps, last_at, ran_at, queued_requeues))
+                if seen_updated_at == updated_at =>
+            {
                 let ran_since = ran_at.is_some_and(|ran| ran >= last_at);
+                let wait = requeue_queued_after_ms
+                    .saturating_mul(1i64 << queued_requeues.clamp(0, MAX_QUEUED_DOUBLINGS));
                 if ran_since {
-                    (sweeps + 1, SweepCount::Unmoved(sweeps + 1))
-                } else if now.saturating_sub(last_at) >= requeue_queued_after_ms {
-                    (sweeps, SweepCount::Queued { requeue: true })
+                    (sweeps + 1, 0, SweepCount::Unmoved(sweeps + 1))
+                } else if now.saturating_sub(last_at) >= wait {
+                    (
+                        sweeps,
+                        queued_requeues + 1,
+                        SweepCount::Queued {
+                            requeue: Some(wait),
+                        },
+                    )
                 } else {
-                    return Ok(SweepCount::Queued { requeue: false });
+                    return Ok(SweepCount::Queued { requeue: None });
                 }
             }
-            _ => (1, SweepCount::Unmoved(1)),
+            _ => (1, 0, SweepCount::Unmoved(1)),
         };
         sqlx::query(
-            "INSERT INTO reconcile_sweeps (kind, subject, seen_updated_at, sweeps, last_at) \
-             VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO reconcile_sweeps \
+               (kind, subject, seen_updated_at, sweeps, last_at, queued_requeues) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (kind, subject) DO UPDATE SET \
-               seen_updated_at = $3, sweeps = $4, last_at = $5",
+               seen_updated_at = $3, sweeps = $4, last_at = $5, queued_requeues = $6",
         )
         .bind(kind.kind())
         .bind(subject)
         .bind(updated_at)
         .bind(sweeps)
         .bind(now)
+        .bind(queued_requeues)
         .execute(&self.pool)
         .await?;
         Ok(count)

@@ -12,8 +12,9 @@
 //! a job ran on the row since its last re-enqueue ([`crate::ledger::Ledger::job_started`]) and
 //! the row did not move; a row re-enqueued `max_sweeps` times so goes to `needs_attention`
 //! (`gave_up`), history and all. A row whose job has not run since is queued, not stuck (a
-//! backlog, a slow limit): it is not counted, and enqueued once more only every
-//! [`QUEUED_REQUEUE_FACTOR`] × `STUCK_AFTER` in case the queue lost it (a Redis restart). A row
+//! backlog, a slow limit): it is not counted, and enqueued once more only after
+//! [`QUEUED_REQUEUE_FACTOR`] × `STUCK_AFTER` in case the queue lost it (a Redis restart), then
+//! after twice as long each time while still no job runs. A row
 //! whose job was throttled is waiting on a limit: its `next_check_at` keeps it out of the sweep
 //! until the job runs again, and its count starts over (see [`crate::throttle`]).
 
@@ -73,15 +74,17 @@ async fn count(
         .await?
     {
         SweepCount::Unmoved(n) => Ok(Counted::Unmoved(n)),
-        SweepCount::Queued { requeue: false } => {
+        SweepCount::Queued { requeue: None } => {
             r.ledger
                 .postpone(kind, subject, now.saturating_add(stuck_after))
                 .await?;
             Ok(Counted::Queued)
         }
-        SweepCount::Queued { requeue: true } => Ok(Counted::Requeue(format!(
+        SweepCount::Queued {
+            requeue: Some(waited),
+        } => Ok(Counted::Requeue(format!(
             "its job has not run for {} s since it was last enqueued; enqueued again in case the queue lost it (not counted as a sweep without movement)",
-            requeue_after / 1000
+            waited / 1000
         ))),
     }
 }

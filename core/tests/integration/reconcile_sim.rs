@@ -189,9 +189,21 @@ async fn a_row_whose_job_is_only_queued_is_not_stuck() {
     }
     assert_eq!(env.queue.take(), vec![Job::approve(id.clone())]);
     // After QUEUED_REQUEUE_FACTOR × STUCK_AFTER the queue may have lost it: enqueued once
-    // more, said so in its history, still not counted.
-    for _ in 0..3 {
-        age_sweep(&env, &id, QUEUED_REQUEUE_FACTOR * stuck_after_ms).await;
+    // more, said so in its history, still not counted; each time it waits twice as long.
+    let first_wait = QUEUED_REQUEUE_FACTOR * stuck_after_ms;
+    for doubling in 0..3 {
+        let wait = first_wait << doubling;
+        if doubling > 0 {
+            // The previous wait is no longer enough.
+            age_sweep(&env, &id, wait / 2).await;
+            env.due(&id).await;
+            let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+                panic!("skipped")
+            };
+            assert!(summary.requeued_payments.is_empty(), "{summary:?}");
+            age_sweep(&env, &id, -wait / 2).await;
+        }
+        age_sweep(&env, &id, wait).await;
         env.due(&id).await;
         let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
             panic!("skipped")
