@@ -51,10 +51,14 @@ const LATENESS_TOLERATED: Duration = Duration::from_millis(5);
 /// Redis: a Redis that does not answer would otherwise cost every permit [`RESERVE_TIMEOUT`].
 const RETRY_REDIS_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a clock sample (see [`RedisClock`]) is trusted before a worse but newer one may
+/// replace it: both clocks drift a little, and a stale best sample would carry that drift.
+const CLOCK_SAMPLE_LIFETIME: Duration = Duration::from_secs(10);
+
 /// Reserves the next free slot of a GCRA schedule whose "theoretical arrival time" (TAT, in
 /// microseconds of Redis' own clock, so that every process agrees on "now") is stored at
-/// KEYS[1]. ARGV[1] is the emission interval in microseconds. Returns how many microseconds the
-/// caller must wait before its request. The key expires once the schedule is idle.
+/// KEYS[1]. ARGV[1] is the emission interval in microseconds. Returns the slot and Redis' now,
+/// both in microseconds of Redis' clock. The key expires once the schedule is idle.
 const RESERVE_SLOT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -63,8 +67,43 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local next_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
-return tat - now
+return {tat, now}
 ";
+
+/// Where Redis' clock stands against this process' monotonic clock. A slot is a moment of
+/// Redis' clock; the answer carrying it may reach us late (a stalled process, a slow network),
+/// and "wait the rest from when the answer arrived" would then send late, together with the
+/// holders of the next slots: a burst the upstream counts against us. Placing the slot on our
+/// own clock through this offset shows such an answer as late instead. The offset comes from
+/// the round trip with the smallest delay seen lately (its error is at most half that delay).
+#[derive(Debug, Default)]
+struct RedisClock {
+    /// `(redis_us - local_us, round trip µs, local µs when taken)` of the best recent sample.
+    best: Option<(i64, u64, u64)>,
+}
+
+impl RedisClock {
+    /// Learn from one round trip: asked at `sent` and answered at `received` (µs of the local
+    /// clock), Redis' clock read `redis_now` in between.
+    fn sample(&mut self, sent: u64, received: u64, redis_now: i64) {
+        let rtt = received.saturating_sub(sent);
+        let midpoint = sent.saturating_add(rtt / 2);
+        let offset = redis_now.saturating_sub(i64::try_from(midpoint).unwrap_or(i64::MAX));
+        let keep = self.best.is_some_and(|(_, best_rtt, taken)| {
+            best_rtt <= rtt
+                && received.saturating_sub(taken) < CLOCK_SAMPLE_LIFETIME.as_micros() as u64
+        });
+        if !keep {
+            self.best = Some((offset, rtt, received));
+        }
+    }
+
+    /// The local moment (µs) of `redis_us` on Redis' clock, once a sample was taken.
+    fn local(&self, redis_us: i64) -> Option<i64> {
+        self.best
+            .map(|(offset, _, _)| redis_us.saturating_sub(offset))
+    }
+}
 
 /// A smooth requests-per-second limiter (burst of 1: permits are spaced evenly, so a backlog
 /// drains at the configured rate instead of in bursts the upstream may reject).
@@ -94,6 +133,8 @@ struct SharedSchedule {
     /// While degraded: until when (µs since `started`, at least 1) permits skip Redis; 0 when
     /// Redis answered last. Also makes the switch logged once, not per permit.
     degraded_until: AtomicU64,
+    /// Redis' clock against ours (µs since `started`).
+    clock: std::sync::Mutex<RedisClock>,
 }
 
 fn even_quota(per_second: NonZeroU32) -> DefaultDirectRateLimiter {
@@ -130,6 +171,7 @@ impl RateLimiter {
                 fallback: even_quota(fallback),
                 started: Instant::now(),
                 degraded_until: AtomicU64::new(0),
+                clock: std::sync::Mutex::new(RedisClock::default()),
             })),
         }
     }
@@ -176,11 +218,11 @@ impl SharedSchedule {
         u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// Reserve a slot and wait for it. A holder woken later than its slot by more than an
-    /// interval (a stalled process) would send together with the next slots' holders, a
-    /// burst the upstream counts against us; it takes a fresh slot instead, so requests stay
-    /// spaced. Only a schedule of reservations has this problem: the local governor decides
-    /// when the caller actually polls it.
+    /// Reserve a slot and wait for it. A holder that reaches its slot later than an interval
+    /// (a stalled process, or an answer from Redis that arrived late) would send together with
+    /// the next slots' holders, a burst the upstream counts against us; it takes a fresh slot
+    /// instead, so requests stay spaced. The slot is placed on our clock through [`RedisClock`],
+    /// not counted from when the answer arrived, so a late answer shows as lateness.
     async fn acquire(&self) {
         let tolerated = Duration::from_micros(self.interval_us).max(LATENESS_TOLERATED);
         for _ in 0..=LATE_RESERVATIONS {
@@ -189,30 +231,44 @@ impl SharedSchedule {
                 self.fallback.until_ready().await;
                 return;
             }
-            let failed = match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
-                Ok(Ok(wait_us)) => {
-                    if self.degraded_until.swap(0, Ordering::Relaxed) != 0 {
-                        tracing::info!(key = %self.key, "shared rate limit reachable again");
-                    }
-                    if wait_us == 0 {
+            let sent = self.now_us();
+            let (slot, redis_now) =
+                match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
+                    Ok(Ok(answer)) => answer,
+                    failed => {
+                        self.degrade(failed).await;
                         return;
                     }
-                    let due = tokio::time::Instant::now() + Duration::from_micros(wait_us);
-                    tokio::time::sleep_until(due).await;
-                    if tokio::time::Instant::now() <= due + tolerated {
-                        return;
-                    }
-                    continue;
-                }
-                failed => failed,
+                };
+            let received = self.now_us();
+            if self.degraded_until.swap(0, Ordering::Relaxed) != 0 {
+                tracing::info!(key = %self.key, "shared rate limit reachable again");
+            }
+            let slot_local = {
+                let mut clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
+                clock.sample(sent, received, redis_now);
+                clock.local(slot)
             };
-            self.degrade(failed).await;
-            return;
+            // Redis ran the script between `sent` and `received`, so that is where the slot lies
+            // on our clock, `wait` later; the offset only picks the point (and a Redis whose
+            // clock jumped, e.g. after a failover, cannot make us wait longer than it said).
+            let wait = u64::try_from(slot.saturating_sub(redis_now)).unwrap_or(0);
+            let slot_local = slot_local
+                .map_or(received, |us| u64::try_from(us).unwrap_or(0))
+                .clamp(sent.saturating_add(wait), received.saturating_add(wait));
+            let due = self.started + Duration::from_micros(slot_local);
+            tokio::time::sleep_until(due.into()).await;
+            if Instant::now() <= due + tolerated {
+                return;
+            }
         }
     }
 
     /// Note a failed reservation (logged once per outage) and wait for a fallback permit.
-    async fn degrade(&self, failed: Result<redis::RedisResult<u64>, tokio::time::error::Elapsed>) {
+    async fn degrade(
+        &self,
+        failed: Result<redis::RedisResult<(i64, i64)>, tokio::time::error::Elapsed>,
+    ) {
         let retry_at = self.now_us() + RETRY_REDIS_AFTER.as_micros() as u64;
         if self.degraded_until.swap(retry_at.max(1), Ordering::Relaxed) == 0 {
             let reason = match failed {
@@ -228,15 +284,14 @@ impl SharedSchedule {
         self.fallback.until_ready().await;
     }
 
-    async fn reserve(&self) -> redis::RedisResult<u64> {
+    /// Reserve the next slot: `(slot, Redis' now)` in µs of Redis' clock.
+    async fn reserve(&self) -> redis::RedisResult<(i64, i64)> {
         let mut conn = self.conn.clone();
-        let wait: i64 = self
-            .script
+        self.script
             .key(&self.key)
             .arg(self.interval_us)
             .invoke_async(&mut conn)
-            .await?;
-        Ok(u64::try_from(wait).unwrap_or(0))
+            .await
     }
 }
 
@@ -296,6 +351,23 @@ mod tests {
             key,
             budget_key("horizon", &["sekrit-api-key", "https://api.minepi.com"])
         );
+    }
+
+    #[test]
+    fn a_late_answer_shows_as_lateness_not_as_a_later_slot() {
+        let mut clock = RedisClock::default();
+        // Redis' clock is 1,000,000 µs ahead; a quick round trip (100 µs) tells us so.
+        clock.sample(10_000, 10_100, 1_010_050);
+        assert_eq!(clock.local(1_010_050), Some(10_050));
+        // Then an answer held up 400 ms (the process stalled after Redis ran the script):
+        // its slot, "now" on Redis' clock at 20,000 µs local, stays at 20,000 on our clock
+        // instead of moving to when the answer arrived.
+        clock.sample(20_000, 420_000, 1_020_000);
+        assert_eq!(clock.local(1_020_000), Some(20_000));
+        // A newer sample replaces the best one once that is stale.
+        let later = 10_100 + CLOCK_SAMPLE_LIFETIME.as_micros() as u64;
+        clock.sample(later, later + 300, 1_000_000 + later as i64 + 150 + 7);
+        assert_eq!(clock.local(1_000_007), Some(0));
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! The one apalis handler every job worker runs: it hands the job to its kind's adapter (core's
 //! U2A processor or payout processor). The match is exhaustive, so a new job kind does not
-//! compile until it is handled here. Before a payment's or payout's job runs, the ledger hears
-//! of it (`Ledger::job_started`): the sweeper counts a row as stuck only when a job ran on it.
+//! compile until it is handled here. When a payment's or payout's job ends, the ledger hears of
+//! it (`Ledger::job_finished`): the sweeper counts a row as stuck only when a job finished on it
+//! and the row did not move, never while its job is queued or still running.
 
 use crate::context::HandlerCtx;
 use crate::{payout, u2a};
@@ -19,23 +20,24 @@ pub(crate) async fn handle_job<J: JobPayload>(
 ) -> Result<(), BoxDynError> {
     let job: Job = job.into();
     let (kind, subject) = match &job {
-        Job::Approve(j) => (Swept::Payment, j.payment_id.as_str()),
-        Job::Complete(j) => (Swept::Payment, j.payment_id.as_str()),
-        Job::Cancel(j) => (Swept::Payment, j.payment_id.as_str()),
-        Job::RecordError(j) => (Swept::Payment, j.payment_id.as_str()),
-        Job::Incomplete(j) => (Swept::Payment, j.payment_id.as_str()),
-        Job::Payout(j) => (Swept::Payout, j.payout_id.as_str()),
+        Job::Approve(j) => (Swept::Payment, j.payment_id.to_string()),
+        Job::Complete(j) => (Swept::Payment, j.payment_id.to_string()),
+        Job::Cancel(j) => (Swept::Payment, j.payment_id.to_string()),
+        Job::RecordError(j) => (Swept::Payment, j.payment_id.to_string()),
+        Job::Incomplete(j) => (Swept::Payment, j.payment_id.to_string()),
+        Job::Payout(j) => (Swept::Payout, j.payout_id.to_string()),
     };
-    if let Err(error) = ctx.deps.ledger.job_started(kind, subject).await {
-        // Only the sweeper's count of this row misses one run; the job itself can go on.
-        tracing::warn!(%error, subject, "could not record that a job started");
-    }
-    match job {
+    let result = match job {
         Job::Approve(j) => u2a::run(U2aStep::Approve, &j.payment_id, &attempt, &ctx).await,
         Job::Complete(j) => u2a::run(U2aStep::Complete, &j.payment_id, &attempt, &ctx).await,
         Job::Cancel(j) => u2a::run(U2aStep::Cancel, &j.payment_id, &attempt, &ctx).await,
         Job::RecordError(j) => u2a::run(U2aStep::RecordError, &j.payment_id, &attempt, &ctx).await,
         Job::Incomplete(j) => u2a::run(U2aStep::Incomplete, &j.payment_id, &attempt, &ctx).await,
         Job::Payout(j) => payout::run(j, &attempt, &ctx).await,
+    };
+    if let Err(error) = ctx.deps.ledger.job_finished(kind, &subject).await {
+        // Only the sweeper's count of this row misses one run; the job's outcome stands.
+        tracing::warn!(%error, subject, "could not record that a job finished");
     }
+    result
 }

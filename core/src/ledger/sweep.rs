@@ -25,10 +25,11 @@ const MAX_QUEUED_DOUBLINGS: i64 = 6;
 /// What one sweep of an unchanged row found (see [`Ledger::count_sweep`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SweepCount {
-    /// A job ran on the row since it was last re-enqueued and the row did not move: this many
+    /// A job finished on the row since it was last re-enqueued and the row did not move: this many
     /// sweeps in a row found it so (1 the first time, or after the row moved).
     Unmoved(i64),
-    /// No job ran on the row since the last re-enqueue: it is queued, not stuck. `requeue`:
+    /// No job finished on the row since the last re-enqueue: it is queued or running (perhaps
+    /// waiting on a rate limit), not stuck. `requeue`:
     /// `Some(wait)` when `wait` ms passed since then, so the queue may have lost it and it is
     /// enqueued once more.
     Queued { requeue: Option<i64> },
@@ -187,9 +188,9 @@ impl Ledger {
     }
 
     /// Count one more sweep of a row last changed at `updated_at`, found unchanged at `now`
-    /// (unix ms). A sweep counts towards `needs_attention` only when a job ran on the row since
-    /// the previous re-enqueue ([`Ledger::job_started`]) and the row still did not move. If no
-    /// job ran, the one re-enqueued is still queued (or the queue lost it): the row is
+    /// (unix ms). A sweep counts towards `needs_attention` only when a job finished on the row
+    /// since the previous re-enqueue ([`Ledger::job_finished`]) and the row still did not move.
+    /// If none did, the one re-enqueued is still queued or running (or the queue lost it): the row is
     /// [`SweepCount::Queued`], and enqueued again without counting only once
     /// `requeue_queued_after_ms` passed since the last re-enqueue, doubled for each such
     /// re-enqueue in a row (a long backlog is not flooded with copies). The reconcile lease keeps
@@ -203,7 +204,7 @@ impl Ledger {
         requeue_queued_after_ms: i64,
     ) -> Result<SweepCount, LedgerError> {
         let seen: Option<(i64, i64, i64, Option<i64>, i64)> = sqlx::query_as(
-            "SELECT seen_updated_at, sweeps, last_at, ran_at, queued_requeues \
+            "SELECT seen_updated_at, sweeps, last_at, finished_at, queued_requeues \
              FROM reconcile_sweeps WHERE kind = $1 AND subject = $2",
         )
         .bind(kind.kind())
@@ -211,13 +212,13 @@ impl Ledger {
         .fetch_optional(&self.pool)
         .await?;
         let (sweeps, queued_requeues, count) = match seen {
-            Some((seen_updated_at, sweeps, last_at, ran_at, queued_requeues))
+            Some((seen_updated_at, sweeps, last_at, finished_at, queued_requeues))
                 if seen_updated_at == updated_at =>
             {
-                let ran_since = ran_at.is_some_and(|ran| ran >= last_at);
+                let finished_since = finished_at.is_some_and(|done| done >= last_at);
                 let wait = requeue_queued_after_ms
                     .saturating_mul(1i64 << queued_requeues.clamp(0, MAX_QUEUED_DOUBLINGS));
-                if ran_since {
+                if finished_since {
                     (sweeps + 1, 0, SweepCount::Unmoved(sweeps + 1))
                 } else if now.saturating_sub(last_at) >= wait {
                     (
@@ -251,11 +252,11 @@ impl Ledger {
         Ok(count)
     }
 
-    /// A job starts on row `subject`: the next sweep that finds the row unchanged counts as
-    /// one without movement (see [`Ledger::count_sweep`]). Only rows the sweeper already
-    /// re-enqueued have a counter, so for every other row this writes nothing.
-    pub async fn job_started(&self, kind: Swept, subject: &str) -> Result<(), LedgerError> {
-        sqlx::query("UPDATE reconcile_sweeps SET ran_at = $3 WHERE kind = $1 AND subject = $2")
+    /// A job on row `subject` finished (whatever its outcome): the next sweep that finds the
+    /// row unchanged counts as one without movement (see [`Ledger::count_sweep`]). Only rows the
+    /// sweeper already re-enqueued have a counter, so for every other row this writes nothing.
+    pub async fn job_finished(&self, kind: Swept, subject: &str) -> Result<(), LedgerError> {
+        sqlx::query("UPDATE reconcile_sweeps SET finished_at = $3 WHERE kind = $1 AND subject = $2")
             .bind(kind.kind())
             .bind(subject)
             .bind(now_ms())

@@ -9,7 +9,7 @@
 //!
 //! Every re-enqueue is a line in the row's history (`sweep_requeued`) and postpones the row by
 //! `STUCK_AFTER`, so a job gets time to run. A sweep counts as one "without movement" only when
-//! a job ran on the row since its last re-enqueue ([`crate::ledger::Ledger::job_started`]) and
+//! a job finished on the row since its last re-enqueue ([`crate::ledger::Ledger::job_finished`]) and
 //! the row did not move; a row re-enqueued `max_sweeps` times so goes to `needs_attention`
 //! (`gave_up`), history and all. A row whose job has not run since is queued, not stuck (a
 //! backlog, a slow limit): it is not counted, and enqueued once more only after
@@ -49,7 +49,7 @@ fn job_for(row: &PaymentRow) -> Option<(Job, &'static str)> {
 
 /// What the sweeper does with one unchanged row.
 enum Counted {
-    /// A job ran on it and it did not move: the n-th such sweep in a row.
+    /// A job finished on it and it did not move: the n-th such sweep in a row.
     Unmoved(i64),
     /// Its job is queued: leave it (postponed by `STUCK_AFTER`).
     Queued,

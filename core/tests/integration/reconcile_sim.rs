@@ -109,9 +109,9 @@ async fn a_row_that_sweeping_does_not_move_goes_to_needs_attention() {
             panic!("skipped")
         };
         assert_eq!(summary.requeued_payments, vec![format!("{id}:approve")]);
-        // A worker starts the job and dies before the row moves.
+        // A worker runs the job and the row does not move.
         env.ledger
-            .job_started(Swept::Payment, id.as_str())
+            .job_finished(Swept::Payment, id.as_str())
             .await
             .unwrap();
     }
@@ -218,10 +218,10 @@ async fn a_row_whose_job_is_only_queued_is_not_stuck() {
         "{history:?}"
     );
     assert_eq!(env.ledger.payment(&id).await.unwrap().unwrap().state, PaymentState::Received);
-    // Once jobs run and the row still does not move, the count goes on to needs_attention.
+    // Once jobs finish and the row still does not move, the count goes on to needs_attention.
     for _ in 0..2 {
         env.ledger
-            .job_started(Swept::Payment, id.as_str())
+            .job_finished(Swept::Payment, id.as_str())
             .await
             .unwrap();
         env.due(&id).await;

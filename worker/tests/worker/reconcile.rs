@@ -167,15 +167,15 @@ async fn lost_u2a_jobs_are_finished_by_the_sweep() {
     let summary = run(&r).await;
     assert_eq!(summary.requeued_payments, vec![format!("{id}:approve")]);
     h.wait_for(&id, PaymentState::Approved).await;
-    // The worker told the ledger the swept row's job ran: a later sweep that finds the row
+    // The worker told the ledger the swept row's job finished: a later sweep that finds the row
     // unchanged counts it as stuck, not as queued.
-    let ran_at: Option<i64> =
-        sqlx::query_scalar("SELECT ran_at FROM reconcile_sweeps WHERE subject = $1")
+    let finished_at: Option<i64> =
+        sqlx::query_scalar("SELECT finished_at FROM reconcile_sweeps WHERE subject = $1")
             .bind(id.as_str())
             .fetch_one(h.ledger.pool())
             .await
             .unwrap();
-    assert!(ran_at.is_some());
+    assert!(finished_at.is_some());
 
     let txid = h.submit(&id).await;
     h.ledger.record_complete_callback(&id, &txid).await.unwrap();
