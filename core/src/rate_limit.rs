@@ -137,6 +137,17 @@ struct SharedSchedule {
     clock: std::sync::Mutex<RedisClock>,
 }
 
+/// How much wider than `1 / per_second` a shared schedule spaces its slots, in percent. A
+/// permit leaves its process a little after its slot (scheduling, the HTTP stack), by a delay
+/// that differs from process to process; this margin keeps those differences from adding up to
+/// more than the limit in any one second at the upstream.
+pub const SHARED_SPACING_MARGIN_PERCENT: u64 = 2;
+
+/// The slot spacing of a shared schedule for `per_second`: rounded up, so it never runs faster.
+fn shared_interval_us(per_second: NonZeroU32) -> u64 {
+    (1_000_000 * (100 + SHARED_SPACING_MARGIN_PERCENT)).div_ceil(100 * u64::from(per_second.get()))
+}
+
 fn even_quota(per_second: NonZeroU32) -> DefaultDirectRateLimiter {
     DefaultDirectRateLimiter::direct(Quota::per_second(per_second).allow_burst(NonZeroU32::MIN))
 }
@@ -166,8 +177,7 @@ impl RateLimiter {
                 conn,
                 key: key.into(),
                 script: redis::Script::new(RESERVE_SLOT),
-                // Rounded up: a schedule never runs faster than `per_second`.
-                interval_us: 1_000_000u64.div_ceil(u64::from(per_second.get())),
+                interval_us: shared_interval_us(per_second),
                 fallback: even_quota(fallback),
                 started: Instant::now(),
                 degraded_until: AtomicU64::new(0),

@@ -6,9 +6,9 @@
 //! answers no 429 and its 1 s peak per key stays within 1.05× the limits, and the payout lanes
 //! the dead worker held are held by a live worker within 10 s.
 //!
-//! Size: `DEPLOYMENT_TEST_SCALE` multiplies 40 U2A payments + 20 payouts (the issue's full size:
-//! `DEPLOYMENT_TEST_SCALE=10 DEPLOYMENT_TEST_STUCK_AFTER=30 cargo test -p pi-payments --test e2e
-//! deployment -- --nocapture`; see [`stuck_after`]). `DEPLOYMENT_TEST_LOGS=<dir>` keeps the
+//! Size: 400 U2A payments + 200 payouts (the issue's), about 75 s; `DEPLOYMENT_TEST_SCALE=n`
+//! runs n × (40 + 20) instead. Run it with `cargo test -p pi-payments --test e2e deployment --
+//! --ignored --nocapture` (scripts/test does, alone); `DEPLOYMENT_TEST_LOGS=<dir>` keeps the
 //! processes' logs there.
 
 use crate::support::payouts::ADMIN_TOKEN;
@@ -32,7 +32,7 @@ const APIS: usize = 2;
 const WORKERS: usize = 3;
 /// Channel accounts besides the app wallet: three payout lanes for three workers.
 const CHANNELS: usize = 2;
-/// How long the whole run may take at scale 1 (longer at larger scales).
+/// How long the whole run may take per 40 + 20 (scaled with the size).
 const DEADLINE: Duration = Duration::from_secs(120);
 /// The issue's bound for a dead worker's lanes to move.
 const TAKEOVER: Duration = Duration::from_secs(10);
@@ -42,13 +42,12 @@ fn scale() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .filter(|n| *n > 0)
-        .unwrap_or(1)
+        .unwrap_or(10)
 }
 
 /// `STUCK_AFTER` of the workers: 3 s (a dead worker's rows are re-enqueued quickly) unless
-/// `DEPLOYMENT_TEST_STUCK_AFTER` says otherwise. At 400 U2A payments the queued approve jobs wait
-/// longer than five sweeps of 3 s and the sweeper gives up on them (rows merely queued count as
-/// stuck): the full-size run needs a longer one, e.g. 30.
+/// `DEPLOYMENT_TEST_STUCK_AFTER` says otherwise. Rows whose jobs are queued behind the backlog
+/// are not counted as stuck, so the full size runs with it too.
 fn stuck_after() -> String {
     std::env::var("DEPLOYMENT_TEST_STUCK_AFTER").unwrap_or_else(|_| "3".into())
 }
@@ -77,7 +76,12 @@ impl Deployment {
     /// `pi-payments {role}` named `name` (its `HOSTNAME`, so its worker id and lease holder
     /// start with it), output in `{name}.log`.
     fn command(&self, role: &str, name: &str) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pi-payments"));
+        // At a lower priority than pi-sim, which stands in for Pi's own machines: on the 2 cores
+        // they share here, the stand-in would otherwise stamp requests when a CPU frees up, not
+        // when they arrive, and report bunches no limiter sent (peaks of 47-55/s against 40/s
+        // measured so; 42/s with this).
+        let mut cmd = Command::new("nice");
+        cmd.args(["-n", "10", env!("CARGO_BIN_EXE_pi-payments")]);
         cmd.arg(role).env_clear();
         if let Ok(path) = std::env::var("PATH") {
             cmd.env("PATH", path);
@@ -313,10 +317,9 @@ fn holder_name(holder: &str) -> String {
     holder.split('-').next().unwrap_or_default().to_string()
 }
 
-// Not in CI yet: beside the other e2e tests on 2 cores, CPU starvation bunches requests after
-// their permits and pi-sim saw 47/s against a 40/s limit (3 × 429); alone it passes. Issue 15 is
-// open for that and for the sweeper re-enqueueing rows whose job is only queued (full size).
-#[ignore = "issue 15: the shared limiter overshoots under CPU starvation; run alone with --ignored"]
+// It measures request rates, which 2 cores shared with 70 other tests cannot give: scripts/test
+// runs it alone after the others (`-- --ignored`).
+#[ignore = "measures request rates: scripts/test runs it alone after the other tests"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apis_and_three_workers_share_one_pi_and_survive_a_killed_worker() {
     let server_url = std::env::var("TEST_DATABASE_URL")

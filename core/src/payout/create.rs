@@ -268,7 +268,7 @@ impl PayoutProcessor {
                 );
                 if other_state.is_in_flight() || other_state.is_terminal() {
                     // Ahead of us and moving (or just finished): a short, uncounted wait.
-                    self.wait(row, "waiting_for_payout", &detail, self.config.base_backoff, false)
+                    self.wait_behind(row, "waiting_for_payout", &detail, self.config.base_backoff)
                         .await
                 } else {
                     self.retry_later(row, "blocked_by_payout", &detail, None)

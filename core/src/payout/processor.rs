@@ -297,6 +297,24 @@ impl PayoutProcessor {
             .await
     }
 
+    /// Wait on something outside this payout that is moving (a payout of ours ahead, a lane
+    /// another process holds): like a throttled step, the row is held off the sweeper until
+    /// then and its count of sweeps without movement starts over, so waiting behind others
+    /// never adds up to `needs_attention`.
+    pub(super) async fn wait_behind(
+        &self,
+        row: &PayoutRow,
+        cause: &str,
+        detail: &str,
+        delay: Duration,
+    ) -> Result<Flow, PayoutError> {
+        let until = now_ms().saturating_add(millis(delay));
+        self.ledger
+            .throttled(Swept::Payout, row.id.as_str(), until)
+            .await?;
+        self.wait(row, cause, detail, delay, false).await
+    }
+
     /// Wait without counting a failure (an envelope in flight, a payout of ours ahead).
     pub(super) async fn wait(
         &self,

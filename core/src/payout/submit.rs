@@ -177,12 +177,11 @@ impl PayoutProcessor {
     /// Another worker process holds the source lane(s) this step needs: wait a lease tick
     /// and try again (any process may pick the job up), without counting an attempt.
     async fn lane_held_elsewhere(&self, row: &PayoutRow) -> Result<Flow, PayoutError> {
-        self.wait(
+        self.wait_behind(
             row,
             "payout_lane_held_elsewhere",
             &HeldElsewhere.to_string(),
             LANE_RENEW_EVERY,
-            false,
         )
         .await
     }
