@@ -11,17 +11,17 @@
 //! --ignored --nocapture` (scripts/test does, alone); `DEPLOYMENT_TEST_LOGS=<dir>` keeps the
 //! processes' logs there.
 
+use crate::support::deployment::{
+    Deployment, SimThread, count, holder_name, live_lanes, request_payout, u2a,
+};
 use crate::support::payouts::ADMIN_TOKEN;
 use pi_payments_core::ledger::Ledger;
 use pi_payments_core::ledger::scratch::ScratchDatabase;
 use pi_payments_core::stellar::Wallet;
-use pi_sim::control_client::{SimControl, U2aRequest};
+use pi_sim::SimConfig;
+use pi_sim::control_client::SimControl;
 use pi_sim::faults::Target;
-use pi_sim::{RunningSim, SimConfig};
-use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// `PI_RATE_LIMIT` and `HORIZON_RATE_LIMIT` of the deployment; pi-sim limits 10 % above (its one
@@ -52,109 +52,6 @@ fn stuck_after() -> String {
     std::env::var("DEPLOYMENT_TEST_STUCK_AFTER").unwrap_or_else(|_| "3".into())
 }
 
-/// The processes of the deployment; all killed when the test ends (or fails).
-struct Deployment {
-    children: Vec<(String, Child)>,
-    dir: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Deployment {
-    fn log_path(&self, name: &str) -> PathBuf {
-        log_path(&self.dir, name)
-    }
-
-    /// `pi-payments {role}` named `name` (its `HOSTNAME`, so its worker id and lease holder
-    /// start with it), output in `{name}.log`.
-    fn command(&self, role: &str, name: &str) -> Command {
-        // At a lower priority than pi-sim, which stands in for Pi's own machines: on the 2 cores
-        // they share here, the stand-in would otherwise stamp requests when a CPU frees up, not
-        // when they arrive, and report bunches no limiter sent (peaks of 47-55/s against 40/s
-        // measured so; 42/s with this).
-        let mut cmd = Command::new("nice");
-        cmd.args(["-n", "10", env!("CARGO_BIN_EXE_pi-payments")]);
-        cmd.arg(role).env_clear();
-        if let Ok(path) = std::env::var("PATH") {
-            cmd.env("PATH", path);
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let log = std::fs::File::create(self.log_path(name)).unwrap();
-        cmd.env("HOSTNAME", name)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        cmd
-    }
-
-    fn spawn(&mut self, role: &str, name: &str) {
-        let child = self
-            .command(role, name)
-            .spawn()
-            .expect("pi-payments starts");
-        self.children.push((name.to_string(), child));
-    }
-
-    /// Fails if any process exited.
-    fn assert_alive(&mut self) {
-        for (name, child) in &mut self.children {
-            if let Ok(Some(exit)) = child.try_wait() {
-                let log = std::fs::read_to_string(log_path(&self.dir, name));
-                panic!("{name} exited ({exit}): {}", tail(&log.unwrap_or_default()));
-            }
-        }
-    }
-
-    /// SIGKILL the process `name`.
-    fn kill(&mut self, name: &str) {
-        let at = self.children.iter().position(|(n, _)| n == name).unwrap();
-        let (_, mut child) = self.children.remove(at);
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
-    }
-
-    /// The API address `name` logged ("API listening addr=…").
-    async fn api_url(&mut self, name: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
-            if let Some(addr) = log
-                .lines()
-                .filter(|l| l.contains("API listening"))
-                .find_map(|l| l.split("addr=").nth(1))
-            {
-                return format!("http://{}", addr.split_whitespace().next().unwrap());
-            }
-            self.assert_alive();
-            assert!(start.elapsed() < DEADLINE, "{name} never listened");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// `{name}.log` in `DEPLOYMENT_TEST_LOGS` (kept after the run) or in the scratch directory.
-fn log_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
-    std::env::var_os("DEPLOYMENT_TEST_LOGS")
-        .map_or_else(|| dir.path().to_path_buf(), PathBuf::from)
-        .join(format!("{name}.log"))
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
 /// A Redis URL on a database of its own (the binary's queue namespace is always the default
 /// one; another database keeps this test's queue apart from everything else on the server).
 fn redis_url() -> String {
@@ -165,156 +62,6 @@ fn redis_url() -> String {
         .subsec_nanos();
     let db = 1 + (nanos ^ std::process::id()) % 15;
     format!("{}/{db}", base.trim_end_matches('/'))
-}
-
-/// pi-sim with its own runtime and threads, as the real Pi has its own machines: it stamps each
-/// request when it arrives, so sharing the test's runtime (busy driving hundreds of Pioneers)
-/// would delay and bunch those stamps and report peaks no client sent. Stopped by [`SimThread::stop`].
-struct SimThread {
-    sim: RunningSim,
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl SimThread {
-    async fn start(channels: Vec<String>) -> SimThread {
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("pi-sim")
-                .enable_all()
-                .build()
-                .expect("pi-sim's runtime");
-            runtime.block_on(async move {
-                let _ = ready_tx.send(sim(&channels).await);
-                let _ = stop_rx.await;
-            });
-        });
-        let sim = ready_rx.await.expect("pi-sim starts on its thread");
-        SimThread { sim, stop, thread }
-    }
-
-    async fn stop(self) {
-        self.sim.shutdown().await;
-        let _ = self.stop.send(());
-        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
-    }
-}
-
-async fn sim(channels: &[String]) -> RunningSim {
-    pi_payments_core::pi_client::install_crypto_provider();
-    let sim = pi_sim::start(SimConfig {
-        // A fresh key: the budgets in Redis are this run's alone.
-        api_key: Some(pi_payments_core::ids::random_alnum(32)),
-        rate_limit: Some(SIM_LIMIT),
-        fault_targets: vec![Target::Platform, Target::Horizon],
-        ledger_seconds: 0.2,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("pi-sim starts");
-    for w in channels {
-        sim.chain().fund_account(w, 10 * 10_000_000);
-    }
-    sim
-}
-
-/// One U2A payment of `uid`: created by the Pioneer, approved through one API, submitted by the
-/// Pioneer, completed through the other API.
-async fn u2a(http: reqwest::Client, control: SimControl, apis: Vec<String>, i: usize) -> String {
-    let uid = format!("deploy-u2a-{i}");
-    let id = control
-        .create_u2a_id(
-            &U2aRequest::new(&uid, "1")
-                .memo("deploy")
-                .metadata(json!({"n": i})),
-        )
-        .await
-        .unwrap();
-    let token = control.token(&uid).await.unwrap();
-    let (approve_api, complete_api) = (&apis[i % APIS], &apis[(i + 1) % APIS]);
-    let res = http
-        .post(format!("{approve_api}/pi_payment/approve"))
-        .json(&json!({"paymentId": id, "accessToken": token}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202, "approve {id}");
-    wait_payment(&http, complete_api, &id, "approved").await;
-    let txid = control.submit_with(&id, &json!({})).await.unwrap().txid;
-    let res = http
-        .post(format!("{complete_api}/api/pi_payment/complete"))
-        .json(&json!({"paymentId": id, "txid": txid}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 202, "complete {id}");
-    wait_payment(&http, approve_api, &id, "completed").await;
-    id
-}
-
-/// Poll an API until the payment is in `state` (a final state other than it fails).
-async fn wait_payment(http: &reqwest::Client, api: &str, id: &str, state: &str) {
-    let start = Instant::now();
-    loop {
-        let body: Value = http
-            .get(format!("{api}/payments/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or(Value::Null);
-        let now = body["payment"]["state"].as_str().unwrap_or("");
-        if now == state {
-            return;
-        }
-        assert!(
-            !crate::support::is_final(now),
-            "payment {id} settled as {now}, not {state}: {body}"
-        );
-        assert!(
-            start.elapsed() < DEADLINE * scale() as u32,
-            "payment {id} never reached {state}: {body}"
-        );
-        // Slower polls at larger scales: hundreds of payments poll the two APIs at once.
-        let every = 250 * scale().min(4) as u64;
-        tokio::time::sleep(Duration::from_millis(every)).await;
-    }
-}
-
-async fn count(ledger: &Ledger, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(ledger.pool())
-        .await
-        .unwrap()
-}
-
-/// The payout lanes (`payout-lane:*` leases) and their holders, live ones only.
-async fn live_lanes(ledger: &Ledger) -> Vec<(String, String)> {
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
-    sqlx::query_as(
-        "SELECT name, holder FROM leases WHERE name LIKE 'payout-lane:%' AND expires_at > $1 \
-         ORDER BY name",
-    )
-    .bind(now)
-    .fetch_all(ledger.pool())
-    .await
-    .unwrap()
-}
-
-/// The worker (by name) holding a lease: holders are `{HOSTNAME}-{pid}-{random}` and the
-/// test's names have no `-`.
-fn holder_name(holder: &str) -> String {
-    holder.split('-').next().unwrap_or_default().to_string()
 }
 
 // It measures request rates, which 2 cores shared with 70 other tests cannot give: scripts/test
@@ -340,44 +87,45 @@ async fn two_apis_and_three_workers_share_one_pi_and_survive_a_killed_worker() {
     let u2a_count = 40 * scale();
     let payout_count = 20 * scale();
     let channels: Vec<Wallet> = (0..CHANNELS).map(|_| Wallet::generate()).collect();
-    let sim_thread = SimThread::start(channels.iter().map(Wallet::public_key).collect()).await;
+    let sim_thread = SimThread::start(
+        SimConfig {
+            rate_limit: Some(SIM_LIMIT),
+            fault_targets: vec![Target::Platform, Target::Horizon],
+            ledger_seconds: 0.2,
+            ..SimConfig::default()
+        },
+        channels.iter().map(Wallet::public_key).collect(),
+    )
+    .await;
     let sim = &sim_thread.sim;
     let control = SimControl::of(sim).unwrap();
     let redis = redis_url();
     let channel_seeds: Vec<String> = channels.iter().map(Wallet::expose_seed).collect();
-    let mut deployment = Deployment {
-        children: Vec::new(),
-        dir: tempfile::tempdir().unwrap(),
-        env: vec![
-            ("PI_API_KEY", sim.api_key.clone()),
-            ("PI_API_BASE_URL", sim.platform_url.clone()),
-            ("PI_HORIZON_URL", sim.horizon_url.clone()),
-            ("PI_NETWORK", sim.network_passphrase.clone()),
-            ("PI_APP_WALLET", sim.app_wallet_public_key.clone()),
-            ("PI_WALLET_SEED", sim.app_wallet_seed.clone()),
-            ("PI_CHANNEL_SEEDS", channel_seeds.join(",")),
-            ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
-            ("DATABASE_URL", pg.url().to_string()),
-            ("REDIS_URL", redis.clone()),
-            ("PI_RATE_LIMIT", LIMIT.to_string()),
-            ("HORIZON_RATE_LIMIT", LIMIT.to_string()),
-            ("BIND_ADDR", "127.0.0.1:0".to_string()),
-            ("RECONCILE_EVERY", "2".to_string()),
-            ("STUCK_AFTER", stuck_after()),
-            ("RUST_LOG", "info".to_string()),
-        ],
-    };
+    let mut deployment = Deployment::new(vec![
+        ("PI_API_KEY", sim.api_key.clone()),
+        ("PI_API_BASE_URL", sim.platform_url.clone()),
+        ("PI_HORIZON_URL", sim.horizon_url.clone()),
+        ("PI_NETWORK", sim.network_passphrase.clone()),
+        ("PI_APP_WALLET", sim.app_wallet_public_key.clone()),
+        ("PI_WALLET_SEED", sim.app_wallet_seed.clone()),
+        ("PI_CHANNEL_SEEDS", channel_seeds.join(",")),
+        ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("DATABASE_URL", pg.url().to_string()),
+        ("REDIS_URL", redis.clone()),
+        ("PI_RATE_LIMIT", LIMIT.to_string()),
+        ("HORIZON_RATE_LIMIT", LIMIT.to_string()),
+        ("BIND_ADDR", "127.0.0.1:0".to_string()),
+        ("RECONCILE_EVERY", "2".to_string()),
+        ("STUCK_AFTER", stuck_after()),
+        ("RUST_LOG", "info".to_string()),
+    ]);
     // Leftovers of an earlier run on this Redis database (the namespace is the default one).
     let _ = pi_payments_worker::delete_redis_namespace(
         &redis,
         pi_payments::config::DEFAULT_QUEUE_NAMESPACE,
     )
     .await;
-    let migrated = deployment
-        .command("migrate", "migrate")
-        .status()
-        .expect("migrate runs");
-    assert!(migrated.success(), "migrate failed");
+    deployment.migrate();
     let ledger = Ledger::connect_without_migrating(pg.url()).await.unwrap();
 
     for i in 0..APIS {
@@ -388,32 +136,24 @@ async fn two_apis_and_three_workers_share_one_pi_and_survive_a_killed_worker() {
     }
     let mut apis = Vec::new();
     for i in 0..APIS {
-        apis.push(deployment.api_url(&format!("api{i}")).await);
+        apis.push(deployment.api_url(&format!("api{i}"), DEADLINE).await);
     }
     let http = reqwest::Client::new();
     let start = Instant::now();
 
     // Payouts through both APIs (the admin API), to Pioneers known to Pi.
-    let mut payout_ids = Vec::new();
     for i in 0..payout_count {
         let uid = format!("deploy-payee-{i}");
-        control.user(&uid).await.unwrap();
-        let amount = format!("0.{:07}", 1_000 + i);
-        let res = http
-            .post(format!("{}/payouts", apis[i % APIS]))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"uid": uid, "amount": amount, "memo": "deploy", "idempotency_key": format!("deploy-{i}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), 202, "POST /payouts {i}");
-        let body: Value = res.json().await.unwrap();
-        payout_ids.push(body["payout"]["id"].as_str().unwrap().to_string());
+        request_payout(&http, &control, &apis[i % APIS], ADMIN_TOKEN, &uid, i).await;
     }
     // U2A payments, all at once.
-    let apis = Arc::new(apis);
+    let deadline = DEADLINE * scale() as u32;
     let payments: Vec<_> = (0..u2a_count)
-        .map(|i| tokio::spawn(u2a(http.clone(), control.clone(), apis.as_ref().clone(), i)))
+        .map(|i| {
+            let pair = (apis[i % APIS].clone(), apis[(i + 1) % APIS].clone());
+            let uid = format!("deploy-u2a-{i}");
+            tokio::spawn(u2a(http.clone(), control.clone(), pair, uid, deadline))
+        })
         .collect();
 
     // Mid-run: SIGKILL the worker holding the app wallet's lane once some payouts completed.

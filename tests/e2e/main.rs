@@ -10,6 +10,7 @@
 mod support;
 
 mod auth_e2e;
+mod chaos;
 mod cli;
 mod compose;
 mod deployment;

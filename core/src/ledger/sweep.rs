@@ -256,12 +256,14 @@ impl Ledger {
     /// row unchanged counts as one without movement (see [`Ledger::count_sweep`]). Only rows the
     /// sweeper already re-enqueued have a counter, so for every other row this writes nothing.
     pub async fn job_finished(&self, kind: Swept, subject: &str) -> Result<(), LedgerError> {
-        sqlx::query("UPDATE reconcile_sweeps SET finished_at = $3 WHERE kind = $1 AND subject = $2")
-            .bind(kind.kind())
-            .bind(subject)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE reconcile_sweeps SET finished_at = $3 WHERE kind = $1 AND subject = $2",
+        )
+        .bind(kind.kind())
+        .bind(subject)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -121,7 +121,13 @@ pub(crate) async fn sweep(
                 let detail = format!("{} unchanged for {unchanged_s} s: {detail}", row.state);
                 tracing::info!(payment_id = %row.id, %detail, "sweeper re-enqueues a payment");
                 r.ledger
-                    .note(&row.id, "sweep_requeued", Some(&detail), row.attempts, postpone)
+                    .note(
+                        &row.id,
+                        "sweep_requeued",
+                        Some(&detail),
+                        row.attempts,
+                        postpone,
+                    )
                     .await?;
                 summary.requeued_payments.push(format!("{}:{name}", row.id));
                 jobs.push(job);

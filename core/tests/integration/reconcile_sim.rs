@@ -217,7 +217,10 @@ async fn a_row_whose_job_is_only_queued_is_not_stuck() {
             && e.detail.as_deref().unwrap_or("").contains("queue lost it")),
         "{history:?}"
     );
-    assert_eq!(env.ledger.payment(&id).await.unwrap().unwrap().state, PaymentState::Received);
+    assert_eq!(
+        env.ledger.payment(&id).await.unwrap().unwrap().state,
+        PaymentState::Received
+    );
     // Once jobs finish and the row still does not move, the count goes on to needs_attention.
     for _ in 0..2 {
         env.ledger

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod compose;
+pub mod deployment;
 pub mod http;
 pub mod payouts;
 
