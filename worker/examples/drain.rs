@@ -12,7 +12,9 @@
 //!
 //! `--processes N` (with `--redis`) runs N worker pools, each with its own queue connection
 //! and its own Pi rate limiter reserving from the deployment's one schedule in Redis, as N
-//! `worker` processes would: together they must still drain at `--rate`.
+//! `worker` processes would: together they must still drain at `--rate`. With `--separate 1`
+//! each pool is a child OS process of its own (this example started again with `DRAIN_CHILD`
+//! set), sharing only Redis, the ledger file and pi-sim, exactly as separate workers do.
 //!
 //! Each approval costs three Pi calls (`GET /payments/{id}`, `GET /me`, `POST …/approve`), so
 //! approvals/s is about a third of the Pi calls/s. It prints one JSON line with both.
@@ -39,6 +41,69 @@ struct Args {
     concurrency: usize,
     redis: Option<String>,
     processes: usize,
+    separate: bool,
+}
+
+/// What a child process needs to run one pool (`--separate`), passed as JSON in `DRAIN_CHILD`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Pool {
+    platform_url: String,
+    horizon_url: String,
+    api_key: String,
+    app_wallet: String,
+    ledger_url: String,
+    redis: Option<String>,
+    sqlite_queue: std::path::PathBuf,
+    namespace: String,
+    rate: u32,
+    concurrency: usize,
+}
+
+impl Pool {
+    /// Run this pool's workers until `stop` resolves.
+    async fn run(
+        &self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let rate = NonZeroU32::new(self.rate).ok_or("rate must be positive")?;
+        // Each pool its own limiter (and Redis connection): only Redis is shared.
+        let limiter = match &self.redis {
+            Some(url) => RateLimiter::shared_at(
+                url,
+                budget_key("pi", &[&self.api_key, &self.platform_url]),
+                rate,
+            )?,
+            None => RateLimiter::new(rate),
+        };
+        let pi = PiClient::new(PiClientConfig::new(
+            self.platform_url.clone(),
+            self.api_key.clone(),
+            Arc::new(limiter),
+        ))?;
+        let horizon = HorizonClient::new(&self.horizon_url, Duration::from_secs(10))?;
+        let deps = WorkerDeps {
+            ledger: Ledger::connect(&self.ledger_url).await?,
+            pi,
+            horizon,
+            app_wallet: self.app_wallet.clone(),
+            require_order: false,
+            webhook: None,
+            retry: JobRetry::default(),
+            payouts: None,
+        };
+        let cfg = WorkerConfig {
+            concurrency: self.concurrency,
+            ..WorkerConfig::default()
+        };
+        let queue = connect_queue(&QueueConfig {
+            redis_url: self.redis.clone(),
+            sqlite_path: self.sqlite_queue.clone(),
+            namespace: self.namespace.clone(),
+        })
+        .await?;
+        run_workers(deps, queue, cfg, stop).await?;
+        Ok(())
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +114,7 @@ fn parse_args() -> Result<Args, String> {
         concurrency: 16,
         redis: None,
         processes: 1,
+        separate: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +131,7 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" => args.concurrency = num()? as usize,
             "--redis" => args.redis = Some(value),
             "--processes" => args.processes = num()? as usize,
+            "--separate" => args.separate = num()? != 0,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -82,10 +149,15 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args().map_err(|e| {
-        format!("{e}\nusage: drain [--payments N] [--rate PI_RATE_LIMIT] [--sim-rate N] [--concurrency N] [--redis URL] [--processes N]")
-    })?;
     install_crypto_provider();
+    if let Ok(child) = std::env::var("DRAIN_CHILD") {
+        // A pool of its own (`--separate`): runs until the parent kills it.
+        let pool: Pool = serde_json::from_str(&child)?;
+        return pool.run(std::future::pending()).await;
+    }
+    let args = parse_args().map_err(|e| {
+        format!("{e}\nusage: drain [--payments N] [--rate PI_RATE_LIMIT] [--sim-rate N] [--concurrency N] [--redis URL] [--processes N] [--separate 0|1]")
+    })?;
     let sim = pi_sim::start(pi_sim::SimConfig {
         rate_limit: Some(args.sim_rate),
         ..pi_sim::SimConfig::default()
@@ -94,7 +166,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let http = reqwest::Client::new();
     let dir = std::env::temp_dir().join(format!("pi-drain-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let ledger = Ledger::connect(&format!("sqlite://{}", dir.join("ledger.db").display())).await?;
+    let ledger_url = format!("sqlite://{}", dir.join("ledger.db").display());
+    let ledger = Ledger::connect(&ledger_url).await?;
     let queue_config = QueueConfig {
         redis_url: args.redis.clone(),
         sqlite_path: dir.join("queue.db"),
@@ -139,49 +212,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .json(&json!({ "what": "log" }))
         .send()
         .await?;
-    let rate = NonZeroU32::new(args.rate).ok_or("rate must be positive")?;
+    let pool = Pool {
+        platform_url: sim.platform_url.clone(),
+        horizon_url: sim.horizon_url.clone(),
+        api_key: sim.api_key.clone(),
+        app_wallet: sim.app_wallet_public_key.clone(),
+        ledger_url,
+        redis: args.redis.clone(),
+        sqlite_queue: queue_config.sqlite_path.clone(),
+        namespace: queue_config.namespace.clone(),
+        rate: args.rate,
+        concurrency: args.concurrency,
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
+    let mut children = Vec::new();
     for _ in 0..args.processes {
-        // Each "process" its own limiter (and Redis connection): only Redis is shared.
-        let limiter = match &args.redis {
-            Some(url) => RateLimiter::shared_at(
-                url,
-                budget_key("pi", &[&sim.api_key, &sim.platform_url]),
-                rate,
-            )?,
-            None => RateLimiter::new(rate),
-        };
-        let pi = PiClient::new(PiClientConfig::new(
-            sim.platform_url.clone(),
-            sim.api_key.clone(),
-            Arc::new(limiter),
-        ))?;
-        let horizon = HorizonClient::new(&sim.horizon_url, Duration::from_secs(10))?;
-        let deps = WorkerDeps {
-            ledger: ledger.clone(),
-            pi,
-            horizon,
-            app_wallet: sim.app_wallet_public_key.clone(),
-            require_order: false,
-            webhook: None,
-            retry: JobRetry::default(),
-            payouts: None,
-        };
-        let cfg = WorkerConfig {
-            concurrency: args.concurrency,
-            ..WorkerConfig::default()
-        };
+        if args.separate {
+            children.push(
+                std::process::Command::new(std::env::current_exe()?)
+                    .env("DRAIN_CHILD", serde_json::to_string(&pool)?)
+                    .stdout(std::process::Stdio::null())
+                    .spawn()?,
+            );
+            continue;
+        }
         let mut stopped = stopped.clone();
-        let own_queue = connect_queue(&queue_config).await?;
-        workers.push(tokio::spawn(run_workers(
-            deps,
-            own_queue,
-            cfg,
-            async move {
+        let pool = pool.clone();
+        workers.push(tokio::spawn(async move {
+            pool.run(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
-            },
-        )));
+            })
+            .await
+            .map_err(|e| e.to_string())
+        }));
     }
     let started = Instant::now();
     queue
@@ -201,6 +265,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = stop.send(true);
     for worker in workers {
         let _ = worker.await;
+    }
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     let log: Value = http
@@ -222,6 +290,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sim_rate_limit": args.sim_rate,
         "concurrency": args.concurrency,
         "processes": args.processes,
+        "separate_os_processes": args.separate,
         "seconds": (elapsed * 1000.0).round() / 1000.0,
         "approvals_per_s": ((ids.len() as f64 / elapsed) * 100.0).round() / 100.0,
         "pi_calls": calls,

@@ -9,10 +9,16 @@ use super::wire::{
     parse_stroops, problem_detail,
 };
 use crate::rate_limit::RateLimiter;
+use backon::{ExponentialBuilder, Retryable};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
+
+/// Extra tries of a Horizon read after a dropped connection or a non-throttling 5xx.
+pub const READ_RETRIES: usize = 3;
+/// The first pause before such a try (doubling, with jitter).
+const READ_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// Most records Horizon returns per page.
 pub const MAX_PAGE_LIMIT: u32 = 200;
@@ -100,8 +106,30 @@ impl HorizonClient {
         Ok(url)
     }
 
-    /// GET `url`, `None` on 404, JSON otherwise.
+    /// GET `url`, `None` on 404, JSON otherwise. A read is safe to repeat, so a dropped
+    /// connection or a 5xx that is not a throttle is tried again at once a few times
+    /// ([`READ_RETRIES`]): one flaky page must not fail a memo scan of many pages, nor count as a
+    /// failed attempt of a payout. Throttles (429, 503, 504, timeouts) go back to the caller,
+    /// which waits as a throttle should instead of asking again sooner.
     async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<Option<T>, HorizonError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(READ_RETRY_DELAY)
+            .with_max_times(READ_RETRIES)
+            .with_jitter();
+        (|| self.get_json_once(url.clone()))
+            .retry(backoff)
+            .when(HorizonError::is_flaky_read)
+            .notify(|error, wait| {
+                tracing::debug!(%error, ?wait, "Horizon read failed; trying again");
+            })
+            .await
+    }
+
+    /// One GET of `url` (see [`HorizonClient::get_json`]).
+    async fn get_json_once<T: DeserializeOwned>(
+        &self,
+        url: Url,
+    ) -> Result<Option<T>, HorizonError> {
         let shown = url.to_string();
         self.permit().await;
         let resp = self

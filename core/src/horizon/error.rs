@@ -61,6 +61,20 @@ impl HorizonError {
     }
 }
 
+impl HorizonError {
+    /// A failed read worth repeating at once: the connection dropped, or a 5xx that does not
+    /// ask us to slow down (Horizon's or a proxy's hiccup).
+    pub fn is_flaky_read(&self) -> bool {
+        match self {
+            HorizonError::Transport { .. } => true,
+            HorizonError::Status { status, .. } => {
+                (500..600).contains(status) && !is_throttling_status(*status)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Throttling for HorizonError {
     /// 429, 503/504 and timeouts only ask us to slow down (Horizon sends no `Retry-After` we
     /// keep); other errors are failures.

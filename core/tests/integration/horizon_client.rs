@@ -560,3 +560,32 @@ async fn the_memo_scan_stops_at_transactions_older_than_the_payout() {
         .unwrap();
     assert_eq!(found.map(|t| t.hash), Some(old.hash_hex));
 }
+
+#[tokio::test]
+async fn a_flaky_read_is_tried_again_but_a_throttle_is_handed_back() {
+    let e = env().await;
+    let control = SimControl::of(&e.sim).unwrap();
+    let app = e.app.public_key();
+    // Two injected 500s and then a dropped answer: the read still succeeds, at once.
+    control
+        .faults(&serde_json::json!({"fail_next": 2, "targets": ["horizon"], "endpoints": ["horizon_account"]}))
+        .await
+        .unwrap();
+    assert!(e.horizon.account(&app).await.unwrap().is_some());
+    control
+        .faults(&serde_json::json!({"drop_next": 1, "targets": ["horizon"], "endpoints": ["horizon_account"]}))
+        .await
+        .unwrap();
+    assert!(e.horizon.account(&app).await.unwrap().is_some());
+    // A 429 asks us to slow down: the caller waits as for any throttle, no second request now.
+    control.reset("log").await.unwrap();
+    control
+        .faults(&serde_json::json!({"throttle_next": 1, "targets": ["horizon"], "endpoints": ["horizon_account"]}))
+        .await
+        .unwrap();
+    match e.horizon.account(&app).await {
+        Err(pi_payments_core::horizon::HorizonError::Status { status: 429, .. }) => {}
+        other => panic!("expected the 429 back, got {other:?}"),
+    }
+    assert_eq!(control.endpoint_calls("horizon_account").await.unwrap(), 1);
+}
