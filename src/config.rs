@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
+
+/// `HORIZON_RATE_LIMIT`'s default with the built-in simulator (without `PI_API_KEY`); against a
+/// real Horizon it is [`DEFAULT_HORIZON_RATE_LIMIT`].
+pub const SIMULATOR_HORIZON_RATE_LIMIT: u32 = 100;
 /// Pi's production Platform API.
 pub const DEFAULT_PI_API_BASE_URL: &str = "https://api.minepi.com";
 /// Horizon of Pi's mainnet.
@@ -442,6 +446,9 @@ impl Config {
         };
         let horizon_rate_limit = match given(&args.horizon_rate_limit) {
             Some(v) => whole_number("HORIZON_RATE_LIMIT", v, "requests per second (e.g. 1)")?,
+            // The built-in simulator is no public Horizon: its default budget would make a trial
+            // run wait a second per payout for nothing.
+            None if matches!(pi, PiTarget::Simulator { .. }) => SIMULATOR_HORIZON_RATE_LIMIT,
             None => DEFAULT_HORIZON_RATE_LIMIT.get(),
         };
         let worker_concurrency = match given(&args.worker_concurrency) {
@@ -524,7 +531,10 @@ mod tests {
             QueueTarget::Sqlite("pi-payments-queue.db".into())
         );
         assert_eq!(config.rate_limit.get(), 10);
-        assert_eq!(config.horizon_rate_limit, DEFAULT_HORIZON_RATE_LIMIT);
+        assert_eq!(
+            config.horizon_rate_limit.get(),
+            SIMULATOR_HORIZON_RATE_LIMIT
+        );
         assert_eq!(config.worker_concurrency, 16);
         assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
     }
@@ -556,6 +566,16 @@ mod tests {
         assert_eq!(
             Config::from_args(&args).unwrap().horizon_rate_limit.get(),
             25
+        );
+        // Against a real Horizon the default is the public one's budget.
+        let remote = ConfigArgs {
+            pi_api_key: Some("key".into()),
+            pi_app_wallet: Some(pi_payments_core::stellar::Wallet::generate().public_key()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::from_args(&remote).unwrap().horizon_rate_limit,
+            DEFAULT_HORIZON_RATE_LIMIT
         );
         let args = ConfigArgs {
             pi_api_key: Some("key".into()),
