@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
-
 /// `HORIZON_RATE_LIMIT`'s default with the built-in simulator (without `PI_API_KEY`); against a
 /// real Horizon it is [`DEFAULT_HORIZON_RATE_LIMIT`].
 pub const SIMULATOR_HORIZON_RATE_LIMIT: u32 = 100;

@@ -5,12 +5,14 @@
 //! same budget. The limit is the whole deployment's: with a shared Redis every process reserves
 //! its slots from one GCRA schedule kept in Redis ([`RateLimiter::shared`]); a single process
 //! uses an in-process governor ([`RateLimiter::new`]). When Redis cannot be reached, a shared
-//! limiter falls back to a local fraction of the budget: it slows down, never speeds up.
+//! limiter falls back to its process's share of the budget (divided by the processes Redis last
+//! saw sharing it, at least [`FALLBACK_SHARE`]): the deployment slows down, never speeds up.
 
 use governor::{DefaultDirectRateLimiter, Quota};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,8 +34,12 @@ const KEY_PREFIX: &str = "pi-payments:rate";
 const REDIS_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// The part of the budget one process may use while Redis is unreachable: its limit divided
-/// by this. Chosen so that a handful of processes falling back together stay under the limit.
+/// by this, or by the number of processes last seen sharing the budget if that is larger, so
+/// that all of them falling back together stay under the limit.
 pub const FALLBACK_SHARE: u32 = 4;
+
+/// A process counts as sharing a budget while it reserved a slot within this long.
+const PROCESS_SEEN_FOR: Duration = Duration::from_secs(30);
 
 /// How long a reservation may take before the process stops waiting for Redis and uses its
 /// fallback share for this permit.
@@ -58,7 +64,9 @@ const CLOCK_SAMPLE_LIFETIME: Duration = Duration::from_secs(10);
 /// Reserves the next free slot of a GCRA schedule whose "theoretical arrival time" (TAT, in
 /// microseconds of Redis' own clock, so that every process agrees on "now") is stored at
 /// KEYS[1]. ARGV[1] is the emission interval in microseconds. Returns the slot and Redis' now,
-/// both in microseconds of Redis' clock. The key expires once the schedule is idle.
+/// both in microseconds of Redis' clock, and how many processes reserved a slot within
+/// ARGV[4] µs: KEYS[2] is a sorted set of process ids (ARGV[2]) by last reservation (ARGV[3]:
+/// write it this time, "0" only reads). Both keys expire once the schedule is idle.
 const RESERVE_SLOT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -67,8 +75,19 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local next_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1000)
-return {tat, now}
+local seen_for = tonumber(ARGV[4])
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[2], now, ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - seen_for)
+  redis.call('PEXPIRE', KEYS[2], math.floor(seen_for / 1000) * 2)
+end
+local processes = redis.call('ZCOUNT', KEYS[2], now - seen_for, '+inf')
+return {tat, now, processes}
 ";
+
+/// How often a process writes itself into a budget's set of processes (every reservation
+/// would cost Redis a sorted-set write per request for nothing).
+const PROCESS_MARK_EVERY: Duration = Duration::from_secs(5);
 
 /// Where Redis' clock stands against this process' monotonic clock. A slot is a moment of
 /// Redis' clock; the answer carrying it may reach us late (a stalled process, a slow network),
@@ -126,8 +145,16 @@ struct SharedSchedule {
     key: String,
     script: redis::Script,
     interval_us: u64,
-    /// Used for each permit whose reservation failed (Redis down or slow).
-    fallback: DefaultDirectRateLimiter,
+    /// Used for each permit whose reservation failed (Redis down or slow): the budget divided
+    /// by the processes last seen sharing it (at least [`FALLBACK_SHARE`]), and that divisor.
+    fallback: std::sync::Mutex<(u32, Arc<DefaultDirectRateLimiter>)>,
+    /// The budget's whole rate, from which the fallback share is cut.
+    per_second: NonZeroU32,
+    /// This process among those sharing the budget (random, per limiter).
+    process_id: String,
+    /// When this process last wrote itself into the set of processes (µs since `started`, 0:
+    /// never).
+    marked_at: AtomicU64,
     /// The origin of `degraded_until`.
     started: Instant,
     /// While degraded: until when (µs since `started`, at least 1) permits skip Redis; 0 when
@@ -146,6 +173,11 @@ pub const SHARED_SPACING_MARGIN_PERCENT: u64 = 2;
 /// The slot spacing of a shared schedule for `per_second`: rounded up, so it never runs faster.
 fn shared_interval_us(per_second: NonZeroU32) -> u64 {
     (1_000_000 * (100 + SHARED_SPACING_MARGIN_PERCENT)).div_ceil(100 * u64::from(per_second.get()))
+}
+
+/// One process's share of `per_second` among `processes` (at least one request per second).
+fn fallback_rate(per_second: NonZeroU32, processes: u32) -> NonZeroU32 {
+    NonZeroU32::new(per_second.get() / processes.max(1)).unwrap_or(NonZeroU32::MIN)
 }
 
 fn even_quota(per_second: NonZeroU32) -> DefaultDirectRateLimiter {
@@ -169,8 +201,6 @@ impl RateLimiter {
         key: impl Into<String>,
         per_second: NonZeroU32,
     ) -> RateLimiter {
-        let fallback =
-            NonZeroU32::new(per_second.get() / FALLBACK_SHARE).unwrap_or(NonZeroU32::MIN);
         RateLimiter {
             per_second,
             backend: Backend::Shared(Box::new(SharedSchedule {
@@ -178,7 +208,13 @@ impl RateLimiter {
                 key: key.into(),
                 script: redis::Script::new(RESERVE_SLOT),
                 interval_us: shared_interval_us(per_second),
-                fallback: even_quota(fallback),
+                fallback: std::sync::Mutex::new((
+                    FALLBACK_SHARE,
+                    Arc::new(even_quota(fallback_rate(per_second, FALLBACK_SHARE))),
+                )),
+                per_second,
+                process_id: crate::ids::random_alnum(16),
+                marked_at: AtomicU64::new(0),
                 started: Instant::now(),
                 degraded_until: AtomicU64::new(0),
                 clock: std::sync::Mutex::new(RedisClock::default()),
@@ -238,12 +274,12 @@ impl SharedSchedule {
         for _ in 0..=LATE_RESERVATIONS {
             let degraded_until = self.degraded_until.load(Ordering::Relaxed);
             if degraded_until != 0 && self.now_us() < degraded_until {
-                self.fallback.until_ready().await;
+                self.fallback().until_ready().await;
                 return;
             }
             let sent = self.now_us();
-            let (slot, redis_now) =
-                match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
+            let (slot, redis_now, processes) =
+                match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve(sent)).await {
                     Ok(Ok(answer)) => answer,
                     failed => {
                         self.degrade(failed).await;
@@ -251,6 +287,7 @@ impl SharedSchedule {
                     }
                 };
             let received = self.now_us();
+            self.saw_processes(processes);
             if self.degraded_until.swap(0, Ordering::Relaxed) != 0 {
                 tracing::info!(key = %self.key, "shared rate limit reachable again");
             }
@@ -277,7 +314,7 @@ impl SharedSchedule {
     /// Note a failed reservation (logged once per outage) and wait for a fallback permit.
     async fn degrade(
         &self,
-        failed: Result<redis::RedisResult<(i64, i64)>, tokio::time::error::Elapsed>,
+        failed: Result<redis::RedisResult<(i64, i64, i64)>, tokio::time::error::Elapsed>,
     ) {
         let retry_at = self.now_us() + RETRY_REDIS_AFTER.as_micros() as u64;
         if self.degraded_until.swap(retry_at.max(1), Ordering::Relaxed) == 0 {
@@ -285,21 +322,55 @@ impl SharedSchedule {
                 Ok(Err(e)) => e.to_string(),
                 _ => format!("no answer within {RESERVE_TIMEOUT:?}"),
             };
+            let share = self.fallback.lock().map_or(FALLBACK_SHARE, |held| held.0);
             tracing::warn!(
                 key = %self.key,
                 %reason,
-                "shared rate limit unreachable: using 1/{FALLBACK_SHARE} of the budget in this process until Redis answers"
+                "shared rate limit unreachable: using 1/{share} of the budget in this process until Redis answers"
             );
         }
-        self.fallback.until_ready().await;
+        self.fallback().until_ready().await;
     }
 
-    /// Reserve the next slot: `(slot, Redis' now)` in µs of Redis' clock.
-    async fn reserve(&self) -> redis::RedisResult<(i64, i64)> {
+    /// The fallback limiter for this permit.
+    fn fallback(&self) -> Arc<DefaultDirectRateLimiter> {
+        let held = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+        held.1.clone()
+    }
+
+    /// Redis saw `processes` sharing the budget lately: cut the fallback share to match, so
+    /// that all of them falling back at once (Redis down) stay under the limit.
+    fn saw_processes(&self, processes: i64) {
+        let divisor = u32::try_from(processes)
+            .unwrap_or(u32::MAX)
+            .max(FALLBACK_SHARE);
+        let mut held = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+        if held.0 != divisor {
+            *held = (
+                divisor,
+                Arc::new(even_quota(fallback_rate(self.per_second, divisor))),
+            );
+        }
+    }
+
+    /// Reserve the next slot: `(slot, Redis' now)` in µs of Redis' clock, and how many
+    /// processes share the budget lately. `now` (µs since `started`) decides whether this
+    /// reservation also marks this process as one of them.
+    async fn reserve(&self, now: u64) -> redis::RedisResult<(i64, i64, i64)> {
+        let marked = self.marked_at.load(Ordering::Relaxed);
+        let mark =
+            marked == 0 || now.saturating_sub(marked) >= PROCESS_MARK_EVERY.as_micros() as u64;
+        if mark {
+            self.marked_at.store(now.max(1), Ordering::Relaxed);
+        }
         let mut conn = self.conn.clone();
         self.script
             .key(&self.key)
+            .key(format!("{}:processes", self.key))
             .arg(self.interval_us)
+            .arg(&self.process_id)
+            .arg(if mark { "1" } else { "0" })
+            .arg(PROCESS_SEEN_FOR.as_micros() as u64)
             .invoke_async(&mut conn)
             .await
     }

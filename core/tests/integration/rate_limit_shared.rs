@@ -151,3 +151,64 @@ async fn holders_woken_late_take_fresh_slots_instead_of_sending_together() {
         );
     }
 }
+
+/// A redis-server of this test alone (so that it can be stopped), on a free port; `None` when
+/// `redis-server` is not installed outside CI.
+fn private_redis() -> Option<(std::process::Child, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let spawned = std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    let Ok(child) = spawned else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is not installed"
+        );
+        return None;
+    };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "redis-server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, port))
+}
+
+#[tokio::test]
+async fn with_more_processes_than_the_fallback_share_each_falls_back_to_less() {
+    let Some((mut redis, port)) = private_redis() else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let key = unique_key("fallback-share");
+    let per_second = NonZeroU32::new(60).unwrap();
+    // Six processes share the budget; the last one to reserve learns there are six.
+    let others: Vec<RateLimiter> = (0..5)
+        .map(|_| RateLimiter::shared_at(&url, key.clone(), per_second).unwrap())
+        .collect();
+    for limiter in &others {
+        limiter.acquire().await;
+    }
+    let limiter = RateLimiter::shared_at(&url, key.clone(), per_second).unwrap();
+    limiter.acquire().await;
+    // Redis goes away: this process now takes 1/6 of 60/s (10/s), not 1/4 (15/s), so that six
+    // processes falling back together stay under the limit.
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let start = Instant::now();
+    for _ in 0..8 {
+        limiter.acquire().await;
+    }
+    // 8 permits at 10/s need at least 7 intervals of 100 ms (at 15/s: 467 ms).
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(650), "{elapsed:?}");
+}
