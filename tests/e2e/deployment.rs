@@ -12,15 +12,12 @@
 //! processes' logs there.
 
 use crate::support::deployment::{
-    Deployment, SimThread, count, holder_name, live_lanes, request_payout, u2a,
+    Deployment, count, holder_name, live_lanes, pi_with_channels, request_payout, scratch_postgres,
+    service_env, u2a,
 };
 use crate::support::payouts::ADMIN_TOKEN;
 use pi_payments_core::ledger::Ledger;
-use pi_payments_core::ledger::scratch::ScratchDatabase;
-use pi_payments_core::stellar::Wallet;
-use pi_sim::SimConfig;
 use pi_sim::control_client::SimControl;
-use pi_sim::faults::Target;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -69,56 +66,23 @@ fn redis_url() -> String {
 #[ignore = "measures request rates: scripts/test runs it alone after the other tests"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apis_and_three_workers_share_one_pi_and_survive_a_killed_worker() {
-    let server_url = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let Ok(Ok(pg)) = tokio::time::timeout(
-        Duration::from_secs(5),
-        ScratchDatabase::create(&server_url, "pi_payments_deploy"),
-    )
-    .await
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Postgres is not reachable"
-        );
-        eprintln!("skipping: Postgres at TEST_DATABASE_URL is not reachable");
+    let Some(pg) = scratch_postgres("pi_payments_deploy").await else {
         return;
     };
     let u2a_count = 40 * scale();
     let payout_count = 20 * scale();
-    let channels: Vec<Wallet> = (0..CHANNELS).map(|_| Wallet::generate()).collect();
-    let sim_thread = SimThread::start(
-        SimConfig {
-            rate_limit: Some(SIM_LIMIT),
-            fault_targets: vec![Target::Platform, Target::Horizon],
-            ledger_seconds: 0.2,
-            ..SimConfig::default()
-        },
-        channels.iter().map(Wallet::public_key).collect(),
-    )
-    .await;
+    let (sim_thread, channels) = pi_with_channels(SIM_LIMIT, CHANNELS).await;
     let sim = &sim_thread.sim;
     let control = SimControl::of(sim).unwrap();
     let redis = redis_url();
-    let channel_seeds: Vec<String> = channels.iter().map(Wallet::expose_seed).collect();
-    let mut deployment = Deployment::new(vec![
-        ("PI_API_KEY", sim.api_key.clone()),
-        ("PI_API_BASE_URL", sim.platform_url.clone()),
-        ("PI_HORIZON_URL", sim.horizon_url.clone()),
-        ("PI_NETWORK", sim.network_passphrase.clone()),
-        ("PI_APP_WALLET", sim.app_wallet_public_key.clone()),
-        ("PI_WALLET_SEED", sim.app_wallet_seed.clone()),
-        ("PI_CHANNEL_SEEDS", channel_seeds.join(",")),
-        ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
-        ("DATABASE_URL", pg.url().to_string()),
-        ("REDIS_URL", redis.clone()),
-        ("PI_RATE_LIMIT", LIMIT.to_string()),
-        ("HORIZON_RATE_LIMIT", LIMIT.to_string()),
-        ("BIND_ADDR", "127.0.0.1:0".to_string()),
-        ("RECONCILE_EVERY", "2".to_string()),
-        ("STUCK_AFTER", stuck_after()),
-        ("RUST_LOG", "info".to_string()),
-    ]);
+    let mut deployment = Deployment::new(service_env(
+        sim,
+        &channels,
+        pg.url(),
+        &redis,
+        LIMIT,
+        &stuck_after(),
+    ));
     // Leftovers of an earlier run on this Redis database (the namespace is the default one).
     let _ = pi_payments_worker::delete_redis_namespace(
         &redis,

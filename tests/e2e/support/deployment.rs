@@ -7,7 +7,10 @@
 //! them after the run.
 
 use pi_payments_core::ledger::Ledger;
+use pi_payments_core::ledger::scratch::ScratchDatabase;
+use pi_payments_core::stellar::Wallet;
 use pi_sim::control_client::{SimControl, U2aRequest};
+use pi_sim::faults::Target;
 use pi_sim::{RunningSim, SimConfig};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -184,6 +187,78 @@ impl SimThread {
         let _ = self.stop.send(());
         let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
     }
+}
+
+/// A fresh Postgres database on `TEST_DATABASE_URL` named after `prefix`; `None` (with a message)
+/// when Postgres is unreachable outside CI.
+pub async fn scratch_postgres(prefix: &str) -> Option<ScratchDatabase> {
+    let server_url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        ScratchDatabase::create(&server_url, prefix),
+    )
+    .await
+    {
+        Ok(Ok(pg)) => Some(pg),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "Postgres is not reachable"
+            );
+            eprintln!("skipping: Postgres at TEST_DATABASE_URL is not reachable");
+            None
+        }
+    }
+}
+
+/// A deployment's Pi: pi-sim on its own threads rate-limiting Platform and Horizon at
+/// `sim_limit` per key, simulated ledgers every 0.2 s, and `channels` funded channel accounts.
+pub async fn pi_with_channels(sim_limit: u32, channels: usize) -> (SimThread, Vec<Wallet>) {
+    let channels: Vec<Wallet> = (0..channels).map(|_| Wallet::generate()).collect();
+    let sim = SimThread::start(
+        SimConfig {
+            rate_limit: Some(sim_limit),
+            fault_targets: vec![Target::Platform, Target::Horizon],
+            ledger_seconds: 0.2,
+            ..SimConfig::default()
+        },
+        channels.iter().map(Wallet::public_key).collect(),
+    )
+    .await;
+    (sim, channels)
+}
+
+/// What every process of a test deployment gets: `sim` as Pi with the `channels`, the ledger at
+/// `database_url`, the queue and budgets in `redis_url`, `limit` for both budgets, an operator
+/// token, reconciliation every 2 s and `STUCK_AFTER` = `stuck_after` seconds.
+pub fn service_env(
+    sim: &RunningSim,
+    channels: &[Wallet],
+    database_url: &str,
+    redis_url: &str,
+    limit: u32,
+    stuck_after: &str,
+) -> Vec<(&'static str, String)> {
+    let channel_seeds: Vec<String> = channels.iter().map(Wallet::expose_seed).collect();
+    vec![
+        ("PI_API_KEY", sim.api_key.clone()),
+        ("PI_API_BASE_URL", sim.platform_url.clone()),
+        ("PI_HORIZON_URL", sim.horizon_url.clone()),
+        ("PI_NETWORK", sim.network_passphrase.clone()),
+        ("PI_APP_WALLET", sim.app_wallet_public_key.clone()),
+        ("PI_WALLET_SEED", sim.app_wallet_seed.clone()),
+        ("PI_CHANNEL_SEEDS", channel_seeds.join(",")),
+        ("ADMIN_TOKEN", super::payouts::ADMIN_TOKEN.to_string()),
+        ("DATABASE_URL", database_url.to_string()),
+        ("REDIS_URL", redis_url.to_string()),
+        ("PI_RATE_LIMIT", limit.to_string()),
+        ("HORIZON_RATE_LIMIT", limit.to_string()),
+        ("BIND_ADDR", "127.0.0.1:0".to_string()),
+        ("RECONCILE_EVERY", "2".to_string()),
+        ("STUCK_AFTER", stuck_after.to_string()),
+        ("RUST_LOG", "info".to_string()),
+    ]
 }
 
 /// One U2A payment of Pioneer `uid`: created by the Pioneer, approved through `approve_api`,
