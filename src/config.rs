@@ -10,6 +10,11 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
+/// `PI_NETWORK` of Pi's mainnet: its network passphrase, as Pi's payment DTOs name it.
+pub const PI_MAINNET: &str = "Pi Network";
+/// `PI_NETWORK` of Pi's testnet (the default).
+pub const PI_TESTNET: &str = "Pi Testnet";
+
 /// `HORIZON_RATE_LIMIT`'s default with the built-in simulator (without `PI_API_KEY`); against a
 /// real Horizon it is [`DEFAULT_HORIZON_RATE_LIMIT`].
 pub const SIMULATOR_HORIZON_RATE_LIMIT: u32 = 100;
@@ -39,6 +44,17 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// `PI_NETWORK` names `configured` but the Horizon at `horizon_url` serves `served`.
+    pub fn network_mismatch(configured: &str, served: &str, horizon_url: &str) -> ConfigError {
+        ConfigError::new(
+            "PI_NETWORK",
+            Some(configured),
+            format!(
+                "does not match the Horizon at {horizon_url}, which serves {served:?}: set PI_NETWORK to the network of your app (and its API key), or point PI_HORIZON_URL at that network's Horizon"
+            ),
+        )
+    }
+
     fn new(variable: &'static str, value: Option<&str>, problem: impl Into<String>) -> ConfigError {
         let shown = value
             .map(|v| format!("={:?}", v.chars().take(200).collect::<String>()))
@@ -396,7 +412,19 @@ fn payout_settings(
 impl Config {
     /// Check every value; the first bad one is the error.
     pub fn from_args(args: &ConfigArgs) -> Result<Config, ConfigError> {
-        let network = given(&args.pi_network).unwrap_or("Pi Testnet").to_string();
+        let network = match given(&args.pi_network) {
+            None => PI_TESTNET.to_string(),
+            Some(v) if v == PI_MAINNET || v == PI_TESTNET => v.to_string(),
+            Some(v) => {
+                return Err(ConfigError::new(
+                    "PI_NETWORK",
+                    Some(v),
+                    format!(
+                        "is not a Pi network: use \"{PI_MAINNET}\" (mainnet) or \"{PI_TESTNET}\" (testnet), as the Pi Developer Portal names your app's network"
+                    ),
+                ));
+            }
+        };
         let wallet = given(&args.pi_app_wallet).map(app_wallet).transpose()?;
         let base_url = given(&args.pi_api_base_url)
             .map(|v| http_url("PI_API_BASE_URL", v))
@@ -411,7 +439,7 @@ impl Config {
                     .map(|u| u.strip_suffix("/v2").map(str::to_string).unwrap_or(u))
                     .unwrap_or_else(|| DEFAULT_PI_API_BASE_URL.to_string()),
                 horizon_url: horizon_url.unwrap_or_else(|| {
-                    if network == "Pi Network" { MAINNET_HORIZON_URL } else { TESTNET_HORIZON_URL }
+                    if network == PI_MAINNET { MAINNET_HORIZON_URL } else { TESTNET_HORIZON_URL }
                         .to_string()
                 }),
                 network,
@@ -548,6 +576,15 @@ mod tests {
         assert_eq!(
             err,
             r#"PI_RATE_LIMIT="abc" is not a whole number of requests per second (e.g. 10)"#
+        );
+        let args = ConfigArgs {
+            pi_network: Some("mainnet".into()),
+            ..Default::default()
+        };
+        let err = Config::from_args(&args).unwrap_err().to_string();
+        assert!(
+            err.starts_with(r#"PI_NETWORK="mainnet" is not a Pi network: use "Pi Network""#),
+            "{err}"
         );
         let args = ConfigArgs {
             horizon_rate_limit: Some("0".into()),

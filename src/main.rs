@@ -64,6 +64,15 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A setting found wrong only once the service could look (PI_NETWORK against Horizon).
+        Err(err)
+            if err
+                .chain()
+                .any(|e| e.is::<pi_payments::config::ConfigError>()) =>
+        {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -5,7 +5,7 @@
 //! same functions ([`open_ledger`], [`open_queue`], [`PiServices::connect`]), so a connection's
 //! settings and error messages are written once.
 
-use crate::config::{Config, PiTarget, QueueTarget};
+use crate::config::{Config, ConfigError, PiTarget, QueueTarget};
 use anyhow::Context;
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ledger::Ledger;
@@ -144,6 +144,26 @@ impl PiServices {
         })
     }
 
+    /// Stop (a [`ConfigError`] on `PI_NETWORK`, exit 2) when the Horizon at `PI_HORIZON_URL`
+    /// serves another network than `PI_NETWORK`: payouts would be signed for one network and
+    /// sent to another. A Horizon that does not answer only costs a warning: the check runs
+    /// again at the next start, and an envelope signed for the wrong network cannot land.
+    pub async fn check_network(&self) -> anyhow::Result<()> {
+        match self.horizon.network_passphrase().await {
+            Ok(served) if served == self.endpoints.network => Ok(()),
+            Ok(served) => Err(ConfigError::network_mismatch(
+                &self.endpoints.network,
+                &served,
+                &self.endpoints.horizon_url,
+            )
+            .into()),
+            Err(error) => {
+                tracing::warn!(%error, network = %self.endpoints.network, "could not read Horizon's network at start; not checked");
+                Ok(())
+            }
+        }
+    }
+
     /// The A2U payout pipeline on these clients: payments from the app `wallet`, carried by
     /// the `channels` accounts (none: the wallet is the transactions' source too).
     pub fn payout_processor(
@@ -265,7 +285,11 @@ impl Services {
                 (PiEndpoints::simulated(&sim, config), Some(sim))
             }
         };
+        let simulated = sim.is_some();
         let pi = PiServices::connect(endpoints, config, HORIZON_TIMEOUT)?;
+        if !simulated {
+            pi.check_network().await?;
+        }
         Ok(Services {
             ledger,
             queue,

@@ -139,6 +139,7 @@ impl RunningApp {
                 pi: pi.client.clone(),
                 horizon: pi.horizon.clone(),
                 app_wallet: pi.endpoints.app_wallet.clone(),
+                network: pi.endpoints.network.clone(),
                 require_order: config.require_order,
                 webhook,
                 retry: JobRetry::default(),

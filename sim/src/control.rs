@@ -175,6 +175,14 @@ async fn create_token(
 async fn create_u2a(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
     // memo and metadata may be left out here for convenience; Pi's SDK always sends them.
     let mut fields: HashMap<String, Box<RawValue>> = parse_body(&body)?;
+    // `network`: the Pioneer pays on another network than the simulator's (tests of an app
+    // that must refuse it). Not a field of Pi's createPayment.
+    let network = match fields.remove("network") {
+        None => None,
+        Some(raw) => Some(serde_json::from_str::<String>(raw.get()).map_err(|_| {
+            ApiError::bad_request("invalid_arguments", "`network` must be a string")
+        })?),
+    };
     for (name, default) in [("memo", "\"\""), ("metadata", "{}")] {
         if !fields.contains_key(name) {
             let raw = RawValue::from_string(default.to_owned()).unwrap_or_default();
@@ -187,7 +195,7 @@ async fn create_u2a(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Re
     let new = parse_new_payment(&text)?;
     let payment = shared
         .platform()
-        .create_u2a(new, &shared.settings, &shared.chain);
+        .create_u2a(new, network, &shared.settings, &shared.chain);
     Ok(payment_response(&shared, &payment))
 }
 

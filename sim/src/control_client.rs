@@ -110,6 +110,8 @@ pub struct U2aRequest {
     pub memo: String,
     /// The app's metadata.
     pub metadata: Value,
+    /// The network Pi records the payment on; `None`: the simulator's.
+    pub network: Option<String>,
 }
 
 impl U2aRequest {
@@ -120,6 +122,7 @@ impl U2aRequest {
             amount: amount.to_owned(),
             memo: String::new(),
             metadata: Value::Object(serde_json::Map::new()),
+            network: None,
         }
     }
 
@@ -134,6 +137,12 @@ impl U2aRequest {
         self.metadata = metadata;
         self
     }
+
+    /// The same, recorded by Pi on `network` instead of the simulator's own.
+    pub fn network(mut self, network: &str) -> Self {
+        self.network = Some(network.to_owned());
+        self
+    }
 }
 
 /// The body of `POST /_sim/u2a`; the amount travels as raw JSON.
@@ -143,6 +152,8 @@ struct U2aBody<'a> {
     amount: Box<RawValue>,
     memo: &'a str,
     metadata: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<&'a str>,
 }
 
 /// A submission that landed, as `POST /_sim/u2a/{id}/submit` returns it.
@@ -259,6 +270,7 @@ impl SimControl {
             amount,
             memo: &request.memo,
             metadata: &request.metadata,
+            network: request.network.as_deref(),
         };
         self.post("/_sim/u2a", &body).await
     }

@@ -83,6 +83,9 @@ pub struct Payment {
     pub transaction: Option<LinkedTx>,
     /// A control-API submission is in flight (a second one is refused).
     pub submitting: bool,
+    /// The network Pi records the payment on, when not the simulator's own (a Pioneer paying
+    /// from an app on another network: the control API's `network`, for tests).
+    pub network: Option<String>,
 }
 
 impl Payment {
@@ -108,7 +111,10 @@ impl Payment {
             to_address: self.to_address.clone(),
             direction: self.direction,
             created_at: self.created_at.clone(),
-            network: settings.network.clone(),
+            network: self
+                .network
+                .clone()
+                .unwrap_or_else(|| settings.network.clone()),
             status: self.status,
             transaction: self.transaction.as_ref().map(|tx| TransactionDto {
                 txid: tx.txid.clone(),
@@ -354,6 +360,7 @@ impl PlatformState {
             },
             transaction: None,
             submitting: false,
+            network: None,
         };
         self.open_a2u
             .insert(new.uid.clone(), payment.identifier.clone());
@@ -362,7 +369,13 @@ impl PlatformState {
     }
 
     /// Control API: a Pioneer starts a U2A payment (as `Pi.createPayment` would).
-    pub fn create_u2a(&mut self, new: NewPayment, settings: &Settings, chain: &Chain) -> Payment {
+    pub fn create_u2a(
+        &mut self,
+        new: NewPayment,
+        network: Option<String>,
+        settings: &Settings,
+        chain: &Chain,
+    ) -> Payment {
         let user = self.ensure_user(&new.uid, None, settings, chain);
         let payment = Payment {
             identifier: self.fresh_identifier(),
@@ -377,6 +390,7 @@ impl PlatformState {
             status: PaymentStatus::default(),
             transaction: None,
             submitting: false,
+            network,
         };
         self.insert(payment.clone());
         payment

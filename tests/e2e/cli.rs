@@ -142,3 +142,55 @@ fn check_config_connects_nothing_and_shows_no_secrets() {
         "{stderr}"
     );
 }
+
+/// A worker whose `PI_NETWORK` is not the network its Horizon serves stops at start with one
+/// line naming `PI_NETWORK` and exit code 2, before it signs anything: here mainnet against
+/// pi-sim's testnet Horizon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_other_than_horizons_stops_the_service_at_start() {
+    let sim = pi_sim::start(pi_sim::SimConfig::default()).await.unwrap();
+    assert_eq!(sim.network_passphrase, "Pi Testnet");
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pi-payments"))
+        .arg("worker")
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("l.db").display()),
+        )
+        .env("PI_API_KEY", &sim.api_key)
+        .env("PI_API_BASE_URL", &sim.platform_url)
+        .env("PI_HORIZON_URL", &sim.horizon_url)
+        .env("PI_APP_WALLET", &sim.app_wallet_public_key)
+        .env("PI_NETWORK", "Pi Network")
+        .current_dir(dir.path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("the worker stops at start")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: PI_NETWORK=\"Pi Network\" does not match the Horizon at"),
+        "{stderr}"
+    );
+    assert!(last.contains("\"Pi Testnet\""), "{stderr}");
+    // And a value that is no Pi network at all is refused before anything starts.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pi-payments"))
+        .args(["worker", "--check-config"])
+        .env_clear()
+        .env("PI_NETWORK", "mainnet")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: PI_NETWORK=\"mainnet\" is not a Pi network"),
+        "{stderr}"
+    );
+    sim.shutdown().await;
+}

@@ -45,6 +45,8 @@ pub struct WorkerDeps {
     pub horizon: HorizonClient,
     /// The app wallet's public key (`G…`): where U2A payments must go.
     pub app_wallet: String,
+    /// `PI_NETWORK` (the passphrase): a payment Pi shows on another network is never approved.
+    pub network: String,
     /// `REQUIRE_ORDER`: refuse U2A payments whose metadata carries no `orderId`.
     pub require_order: bool,
     /// `APP_WEBHOOK_URL` / `APP_WEBHOOK_SECRET`; `None` leaves events to `GET /events` polling.
@@ -64,6 +66,7 @@ impl WorkerDeps {
             pi: self.pi.clone(),
             horizon: self.horizon.clone(),
             app_wallet: self.app_wallet.clone(),
+            network: self.network.clone(),
             require_order: self.require_order,
         }
     }

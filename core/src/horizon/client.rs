@@ -162,6 +162,24 @@ impl HorizonClient {
             })
     }
 
+    /// `GET /` (Horizon's root): the passphrase of the network this Horizon serves, so that a
+    /// deployment can refuse to run against another network than it was configured for.
+    pub async fn network_passphrase(&self) -> Result<String, HorizonError> {
+        #[derive(serde::Deserialize)]
+        struct Root {
+            network_passphrase: String,
+        }
+        let url = self.base.clone();
+        let shown = url.to_string();
+        match self.get_json::<Root>(url).await? {
+            Some(root) => Ok(root.network_passphrase),
+            None => Err(HorizonError::Decode {
+                url: shown,
+                detail: "404 at Horizon's root".into(),
+            }),
+        }
+    }
+
     /// `GET /accounts/{id}`: the sequence and native balance, `None` if the account does not
     /// exist (never funded).
     pub async fn account(&self, account_id: &str) -> Result<Option<Account>, HorizonError> {

@@ -72,6 +72,20 @@ impl PayoutProcessor {
                 )
                 .await;
         }
+        if let Some(theirs) = &dto.network
+            && theirs != self.network.passphrase()
+        {
+            // Never signed: an envelope for our network paying a payment Pi keeps on another.
+            return self
+                .give_up(
+                    row,
+                    format!(
+                        "Pi created payment {pid} on {theirs:?} but this app runs on {:?} (PI_NETWORK): nothing was signed; check that PI_API_KEY and PI_NETWORK belong to the same app, then cancel the payment at Pi",
+                        self.network.passphrase()
+                    ),
+                )
+                .await;
+        }
         let Some(to) = dto.to_address.clone() else {
             return self
                 .retry_later(

@@ -20,6 +20,8 @@ pub struct U2aDeps {
     pub horizon: HorizonClient,
     /// The app wallet's public key (`G…`): where U2A payments must go.
     pub app_wallet: String,
+    /// `PI_NETWORK` (the passphrase): a payment whose DTO names another network is refused.
+    pub network: String,
     /// `REQUIRE_ORDER`: refuse payments whose metadata carries no `orderId`.
     pub require_order: bool,
 }

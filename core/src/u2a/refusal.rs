@@ -16,6 +16,15 @@ pub(crate) async fn approval_refusal(
     id: &PaymentId,
     dto: &PaymentDto,
 ) -> Result<Option<String>, StepError> {
+    // Which network: Pi's own word on the payment (when it gives one) must be ours.
+    if let Some(theirs) = &dto.network
+        && *theirs != deps.network
+    {
+        return Ok(Some(format!(
+            "the payment is on {theirs:?} and this app runs on {:?} (PI_NETWORK): it is never approved",
+            deps.network
+        )));
+    }
     // Who is paying: the token's owner must be the payment's Pioneer.
     let Some(token) = deps.ledger.access_token(id).await? else {
         return Ok(Some(

@@ -104,6 +104,7 @@ async fn calls_per_completed_u2a_payment() {
             pi: env.pi(RetryPolicy::fast()),
             horizon: env.horizon(),
             app_wallet: env.sim.app_wallet_public_key.clone(),
+            network: env.sim.network_passphrase.clone(),
             require_order: false,
         },
         2,

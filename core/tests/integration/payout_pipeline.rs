@@ -633,3 +633,29 @@ fn py_decode(py: &Path, passphrase: &str, envelope: &str) -> Value {
     );
     serde_json::from_slice(&out.stdout).expect("python printed JSON")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_pi_keeps_on_another_network_is_never_signed() {
+    let env = start(fast_sim(0.0)).await;
+    // This deployment says mainnet; its API key's Pi (pi-sim) creates payments on testnet.
+    let p = pi_payments_core::payout::PayoutProcessor::new(
+        env.ledger.clone(),
+        env.pi(RetryPolicy::fast()),
+        env.horizon(),
+        env.app_wallet(),
+        pi_payments_core::stellar::Network::new("Pi Network"),
+        Vec::new(),
+    )
+    .with_config(test_config());
+    let r = env.request_for_new_pioneer("faraway", "1", "net-1").await;
+    let outcome = settle(&p, &r.row.id).await;
+    assert!(
+        matches!(&outcome, StepOutcome::NeedsAttention { reason } if reason.contains("on \"Pi Testnet\" but this app runs on \"Pi Network\" (PI_NETWORK): nothing was signed")),
+        "{outcome:?}"
+    );
+    let row = env.row(&r.row.id).await;
+    assert_eq!(row.state, PayoutState::NeedsAttention);
+    assert!(row.envelope_b64.is_none(), "no envelope was built: {row:?}");
+    assert_eq!(env.balance(&r.address).await, r.balance_before);
+    env.done_audited().await;
+}

@@ -245,6 +245,7 @@ async fn throttled_approve(env: &SimEnv, id: &PaymentId, wait: Duration) {
         pi: env.pi(RetryPolicy::none()),
         horizon: env.horizon(),
         app_wallet: env.sim.app_wallet_public_key.clone(),
+        network: env.sim.network_passphrase.clone(),
         require_order: false,
     };
     let processor = U2aProcessor::new(deps, 3).with_throttle_backoff(wait, wait);

@@ -27,6 +27,7 @@ async fn env() -> Env {
         pi: env.pi(RetryPolicy::fast()),
         horizon: env.horizon(),
         app_wallet: env.sim.app_wallet_public_key.clone(),
+        network: env.sim.network_passphrase.clone(),
         require_order: false,
     };
     Env {

@@ -382,6 +382,7 @@ async fn scheduled_process(
         pi: pi_client(h),
         horizon: horizon(h),
         app_wallet: h.sim.app_wallet_public_key.clone(),
+        network: h.sim.network_passphrase.clone(),
         require_order: false,
         webhook: None,
         retry: JobRetry::default(),

@@ -172,6 +172,7 @@ impl Harness {
             pi,
             horizon,
             app_wallet: sim.app_wallet_public_key.clone(),
+            network: sim.network_passphrase.clone(),
             require_order: opts.require_order,
             webhook: opts.webhook,
             retry: opts.retry,

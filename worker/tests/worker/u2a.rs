@@ -4,12 +4,12 @@
 use crate::support::{Harness, Options, Stack, webhook_receiver};
 use pi_payments_core::PiAmount;
 use pi_payments_core::events::verify_webhook;
-use pi_payments_core::ids::Txid;
+use pi_payments_core::ids::{PaymentId, Txid};
 use pi_payments_core::jobs::Job;
 use pi_payments_core::products::Product;
 use pi_payments_core::state::PaymentState;
 use pi_payments_worker::WebhookConfig;
-use pi_sim::control_client::TokenRequest;
+use pi_sim::control_client::{TokenRequest, U2aRequest};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -154,7 +154,15 @@ async fn refused_payments_are_never_approved_and_cancelled_at_pi() {
     let expired = h.create_u2a("erin", "1", json!({})).await;
     h.approve_callback(&expired, Some(&erin.access_token)).await;
 
-    for id in [&wrong_user, &tampered, &cancelled, &expired] {
+    // Paid on another network than the app's (PI_NETWORK): Pi's DTO says so.
+    let frank = h.token("frank").await;
+    let request = U2aRequest::new("frank", "1")
+        .memo("test purchase")
+        .network("Pi Network");
+    let foreign = PaymentId::parse(&h.control.create_u2a_id(&request).await.unwrap()).unwrap();
+    h.approve_callback(&foreign, Some(&frank)).await;
+
+    for id in [&wrong_user, &tampered, &cancelled, &expired, &foreign] {
         let row = h.wait_for(id, PaymentState::Cancelled).await;
         assert!(row.reason.is_some(), "{id}: a reason is recorded");
         assert_eq!(h.calls(id, "approve").await, 0, "{id} never approved");
@@ -169,6 +177,10 @@ async fn refused_payments_are_never_approved_and_cancelled_at_pi() {
     assert!(reason(h.row(&wrong_user).await).contains("different Pioneer"));
     assert!(reason(h.row(&tampered).await).contains("price"));
     assert!(reason(h.row(&expired).await).contains("token"));
+    assert!(
+        reason(h.row(&foreign).await)
+            .contains("on \"Pi Network\" and this app runs on \"Pi Testnet\" (PI_NETWORK)")
+    );
     assert_eq!(
         h.calls(&cancelled, "cancel").await,
         0,
