@@ -68,7 +68,7 @@ pub const ENDPOINTS: &[&str] = &[
 pub struct FaultKnobs {
     /// Added before every faulted request.
     pub latency_ms: u64,
-    /// Requests per second per `Authorization` value (sliding 1 s window); `None` = unlimited.
+    /// Requests per second per `Authorization` value (sliding 1 s window); `None` or 0 = unlimited.
     pub rate_limit: Option<u32>,
     /// Probability of a 500 before the handler.
     pub fail_rate: f64,
@@ -83,6 +83,10 @@ pub struct FaultKnobs {
     pub throttle_next: u32,
     /// The next N faulted requests get a 503 (an overloaded server).
     pub unavailable_next: u32,
+    /// The next N A2U completions find their transaction not yet indexed by Pi although it
+    /// landed (`verification_failed`, `transaction_not_found`): Pi's view of the chain lags.
+    /// Not limited to `endpoints`/`targets`.
+    pub verification_lag_next: u32,
     /// Only these endpoints are faulted; `None` = all.
     pub endpoints: Option<Vec<String>>,
     /// Only these listeners are faulted.
@@ -108,6 +112,7 @@ pub struct FaultUpdate {
     pub drop_next: Option<u32>,
     pub throttle_next: Option<u32>,
     pub unavailable_next: Option<u32>,
+    pub verification_lag_next: Option<u32>,
     #[serde(default, deserialize_with = "present")]
     pub endpoints: Option<Option<Vec<String>>>,
     pub targets: Option<Vec<Target>>,
@@ -221,6 +226,9 @@ impl Faults {
         if let Some(v) = u.unavailable_next {
             k.unavailable_next = v;
         }
+        if let Some(v) = u.verification_lag_next {
+            k.verification_lag_next = v;
+        }
         if let Some(v) = u.endpoints {
             k.endpoints = v;
         }
@@ -240,6 +248,15 @@ impl Faults {
     }
 
     /// Whether the knobs apply to this request at all.
+    /// Whether this A2U completion finds Pi's index behind the chain (`verification_lag_next`).
+    pub fn take_verification_lag(&mut self) -> bool {
+        if self.knobs.verification_lag_next == 0 {
+            return false;
+        }
+        self.knobs.verification_lag_next -= 1;
+        true
+    }
+
     pub fn applies(&self, target: Target, endpoint: &str) -> bool {
         self.knobs.targets.contains(&target)
             && self
@@ -261,7 +278,8 @@ impl Faults {
             return (Duration::ZERO, Verdict::Pass);
         }
         let latency = Duration::from_millis(self.knobs.latency_ms);
-        if let Some(limit) = self.knobs.rate_limit {
+        // 0, like null, turns the limit off (a limit of nothing would refuse everything).
+        if let Some(limit) = self.knobs.rate_limit.filter(|limit| *limit > 0) {
             let window = self
                 .windows
                 .entry(format!("{}:{authorization}", target.as_str()))
@@ -328,6 +346,7 @@ mod tests {
             drop_next: 0,
             throttle_next: 0,
             unavailable_next: 0,
+            verification_lag_next: 0,
             endpoints: None,
             targets: vec![Target::Platform],
             seed: 7,
@@ -362,6 +381,21 @@ mod tests {
             Verdict::Pass
         );
         assert_eq!(me(&mut f, t0 + Duration::from_millis(1000)), Verdict::Pass);
+    }
+
+    #[test]
+    fn a_rate_limit_of_zero_is_no_limit() {
+        let mut f = Faults::new(FaultKnobs {
+            rate_limit: Some(0),
+            ..knobs()
+        });
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(
+                f.before(Target::Platform, "me", "Key a", now).1,
+                Verdict::Pass
+            );
+        }
     }
 
     #[test]

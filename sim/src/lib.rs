@@ -177,6 +177,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         drop_next: 0,
         throttle_next: 0,
         unavailable_next: 0,
+        verification_lag_next: 0,
         endpoints: None,
         targets: config.fault_targets.clone(),
         seed: config.seed.unwrap_or_else(rand::random),

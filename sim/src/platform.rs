@@ -230,9 +230,10 @@ async fn complete(
     let txid = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("txid").and_then(|t| t.as_str()).map(str::to_owned));
+    let lagging = shared.faults().take_verification_lag();
     let payment = shared
         .platform()
-        .complete(&id, txid.as_deref(), &shared.chain)?;
+        .complete(&id, txid.as_deref(), lagging, &shared.chain)?;
     Ok(payment_response(&shared, &payment))
 }
 

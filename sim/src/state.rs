@@ -418,10 +418,13 @@ impl PlatformState {
 
     /// `POST /v2/payments/{id}/complete`: checks in Pi's order, verifies the transaction
     /// (U2A: the linked one; A2U: the given one, on the chain) and only then changes state.
+    /// `lagging`: Pi's index of the chain is behind (`verification_lag_next`): an A2U
+    /// transaction is not found yet even if it landed.
     pub fn complete(
         &mut self,
         id: &str,
         txid: Option<&str>,
+        lagging: bool,
         chain: &Chain,
     ) -> Result<Payment, ApiError> {
         let linked_elsewhere = txid
@@ -463,7 +466,12 @@ impl PlatformState {
                 Ok(payment.clone())
             }
             Direction::AppToUser => {
-                verify_a2u(payment, txid, chain.transaction(txid), linked_elsewhere)?;
+                let seen = if lagging {
+                    None
+                } else {
+                    chain.transaction(txid)
+                };
+                verify_a2u(payment, txid, seen, linked_elsewhere)?;
                 payment.transaction = Some(LinkedTx {
                     txid: txid.to_owned(),
                     verified: true,
@@ -652,6 +660,10 @@ fn pays_exactly(payment: &Payment, tx: &TxRecord) -> bool {
     tx.successful && memo_matches(payment, tx) && paid_amount(payment, tx) == payment.amount
 }
 
+/// Pi's verification of a completion's transaction. `verification_error` values: Pi documents
+/// none; `tx_memo_payment_identifier_mismatch` and `payment_already_linked_with_a_tx` are the
+/// two seen from the real API (pi-apps/pi-ruby issue 4), the others are this simulator's own
+/// words for its other checks, which clients must treat as opaque.
 fn verify_a2u(
     payment: &Payment,
     txid: &str,
@@ -679,13 +691,13 @@ fn verify_a2u(
     // "already linked" is the more useful answer.
     if linked_elsewhere {
         return fail(
-            "txid_already_linked",
+            "payment_already_linked_with_a_tx",
             "The transaction is already linked to another payment".to_owned(),
         );
     }
     if !memo_matches(payment, &tx) {
         return fail(
-            "memo_mismatch",
+            "tx_memo_payment_identifier_mismatch",
             "The transaction's text memo is not the payment identifier".to_owned(),
         );
     }

@@ -52,6 +52,12 @@ impl PayoutRequest {
                 "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters (one key per payout, e.g. your reward's id)"
             ));
         }
+        if self.memo.trim().is_empty() {
+            // Pi shows the memo to the Pioneer, and Pi's SDKs refuse a payment without one.
+            return bad(
+                "memo is empty: write what the payout is for (Pi shows it to the Pioneer)".into(),
+            );
+        }
         if self.memo.chars().count() > MAX_PAYOUT_MEMO_CHARS {
             return bad(format!(
                 "memo is longer than {MAX_PAYOUT_MEMO_CHARS} characters: shorten it"
@@ -324,5 +330,12 @@ mod tests {
         assert!(r.validate().is_err());
         r.idempotency_key = "a\nb".into();
         assert!(r.validate().is_err());
+        // Pi's SDKs refuse a payment without a memo.
+        let mut r = req(serde_json::Value::Null);
+        for memo in ["", "  "] {
+            r.memo = memo.into();
+            let err = r.validate().unwrap_err().to_string();
+            assert!(err.contains("memo is empty"), "{err}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use super::outcome::{Flow, StepOutcome};
 use super::processor::PayoutProcessor;
 use crate::ids::Txid;
 use crate::ledger::{PayoutApplied, PayoutNote, PayoutPatch, PayoutRow};
-use crate::pi_client::{PiError, VerificationError};
+use crate::pi_client::PiError;
 use crate::state::PayoutTransition;
 
 impl PayoutProcessor {
@@ -55,12 +55,21 @@ impl PayoutProcessor {
                     }
                     Err(e2) => self.give_up(row, format!("confirming completion failed: {e2}")).await,
                 },
-                PiError::NotVerified
-                | PiError::VerificationFailed {
-                    verification_error: VerificationError::TransactionNotFound,
-                } => {
+                PiError::NotVerified => {
                     self.retry_later_on(row, "pi_not_verified_yet", &e)
                         .await
+                }
+                // An unknown verification_error right after our transaction landed may be Pi
+                // not having indexed it yet: retried with backoff, counted, so a lasting one
+                // ends in needs_attention with Pi's own words after max_attempts.
+                PiError::VerificationFailed { verification_error } if !verification_error.is_final() => {
+                    self.retry_later(
+                        row,
+                        "pi_verification_failed",
+                        &format!("Pi refused to complete payment {pid} with {txid} (the Pioneer WAS paid on chain): {e}"),
+                        None,
+                    )
+                    .await
                 }
                 PiError::CancelledPayment => {
                     self.give_up(

@@ -21,8 +21,9 @@ use std::time::Duration;
 use tracing::Instrument;
 use url::Url;
 
-/// Per-request timeout used by [`PiClientConfig::new`].
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-request timeout used by [`PiClientConfig::new`]: Pi's own SDKs wait 20 s (creating a
+/// payment can take that long, and a timed-out create is a payment in doubt).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Install ring as rustls' process-wide crypto provider (reqwest is built with
 /// `rustls-no-provider`, and building a client without a provider panics). Safe to call any

@@ -7,22 +7,17 @@ use std::fmt;
 use std::time::Duration;
 
 /// Why Pi refused to complete a payment (`verification_failed`'s `verification_error`).
+///
+/// Pi documents no list of these. Two values have been seen from the real API (pi-apps/pi-ruby
+/// issue 4) and mean something we can act on; every other value is Pi's own words, kept
+/// verbatim and never branched on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VerificationError {
-    /// Pi cannot find the txid on chain (yet).
-    TransactionNotFound,
-    /// The transaction failed on chain.
-    TransactionFailed,
-    /// The transaction's memo is not the payment identifier.
+    /// `tx_memo_payment_identifier_mismatch`: the transaction's memo is not the payment's
+    /// identifier.
     MemoMismatch,
-    /// The txid already belongs to another payment.
-    TxidAlreadyLinked,
-    /// Paid to the wrong account.
-    DestinationMismatch,
-    /// Paid from the wrong account.
-    SourceMismatch,
-    /// Paid a different amount.
-    AmountMismatch,
+    /// `payment_already_linked_with_a_tx`: Pi already linked a transaction to the payment.
+    AlreadyLinked,
     /// Anything else (verbatim), including a missing or unreadable `verification_error`.
     Other(String),
 }
@@ -31,13 +26,8 @@ impl VerificationError {
     /// Map Pi's code text to a variant.
     pub fn from_code(code: &str) -> VerificationError {
         match code {
-            "transaction_not_found" => VerificationError::TransactionNotFound,
-            "transaction_failed" => VerificationError::TransactionFailed,
-            "memo_mismatch" => VerificationError::MemoMismatch,
-            "txid_already_linked" => VerificationError::TxidAlreadyLinked,
-            "destination_mismatch" => VerificationError::DestinationMismatch,
-            "source_mismatch" => VerificationError::SourceMismatch,
-            "amount_mismatch" => VerificationError::AmountMismatch,
+            "tx_memo_payment_identifier_mismatch" => VerificationError::MemoMismatch,
+            "payment_already_linked_with_a_tx" => VerificationError::AlreadyLinked,
             other => VerificationError::Other(other.to_string()),
         }
     }
@@ -45,15 +35,17 @@ impl VerificationError {
     /// Pi's code text.
     pub fn code(&self) -> &str {
         match self {
-            VerificationError::TransactionNotFound => "transaction_not_found",
-            VerificationError::TransactionFailed => "transaction_failed",
-            VerificationError::MemoMismatch => "memo_mismatch",
-            VerificationError::TxidAlreadyLinked => "txid_already_linked",
-            VerificationError::DestinationMismatch => "destination_mismatch",
-            VerificationError::SourceMismatch => "source_mismatch",
-            VerificationError::AmountMismatch => "amount_mismatch",
+            VerificationError::MemoMismatch => "tx_memo_payment_identifier_mismatch",
+            VerificationError::AlreadyLinked => "payment_already_linked_with_a_tx",
             VerificationError::Other(s) => s,
         }
+    }
+
+    /// Whether completing again later cannot change Pi's answer: the two values known to
+    /// describe the payment itself. An unknown one may be Pi not having indexed a transaction
+    /// that landed moments ago, so it is retried for a bounded time.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, VerificationError::Other(_))
     }
 }
 
@@ -162,7 +154,7 @@ pub enum PiError {
     NotVerified,
     /// `verification_failed` on complete.
     #[error(
-        "Pi could not verify the transaction ({verification_error}): check it on Horizon; the payment needs attention"
+        "Pi could not verify the transaction (verification_failed: {verification_error}): check it on Horizon"
     )]
     VerificationFailed {
         verification_error: VerificationError,

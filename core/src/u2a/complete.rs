@@ -82,6 +82,14 @@ pub(crate) async fn complete(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> 
                     "Pi has not verified the transaction yet".into(),
                 ));
             }
+            // We saw the transaction on chain ourselves; an unknown verification_error may be
+            // Pi not having indexed it yet. Retried with backoff up to the job's attempts, then
+            // needs_attention with Pi's own words.
+            PiError::VerificationFailed { verification_error }
+                if !verification_error.is_final() =>
+            {
+                return Err(StepError::Transient(format!("completing at Pi: {e}")));
+            }
             _ => return Err(pi_failure("completing at Pi", e)),
         },
     }

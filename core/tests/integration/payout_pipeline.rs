@@ -659,3 +659,26 @@ async fn a_payment_pi_keeps_on_another_network_is_never_signed() {
     assert_eq!(env.balance(&r.address).await, r.balance_before);
     env.done_audited().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pi_lagging_behind_the_chain_delays_completion_and_a_lasting_refusal_needs_attention() {
+    let env = start(fast_sim(0.0)).await;
+    let p = env.processor(Vec::new());
+    // Pi has not indexed our landed transaction for its first two completions: retried.
+    env.faults(json!({"verification_lag_next": 2})).await;
+    let r = env.request_for_new_pioneer("lagged", "1", "lag-1").await;
+    assert_eq!(settle(&p, &r.row.id).await, StepOutcome::Done);
+    assert_eq!(env.row(&r.row.id).await.state, PayoutState::Completed);
+    // A refusal that does not pass: after max_attempts, needs_attention with Pi's own words.
+    env.faults(json!({"verification_lag_next": 1000})).await;
+    let r = env.request_for_new_pioneer("refused", "1", "lag-2").await;
+    let outcome = settle(&p, &r.row.id).await;
+    assert!(
+        matches!(&outcome, StepOutcome::NeedsAttention { reason }
+            if reason.contains("verification_failed: transaction_not_found")
+            && reason.contains("WAS paid on chain")),
+        "{outcome:?}"
+    );
+    env.faults(json!({"verification_lag_next": 0})).await;
+    env.done_audited().await;
+}

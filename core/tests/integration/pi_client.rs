@@ -345,20 +345,21 @@ async fn every_error_code_decodes_to_its_variant() {
 
 #[tokio::test]
 async fn verification_errors_decode() {
+    // The two values seen from the real API (pi-apps/pi-ruby issue 4); anything else is kept
+    // verbatim, Pi's own words.
     let codes = [
         (
-            "transaction_not_found",
-            VerificationError::TransactionNotFound,
+            "tx_memo_payment_identifier_mismatch",
+            VerificationError::MemoMismatch,
         ),
-        ("transaction_failed", VerificationError::TransactionFailed),
-        ("memo_mismatch", VerificationError::MemoMismatch),
-        ("txid_already_linked", VerificationError::TxidAlreadyLinked),
         (
-            "destination_mismatch",
-            VerificationError::DestinationMismatch,
+            "payment_already_linked_with_a_tx",
+            VerificationError::AlreadyLinked,
         ),
-        ("source_mismatch", VerificationError::SourceMismatch),
-        ("amount_mismatch", VerificationError::AmountMismatch),
+        (
+            "transaction_not_found",
+            VerificationError::Other("transaction_not_found".into()),
+        ),
         (
             "something_new",
             VerificationError::Other("something_new".into()),
@@ -904,4 +905,12 @@ async fn sim_ad_status() {
     );
     let err = c.ad_status("ad-unknown").await.unwrap_err();
     assert!(matches!(err, PiError::AdNotFound), "{err:?}");
+}
+
+#[test]
+fn requests_wait_as_long_as_pis_own_sdks() {
+    // Pi's SDKs give Pi 20 s; a create that timed out sooner is a payment in doubt.
+    let limiter = Arc::new(PiRateLimiter::new(NonZeroU32::new(10).unwrap()));
+    let cfg = PiClientConfig::new("http://127.0.0.1:1", KEY, limiter);
+    assert_eq!(cfg.timeout, Duration::from_secs(20));
 }

@@ -453,7 +453,10 @@ async fn complete_a2u_verifies_the_transaction_on_chain() {
     assert!(!ok);
     expect_verification(complete(failed).await, "transaction_failed");
     let (wrong_memo, _) = h.chain_pay(&app, &to, amount, "something else").await;
-    expect_verification(complete(wrong_memo).await, "memo_mismatch");
+    expect_verification(
+        complete(wrong_memo).await,
+        "tx_memo_payment_identifier_mismatch",
+    );
     let stranger = pi_sim::keys::Keypair::random();
     h.sim
         .chain()
@@ -491,7 +494,7 @@ async fn complete_a2u_verifies_the_transaction_on_chain() {
             json!({"txid": good}),
         )
         .await;
-    expect_verification(answer, "txid_already_linked");
+    expect_verification(answer, "payment_already_linked_with_a_tx");
 }
 
 #[tokio::test]
