@@ -267,7 +267,7 @@ mod tests {
         let csp = policy(false).csp().to_str().unwrap().to_string();
         assert_eq!(
             csp,
-            "frame-ancestors 'self' https://sandbox.minepi.com https://*.minepi.com https://app.example.com"
+            "frame-ancestors 'self' https://sandbox.minepi.com https://*.minepi.com https://pinet.com https://*.pinet.com https://app.example.com"
         );
     }
 
@@ -275,7 +275,7 @@ mod tests {
     fn csrf_decisions() {
         let p = policy(false);
         let post = Method::POST;
-        let allowed: [(&Method, HeaderMap); 7] = [
+        let allowed: [(&Method, HeaderMap); 8] = [
             // No cookie, or a safe method, or a Bearer header: nothing to check.
             (&post, headers(&[("origin", "https://evil.example")])),
             (
@@ -299,6 +299,7 @@ mod tests {
                 &post,
                 headers(&[COOKIE, ("origin", "https://sandbox.minepi.com")]),
             ),
+            (&post, headers(&[COOKIE, ("origin", "https://pinet.com")])),
             (
                 &post,
                 headers(&[
@@ -320,6 +321,8 @@ mod tests {
             headers(&[COOKIE, ("origin", "null")]),
             headers(&[COOKIE]),
             headers(&[COOKIE, ("origin", "https://app.example.com.evil.example")]),
+            // Another app on PiNet is not this app.
+            headers(&[COOKIE, ("origin", "https://other-app.pinet.com")]),
         ] {
             assert_eq!(p.allows(&post, &bad).unwrap_err().status(), 403, "{bad:?}");
         }

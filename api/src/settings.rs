@@ -10,9 +10,21 @@ use std::time::Duration;
 /// Pi's origins that frame apps or are trusted for cookie mutations (the Sandbox).
 pub const PI_SANDBOX_ORIGIN: &str = "https://sandbox.minepi.com";
 
+/// PiNet, Pi's domain for apps (Pi's integration guide trusts it for framing and CSRF).
+pub const PINET_ORIGIN: &str = "https://pinet.com";
+
 /// Pi's origins allowed to frame the app (CSP `frame-ancestors`) by default.
-pub const DEFAULT_PI_FRAME_ORIGINS: &[&str] =
-    &["https://sandbox.minepi.com", "https://*.minepi.com"];
+pub const DEFAULT_PI_FRAME_ORIGINS: &[&str] = &[
+    "https://sandbox.minepi.com",
+    "https://*.minepi.com",
+    PINET_ORIGIN,
+    "https://*.pinet.com",
+];
+
+/// Pi's origins trusted for cookie-authenticated mutations by default: exact origins only. A
+/// wildcard such as `*.pinet.com` would also trust every other app served there; put your
+/// app's own PiNet origin in `APP_ORIGINS`.
+pub const DEFAULT_PI_TRUSTED_ORIGINS: &[&str] = &[PI_SANDBOX_ORIGIN, PINET_ORIGIN];
 
 /// Browser-facing and operator settings, from the binary's configuration.
 #[derive(Clone, Debug)]
@@ -50,7 +62,10 @@ impl Default for AuthConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            pi_trusted_origins: vec![PI_SANDBOX_ORIGIN.to_string()],
+            pi_trusted_origins: DEFAULT_PI_TRUSTED_ORIGINS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }

@@ -186,7 +186,7 @@ async fn every_answer_is_framable_by_pi() {
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert_eq!(
             csp,
-            "frame-ancestors 'self' https://sandbox.minepi.com https://*.minepi.com https://shop.example.org http://localhost:3000"
+            "frame-ancestors 'self' https://sandbox.minepi.com https://*.minepi.com https://pinet.com https://*.pinet.com https://shop.example.org http://localhost:3000"
         );
     }
     h.finish().await;

@@ -172,11 +172,41 @@ pub struct CredentialsDto {
 /// `UserDTO.credentials.valid_until`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidUntilDto {
-    /// Unix seconds.
+    /// Unix seconds. Documented as a number; read from an integer, a fractional number or a
+    /// numeric string alike, so that a sign-in never fails on its shape.
+    #[serde(deserialize_with = "unix_seconds")]
     pub timestamp: i64,
     /// The same instant as ISO 8601 text.
     #[serde(default)]
     pub iso8601: Option<String>,
+}
+
+/// Unix seconds from an integer, a fractional number (truncated) or a string holding either.
+fn unix_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Whole(i64),
+        Fraction(f64),
+        Text(String),
+    }
+    let seconds = match Raw::deserialize(d)? {
+        Raw::Whole(s) => return Ok(s),
+        Raw::Fraction(f) => f,
+        Raw::Text(t) => match t.trim().parse::<i64>() {
+            Ok(s) => return Ok(s),
+            Err(_) => t.trim().parse::<f64>().map_err(|_| {
+                serde::de::Error::custom(format!("valid_until.timestamp {t:?} is not a number"))
+            })?,
+        },
+    };
+    if !seconds.is_finite() || seconds.abs() > 1e15 {
+        return Err(serde::de::Error::custom(
+            "valid_until.timestamp is out of range",
+        ));
+    }
+    // A time, not money: truncating the fraction of a second is exact enough.
+    Ok(seconds.trunc() as i64)
 }
 
 /// Pi's `RewardedAdStatusDTO`, the answer of `GET /v2/ads_network/status/{adId}`.
@@ -270,12 +300,47 @@ impl Serialize for CreatePaymentRequest {
     }
 }
 
-/// The answer of `GET /v2/payments/incomplete_server_payments`.
+/// The answer of `GET /v2/payments/incomplete_server_payments`, read entry by entry: one entry
+/// we cannot read must not hide the others (each open one blocks a Pioneer's next payout).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncompleteServerPayments {
-    /// A2U payments neither completed nor cancelled.
+    /// A2U payments neither completed nor cancelled, as Pi sent them.
     #[serde(default)]
-    pub incomplete_server_payments: Vec<PaymentDto>,
+    pub incomplete_server_payments: Vec<serde_json::Value>,
+}
+
+/// An entry of `incomplete_server_payments` that is not a readable `PaymentDTO`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadableEntry {
+    /// Its `identifier`, when it has a textual one.
+    pub identifier: Option<String>,
+    /// Its position in Pi's list.
+    pub index: usize,
+    /// Why it could not be read.
+    pub problem: String,
+}
+
+impl IncompleteServerPayments {
+    /// The readable payments, and the entries that are not.
+    pub fn read(self) -> (Vec<PaymentDto>, Vec<UnreadableEntry>) {
+        let mut payments = Vec::new();
+        let mut unreadable = Vec::new();
+        for (index, entry) in self.incomplete_server_payments.into_iter().enumerate() {
+            let identifier = entry
+                .get("identifier")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            match serde_json::from_value::<PaymentDto>(entry) {
+                Ok(dto) => payments.push(dto),
+                Err(e) => unreadable.push(UnreadableEntry {
+                    identifier,
+                    index,
+                    problem: e.to_string(),
+                }),
+            }
+        }
+        (payments, unreadable)
+    }
 }
 
 #[cfg(test)]
@@ -373,6 +438,20 @@ mod tests {
         .unwrap();
         assert_eq!(u.username, None);
         assert!(!u.has_scope("wallet_address"));
+    }
+
+    #[test]
+    fn valid_until_reads_whole_fractional_and_textual_seconds() {
+        let read = |timestamp: &str| {
+            serde_json::from_str::<ValidUntilDto>(&format!(r#"{{"timestamp": {timestamp}}}"#))
+                .map(|v| v.timestamp)
+        };
+        assert_eq!(read("1714566896").unwrap(), 1_714_566_896);
+        assert_eq!(read("1714566896.75").unwrap(), 1_714_566_896);
+        assert_eq!(read(r#""1714566896""#).unwrap(), 1_714_566_896);
+        assert_eq!(read(r#"" 1714566896.5 ""#).unwrap(), 1_714_566_896);
+        assert!(read(r#""soon""#).is_err());
+        assert!(read("1e300").is_err());
     }
 
     #[test]

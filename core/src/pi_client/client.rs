@@ -7,7 +7,8 @@
 use super::error::{Auth, PiError, decode_error, parse_retry_after, snippet};
 use super::retry::{RetryPolicy, with_retries};
 use crate::dto::{
-    CreatePaymentRequest, IncompleteServerPayments, PaymentDto, RewardedAdStatusDto, UserDto,
+    CreatePaymentRequest, IncompleteServerPayments, PaymentDto, RewardedAdStatusDto,
+    UnreadableEntry, UserDto,
 };
 use crate::ids::{PaymentId, Txid};
 use crate::rate_limit::PiRateLimiter;
@@ -244,8 +245,26 @@ impl PiClient {
     }
 
     /// `GET /v2/payments/incomplete_server_payments`: A2U payments neither completed nor
-    /// cancelled.
+    /// cancelled. Entries that are not readable payments are logged and left out (see
+    /// [`PiClient::incomplete_server_payments_read`] to get them too).
     pub async fn incomplete_server_payments(&self) -> Result<Vec<PaymentDto>, PiError> {
+        let (payments, unreadable) = self.incomplete_server_payments_read().await?;
+        for entry in unreadable {
+            tracing::warn!(
+                index = entry.index,
+                identifier = entry.identifier.as_deref().unwrap_or("?"),
+                problem = %entry.problem,
+                "an incomplete server payment Pi listed could not be read; left out"
+            );
+        }
+        Ok(payments)
+    }
+
+    /// `GET /v2/payments/incomplete_server_payments`, entry by entry: the readable payments
+    /// and the entries that are not.
+    pub async fn incomplete_server_payments_read(
+        &self,
+    ) -> Result<(Vec<PaymentDto>, Vec<UnreadableEntry>), PiError> {
         let list: IncompleteServerPayments = self
             .send(Call {
                 method: Method::GET,
@@ -256,7 +275,7 @@ impl PiClient {
                 payment_id: None,
             })
             .await?;
-        Ok(list.incomplete_server_payments)
+        Ok(list.read())
     }
 
     /// `GET /v2/ads_network/status/{adId}`: whether a rewarded ad was watched. `ad_id` comes

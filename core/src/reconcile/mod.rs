@@ -43,6 +43,6 @@ pub use drift_report::{AttentionItem, Checked, DriftItem, DriftKind, DriftReport
 pub use error::ReconcileError;
 pub use reconciler::Reconciler;
 pub use run::{RECONCILE_LEASE, RunOutcome};
-pub use server::{SETTLED_BUT_OPEN_AT_PI, UNKNOWN_SERVER_PAYMENT};
+pub use server::{SETTLED_BUT_OPEN_AT_PI, UNKNOWN_SERVER_PAYMENT, UNREADABLE_SERVER_PAYMENT};
 pub use summary::RunSummary;
 pub use sweep::QUEUED_REQUEUE_FACTOR;

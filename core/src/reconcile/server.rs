@@ -27,6 +27,10 @@ use std::collections::HashSet;
 /// The finding kind of an incomplete server payment no payout of ours matches.
 pub const UNKNOWN_SERVER_PAYMENT: &str = "unknown_incomplete_server_payment";
 
+/// The finding kind of an entry of Pi's list that is not a readable payment: reported, the
+/// rest of the list still processed.
+pub const UNREADABLE_SERVER_PAYMENT: &str = "unreadable_incomplete_server_payment";
+
 /// The finding kind of an incomplete server payment whose payout is settled here (completed,
 /// failed, needs attention) while Pi still shows it open.
 pub const SETTLED_BUT_OPEN_AT_PI: &str = "payout_settled_but_open_at_pi";
@@ -80,12 +84,29 @@ pub(crate) async fn reconcile_server_payments(
     summary: &mut RunSummary,
     already_enqueued: &HashSet<PayoutId>,
 ) -> Result<(), ReconcileError> {
-    let open = r.pi.incomplete_server_payments().await?;
-    summary.server_payments = open.len() as u64;
+    let (open, unreadable) = r.pi.incomplete_server_payments_read().await?;
+    summary.server_payments = (open.len() + unreadable.len()) as u64;
     let now = now_ms();
     let mut jobs = Vec::new();
     let mut unknown_seen = HashSet::new();
     let mut settled_seen = HashSet::new();
+    let mut unreadable_seen = HashSet::new();
+    for entry in unreadable {
+        let subject = entry
+            .identifier
+            .clone()
+            .unwrap_or_else(|| format!("entry-{}", entry.index));
+        let detail = format!(
+            "Pi listed an incomplete server payment this service cannot read ({}); the other entries were processed. Look it up at Pi and cancel or complete it by hand",
+            entry.problem
+        );
+        tracing::warn!(pi_payment_id = %subject, %detail, "unreadable incomplete server payment");
+        r.ledger
+            .record_finding(UNREADABLE_SERVER_PAYMENT, &subject, &detail)
+            .await?;
+        unreadable_seen.insert(subject.clone());
+        summary.server_unknown.push(subject);
+    }
     for dto in &open {
         let id = dto.identifier.as_str().to_string();
         match payout_for(&r.ledger, dto).await? {
@@ -136,6 +157,7 @@ pub(crate) async fn reconcile_server_payments(
     for finding in r.ledger.open_findings(None).await? {
         let seen = match finding.kind.as_str() {
             UNKNOWN_SERVER_PAYMENT => unknown_seen.contains(&finding.subject),
+            UNREADABLE_SERVER_PAYMENT => unreadable_seen.contains(&finding.subject),
             SETTLED_BUT_OPEN_AT_PI => settled_seen.contains(&finding.subject),
             _ => true,
         };

@@ -914,3 +914,26 @@ fn requests_wait_as_long_as_pis_own_sdks() {
     let cfg = PiClientConfig::new("http://127.0.0.1:1", KEY, limiter);
     assert_eq!(cfg.timeout, Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn an_unreadable_incomplete_server_payment_hides_none_of_the_others() {
+    let mut broken = payment_json();
+    broken["amount"] = json!("lots");
+    let s = stub(move |_, _| {
+        json_reply(
+            200,
+            json!({"incomplete_server_payments": [broken.clone(), payment_json(), {"no": "id"}]}),
+        )
+    })
+    .await;
+    let c = client(&s.url, RetryPolicy::fast());
+    let (payments, unreadable) = c.incomplete_server_payments_read().await.unwrap();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].identifier.as_str(), PID);
+    assert_eq!(unreadable.len(), 2);
+    assert_eq!(unreadable[0].index, 0);
+    assert_eq!(unreadable[0].identifier.as_deref(), Some(PID));
+    assert!(!unreadable[0].problem.is_empty());
+    assert_eq!(unreadable[1].identifier, None);
+    assert_eq!(c.incomplete_server_payments().await.unwrap().len(), 1);
+}
