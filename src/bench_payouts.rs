@@ -136,6 +136,13 @@ pub async fn run(args: BenchPayoutsArgs) -> anyhow::Result<()> {
     let run = pi_payments_core::ids::random_alnum(6);
     let mut csv = String::from("uid,amount,memo,idempotency_key\n");
     for i in 0..args.count {
+        // Pi pays only Pioneers who used the app: each signs in once (not measured).
+        http.post(format!("{}/_sim/users", sim.platform_url))
+            .json(&serde_json::json!({ "uid": format!("bench-{run}-{i}") }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .context("making the bench's Pioneers known to pi-sim")?;
         let _ = writeln!(
             csv,
             "bench-{run}-{i},{amount},Bench payout {i},bench-{run}-{i}"

@@ -190,9 +190,7 @@ async fn create_payment(
             )
         })?;
     let new = parse_new_payment(payment.get())?;
-    let payment = shared
-        .platform()
-        .create_a2u(new, &shared.settings, &shared.chain)?;
+    let payment = shared.platform().create_a2u(new, &shared.settings)?;
     Ok(payment_response(&shared, &payment))
 }
 

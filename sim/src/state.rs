@@ -164,6 +164,10 @@ pub struct User {
     pub username: String,
     /// The Pioneer's wallet; the simulator signs U2A transactions with it.
     pub wallet: Keypair,
+    /// Whether the Pioneer granted the app the `wallet_address` scope, needed to be paid
+    /// (A2U). Users made by the control API have; the scopes of their latest minted token
+    /// decide afterwards.
+    pub wallet_address_granted: bool,
 }
 
 /// An access token minted by the control API.
@@ -263,6 +267,7 @@ impl PlatformState {
                 uid: uid.to_owned(),
                 username: format!("pioneer_{uid}"),
                 wallet,
+                wallet_address_granted: true,
             }
         });
         if let Some(name) = username {
@@ -281,7 +286,15 @@ impl PlatformState {
         settings: &Settings,
         chain: &Chain,
     ) -> (String, User) {
-        let user = self.ensure_user(uid, username, settings, chain);
+        self.ensure_user(uid, username, settings, chain);
+        let granted = scopes.iter().any(|s| s == "wallet_address");
+        let user = match self.users.get_mut(uid) {
+            Some(user) => {
+                user.wallet_address_granted = granted;
+                user.clone()
+            }
+            None => self.ensure_user(uid, username, settings, chain),
+        };
         let token = random_alphanumeric(40);
         self.tokens.insert(
             token.clone(),
@@ -327,12 +340,13 @@ impl PlatformState {
     }
 
     /// `POST /v2/payments`: an A2U payment, created already approved. Refused with
-    /// `ongoing_payment_found` (+ the open payment) while the uid has an open A2U payment.
+    /// `ongoing_payment_found` (+ the open payment) while the uid has an open A2U payment,
+    /// `user_not_found` for a uid that never used the app, `missing_scope` for a Pioneer who did
+    /// not grant `wallet_address`.
     pub fn create_a2u(
         &mut self,
         new: NewPayment,
         settings: &Settings,
-        chain: &Chain,
     ) -> Result<Payment, ApiError> {
         if let Some(open) = self.open_a2u.get(&new.uid)
             && let Some(payment) = self.payment(open)
@@ -343,7 +357,20 @@ impl PlatformState {
             )
             .with_payment(&payment.identifier, &payment.dto(settings)));
         }
-        let user = self.ensure_user(&new.uid, None, settings, chain);
+        // Pi pays only Pioneers of this app (uids from /me) who granted `wallet_address`.
+        let Some(user) = self.users.get(&new.uid).cloned() else {
+            return Err(ApiError::bad_request(
+                "user_not_found",
+                "No user with this uid has used this app; use the uid /v2/me returned for it",
+            ));
+        };
+        if !user.wallet_address_granted {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_scope",
+                "The user has not granted the wallet_address scope to this app",
+            ));
+        }
         let payment = Payment {
             identifier: self.fresh_identifier(),
             user_uid: new.uid.clone(),

@@ -278,6 +278,7 @@ async fn ongoing_payment_found_is_adopted_or_resolved_never_duplicated() {
     assert_eq!(env.balance(&addr).await - before, stroops("3"));
 
     // 4. An open payment we did not create blocks the uid: reported, never paid blindly.
+    env.pioneer("blocked").await;
     let pi = env.pi(RetryPolicy::fast());
     let foreign = pi
         .create_payment(&CreatePaymentRequest {
@@ -680,5 +681,65 @@ async fn pi_lagging_behind_the_chain_delays_completion_and_a_lasting_refusal_nee
         "{outcome:?}"
     );
     env.faults(json!({"verification_lag_next": 0})).await;
+    env.done_audited().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payouts_pi_refuses_for_the_pioneer_end_failed_with_the_reason() {
+    let env = start(fast_sim(0.0)).await;
+    let p = env.processor(Vec::new());
+    // A uid Pi never saw use this app.
+    let (stranger, _) = env
+        .ledger
+        .request_payout(PayoutRequest {
+            uid: Uid::parse("never-signed-in").unwrap(),
+            amount: PiAmount::parse("1").unwrap(),
+            memo: "Reward".into(),
+            metadata: json!({}),
+            idempotency_key: "stranger".into(),
+            batch_id: None,
+        })
+        .await
+        .unwrap();
+    // A Pioneer who signed in without granting wallet_address.
+    let request = pi_sim::control_client::TokenRequest {
+        scopes: Some(vec!["username".into(), "payments".into()]),
+        ..pi_sim::control_client::TokenRequest::for_uid("no-wallet-scope")
+    };
+    env.control.mint_token(&request).await.unwrap();
+    let (unscoped, _) = env
+        .ledger
+        .request_payout(PayoutRequest {
+            uid: Uid::parse("no-wallet-scope").unwrap(),
+            amount: PiAmount::parse("1").unwrap(),
+            memo: "Reward".into(),
+            metadata: json!({}),
+            idempotency_key: "unscoped".into(),
+            batch_id: None,
+        })
+        .await
+        .unwrap();
+    for (row, words) in [
+        (
+            &stranger,
+            "user_not_found: Pi does not know uid never-signed-in",
+        ),
+        (
+            &unscoped,
+            "missing_scope: Pioneer no-wallet-scope has not granted the wallet_address scope",
+        ),
+    ] {
+        settle(&p, &row.id).await;
+        let now = env.row(&row.id).await;
+        assert_eq!(now.state, PayoutState::Failed, "{now:?}");
+        assert!(
+            now.reason.as_deref().unwrap_or("").contains(words),
+            "{now:?}"
+        );
+    }
+    assert!(
+        env.pi_payments().await.is_empty(),
+        "no Pi payment was created"
+    );
     env.done_audited().await;
 }

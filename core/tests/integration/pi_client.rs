@@ -778,6 +778,7 @@ impl SimEnv {
 #[tokio::test]
 async fn sim_a2u_create_get_cancel_and_incomplete() {
     let sim = start(SimConfig::default()).await;
+    sim.pioneer("pioneer-a2u").await;
     let c = sim.client();
     let req = CreatePaymentRequest {
         amount: PiAmount::parse("1.2345678").unwrap(),

@@ -113,6 +113,7 @@ async fn fail_rate_answers_500_before_the_handler_and_changes_nothing() {
 #[tokio::test]
 async fn drop_rate_runs_the_handler_then_closes_the_connection() {
     let h = start().await;
+    h.sim_control.user("u-fault").await.unwrap();
     h.faults(json!({"drop_rate": 1.0})).await;
     let result = h
         .http

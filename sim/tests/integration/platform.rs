@@ -111,6 +111,7 @@ async fn me_answers_user_dto_and_refuses_unknown_or_expired_tokens() {
 #[tokio::test]
 async fn create_a2u_answers_an_approved_payment_dto_with_the_exact_amount() {
     let h = start().await;
+    h.sim_control.user("u-new").await.unwrap();
     let (status, text) = h
         .post_text(
             "/v2/payments",
@@ -277,6 +278,7 @@ async fn ongoing_payment_found_until_completed_or_cancelled() {
 #[tokio::test]
 async fn ten_parallel_creates_for_one_uid_exactly_one_succeeds() {
     let h = start().await;
+    h.sim_control.user("u-race").await.unwrap();
     let body = r#"{"payment": {"amount": 1, "memo": "m", "metadata": {}, "uid": "u-race"}}"#;
     let answers =
         futures::future::join_all((0..10).map(|_| h.post_raw("/v2/payments", body))).await;
@@ -575,4 +577,30 @@ async fn ads_status() {
     let generated = ad["identifier"].as_str().unwrap();
     let (_, got) = h.get(&format!("/v2/ads_network/status/{generated}")).await;
     assert_eq!(got["mediator_ack_status"], "failed");
+}
+
+#[tokio::test]
+async fn a2u_only_to_pioneers_of_the_app_who_granted_wallet_address() {
+    let h = start().await;
+    let create = |uid: &str| {
+        format!(r#"{{"payment": {{"amount": 1, "memo": "m", "metadata": {{}}, "uid": "{uid}"}}}}"#)
+    };
+    // A uid that never used the app.
+    let answer = h.post_raw("/v2/payments", &create("u-stranger")).await;
+    assert_error(&answer, 400, "user_not_found");
+    // A Pioneer who signed in without the wallet_address scope.
+    let request = pi_sim::control_client::TokenRequest {
+        scopes: Some(vec!["username".into(), "payments".into()]),
+        ..pi_sim::control_client::TokenRequest::for_uid("u-unscoped")
+    };
+    h.sim_control.mint_token(&request).await.unwrap();
+    let answer = h.post_raw("/v2/payments", &create("u-unscoped")).await;
+    assert_error(&answer, 401, "missing_scope");
+    assert_eq!(h.payment_count().await, 0);
+    // Signing in again with it is enough.
+    h.sim_control
+        .mint_token(&pi_sim::control_client::TokenRequest::for_uid("u-unscoped"))
+        .await
+        .unwrap();
+    h.a2u("u-unscoped", "1").await;
 }

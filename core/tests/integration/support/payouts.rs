@@ -69,7 +69,10 @@ impl SimEnv {
         }
     }
 
+    /// A payout of `amount` to Pioneer `uid` (made known to Pi first: Pi pays only Pioneers who
+    /// used the app) under idempotency key `key`.
     pub async fn request(&self, uid: &str, amount: &str, key: &str) -> PayoutRow {
+        self.pioneer(uid).await;
         let (row, created) = self
             .ledger
             .request_payout(PayoutRequest {

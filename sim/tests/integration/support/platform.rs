@@ -141,8 +141,10 @@ impl Harness {
         answer(r).await
     }
 
-    /// Creates an A2U payment (must succeed).
+    /// Creates an A2U payment (must succeed) to `uid`, made a Pioneer of the app first (Pi pays
+    /// only those).
     pub async fn a2u(&self, uid: &str, amount: &str) -> Value {
+        self.sim_control.user(uid).await.expect("user");
         let body = format!(
             r#"{{"payment": {{"amount": {amount}, "memo": "reward", "metadata": {{"k": 1}}, "uid": "{uid}"}}}}"#
         );
