@@ -368,6 +368,14 @@ async fn the_built_in_simulator_pays_out_of_the_box() {
     assert!(app.simulated);
     let api = format!("http://{}", app.addr.unwrap());
     let http = reqwest::Client::new();
+    // Pi pays only Pioneers who used the app: pioneer-1 signs in on the simulator first.
+    let signed_in = http
+        .post(format!("{}/_sim/tokens", app.pi.api_base_url))
+        .json(&json!({"uid": "pioneer-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_in.status().is_success());
     let (status, answer) = PayoutEnv::send(
         http.post(format!("{api}/payouts"))
             .bearer_auth(ADMIN_TOKEN)
