@@ -688,35 +688,29 @@ async fn pi_lagging_behind_the_chain_delays_completion_and_a_lasting_refusal_nee
 async fn payouts_pi_refuses_for_the_pioneer_end_failed_with_the_reason() {
     let env = start(fast_sim(0.0)).await;
     let p = env.processor(Vec::new());
+    let request = |uid: &str, key: &str| PayoutRequest {
+        uid: Uid::parse(uid).unwrap(),
+        amount: PiAmount::parse("1").unwrap(),
+        memo: "Reward".into(),
+        metadata: json!({}),
+        idempotency_key: key.into(),
+        batch_id: None,
+    };
     // A uid Pi never saw use this app.
     let (stranger, _) = env
         .ledger
-        .request_payout(PayoutRequest {
-            uid: Uid::parse("never-signed-in").unwrap(),
-            amount: PiAmount::parse("1").unwrap(),
-            memo: "Reward".into(),
-            metadata: json!({}),
-            idempotency_key: "stranger".into(),
-            batch_id: None,
-        })
+        .request_payout(request("never-signed-in", "stranger"))
         .await
         .unwrap();
     // A Pioneer who signed in without granting wallet_address.
-    let request = pi_sim::control_client::TokenRequest {
+    let token = pi_sim::control_client::TokenRequest {
         scopes: Some(vec!["username".into(), "payments".into()]),
         ..pi_sim::control_client::TokenRequest::for_uid("no-wallet-scope")
     };
-    env.control.mint_token(&request).await.unwrap();
+    env.control.mint_token(&token).await.unwrap();
     let (unscoped, _) = env
         .ledger
-        .request_payout(PayoutRequest {
-            uid: Uid::parse("no-wallet-scope").unwrap(),
-            amount: PiAmount::parse("1").unwrap(),
-            memo: "Reward".into(),
-            metadata: json!({}),
-            idempotency_key: "unscoped".into(),
-            batch_id: None,
-        })
+        .request_payout(request("no-wallet-scope", "unscoped"))
         .await
         .unwrap();
     for (row, words) in [
