@@ -263,3 +263,29 @@ async fn approve_path_finds_the_token_from_header_or_cookie() {
     assert!(none.is_none());
     h.finish().await;
 }
+
+#[tokio::test]
+async fn signing_in_again_and_again_keeps_a_bounded_number_of_sessions() {
+    let h = Harness::sqlite().await;
+    let token = h.token("pioneer-many", None).await;
+    let auth = format!("Bearer {token}");
+    let sign_ins = pi_payments_core::ledger::MAX_SESSIONS_PER_PIONEER + 15;
+    let mut cookies = Vec::new();
+    for _ in 0..sign_ins {
+        let (status, headers, body) = h
+            .send(bare_request(
+                "POST",
+                "/auth/pi",
+                &[("authorization", &auth)],
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        cookies.push(set_cookie(&headers));
+    }
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE uid = 'pioneer-many'")
+        .fetch_one(h.ledger.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, pi_payments_core::ledger::MAX_SESSIONS_PER_PIONEER);
+    h.finish().await;
+}

@@ -61,6 +61,6 @@ pub use payout_transitions::{PayoutApplied, PayoutNote, PayoutPatch};
 pub use payouts::{PayoutEventRow, PayoutFilter, PayoutRow};
 pub use pioneers::PioneerRow;
 pub use reconcile::{FindingRow, RunRow};
-pub use sessions::{NewSession, SessionRow};
+pub use sessions::{MAX_SESSIONS_PER_PIONEER, NewSession, SessionRow};
 pub(crate) use sweep::SweepCount;
 pub use sweep::Swept;

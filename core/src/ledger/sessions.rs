@@ -58,6 +58,9 @@ pub struct SessionRow {
     pub expires_at: i64,
 }
 
+/// The most sessions one Pioneer keeps; signing in once more ends the oldest.
+pub const MAX_SESSIONS_PER_PIONEER: i64 = 10;
+
 const SESSION_COLS: &str = "id_hash, uid, username, scopes, valid_until, created_at, expires_at";
 
 fn session_from_row(row: &AnyRow) -> Result<SessionRow, LedgerError> {
@@ -75,8 +78,11 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRow, LedgerError> {
 }
 
 impl Ledger {
-    /// Store a new session (the Pioneer row must exist: upsert it first).
+    /// Store a new session (the Pioneer row must exist: upsert it first), and end the
+    /// Pioneer's oldest sessions beyond [`MAX_SESSIONS_PER_PIONEER`]: signing in again and again
+    /// (one token, many devices, or a flood) keeps a bounded number of rows.
     pub async fn insert_session(&self, s: &NewSession<'_>) -> Result<(), LedgerError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id_hash, uid, token_hash, access_token, username, scopes, \
              valid_until, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -90,8 +96,18 @@ impl Ledger {
         .bind(s.valid_until)
         .bind(s.created_at)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE uid = $1 AND id_hash NOT IN ( \
+               SELECT id_hash FROM sessions WHERE uid = $1 \
+               ORDER BY created_at DESC, id_hash LIMIT $2)",
+        )
+        .bind(s.uid.as_str())
+        .bind(MAX_SESSIONS_PER_PIONEER)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
