@@ -83,8 +83,9 @@ pub struct FaultKnobs {
     pub throttle_next: u32,
     /// The next N faulted requests get a 503 (an overloaded server).
     pub unavailable_next: u32,
-    /// The next N A2U completions find their transaction not yet indexed by Pi although it
-    /// landed (`verification_failed`, `transaction_not_found`): Pi's view of the chain lags.
+    /// The next N completions (U2A or A2U) find their transaction not yet indexed by Pi
+    /// although it landed (`verification_failed`, `transaction_not_found`): Pi's view of the
+    /// chain lags.
     /// Not limited to `endpoints`/`targets`.
     pub verification_lag_next: u32,
     /// Only these endpoints are faulted; `None` = all.

@@ -445,8 +445,9 @@ impl PlatformState {
 
     /// `POST /v2/payments/{id}/complete`: checks in Pi's order, verifies the transaction
     /// (U2A: the linked one; A2U: the given one, on the chain) and only then changes state.
-    /// `lagging`: Pi's index of the chain is behind (`verification_lag_next`): an A2U
-    /// transaction is not found yet even if it landed.
+    /// `lagging`: Pi's index of the chain is behind (`verification_lag_next`): the transaction
+    /// is not found yet even if it landed (`verification_failed`, a value Pi's clients must treat
+    /// as opaque).
     pub fn complete(
         &mut self,
         id: &str,
@@ -488,6 +489,13 @@ impl PlatformState {
                         "not_verified",
                         "The linked transaction does not pay this payment exactly; cancel is not possible, report it",
                     ));
+                }
+                if lagging {
+                    return Err(ApiError::bad_request(
+                        "verification_failed",
+                        format!("Transaction {txid} is not indexed yet; retry"),
+                    )
+                    .with_verification("transaction_not_found"));
                 }
                 payment.status.developer_completed = true;
                 Ok(payment.clone())

@@ -493,3 +493,45 @@ async fn graceful_shutdown_finishes_in_flight_jobs() {
     assert_eq!(h.calls(&id, "approve").await, 1);
     h.shutdown().await;
 }
+
+/// Pi answers `verification_failed` with a value it never documented (its index behind the
+/// chain) although the Pioneer's transaction landed: the complete step tries again with backoff
+/// and completes once Pi catches up; if Pi never does, the payment needs attention with Pi's
+/// own words after the job's attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_verification_error_is_retried_then_needs_attention_in_pis_words() {
+    let h = Harness::start(Options {
+        pi_retry: pi_payments_core::retry::RetryPolicy::none(),
+        retry: pi_payments_worker::JobRetry {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+        },
+        ..Options::default()
+    })
+    .await;
+    for (uid, lag, want) in [
+        ("lagged", 2, PaymentState::Completed),
+        ("never", 1000, PaymentState::NeedsAttention),
+    ] {
+        let token = h.token(uid).await;
+        let id = h.create_u2a(uid, "1", json!({})).await;
+        h.approve_callback(&id, Some(&token)).await;
+        h.wait_for(&id, PaymentState::Approved).await;
+        let txid = h.submit(&id).await;
+        h.set_faults(json!({ "verification_lag_next": lag })).await;
+        h.complete_callback(&id, &txid).await;
+        let row = h.wait_for(&id, want).await;
+        if want == PaymentState::Completed {
+            assert_eq!(h.calls(&id, "complete").await, 3, "two refusals, then done");
+        } else {
+            let reason = row.reason.unwrap_or_default();
+            assert!(
+                reason.contains("verification_failed: transaction_not_found"),
+                "{reason}"
+            );
+        }
+        h.set_faults(json!({ "verification_lag_next": 0 })).await;
+    }
+    h.shutdown().await;
+}
