@@ -114,26 +114,12 @@ pub(crate) async fn sweep(
             continue;
         };
         let unchanged_s = (now - row.updated_at) / 1000;
-        let sweeps = match count(r, Swept::Payment, row.id.as_str(), row.updated_at, now).await? {
-            Counted::Unmoved(sweeps) => sweeps,
-            Counted::Queued => continue,
-            Counted::Requeue(detail) => {
-                let detail = format!("{} unchanged for {unchanged_s} s: {detail}", row.state);
-                tracing::info!(payment_id = %row.id, %detail, "sweeper re-enqueues a payment");
-                r.ledger
-                    .note(
-                        &row.id,
-                        "sweep_requeued",
-                        Some(&detail),
-                        row.attempts,
-                        postpone,
-                    )
-                    .await?;
-                summary.requeued_payments.push(format!("{}:{name}", row.id));
-                jobs.push(job);
-                continue;
-            }
-        };
+        let (sweeps, requeued_because) =
+            match count(r, Swept::Payment, row.id.as_str(), row.updated_at, now).await? {
+                Counted::Unmoved(sweeps) => (sweeps, None),
+                Counted::Queued => continue,
+                Counted::Requeue(why) => (0, Some(why)),
+            };
         if sweeps > r.config.max_sweeps {
             let reason = format!(
                 "the sweeper re-enqueued its {name} job {} times and the payment stayed {} (unchanged for {unchanged_s} s): look at its history, then retry it",
@@ -163,10 +149,13 @@ pub(crate) async fn sweep(
             summary.gave_up.push(format!("payment:{}", row.id));
             continue;
         }
-        let detail = format!(
-            "{} unchanged for {unchanged_s} s: re-enqueued the {name} job (sweep {sweeps} of {})",
-            row.state, r.config.max_sweeps
-        );
+        let why = requeued_because.unwrap_or_else(|| {
+            format!(
+                "re-enqueued the {name} job (sweep {sweeps} of {})",
+                r.config.max_sweeps
+            )
+        });
+        let detail = format!("{} unchanged for {unchanged_s} s: {why}", row.state);
         tracing::info!(payment_id = %row.id, %detail, "sweeper re-enqueues a payment");
         r.ledger
             .note(
@@ -187,30 +176,12 @@ pub(crate) async fn sweep(
         .await?
     {
         let unchanged_s = (now - row.updated_at) / 1000;
-        let sweeps = match count(r, Swept::Payout, row.id.as_str(), row.updated_at, now).await? {
-            Counted::Unmoved(sweeps) => sweeps,
-            Counted::Queued => continue,
-            Counted::Requeue(detail) => {
-                let detail = format!("{} unchanged for {unchanged_s} s: {detail}", row.state);
-                tracing::info!(payout_id = %row.id, %detail, "sweeper re-enqueues a payout");
-                r.ledger
-                    .note_payout(
-                        &row.id,
-                        PayoutNote {
-                            cause: "sweep_requeued",
-                            detail: Some(&detail),
-                            attempts: row.attempts,
-                            next_check_at: postpone,
-                            ..PayoutNote::default()
-                        },
-                    )
-                    .await?;
-                summary.requeued_payouts.push(row.id.to_string());
-                enqueued.insert(row.id.clone());
-                jobs.push(Job::payout(row.id));
-                continue;
-            }
-        };
+        let (sweeps, requeued_because) =
+            match count(r, Swept::Payout, row.id.as_str(), row.updated_at, now).await? {
+                Counted::Unmoved(sweeps) => (sweeps, None),
+                Counted::Queued => continue,
+                Counted::Requeue(why) => (0, Some(why)),
+            };
         if sweeps > r.config.max_sweeps {
             let reason = format!(
                 "the sweeper re-enqueued its payout job {} times and it stayed {} (unchanged for {unchanged_s} s): look at its history, then retry it",
@@ -238,10 +209,13 @@ pub(crate) async fn sweep(
             summary.gave_up.push(format!("payout:{}", row.id));
             continue;
         }
-        let detail = format!(
-            "{} unchanged for {unchanged_s} s: re-enqueued the payout job (sweep {sweeps} of {})",
-            row.state, r.config.max_sweeps
-        );
+        let why = requeued_because.unwrap_or_else(|| {
+            format!(
+                "re-enqueued the payout job (sweep {sweeps} of {})",
+                r.config.max_sweeps
+            )
+        });
+        let detail = format!("{} unchanged for {unchanged_s} s: {why}", row.state);
         tracing::info!(payout_id = %row.id, %detail, "sweeper re-enqueues a payout");
         r.ledger
             .note_payout(
