@@ -68,7 +68,7 @@ pub async fn run(config: &Config, args: &ReconcileArgs) -> anyhow::Result<ExitCo
                     println!("{}", serde_json::to_string_pretty(&summary)?);
                 } else {
                     println!(
-                        "reconcile run {}: re-enqueued {} payment(s) and {} payout(s); {} sent to needs_attention; Pi lists {} incomplete server payment(s): {} resumed, {} waiting, {} unknown (reported, not paid), {} settled here",
+                        "reconcile run {}: re-enqueued {} payment(s) and {} payout(s); {} sent to needs_attention; Pi lists {} incomplete server payment(s): {} resumed, {} waiting, {} unknown (reported, not paid), {} settled here, {} superseded (cancelled, never signed)",
                         summary.run_id,
                         summary.requeued_payments.len(),
                         summary.requeued_payouts.len(),
@@ -78,6 +78,7 @@ pub async fn run(config: &Config, args: &ReconcileArgs) -> anyhow::Result<ExitCo
                         summary.server_waiting.len(),
                         summary.server_unknown.len(),
                         summary.server_settled.len(),
+                        summary.server_superseded.len(),
                     );
                     for e in &summary.errors {
                         println!("  error: {e}");

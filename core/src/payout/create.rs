@@ -8,8 +8,8 @@ use super::fault::CrashPoint;
 use super::outcome::Flow;
 use super::processor::PayoutProcessor;
 use crate::dto::{CreatePaymentRequest, Direction as PiDirection, PaymentDto};
-use crate::ids::PayoutId;
 use crate::ids::Uid;
+use crate::ids::{PaymentId, PayoutId};
 use crate::ledger::payouts::PAYOUT_ID_METADATA_KEY;
 use crate::ledger::{LedgerError, PayoutPatch, PayoutRow};
 use crate::pi_client::PiError;
@@ -122,22 +122,42 @@ impl PayoutProcessor {
         {
             Ok(_) => Ok(Flow::Continue),
             Err(LedgerError::InvalidPayoutTransition(_)) => {
-                // Withdrawn while Pi created the payment: close the payment we hold.
-                if let Some(now) = self.ledger.payout(&row.id).await?
-                    && now.state == PayoutState::Cancelled
-                    && now.pi_payment_id.is_none()
-                    && let Err(e) = self.pi.cancel(&pid).await
-                {
-                    tracing::warn!(payout_id = %row.id, "cancelling Pi payment {pid} of a withdrawn payout failed: {e}");
-                }
+                self.close_unbound(row, &pid).await?;
                 Ok(Flow::Continue)
             }
             Err(LedgerError::PayoutConflict { detail, .. }) => {
+                if self.close_unbound(row, &pid).await? {
+                    return Ok(Flow::Continue);
+                }
                 self.give_up(row, format!("cannot bind Pi payment {pid}: {detail}"))
                     .await
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The payout moved on while Pi created `pid` for it: withdrawn, or bound to another Pi
+    /// payment by a step that ran beside this one (a duplicate job whose create reached Pi
+    /// after the payout was already paid and completed). `pid` is bound to nothing, so it was
+    /// never signed; cancel it so that it does not block the Pioneer's next payout. A failed
+    /// cancel is left to the reconciler, which closes such payments too. `false` when the
+    /// payout is not in that case.
+    async fn close_unbound(&self, row: &PayoutRow, pid: &PaymentId) -> Result<bool, PayoutError> {
+        let Some(now) = self.ledger.payout(&row.id).await? else {
+            return Ok(false);
+        };
+        let unbound = match &now.pi_payment_id {
+            Some(bound) => bound != pid,
+            None => now.state == PayoutState::Cancelled,
+        };
+        if !unbound {
+            return Ok(false);
+        }
+        tracing::warn!(payout_id = %row.id, pi_payment_id = %pid, state = %now.state, "Pi created a payment for a payout that had moved on; cancelling it (never signed)");
+        if let Err(e) = self.cancel_at_pi(row, pid).await {
+            tracing::warn!(payout_id = %row.id, "cancelling unbound Pi payment {pid} failed: {e}; the reconciler closes it later");
+        }
+        Ok(true)
     }
 
     async fn create_failed(

@@ -8,6 +8,8 @@
 //!   not on chain → rebuild and pay; withdrawn payout → cancelled at Pi). A payout waiting for a
 //!   retry time it chose is left to it.
 //! - ours but settled here (completed, failed, needs attention): reported as a finding.
+//! - created for a payout of ours that is bound to another Pi payment (a create that reached Pi
+//!   after the payout had moved on) and without a transaction: never signed, so cancelled at Pi.
 //! - not ours: reported as a finding (and logged), **never paid**: nothing here proves who it is
 //!   for or why it exists. An operator cancels it at Pi if it should not be paid.
 //!
@@ -66,6 +68,28 @@ pub(crate) async fn payout_for(
     }
 }
 
+/// A payment created for one of our payouts (its metadata names it) that is bound to another
+/// Pi payment, with no transaction at Pi: a create that reached Pi after the payout had moved
+/// on. Nothing of ours ever signs for it.
+async fn superseded(ledger: &Ledger, dto: &PaymentDto) -> Result<bool, LedgerError> {
+    if dto.txid().is_some() {
+        return Ok(false);
+    }
+    let Some(id) = dto
+        .metadata
+        .get(PAYOUT_ID_METADATA_KEY)
+        .and_then(|v| v.as_str())
+        .and_then(|s| PayoutId::parse(s).ok())
+    else {
+        return Ok(false);
+    };
+    Ok(ledger
+        .payout(&id)
+        .await?
+        .and_then(|row| row.pi_payment_id)
+        .is_some_and(|bound| bound != dto.identifier))
+}
+
 /// A one-line description of a Pi payment for findings and logs.
 pub(crate) fn describe(dto: &PaymentDto) -> String {
     format!(
@@ -110,6 +134,20 @@ pub(crate) async fn reconcile_server_payments(
     for dto in &open {
         let id = dto.identifier.as_str().to_string();
         match payout_for(&r.ledger, dto).await? {
+            None if superseded(&r.ledger, dto).await? => {
+                // Created for a payout that was bound to another Pi payment meanwhile: never
+                // signed (only a bound payment is), so closing it costs nobody anything and
+                // unblocks the Pioneer.
+                match r.pi.cancel(&dto.identifier).await {
+                    Ok(_) => {
+                        tracing::warn!(pi_payment_id = %id, "cancelled a Pi payment created for a payout already bound to another one (never signed)");
+                        summary.server_superseded.push(id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(pi_payment_id = %id, "cancelling a superseded Pi payment failed: {e}; tried again next run");
+                    }
+                }
+            }
             None => {
                 let detail = format!(
                     "{}; no payout of this service matches its identifier or metadata: left alone, never paid (cancel it at Pi if it is not yours to pay)",

@@ -21,6 +21,10 @@ pub struct RunSummary {
     pub server_unknown: Vec<String>,
     /// Of those, ones whose payout is settled here (reported).
     pub server_settled: Vec<String>,
+    /// Of those, ones created for a payout bound to another Pi payment (never signed):
+    /// cancelled at Pi.
+    #[serde(default)]
+    pub server_superseded: Vec<String>,
     /// Parts that failed (the rest of the run still happened).
     pub errors: Vec<String>,
 }

@@ -737,3 +737,50 @@ async fn payouts_pi_refuses_for_the_pioneer_end_failed_with_the_reason() {
     );
     env.done_audited().await;
 }
+
+/// A step that read the payout as `requested` and whose create reached Pi only after another
+/// step had already paid and completed the payout (a duplicate job held up by the limiter or
+/// the network): Pi creates a second payment, which is never signed and is cancelled at once,
+/// so the Pioneer is not left blocked by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_create_that_reaches_pi_after_the_payout_completed_is_cancelled() {
+    let env = start(fast_sim(0.0)).await;
+    let addr = env.pioneer("late").await;
+    let before = env.balance(&addr).await;
+    let row = env.request("late", "2", "late-1").await;
+    let p = env.processor(Vec::new());
+    // The slow step: its create waits 1.5 s inside Pi before Pi looks at open payments.
+    env.faults(json!({"latency_ms": 1500, "endpoints": ["create_payment"]}))
+        .await;
+    let slow = {
+        let p = p.clone();
+        let id = row.id.clone();
+        tokio::spawn(async move { p.step(&id).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    env.faults(json!({"latency_ms": 0, "endpoints": null}))
+        .await;
+    assert_eq!(settle(&p, &row.id).await, StepOutcome::Done);
+    let first = env.row(&row.id).await.pi_payment_id.unwrap();
+    assert_eq!(slow.await.unwrap().unwrap(), StepOutcome::Done);
+
+    let payments = pi_payments_of(&env, "late").await;
+    assert_eq!(
+        payments.len(),
+        2,
+        "the late create did reach Pi: {payments:#?}"
+    );
+    for p in &payments {
+        if p["identifier"] == first.as_str() {
+            assert_eq!(p["status"]["developer_completed"], true, "{p:#}");
+        } else {
+            assert_eq!(p["status"]["cancelled"], true, "left open at Pi: {p:#}");
+            assert!(p["transaction"].is_null(), "never signed: {p:#}");
+        }
+    }
+    assert_eq!(env.balance(&addr).await - before, stroops("2"));
+    // The Pioneer is not blocked: the next payout goes through.
+    let next = env.request("late", "1", "late-2").await;
+    assert_eq!(settle(&p, &next.id).await, StepOutcome::Done);
+    env.done_audited().await;
+}

@@ -414,3 +414,56 @@ async fn a_long_run_keeps_its_lease_by_renewing_it() {
     assert!(matches!(first.await.unwrap().unwrap(), RunOutcome::Ran(_)));
     env.done().await;
 }
+
+/// A Pi payment created for a payout that is already bound to (and paid with) another one,
+/// left open because the step that made it could not cancel it: the reconciler cancels it
+/// (it was never signed) instead of reporting it as unknown, and leaves a payment without our
+/// tag alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_payout_payment_is_cancelled_and_a_foreign_one_left_alone() {
+    use crate::support::payouts::settle;
+    use pi_payments_core::PiAmount;
+    use pi_payments_core::Uid;
+    use pi_payments_core::dto::CreatePaymentRequest;
+    use pi_payments_core::payout::StepOutcome;
+
+    let env = start(SimConfig::default()).await;
+    env.pioneer("sup").await;
+    let row = env.request("sup", "1", "sup-1").await;
+    let p = env.processor(Vec::new());
+    assert_eq!(settle(&p, &row.id).await, StepOutcome::Done);
+    let pi = env.pi(RetryPolicy::fast());
+    let create = |metadata: serde_json::Value| CreatePaymentRequest {
+        amount: PiAmount::parse("1").unwrap(),
+        memo: "late".into(),
+        metadata,
+        uid: Uid::parse("sup").unwrap(),
+    };
+    let late = pi
+        .create_payment(&create(json!({"payout_id": row.id.as_str()})))
+        .await
+        .unwrap();
+    let r = env.reconciler(no_cooldown());
+    let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+        panic!("skipped")
+    };
+    assert_eq!(summary.server_superseded, vec![late.identifier.to_string()]);
+    assert!(summary.server_unknown.is_empty(), "{summary:?}");
+    let now = pi.get_payment(&late.identifier).await.unwrap();
+    assert!(now.status.cancelled, "{now:?}");
+
+    let foreign = pi.create_payment(&create(json!({}))).await.unwrap();
+    let RunOutcome::Ran(summary) = r.run_once("t").await.unwrap() else {
+        panic!("skipped")
+    };
+    assert!(summary.server_superseded.is_empty(), "{summary:?}");
+    assert_eq!(summary.server_unknown, vec![foreign.identifier.to_string()]);
+    assert!(
+        !pi.get_payment(&foreign.identifier)
+            .await
+            .unwrap()
+            .status
+            .cancelled
+    );
+    env.done().await;
+}
