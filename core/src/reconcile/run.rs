@@ -15,7 +15,7 @@ pub const RECONCILE_LEASE: &str = "reconcile";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunOutcome {
     /// This process held the lease and ran.
-    Ran(RunSummary),
+    Ran(Box<RunSummary>),
     /// Another run holds the lease (or finished within the cool-down): nothing was done.
     Skipped {
         /// Who holds it, if known.
@@ -58,7 +58,7 @@ impl Reconciler {
         {
             tracing::warn!(error = %e, "could not release the reconcile lease; it expires on its own");
         }
-        result.map(RunOutcome::Ran)
+        result.map(|s| RunOutcome::Ran(Box::new(s)))
     }
 
     async fn run_holding(&self, holder: &str, started: i64) -> Result<RunSummary, ReconcileError> {

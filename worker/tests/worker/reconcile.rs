@@ -61,7 +61,7 @@ fn reconciler(h: &Harness) -> Reconciler {
 
 async fn run(r: &Reconciler) -> RunSummary {
     match r.run_once("test").await.expect("reconcile runs") {
-        RunOutcome::Ran(summary) => summary,
+        RunOutcome::Ran(summary) => *summary,
         RunOutcome::Skipped { holder } => panic!("skipped: lease held by {holder:?}"),
     }
 }
