@@ -36,6 +36,10 @@ pub struct SimArgs {
     /// Per source account, at most this many transactions per ledger.
     #[arg(long)]
     pub max_tx_per_ledger: Option<u32>,
+    /// The chain's clock minus the real clock, in seconds (e.g. -120: the validators' time is
+    /// two minutes behind this machine's); ledger close times and time bounds follow it.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub clock_offset_seconds: i64,
     /// Seconds before `POST /transactions` answers 504 (the transaction still lands).
     #[arg(long, default_value_t = 30.0)]
     pub submit_timeout: f64,
@@ -91,6 +95,7 @@ impl SimArgs {
             ledger_seconds: self.ledger_seconds,
             max_tx_per_ledger: self.max_tx_per_ledger,
             submit_timeout: Duration::from_secs_f64(self.submit_timeout),
+            clock_offset_seconds: self.clock_offset_seconds,
             rate_limit: self.rate_limit,
             latency_ms: self.latency_ms,
             fail_rate: self.fail_rate,

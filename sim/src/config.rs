@@ -31,6 +31,9 @@ pub struct SimConfig {
     pub max_tx_per_ledger: Option<u32>,
     /// After this long `POST /transactions` answers 504 (the tx still lands).
     pub submit_timeout: Duration,
+    /// The chain's clock minus the real clock, in seconds (validators' time differs from
+    /// the app server's); ledger close times and time bounds follow the chain's clock.
+    pub clock_offset_seconds: i64,
     /// Requests per second per `Authorization` value; `None` = unlimited.
     pub rate_limit: Option<u32>,
     /// Added latency per faulted request.
@@ -61,6 +64,7 @@ impl Default for SimConfig {
             ledger_seconds: 1.0,
             max_tx_per_ledger: None,
             submit_timeout: Duration::from_secs(30),
+            clock_offset_seconds: 0,
             rate_limit: None,
             latency_ms: 0,
             fail_rate: 0.0,
@@ -87,6 +91,7 @@ impl fmt::Debug for SimConfig {
             )
             .field("network", &self.network)
             .field("ledger_seconds", &self.ledger_seconds)
+            .field("clock_offset_seconds", &self.clock_offset_seconds)
             .field("max_tx_per_ledger", &self.max_tx_per_ledger)
             .field("submit_timeout", &self.submit_timeout)
             .field("rate_limit", &self.rate_limit)

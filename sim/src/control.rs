@@ -365,6 +365,9 @@ async fn update_faults(
     if let Some(max) = update.max_tx_per_ledger {
         shared.chain.set_max_tx_per_ledger(max);
     }
+    if let Some(offset) = update.clock_offset_seconds {
+        shared.chain.set_clock_offset(offset);
+    }
     let mut faults = shared.faults();
     faults.update(update);
     Ok(ok(faults.knobs()))

@@ -98,6 +98,8 @@ pub struct FaultKnobs {
     pub ledger_seconds: f64,
     /// The chain's per-account ledger capacity (forwarded to the chain).
     pub max_tx_per_ledger: Option<u32>,
+    /// The chain's clock minus the real clock, in seconds (forwarded to the chain).
+    pub clock_offset_seconds: i64,
 }
 
 /// A partial update (`POST /_sim/faults`): absent fields stay, `null` clears optional ones.
@@ -121,6 +123,7 @@ pub struct FaultUpdate {
     pub ledger_seconds: Option<f64>,
     #[serde(default, deserialize_with = "present")]
     pub max_tx_per_ledger: Option<Option<u32>>,
+    pub clock_offset_seconds: Option<i64>,
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
@@ -156,6 +159,11 @@ impl FaultUpdate {
             return Err(
                 "ledger_seconds must be a number >= 0 (0 = one ledger per submission)".into(),
             );
+        }
+        if let Some(o) = self.clock_offset_seconds
+            && o.abs() > 86_400
+        {
+            return Err("clock_offset_seconds must be within a day (-86400..=86400)".into());
         }
         Ok(())
     }
@@ -245,6 +253,9 @@ impl Faults {
         }
         if let Some(v) = u.max_tx_per_ledger {
             k.max_tx_per_ledger = v;
+        }
+        if let Some(v) = u.clock_offset_seconds {
+            k.clock_offset_seconds = v;
         }
     }
 
@@ -353,6 +364,7 @@ mod tests {
             seed: 7,
             ledger_seconds: 0.0,
             max_tx_per_ledger: None,
+            clock_offset_seconds: 0,
         }
     }
 

@@ -164,6 +164,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         ledger_seconds: config.ledger_seconds,
         max_tx_per_ledger: config.max_tx_per_ledger,
         submit_timeout: config.submit_timeout,
+        clock_offset_seconds: config.clock_offset_seconds,
     });
     let app_address = app_wallet.public_key();
     chain.fund_account(&app_address, config.app_balance);
@@ -183,6 +184,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         seed: config.seed.unwrap_or_else(rand::random),
         ledger_seconds: config.ledger_seconds,
         max_tx_per_ledger: config.max_tx_per_ledger,
+        clock_offset_seconds: config.clock_offset_seconds,
     };
     let shared = Arc::new(Shared {
         settings: Settings {

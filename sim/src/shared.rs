@@ -92,6 +92,7 @@ impl Shared {
         let knobs = self.initial_knobs.clone();
         self.chain.set_ledger_seconds(knobs.ledger_seconds);
         self.chain.set_max_tx_per_ledger(knobs.max_tx_per_ledger);
+        self.chain.set_clock_offset(knobs.clock_offset_seconds);
         *self.faults() = Faults::new(knobs);
         drop(platform);
         self.reset_log();

@@ -3,9 +3,9 @@
 //! our payouts and to find a landed payout by its memo.
 
 use super::error::{HorizonError, SubmitError};
-use super::records::{Account, Order, Page, PaymentOp, SubmitOk, TxInfo};
+use super::records::{Account, LedgerHead, Order, Page, PaymentOp, SubmitOk, TxInfo};
 use super::wire::{
-    AccountJson, Embedded, FeeStatsJson, NumOrString, OpJson, TxJson, classify_submit,
+    AccountJson, Embedded, FeeStatsJson, LedgerJson, NumOrString, OpJson, TxJson, classify_submit,
     parse_stroops, problem_detail,
 };
 use crate::rate_limit::RateLimiter;
@@ -230,6 +230,36 @@ impl HorizonClient {
                 detail: format!("last_ledger_base_fee {s:?} is not an integer"),
             }),
         }
+    }
+
+    /// `GET /ledgers?order=desc&limit=1`: the latest closed ledger, whose close time is the
+    /// chain's clock (time bounds and expiry are judged by it).
+    pub async fn latest_ledger(&self) -> Result<LedgerHead, HorizonError> {
+        let mut url = self.url(&["ledgers"])?;
+        url.query_pairs_mut()
+            .append_pair("order", "desc")
+            .append_pair("limit", "1");
+        let shown = url.to_string();
+        let page = self.get_json::<Embedded<LedgerJson>>(url).await?;
+        let Some(latest) = page.and_then(|p| p.embedded.records.into_iter().next()) else {
+            return Err(HorizonError::Decode {
+                url: shown,
+                detail: "Horizon lists no ledger".to_string(),
+            });
+        };
+        let closed_at = chrono::DateTime::parse_from_rfc3339(&latest.closed_at)
+            .map_err(|e| HorizonError::Decode {
+                url: shown,
+                detail: format!(
+                    "ledger closed_at {:?} is not a timestamp: {e}",
+                    latest.closed_at
+                ),
+            })?
+            .timestamp();
+        Ok(LedgerHead {
+            sequence: latest.sequence,
+            closed_at,
+        })
     }
 
     /// `POST /transactions` with form field `tx`. Horizon answers once the ledger closes.

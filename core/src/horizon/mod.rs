@@ -17,6 +17,6 @@ mod wire;
 
 pub use client::{FIND_BY_MEMO_SCAN_LIMIT, HorizonClient, MAX_PAGE_LIMIT};
 pub use error::{HorizonError, SubmitError};
-pub use records::{Account, Order, Page, PaymentOp, SubmitOk, TxInfo};
+pub use records::{Account, LedgerHead, Order, Page, PaymentOp, SubmitOk, TxInfo};
 pub use verify::{VerificationProblem, VerifiedTx, check_payment};
 pub use wire::parse_stroops;

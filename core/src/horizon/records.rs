@@ -2,6 +2,16 @@
 //! listing and a successful submission. Amounts are exact stroops, never floats.
 
 /// A successful submission.
+/// The latest closed ledger: the chain's own clock. Time bounds are checked against ledger
+/// close times, never against this server's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerHead {
+    /// Its sequence number.
+    pub sequence: u32,
+    /// When it closed, in Unix seconds (the validators' clock).
+    pub closed_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmitOk {
     /// The transaction hash.

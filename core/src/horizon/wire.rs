@@ -34,6 +34,13 @@ pub(super) struct FeeStatsJson {
     pub(super) last_ledger_base_fee: NumOrString,
 }
 
+/// A ledger record of `GET /ledgers` (only the fields we use).
+#[derive(Deserialize)]
+pub(super) struct LedgerJson {
+    pub(super) sequence: u32,
+    pub(super) closed_at: String,
+}
+
 /// A number Horizon may send as a JSON number or as text.
 #[derive(Deserialize)]
 #[serde(untagged)]

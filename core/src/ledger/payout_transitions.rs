@@ -184,8 +184,8 @@ impl Ledger {
             "UPDATE payouts SET state = $3, updated_at = $4, attempts = $5, reason = $6, ",
             "pi_payment_id = COALESCE($7, pi_payment_id), ",
             "to_address = COALESCE($8, to_address), from_address = COALESCE($9, from_address), ",
-            "tx_source = CASE WHEN $10 = 1 THEN NULL ELSE COALESCE($11, tx_source) END, ",
-            "sequence = CASE WHEN $10 = 1 THEN NULL ELSE COALESCE($12, sequence) END, ",
+            // An expired envelope keeps its source and sequence: the rebuild reuses them.
+            "tx_source = COALESCE($11, tx_source), sequence = COALESCE($12, sequence), ",
             "envelope_b64 = CASE WHEN $10 = 1 THEN NULL ELSE COALESCE($13, envelope_b64) END, ",
             "tx_hash = CASE WHEN $10 = 1 THEN NULL ELSE COALESCE($14, tx_hash) END, ",
             "max_time = CASE WHEN $10 = 1 THEN NULL ELSE COALESCE($15, max_time) END, ",

@@ -6,7 +6,7 @@ use super::error::PayoutError;
 use super::lane::LaneGuard;
 use super::processor::PayoutProcessor;
 use crate::amount::PiAmount;
-use crate::stellar::{MAX_OPS_PER_TX, PaymentTx, Wallet, unix_now};
+use crate::stellar::{MAX_OPS_PER_TX, PaymentTx, Wallet};
 
 impl PayoutProcessor {
     /// Create `n` channel accounts funded with `fund` each from the app wallet
@@ -39,11 +39,12 @@ impl PayoutProcessor {
         }
         for chunk in missing.chunks(MAX_OPS_PER_TX) {
             let fee = self.base_fee().await?;
+            let max_time = self.max_time_from_chain().await?;
             let mut lane: LaneGuard = self.lanes.acquire_app().await;
             let sequence = lane.next_sequence(&self.horizon).await?;
             let mut tx = PaymentTx::new(&self.app_address, sequence)
                 .fee_per_op(fee)
-                .max_time(unix_now().saturating_add(self.config.tx_validity.as_secs().max(1)));
+                .max_time(max_time);
             for account in chunk {
                 tx = tx.create_account(account, fund);
             }
@@ -61,7 +62,9 @@ impl PayoutProcessor {
                     Ok(_) => break,
                     Err(e)
                         if e.may_have_landed()
-                            && !self.past_expiry(i64::try_from(signed.max_time).unwrap_or(0)) =>
+                            && !self
+                                .chain_passed(i64::try_from(signed.max_time).unwrap_or(0))
+                                .await? =>
                     {
                         tokio::time::sleep(self.config.resubmit_delay).await;
                     }

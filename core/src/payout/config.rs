@@ -6,12 +6,11 @@ use std::time::Duration;
 /// Tunables of the pipeline. `Default` is what production uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayoutConfig {
-    /// `max_time = now + tx_validity` on every envelope (keep it within 60..180 s on Pi: long
-    /// enough to land under load, short enough that a lost envelope is rebuilt soon).
+    /// `max_time = chain time + tx_validity` on every envelope, the chain's time being the
+    /// latest ledger's close (keep it within 60..180 s on Pi: long enough to land under load,
+    /// short enough that a lost envelope is rebuilt soon). An envelope Horizon does not know is
+    /// dead once a ledger closed after its `max_time`.
     pub tx_validity: Duration,
-    /// After `max_time + expiry_margin` an envelope Horizon does not know is dead (a ledger
-    /// closed after `max_time` and Horizon ingested it).
-    pub expiry_margin: Duration,
     /// Failed attempts of one step before the payout goes to `needs_attention`.
     pub max_attempts: i64,
     /// First backoff after a transient failure (doubles per attempt).
@@ -29,7 +28,6 @@ impl Default for PayoutConfig {
     fn default() -> PayoutConfig {
         PayoutConfig {
             tx_validity: Duration::from_secs(120),
-            expiry_margin: Duration::from_secs(15),
             max_attempts: 8,
             base_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),

@@ -6,6 +6,7 @@
 //!   [`crate::state::next_payout`] and its rows live in [`crate::ledger::payouts`].
 //! - [`config`], [`outcome`], [`error`], [`fault`]: the pipeline's tunables, what a step
 //!   decided, why it could not run, and the test-only crash points.
+//! - [`chain_clock`]: the chain's time (latest ledger close) for `max_time` and expiry.
 //! - [`lane`]: per-source-account sequence lanes and channel accounts; [`lane_lease`]: which
 //!   worker process holds each lane.
 //!
@@ -13,6 +14,7 @@
 //! [`StepOutcome`]: `Again` → enqueue now, `RetryAt(d)` → enqueue after `d`, anything else →
 //! done. The API only records requests (`Ledger::request_payout`) and enqueues the job.
 
+pub mod chain_clock;
 mod channels;
 mod complete;
 pub mod config;

@@ -26,6 +26,7 @@
 //! [`StepOutcome::RetryAt`] after the `Retry-After` (or a backoff) that never counts towards
 //! that cap (`retry_later_on`, see [`crate::throttle`]).
 
+use super::chain_clock::ChainClock;
 use super::config::PayoutConfig;
 use super::error::PayoutError;
 use super::fault::CrashPoint;
@@ -68,6 +69,8 @@ pub struct PayoutProcessor {
     /// for all payouts of the process (an async mutex, so a burst of payouts waits for the one
     /// read in flight instead of each reading it).
     pub(super) fee: Arc<tokio::sync::Mutex<Option<(Instant, i64)>>>,
+    /// The chain's clock (latest ledger close), for `max_time` and expiry.
+    pub(super) chain_clock: ChainClock,
     /// With [`PayoutProcessor::with_lane_leases`]: the task holding this process's lanes.
     pub(super) lane_leases: Option<Arc<LaneLeases>>,
 }
@@ -106,6 +109,7 @@ impl PayoutProcessor {
             config: PayoutConfig::default(),
             crash: None,
             fee: Arc::new(tokio::sync::Mutex::new(None)),
+            chain_clock: ChainClock::new(PayoutConfig::default().fee_cache),
             lane_leases: None,
         }
     }
@@ -137,6 +141,7 @@ impl PayoutProcessor {
 
     /// Replace the tunables.
     pub fn with_config(mut self, config: PayoutConfig) -> PayoutProcessor {
+        self.chain_clock = ChainClock::new(config.fee_cache);
         self.config = config;
         self
     }

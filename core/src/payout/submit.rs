@@ -1,8 +1,12 @@
 //! The `created` and `signed` stages: build, sign and STORE the envelope, then submit it; resubmit
 //! the SAME envelope until it lands or is proven dead (`tx_bad_seq` with the sequence consumed
-//! and the hash unknown, past `max_time` + margin with the hash unknown, or
+//! and the hash unknown, a ledger closed after its `max_time` with the hash unknown, or
 //! `tx_insufficient_fee`), and only after scanning the app wallet's transactions for the memo go
 //! back to `created`.
+//!
+//! Time bounds come from the chain's clock ([`super::chain_clock`]), never this server's. A
+//! rebuild reuses the dead envelope's source and sequence number while the account has not
+//! used it, so the old and the new envelope exclude each other: at most one can ever land.
 
 use super::error::PayoutError;
 use super::fault::CrashPoint;
@@ -13,7 +17,7 @@ use super::processor::PayoutProcessor;
 use crate::horizon::{SubmitError, SubmitOk};
 use crate::ledger::{LedgerError, PayoutApplied, PayoutPatch, PayoutRow};
 use crate::state::PayoutTransition;
-use crate::stellar::{PaymentTx, TxFailure, Wallet, unix_now};
+use crate::stellar::{PaymentTx, TxFailure, Wallet};
 use std::time::Duration;
 
 /// How far before the payout's creation the memo scan still looks: a margin for the clocks of
@@ -52,9 +56,31 @@ impl PayoutProcessor {
                 return self.retry_later_on(row, "horizon_fee_failed", &e).await;
             }
         };
-        let Some(mut lane) = self.lanes.acquire_for_payment().await else {
+        let max_time = match self.max_time_from_chain().await {
+            Ok(t) => t,
+            Err(e) => {
+                return self.retry_later_on(row, "horizon_ledger_failed", &e).await;
+            }
+        };
+        // A rebuild goes back to the dead envelope's source: its sequence number is reused
+        // when the account has not consumed it (see `rebuild_sequence`).
+        let previous = row.tx_source.as_deref().zip(row.sequence);
+        let lane = match previous {
+            Some((source, _)) => match self.lanes.acquire_account(source).await {
+                Ok(Some(lane)) => Some(lane),
+                // No longer one of our sources (channels changed): any lane will do.
+                Ok(None) => self.lanes.acquire_for_payment().await,
+                Err(HeldElsewhere) => return self.lane_held_elsewhere(row).await,
+            },
+            None => self.lanes.acquire_for_payment().await,
+        };
+        let Some(mut lane) = lane else {
             return self.lane_held_elsewhere(row).await;
         };
+        if previous.is_some() {
+            // The lane's cached counter may be past the dead envelope's sequence.
+            lane.invalidate();
+        }
         let sequence = match lane.next_sequence(&self.horizon).await {
             Ok(s) => s,
             Err(SequenceError::NoAccount(a)) => {
@@ -75,10 +101,13 @@ impl PayoutProcessor {
         } else {
             PaymentTx::new(&source, sequence).payment(to, row.amount)
         };
+        if let Some((_, old)) = previous {
+            tracing::info!(payout_id = %row.id, old_sequence = old, sequence, reused = old == sequence, "rebuilding the payout's envelope");
+        }
         let tx = tx
             .fee_per_op(fee)
             .memo_text(pid.as_str())
-            .max_time(unix_now().saturating_add(self.config.tx_validity.as_secs().max(1)));
+            .max_time(max_time);
         let signers: Vec<&Wallet> = if via_channel {
             vec![lane.wallet(), &self.app]
         } else {
@@ -136,8 +165,13 @@ impl PayoutProcessor {
                 )
                 .await;
         };
-        if self.past_expiry(max_time) {
-            // The envelope can no longer land; had it landed, Horizon would know it by now.
+        let expired = match self.chain_passed(max_time).await {
+            Ok(e) => e,
+            Err(e) => return self.retry_later_on(row, "horizon_ledger_failed", &e).await,
+        };
+        if expired {
+            // A ledger closed after max_time: the envelope can never land; had it landed,
+            // Horizon (which showed us that ledger) would know it.
             match self.horizon.transaction(hash).await {
                 Ok(Some(tx)) if tx.successful => {
                     return self.confirm(row, hash, i64::from(tx.ledger), 0).await;
@@ -148,7 +182,7 @@ impl PayoutProcessor {
                     return self
                         .envelope_dead(
                             row,
-                            "expired: max_time passed and Horizon does not know the transaction",
+                            "expired: a ledger closed after its max_time and Horizon does not know the transaction",
                             0,
                         )
                         .await;
@@ -186,10 +220,25 @@ impl PayoutProcessor {
         .await
     }
 
-    pub(super) fn past_expiry(&self, max_time: i64) -> bool {
-        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-        let margin = i64::try_from(self.config.expiry_margin.as_secs()).unwrap_or(15);
-        now > max_time.saturating_add(margin)
+    /// `max_time` for a new envelope: the chain's time now + [`PayoutConfig::tx_validity`].
+    ///
+    /// [`PayoutConfig::tx_validity`]: super::config::PayoutConfig::tx_validity
+    pub(super) async fn max_time_from_chain(&self) -> Result<u64, crate::horizon::HorizonError> {
+        let now = self.chain_clock.estimate_now(&self.horizon).await?;
+        let validity = i64::try_from(self.config.tx_validity.as_secs().max(1)).unwrap_or(120);
+        Ok(u64::try_from(now.saturating_add(validity)).unwrap_or(0))
+    }
+
+    /// Whether an envelope bounded by `max_time` can no longer land: a ledger closed after
+    /// it (the chain's rule). Reads Horizon only once the estimate says it may have.
+    pub(super) async fn chain_passed(
+        &self,
+        max_time: i64,
+    ) -> Result<bool, crate::horizon::HorizonError> {
+        if self.chain_clock.estimate_now(&self.horizon).await? <= max_time {
+            return Ok(false);
+        }
+        self.chain_clock.closed_after(&self.horizon, max_time).await
     }
 
     /// Act on Horizon's answer to a submission of `row`'s stored envelope.
@@ -267,7 +316,12 @@ impl PayoutProcessor {
         why: &str,
         max_time: i64,
     ) -> Result<Flow, PayoutError> {
-        let delay = if self.past_expiry(max_time) {
+        let passed = self
+            .chain_clock
+            .cached_estimate()
+            .await
+            .is_some_and(|now| now > max_time);
+        let delay = if passed {
             Duration::ZERO
         } else {
             self.config.resubmit_delay

@@ -347,7 +347,6 @@ async fn a_stale_or_expired_envelope_is_rebuilt_only_when_proven_dead() {
     let z = env.request("z", "1", "z").await;
     let short = PayoutConfig {
         tx_validity: Duration::from_secs(1),
-        expiry_margin: Duration::from_secs(1),
         ..test_config()
     };
     let a = env
@@ -782,5 +781,105 @@ async fn a_create_that_reaches_pi_after_the_payout_completed_is_cancelled() {
     // The Pioneer is not blocked: the next payout goes through.
     let next = env.request("late", "1", "late-2").await;
     assert_eq!(settle(&p, &next.id).await, StepOutcome::Done);
+    env.done_audited().await;
+}
+
+/// The validators' clock 100 s behind ours, the chain paused with our envelope queued: by our
+/// clock its `max_time` passed long ago, but no ledger closed after it, so it is resubmitted,
+/// never replaced; when ledgers close again, the payout is paid exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiry_follows_the_chains_clock_so_a_queued_envelope_is_never_doubled() {
+    let env = start(SimConfig {
+        submit_timeout: Duration::from_millis(500),
+        clock_offset_seconds: -100,
+        ..fast_sim(0.0)
+    })
+    .await;
+    let addr = env.pioneer("skew").await;
+    let before = env.balance(&addr).await;
+    let row = env.request("skew", "3", "skew-1").await;
+    let short = PayoutConfig {
+        tx_validity: Duration::from_secs(2),
+        ..test_config()
+    };
+    let p = env.processor(Vec::new()).with_config(short);
+    // Ledgers stop closing: the submission waits in the queue and answers a timeout.
+    env.faults(json!({"ledger_seconds": 1000})).await;
+    assert!(matches!(
+        p.step(&row.id).await.unwrap(),
+        StepOutcome::RetryAt(_)
+    ));
+    let first = env.row(&row.id).await;
+    let max_time = first.max_time.unwrap();
+    let ours = i64::try_from(pi_payments_core::stellar::unix_now()).unwrap();
+    assert!(
+        max_time < ours - 90,
+        "max_time {max_time} comes from the chain's clock, 100 s behind ours ({ours})"
+    );
+    // Well past max_time by any clock that moves; the chain's did not (no ledger closed).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for _ in 0..3 {
+        p.step(&row.id).await.unwrap();
+        let now = env.row(&row.id).await;
+        assert_eq!(
+            now.tx_hash, first.tx_hash,
+            "replaced before the chain said so"
+        );
+    }
+    // Ledgers close again: the queued envelope lands, or (past max_time by the chain's clock
+    // now) is dropped and proven dead before a rebuild: paid once either way.
+    env.faults(json!({"ledger_seconds": 0})).await;
+    assert_eq!(settle(&p, &row.id).await, StepOutcome::Done);
+    assert_eq!(env.balance(&addr).await - before, stroops("3"), "paid once");
+    env.done_audited().await;
+}
+
+/// After a ledger closed past its `max_time`, a never-submitted envelope is rebuilt with the
+/// SAME sequence number, so the old envelope, submitted afterwards by anyone holding it, is
+/// refused: only one of the two can land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuilt_envelope_reuses_the_sequence_so_the_old_one_cannot_land() {
+    let env = start(fast_sim(0.0)).await;
+    let addr = env.pioneer("seq").await;
+    let row = env.request("seq", "2", "seq-1").await;
+    let short = PayoutConfig {
+        tx_validity: Duration::from_secs(1),
+        ..test_config()
+    };
+    let p = env.processor(Vec::new()).with_config(short);
+    // Every submission fails before Horizon takes it: the outcome is unknown to us, so the
+    // lane keeps counting past the envelope's sequence.
+    env.faults(json!({"fail_rate": 1.0, "targets": ["horizon"], "endpoints": ["horizon_submit"]}))
+        .await;
+    assert!(matches!(
+        p.step(&row.id).await.unwrap(),
+        StepOutcome::RetryAt(_)
+    ));
+    let old = env.row(&row.id).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.faults(json!({"fail_rate": 0.0, "targets": ["platform"], "endpoints": null}))
+        .await;
+    let before = env.balance(&addr).await;
+    assert_eq!(settle(&p, &row.id).await, StepOutcome::Done);
+    let new = env.row(&row.id).await;
+    assert_ne!(new.tx_hash, old.tx_hash, "rebuilt");
+    assert_eq!(new.sequence, old.sequence, "same sequence number");
+    assert_eq!(new.tx_source, old.tx_source);
+    // One rebuild, straight to the old sequence (not past it, into tx_bad_seq and another).
+    let dead = env
+        .ledger
+        .payout_events(&row.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.cause == "envelope_dead")
+        .count();
+    assert_eq!(dead, 1);
+    let late = env
+        .horizon()
+        .submit(old.envelope_b64.as_deref().unwrap())
+        .await;
+    assert!(late.is_err(), "the old envelope must not land: {late:?}");
+    assert_eq!(env.balance(&addr).await - before, stroops("2"), "paid once");
     env.done_audited().await;
 }

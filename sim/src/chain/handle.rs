@@ -2,7 +2,7 @@
 //! the task that closes a ledger every `ledger_seconds`, and makes a submitter wait for the
 //! ledger that takes its transaction.
 
-use super::ledger::{Accept, Account, State, now_unix};
+use super::ledger::{Accept, Account, State};
 use super::records::{
     AccountInfo, BASE_FEE, ChainConfig, LedgerInfo, Stroops, SubmitOutcome, TxRecord,
 };
@@ -29,7 +29,13 @@ struct Inner {
     task_started: AtomicBool,
 }
 
-/// Closes a ledger every `ledger_seconds` while the chain lives; idles while it is 0.
+/// How often an instant chain (`ledger_seconds` 0, one ledger per submission) closes an empty
+/// ledger when nothing is submitted: a real network closes ledgers, empty or not, every few
+/// seconds, and the chain's clock (the latest close time) must move for time bounds to expire.
+const INSTANT_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Closes a ledger every `ledger_seconds` while the chain lives; with 0, an empty one each
+/// [`INSTANT_HEARTBEAT`] unless a submission closed one meanwhile.
 async fn ledger_loop(weak: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         let seconds = match weak.upgrade() {
@@ -39,14 +45,16 @@ async fn ledger_loop(weak: Weak<Inner>, wake: Arc<Notify>) {
         let wait = if seconds > 0.0 {
             Duration::from_secs_f64(seconds)
         } else {
-            // Idle; wake now and then to notice the chain was dropped.
-            Duration::from_secs(1)
+            INSTANT_HEARTBEAT
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {
+                let Some(inner) = weak.upgrade() else { return };
+                let mut st = lock(&inner.state);
                 if seconds > 0.0 {
-                    let Some(inner) = weak.upgrade() else { return };
-                    lock(&inner.state).close_ledger();
+                    st.close_ledger();
+                } else if st.heartbeat_due(INSTANT_HEARTBEAT) {
+                    st.close_ledger();
                 }
             }
             _ = wake.notified() => {}
@@ -126,6 +134,11 @@ impl Chain {
         self.ensure_task();
         self.inner.wake.notify_one();
     }
+    /// Moves the chain's clock to the real clock + `seconds` (validators whose time differs
+    /// from the app server's).
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.state().config.clock_offset_seconds = seconds;
+    }
     /// Changes the per-source cap of transactions in one ledger (`None` = no cap).
     pub fn set_max_tx_per_ledger(&self, max: Option<u32>) {
         self.state().config.max_tx_per_ledger = max;
@@ -189,7 +202,7 @@ impl Chain {
             let mut st = self.state();
             // Sequence and queueing under one lock, so concurrent pays never collide.
             let sequence = st.next_sequence(&from.public_key_bytes()).unwrap_or(1);
-            let max_time = now_unix() + PAY_VALIDITY_SECS;
+            let max_time = st.now_unix() + PAY_VALIDITY_SECS;
             match build_payment_envelope(
                 &st.config.passphrase,
                 from,
@@ -238,7 +251,7 @@ impl Chain {
             None => LedgerInfo {
                 sequence: 0,
                 hash: String::new(),
-                closed_at: chrono::Utc::now(),
+                closed_at: st.now(),
                 successful_transaction_count: 0,
                 failed_transaction_count: 0,
                 operation_count: 0,

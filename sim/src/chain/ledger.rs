@@ -58,12 +58,17 @@ pub(super) enum Accept {
     },
 }
 
-/// Seconds since the Unix epoch (time bounds are in these).
-pub(super) fn now_unix() -> u64 {
-    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
-}
-
 impl State {
+    /// The chain's clock (ledger close times).
+    pub(super) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::seconds(self.config.clock_offset_seconds)
+    }
+
+    /// The chain's clock in seconds since the Unix epoch (time bounds are in these).
+    pub(super) fn now_unix(&self) -> u64 {
+        u64::try_from(self.now().timestamp()).unwrap_or(0)
+    }
+
     pub(super) fn new(config: ChainConfig) -> State {
         let network_id: [u8; 32] = Sha256::digest(config.passphrase.as_bytes()).into();
         let mut state = State {
@@ -85,6 +90,14 @@ impl State {
         self.ledgers.last().map(|l| l.sequence).unwrap_or(0)
     }
 
+    /// Whether the latest ledger closed at least `every` ago (by the chain's clock).
+    pub(super) fn heartbeat_due(&self, every: std::time::Duration) -> bool {
+        let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+        self.ledgers
+            .last()
+            .is_none_or(|l| self.now() - l.closed_at >= every)
+    }
+
     fn push_ledger(&mut self, tx_hashes: &[String], ok: u32, failed: u32, ops: u32) {
         let sequence = self.latest_sequence() + 1;
         let mut h = Sha256::new();
@@ -98,7 +111,7 @@ impl State {
         self.ledgers.push(LedgerInfo {
             sequence,
             hash: hex::encode(h.finalize()),
-            closed_at: chrono::Utc::now(),
+            closed_at: self.now(),
             successful_transaction_count: ok,
             failed_transaction_count: failed,
             operation_count: ops,
@@ -210,7 +223,7 @@ impl State {
             self.waiters.entry(hash.clone()).or_default().push(tx);
             return Accept::Wait { hash, rx, timeout };
         }
-        if let Err(result) = self.validate(&decoded, now_unix()) {
+        if let Err(result) = self.validate(&decoded, self.now_unix()) {
             return Accept::Done(Box::new(rejected(hash, decoded.envelope_b64, result)));
         }
         let (tx, rx) = oneshot::channel();
@@ -235,7 +248,7 @@ impl State {
     /// match), applies the rest and wakes their submitters.
     pub(super) fn close_ledger(&mut self) {
         let sequence = self.latest_sequence() + 1;
-        let now = now_unix();
+        let now = self.now_unix();
         let max = self.config.max_tx_per_ledger.map(|m| m.max(1));
         let mut taken = Vec::new();
         let mut remaining = VecDeque::new();
@@ -259,7 +272,7 @@ impl State {
             }
         }
         self.queue = remaining;
-        let closed_at = chrono::Utc::now();
+        let closed_at = self.now();
         let (mut ok, mut failed, mut ops) = (0, 0, 0);
         let mut hashes = Vec::with_capacity(taken.len());
         for (i, p) in taken.into_iter().enumerate() {

@@ -22,6 +22,10 @@ pub struct ChainConfig {
     pub max_tx_per_ledger: Option<u32>,
     /// After this long a submission answers 504 (the tx still lands later).
     pub submit_timeout: Duration,
+    /// The chain's clock minus the real clock, in seconds: ledger close times and time-bound
+    /// checks use the chain's clock, which on a real network is the validators' and need not
+    /// agree with the app server's.
+    pub clock_offset_seconds: i64,
 }
 
 /// What Horizon knows of an account.

@@ -19,7 +19,6 @@ use super::sim::SimEnv;
 pub fn test_config() -> PayoutConfig {
     PayoutConfig {
         tx_validity: Duration::from_secs(60),
-        expiry_margin: Duration::from_secs(2),
         max_attempts: 30,
         base_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),

@@ -33,6 +33,7 @@ pub fn chain_with(ledger_seconds: f64, max: Option<u32>, timeout: Duration) -> C
         ledger_seconds,
         max_tx_per_ledger: max,
         submit_timeout: timeout,
+        clock_offset_seconds: 0,
     })
 }
 
