@@ -51,9 +51,7 @@ async fn ledger_loop(weak: Weak<Inner>, wake: Arc<Notify>) {
             _ = tokio::time::sleep(wait) => {
                 let Some(inner) = weak.upgrade() else { return };
                 let mut st = lock(&inner.state);
-                if seconds > 0.0 {
-                    st.close_ledger();
-                } else if st.heartbeat_due(INSTANT_HEARTBEAT) {
+                if seconds > 0.0 || st.heartbeat_due(INSTANT_HEARTBEAT) {
                     st.close_ledger();
                 }
             }
