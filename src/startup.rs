@@ -129,8 +129,10 @@ impl RunningApp {
             // Only a process that runs payouts holds payout lanes (leases shared with the
             // other workers, so any number of them may run payouts).
             let payouts = if worker_config.kinds.contains(&JobKind::Payout) {
-                payout_processor(&config, &pi, sim.as_ref(), &ledger)?
-                    .map(|p| p.with_lane_leases(&worker_config.worker_id))
+                payout_processor(&config, &pi, sim.as_ref(), &ledger)?.map(|p| {
+                    p.with_lane_leases(&worker_config.worker_id)
+                        .with_queue(Arc::new(queue.clone()))
+                })
             } else {
                 None
             };

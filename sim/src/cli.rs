@@ -40,6 +40,9 @@ pub struct SimArgs {
     /// two minutes behind this machine's); ledger close times and time bounds follow it.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub clock_offset_seconds: i64,
+    /// Whom Pi's one-open-A2U-payment limit (`ongoing_payment_found`) counts.
+    #[arg(long, value_enum, default_value = "per-user")]
+    pub a2u_open_limit: crate::state::A2uOpenLimit,
     /// Seconds before `POST /transactions` answers 504 (the transaction still lands).
     #[arg(long, default_value_t = 30.0)]
     pub submit_timeout: f64,
@@ -96,6 +99,7 @@ impl SimArgs {
             max_tx_per_ledger: self.max_tx_per_ledger,
             submit_timeout: Duration::from_secs_f64(self.submit_timeout),
             clock_offset_seconds: self.clock_offset_seconds,
+            a2u_open_limit: self.a2u_open_limit,
             rate_limit: self.rate_limit,
             latency_ms: self.latency_ms,
             fail_rate: self.fail_rate,

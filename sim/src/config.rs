@@ -50,6 +50,8 @@ pub struct SimConfig {
     pub app_balance: i64,
     /// Balance of every new Pioneer wallet, in stroops.
     pub pioneer_balance: i64,
+    /// Whom the one-open-A2U-payment limit counts (per Pioneer or per app).
+    pub a2u_open_limit: crate::state::A2uOpenLimit,
 }
 
 impl Default for SimConfig {
@@ -65,6 +67,7 @@ impl Default for SimConfig {
             max_tx_per_ledger: None,
             submit_timeout: Duration::from_secs(30),
             clock_offset_seconds: 0,
+            a2u_open_limit: crate::state::A2uOpenLimit::PerUser,
             rate_limit: None,
             latency_ms: 0,
             fail_rate: 0.0,

@@ -40,6 +40,7 @@ use tokio_util::task::TaskTracker;
 pub use crate::config::SimConfig;
 pub use crate::error::SimError;
 pub use crate::faults::Target;
+pub use crate::state::A2uOpenLimit;
 
 use crate::chain::{Chain, ChainConfig};
 use crate::faults::{FaultKnobs, Faults};
@@ -196,6 +197,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
             app_address: app_address.clone(),
             app_balance: config.app_balance,
             pioneer_balance: config.pioneer_balance,
+            a2u_open_limit: config.a2u_open_limit,
         },
         chain: chain.clone(),
         platform: Mutex::new(PlatformState::default()),

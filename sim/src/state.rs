@@ -35,6 +35,21 @@ pub struct Settings {
     pub app_balance: i64,
     /// Stroops every new Pioneer wallet gets.
     pub pioneer_balance: i64,
+    /// Whom Pi's one-open-A2U-payment limit counts.
+    pub a2u_open_limit: A2uOpenLimit,
+}
+
+/// Whom `ongoing_payment_found` counts: Pi's guides say one open A2U payment per Pioneer in
+/// one place and one at a time per app in another, so pi-sim can play either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[derive(clap::ValueEnum)]
+pub enum A2uOpenLimit {
+    /// One open A2U payment per Pioneer (uid).
+    #[default]
+    PerUser,
+    /// One open A2U payment for the whole app.
+    PerApp,
 }
 
 /// Who pays whom (`PaymentDTO.direction`, as serde spells it).
@@ -348,7 +363,11 @@ impl PlatformState {
         new: NewPayment,
         settings: &Settings,
     ) -> Result<Payment, ApiError> {
-        if let Some(open) = self.open_a2u.get(&new.uid)
+        let open = match settings.a2u_open_limit {
+            A2uOpenLimit::PerUser => self.open_a2u.get(&new.uid),
+            A2uOpenLimit::PerApp => self.open_a2u.values().next(),
+        };
+        if let Some(open) = open
             && let Some(payment) = self.payment(open)
         {
             return Err(ApiError::bad_request(

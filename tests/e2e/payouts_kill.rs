@@ -10,6 +10,7 @@
 use crate::support::payouts::{DEADLINE, Options, PayoutEnv, sim_config, stroops};
 use pi_payments::Role;
 use pi_payments_core::state::PayoutState;
+use pi_sim::{A2uOpenLimit, SimConfig};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,13 @@ fn spawn_worker(env: &PayoutEnv, extra: &[(&str, &str)]) -> Child {
 /// The API in-process on pi-sim (ledgers every 0.2 s), with [`PAYOUTS`] payouts imported to
 /// fresh Pioneers `{prefix}-{i}`: (address, balance before, amount in stroops) of each.
 async fn api_with_payouts(prefix: &str) -> (PayoutEnv, Vec<(String, i64, i64)>) {
+    api_with_payouts_on(prefix, sim_config(0.2)).await
+}
+
+/// [`api_with_payouts`] on a pi-sim configured as `sim`.
+async fn api_with_payouts_on(prefix: &str, sim: SimConfig) -> (PayoutEnv, Vec<(String, i64, i64)>) {
     let env = PayoutEnv::start(
-        sim_config(0.2),
+        sim,
         Options {
             role: Some(Role::Api),
             ..Options::default()
@@ -139,7 +145,17 @@ async fn assert_paid_once(env: &PayoutEnv, expected: &[(String, i64, i64)]) {
 /// `workers` worker processes pay the 40 payouts of a fresh API: how long it took and how many
 /// submissions Horizon saw. The payouts are checked paid exactly once.
 async fn pay_with_workers(prefix: &str, workers: usize) -> (Duration, usize) {
-    let (env, expected) = api_with_payouts(prefix).await;
+    let (elapsed, submits, _) = pay_with_workers_on(prefix, workers, sim_config(0.2)).await;
+    (elapsed, submits)
+}
+
+/// [`pay_with_workers`] on a pi-sim configured as `sim`; also the Pi creates it saw.
+async fn pay_with_workers_on(
+    prefix: &str,
+    workers: usize,
+    sim: SimConfig,
+) -> (Duration, usize, usize) {
+    let (env, expected) = api_with_payouts_on(prefix, sim).await;
     env.control.reset("log").await.unwrap();
     let mut children: Vec<Child> = (0..workers).map(|_| spawn_worker(&env, &[])).collect();
     let start = Instant::now();
@@ -158,9 +174,33 @@ async fn pay_with_workers(prefix: &str, workers: usize) -> (Duration, usize) {
         w.wait().ok();
     }
     let submits = env.control.endpoint_calls("horizon_submit").await.unwrap();
+    let creates = env.control.endpoint_calls("create_payment").await.unwrap();
     assert_paid_once(&env, &expected).await;
     env.stop().await;
-    (elapsed, usize::try_from(submits).unwrap_or(usize::MAX))
+    let n = |v| usize::try_from(v).unwrap_or(usize::MAX);
+    (elapsed, n(submits), n(creates))
+}
+
+/// Pi allowing one open A2U payment per APP (its integration guide's reading): the 40 payouts
+/// of a bulk file, run by two worker processes, each wait for the payout ahead to settle and
+/// are woken by it: every one is paid exactly once with at most 3 creates per payout (polling
+/// creates cost 5 per payout and more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_open_payment_per_app_a_bulk_file_pays_once_with_few_creates() {
+    let sim = SimConfig {
+        a2u_open_limit: A2uOpenLimit::PerApp,
+        ..sim_config(0.2)
+    };
+    let (elapsed, submits, creates) = pay_with_workers_on("perapp", 2, sim).await;
+    let per_minute = PAYOUTS as f64 * 60.0 / elapsed.as_secs_f64();
+    eprintln!(
+        "per-app open limit: {PAYOUTS} payouts in {elapsed:?} ({per_minute:.0}/min) with \
+         {creates} creates and {submits} submissions"
+    );
+    assert!(
+        creates <= 3 * PAYOUTS,
+        "{creates} Pi creates for {PAYOUTS} payouts"
+    );
 }
 
 /// Two worker processes running payouts from one wallet: the app wallet's lane is held by one

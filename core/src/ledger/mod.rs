@@ -36,6 +36,7 @@ pub mod payments;
 pub mod payout_batches;
 pub mod payout_requests;
 pub mod payout_transitions;
+mod payout_waits;
 pub mod payouts;
 pub mod pioneers;
 pub mod reconcile;

@@ -35,6 +35,7 @@ use super::lane_lease::LaneLeases;
 use super::outcome::{Flow, StepOutcome};
 use crate::horizon::{HorizonClient, HorizonError};
 use crate::ids::{PaymentId, PayoutId};
+use crate::jobs::{Job, JobQueue};
 use crate::ledger::{
     Ledger, LedgerError, PayoutApplied, PayoutNote, PayoutPatch, PayoutRow, Swept, now_ms,
 };
@@ -73,6 +74,9 @@ pub struct PayoutProcessor {
     pub(super) chain_clock: ChainClock,
     /// With [`PayoutProcessor::with_lane_leases`]: the task holding this process's lanes.
     pub(super) lane_leases: Option<Arc<LaneLeases>>,
+    /// With [`PayoutProcessor::with_queue`]: where a settled payout wakes the payout waiting
+    /// behind it (without one, waiters find out on their own after `max_backoff`).
+    pub(super) queue: Option<Arc<dyn JobQueue>>,
 }
 
 impl std::fmt::Debug for PayoutProcessor {
@@ -111,6 +115,7 @@ impl PayoutProcessor {
             fee: Arc::new(tokio::sync::Mutex::new(None)),
             chain_clock: ChainClock::new(PayoutConfig::default().fee_cache),
             lane_leases: None,
+            queue: None,
         }
     }
 
@@ -137,6 +142,13 @@ impl PayoutProcessor {
     /// The transaction sources whose lanes this process holds now.
     pub fn held_lanes(&self) -> Vec<String> {
         self.lanes.held_accounts()
+    }
+
+    /// Wake payouts through `queue`: when a payout settles, the one waiting behind it for
+    /// Pi's open-payment slot gets its job at once instead of polling creates.
+    pub fn with_queue(mut self, queue: Arc<dyn JobQueue>) -> PayoutProcessor {
+        self.queue = Some(queue);
+        self
     }
 
     /// Replace the tunables.
@@ -201,11 +213,38 @@ impl PayoutProcessor {
                     }),
                 };
                 if let Flow::Stop(outcome) = flow {
+                    if matches!(
+                        outcome,
+                        StepOutcome::Done
+                            | StepOutcome::Failed { .. }
+                            | StepOutcome::NeedsAttention { .. }
+                    ) {
+                        self.wake_next_behind(id).await;
+                    }
                     return Ok(outcome);
                 }
             }
             Ok(StepOutcome::Again)
         })
+    }
+
+    /// Payout `id` settled: wake the oldest payout waiting behind it (best effort: a lost wake
+    /// costs the waiter its fallback wait, never a payment).
+    async fn wake_next_behind(&self, id: &PayoutId) {
+        let next = match self.ledger.next_behind(id).await {
+            Ok(Some(next)) => next,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(payout_id = %id, "finding the payout waiting behind this one failed: {e}");
+                return;
+            }
+        };
+        tracing::info!(payout_id = %id, next = %next, "waking the payout waiting behind this one");
+        if let Some(queue) = &self.queue
+            && let Err(e) = queue.enqueue(Job::payout(next.clone())).await
+        {
+            tracing::warn!(payout_id = %next, "waking a waiting payout failed: {e}; it retries after its fallback wait");
+        }
     }
 
     pub(super) fn crash_if(&self, point: CrashPoint) -> Result<(), PayoutError> {

@@ -538,7 +538,40 @@ pub async fn stuck_listing_notes_and_retry(ledger: &Ledger) {
     );
 }
 
+/// Payouts waiting behind another for Pi's open-payment slot: a settle hands the slot to the
+/// oldest waiter, the rest now wait behind it; a payout no longer `requested` is skipped.
+pub async fn waiters_are_woken_one_at_a_time_oldest_first(ledger: &Ledger) {
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let (row, _) = ledger
+            .request_payout(req(&format!("w{i}"), "1", &format!("wait-{i}")))
+            .await
+            .unwrap();
+        ids.push(row.id);
+    }
+    let ahead = &ids[0];
+    for w in &ids[1..] {
+        ledger.block_payout_behind(w, ahead).await.unwrap();
+    }
+    assert_eq!(
+        ledger.next_behind(ahead).await.unwrap(),
+        Some(ids[1].clone())
+    );
+    assert_eq!(ledger.next_behind(ahead).await.unwrap(), None, "handed on");
+    assert_eq!(
+        ledger.next_behind(&ids[1]).await.unwrap(),
+        Some(ids[2].clone())
+    );
+    ledger.cancel_payout(&ids[3], None).await.unwrap();
+    assert_eq!(
+        ledger.next_behind(&ids[2]).await.unwrap(),
+        None,
+        "cancelled"
+    );
+}
+
 crate::on_both_databases!(
+    waiters_are_woken_one_at_a_time_oldest_first,
     request_is_idempotent_and_conflicts_are_distinct,
     concurrent_requests_with_one_key_create_one_payout,
     bulk_requests_in_one_transaction,
