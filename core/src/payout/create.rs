@@ -300,30 +300,28 @@ impl PayoutProcessor {
                     "uid {} has an open Pi payment {pid} of payout {} ({other_state}); this payout is created when that one finishes",
                     row.uid, o.id
                 );
-                if other_state.is_in_flight() {
-                    // Ahead of us and moving: wait, uncounted, until it settles and wakes this
-                    // payout (the long fallback covers a wake lost in a crash).
-                    self.ledger.block_payout_behind(&row.id, &o.id).await?;
-                    let settled_meanwhile = self
-                        .ledger
-                        .payout(&o.id)
-                        .await?
-                        .is_some_and(|now| now.state.is_terminal());
-                    let delay = if settled_meanwhile {
-                        self.config.base_backoff
-                    } else {
-                        self.config.max_backoff
-                    };
-                    self.wait_behind(row, "waiting_for_payout", &detail, delay)
-                        .await
-                } else if other_state.is_terminal() {
+                if other_state.is_terminal() {
                     // Just finished: Pi closes its payment at once; a short, uncounted wait.
-                    self.wait_behind(row, "waiting_for_payout", &detail, self.config.base_backoff)
-                        .await
-                } else {
-                    self.retry_later(row, "blocked_by_payout", &detail, None)
-                        .await
+                    return self
+                        .wait_behind(row, "waiting_for_payout", &detail, self.config.base_backoff)
+                        .await;
                 }
+                // Ahead of us (moving, or about to bind the payment Pi just created for it):
+                // wait, uncounted, until it settles and wakes this payout; the long fallback
+                // covers a wake lost in a crash.
+                self.ledger.block_payout_behind(&row.id, &o.id).await?;
+                let settled_meanwhile = self
+                    .ledger
+                    .payout(&o.id)
+                    .await?
+                    .is_some_and(|now| now.state.is_terminal());
+                let delay = if settled_meanwhile {
+                    self.config.base_backoff
+                } else {
+                    self.config.max_backoff
+                };
+                self.wait_behind(row, "waiting_for_payout", &detail, delay)
+                    .await
             }
             _ => {
                 self.retry_later(
