@@ -6,6 +6,7 @@
 //! `-- <callbacks per run> <batch sizes, comma-separated> [database url]`.
 
 use pi_payments_core::PaymentId;
+use pi_payments_core::jobs::ApproveCredential;
 use pi_payments_core::ledger::{Callback, Ledger};
 use std::time::Instant;
 
@@ -43,7 +44,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|i| Callback::Approve {
                     payment_id: PaymentId::parse(&format!("bench{run}x{i}"))
                         .expect("bench ids are alphanumeric"),
-                    access_token: pi_payments_core::secret::AccessToken::new("bench-token"),
+                    credential: ApproveCredential::from_token(
+                        pi_payments_core::secret::AccessToken::new("bench-token"),
+                    ),
                 })
                 .collect();
             for result in ledger.record_callbacks(batch).await {

@@ -26,6 +26,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use pi_payments_core::jobs::ApproveCredential;
 use pi_payments_core::ledger::now_ms;
 use pi_payments_core::pioneer::{AuthError, PioneerAuth, VerifiedPioneer};
 /// The admin token's type (`AuthConfig::admin_token`), here for the binary's configuration.
@@ -131,21 +132,22 @@ pub async fn authenticate(
     }
 }
 
-/// The access token an approve callback should hand to the approve job when its body has no
-/// `accessToken`: the Bearer header's token, else the token the request's session was opened
-/// with, else `None`. Nothing is verified here (the approve job asks `/v2/me` itself).
-pub async fn access_token_for_request(
+/// What an approve callback without a body `accessToken` says about who pays: the Bearer
+/// header's token, else the uid of the request's live cookie session (verified at sign-in; the
+/// approve job compares it with the payment's `user_uid` at Pi), else
+/// [`ApproveCredential::Missing`]. Only the session lookup happens here; the token is verified
+/// by the approve job.
+pub async fn approve_credential_for_request(
     auth: &AuthState,
     headers: &HeaderMap,
-) -> Result<Option<AccessToken>, ApiError> {
+) -> Result<ApproveCredential, ApiError> {
     match session::credential(headers, &auth.config.cookie_name)? {
-        Credential::Bearer(token) => Ok(Some(token)),
-        Credential::Session(s) => Ok(auth
-            .pioneers
-            .session_access_token(&s)
-            .await?
-            .and_then(|t| AccessToken::new(t.expose()))),
-        Credential::Missing => Ok(None),
+        Credential::Bearer(token) => Ok(ApproveCredential::AccessToken(token)),
+        Credential::Session(s) => Ok(match auth.pioneers.session(&s).await? {
+            Some(pioneer) => ApproveCredential::Session(pioneer.uid),
+            None => ApproveCredential::Missing,
+        }),
+        Credential::Missing => Ok(ApproveCredential::Missing),
     }
 }
 

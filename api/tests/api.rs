@@ -10,9 +10,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use pi_payments_api::{ApiState, router};
 use pi_payments_core::PaymentId;
-use pi_payments_core::jobs::{Job, RecordingQueue};
+use pi_payments_core::jobs::{ApproveCredential, Job, RecordingQueue};
 use pi_payments_core::ledger::Ledger;
 use pi_payments_core::products::Catalogue;
+use pi_payments_core::secret::AccessToken;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -109,16 +110,16 @@ async fn approve_is_recorded_enqueued_and_answered_202() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body, json!({"paymentId": pid(1), "state": "received"}));
+    // The token rides in the job; the ledger never stores it.
+    let id = PaymentId::parse(&pid(1)).unwrap();
     assert_eq!(
         api.jobs().await,
-        vec![Job::approve(PaymentId::parse(&pid(1)).unwrap())]
+        vec![Job::approve_with(
+            id.clone(),
+            ApproveCredential::from_token(AccessToken::new("tok-1"))
+        )]
     );
-    let token = api
-        .ledger
-        .access_token(&PaymentId::parse(&pid(1)).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(token.as_ref().map(|t| t.expose()), Some("tok-1"));
+    assert!(api.ledger.access_token(&id).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -146,12 +147,15 @@ async fn bearer_header_is_an_access_token() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let token = api
-        .ledger
-        .access_token(&PaymentId::parse(&pid(3)).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(token.as_ref().map(|t| t.expose()), Some("bearer-tok"));
+    let id = PaymentId::parse(&pid(3)).unwrap();
+    assert_eq!(
+        api.jobs().await,
+        vec![Job::approve_with(
+            id.clone(),
+            ApproveCredential::from_token(AccessToken::new("bearer-tok"))
+        )]
+    );
+    assert!(api.ledger.access_token(&id).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -269,7 +273,13 @@ async fn repeated_callbacks_enqueue_once() {
     let id = PaymentId::parse(&pid(20)).unwrap();
     assert_eq!(
         api.jobs().await,
-        vec![Job::approve(id.clone()), Job::complete(id)]
+        vec![
+            Job::approve_with(
+                id.clone(),
+                ApproveCredential::from_token(AccessToken::new("t"))
+            ),
+            Job::complete(id)
+        ]
     );
 }
 

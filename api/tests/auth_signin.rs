@@ -9,8 +9,9 @@ mod auth_support;
 
 use auth_support::*;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use pi_payments_api::auth::access_token_for_request;
+use pi_payments_api::auth::approve_credential_for_request;
 use pi_payments_core::Uid;
+use pi_payments_core::jobs::ApproveCredential;
 use pi_payments_core::secret::AccessToken;
 use serde_json::json;
 
@@ -238,29 +239,44 @@ async fn logout_clears_the_cookie_and_ends_the_session() {
 }
 
 #[tokio::test]
-async fn approve_path_finds_the_token_from_header_or_cookie() {
+async fn approve_path_takes_the_header_token_or_the_cookie_sessions_uid() {
     let h = Harness::sqlite().await;
     let token = h.token("pioneer-6", None).await;
     let pair = h.sign_in(&token).await;
     let mut with_cookie = HeaderMap::new();
     with_cookie.insert(header::COOKIE, HeaderValue::from_str(&pair).unwrap());
-    let found = access_token_for_request(&h.state.auth, &with_cookie)
+    // The session names its Pioneer; it holds no token to hand out.
+    let found = approve_credential_for_request(&h.state.auth, &with_cookie)
         .await
         .unwrap();
-    assert_eq!(found.unwrap().expose(), token);
+    assert_eq!(
+        found,
+        ApproveCredential::Session(Uid::parse("pioneer-6").unwrap())
+    );
     let mut with_bearer = HeaderMap::new();
     with_bearer.insert(
         header::AUTHORIZATION,
         HeaderValue::from_static("Bearer other-token"),
     );
-    let found = access_token_for_request(&h.state.auth, &with_bearer)
+    let found = approve_credential_for_request(&h.state.auth, &with_bearer)
         .await
         .unwrap();
-    assert_eq!(found.unwrap().expose(), "other-token");
-    let none = access_token_for_request(&h.state.auth, &HeaderMap::new())
+    assert!(
+        matches!(&found, ApproveCredential::AccessToken(t) if t.expose() == "other-token"),
+        "{found:?}"
+    );
+    let none = approve_credential_for_request(&h.state.auth, &HeaderMap::new())
         .await
         .unwrap();
-    assert!(none.is_none());
+    assert_eq!(none, ApproveCredential::Missing);
+    // A session that ended names nobody.
+    let headers = [("cookie", pair.as_str()), ("origin", APP_ORIGIN)];
+    let (status, _, _) = h.send(bare_request("POST", "/auth/logout", &headers)).await;
+    assert_eq!(status, StatusCode::OK);
+    let ended = approve_credential_for_request(&h.state.auth, &with_cookie)
+        .await
+        .unwrap();
+    assert_eq!(ended, ApproveCredential::Missing);
     h.finish().await;
 }
 

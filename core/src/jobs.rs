@@ -1,13 +1,17 @@
 //! Job payloads and the enqueue abstraction.
 //!
-//! Payloads carry ONLY ids: tokens and secrets stay in the ledger (or the process config), so a
-//! queue dump (Redis, the SQLite queue file) never leaks them. Every job re-reads the ledger and
-//! must be safe to run twice, because queues deliver at least once.
+//! Payloads carry ids, and one thing more: an approve job made by an approve callback carries
+//! that callback's [`ApproveCredential`] (the Pioneer's access token, or a signed-in session's
+//! uid). Access tokens are never stored at rest in the ledger, so the job is where the token
+//! lives until it is verified, and it is gone with the job. Every other secret stays in the
+//! process config. Every job re-reads the ledger and must be safe to run twice, because queues
+//! deliver at least once.
 //!
 //! The API enqueues through [`JobQueue`] without depending on apalis; the worker crate implements
 //! it over apalis storages, and [`RecordingQueue`] serves tests.
 
-use crate::ids::{PaymentId, PayoutId};
+use crate::ids::{PaymentId, PayoutId, Uid};
+use crate::secret::AccessToken;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -186,6 +190,48 @@ pub trait JobKindVisitor {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApproveJob {
     pub payment_id: PaymentId,
+    /// What the approve callback said about who pays. `None` for a job no callback made (the
+    /// sweeper's, or one queued before jobs carried it): the step then waits for the Pi SDK's
+    /// next approve callback, which brings the token again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<ApproveCredential>,
+}
+
+/// How an approve callback named the Pioneer who pays, for the approve job to check against
+/// the payment's `user_uid` at Pi. It travels in the job only: the ledger never stores access
+/// tokens. `Debug` redacts the token.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApproveCredential {
+    /// The Pioneer's access token (body `accessToken` or `Authorization: Bearer`): `GET /v2/me`
+    /// says whose it is.
+    AccessToken(#[serde(with = "token_text")] AccessToken),
+    /// The uid of the signed-in session a cookie-only callback came with (verified at sign-in).
+    Session(Uid),
+    /// Neither: nobody can say who pays, so the payment is refused.
+    Missing,
+}
+
+impl ApproveCredential {
+    /// A callback's token if it had one, else [`ApproveCredential::Missing`].
+    pub fn from_token(token: Option<AccessToken>) -> ApproveCredential {
+        token.map_or(ApproveCredential::Missing, ApproveCredential::AccessToken)
+    }
+}
+
+/// The token's text in a job payload (the one place outside requests to Pi where it is
+/// written out; the job is deleted once done).
+mod token_text {
+    use crate::secret::AccessToken;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(token: &AccessToken, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(token.expose())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AccessToken, D::Error> {
+        String::deserialize(d).map(AccessToken::stored)
+    }
 }
 
 /// Verify the stored txid on chain, then `POST /complete`.
@@ -250,9 +296,19 @@ impl Job {
         Job::Payout(PayoutJob { payout_id })
     }
 
-    /// Shorthand constructors used by the ledger.
+    /// An approve job without a credential (the sweeper's): see [`ApproveJob::credential`].
     pub fn approve(payment_id: PaymentId) -> Job {
-        Job::Approve(ApproveJob { payment_id })
+        Job::Approve(ApproveJob {
+            payment_id,
+            credential: None,
+        })
+    }
+    /// The approve job an approve callback asks for, carrying what it said about who pays.
+    pub fn approve_with(payment_id: PaymentId, credential: ApproveCredential) -> Job {
+        Job::Approve(ApproveJob {
+            payment_id,
+            credential: Some(credential),
+        })
     }
     /// See [`CompleteJob`].
     pub fn complete(payment_id: PaymentId) -> Job {
@@ -392,6 +448,32 @@ mod tests {
         assert_eq!(back, Job::approve(pid()));
         let plain = serde_json::to_value(CompleteJob { payment_id: pid() }).unwrap();
         assert_eq!(plain, serde_json::json!({"payment_id": "abc123"}));
+    }
+
+    #[test]
+    fn approve_jobs_carry_their_callbacks_credential_redacted_in_debug() {
+        use crate::jobs::ApproveCredential;
+        use crate::secret::AccessToken;
+        let token = AccessToken::new("tok-secret").unwrap();
+        let job = Job::approve_with(pid(), ApproveCredential::AccessToken(token));
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "approve", "payment_id": "abc123",
+                "credential": {"access_token": "tok-secret"}})
+        );
+        assert_eq!(serde_json::from_value::<Job>(json).unwrap(), job);
+        assert!(!format!("{job:?}").contains("tok-secret"));
+        let uid = crate::ids::Uid::parse("pioneer-1").unwrap();
+        for credential in [ApproveCredential::Session(uid), ApproveCredential::Missing] {
+            let job = Job::approve_with(pid(), credential);
+            let json = serde_json::to_value(&job).unwrap();
+            assert_eq!(serde_json::from_value::<Job>(json).unwrap(), job);
+        }
+        assert_eq!(
+            ApproveCredential::from_token(None),
+            ApproveCredential::Missing
+        );
     }
 
     #[test]

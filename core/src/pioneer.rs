@@ -8,7 +8,9 @@
 //! Pi per token lifetime.
 //!
 //! A session id is 32 random bytes (base64url in the cookie); the ledger stores only its
-//! SHA-256. Tokens and session ids never reach logs: both are [`crate::secret`] types, which
+//! SHA-256, and of the token only its SHA-256 too: a session is the verified uid, scopes and
+//! expiry, never the access token (Pi's guidance: no tokens at rest). Tokens and session ids
+//! never reach logs: both are [`crate::secret`] types, which
 //! redact themselves, and no error here carries either.
 
 use crate::dto::UserDto;
@@ -251,7 +253,6 @@ impl PioneerAuth {
                 id_hash: &id_hash,
                 uid: &pioneer.uid,
                 token_hash: &token_hash,
-                access_token: token,
                 username: pioneer.username.as_deref(),
                 scopes: &pioneer.scopes,
                 valid_until: pioneer.valid_until_ms,
@@ -274,19 +275,6 @@ impl PioneerAuth {
     ) -> Result<Option<VerifiedPioneer>, AuthError> {
         let row = self.inner.ledger.session(&session.hash(), now_ms()).await?;
         Ok(row.map(VerifiedPioneer::from_session))
-    }
-
-    /// The access token a live session was opened with: what an approve callback that came
-    /// with the cookie only (no `accessToken` in its body) hands to the approve job.
-    pub async fn session_access_token(
-        &self,
-        session: &SessionSecret,
-    ) -> Result<Option<AccessToken>, AuthError> {
-        Ok(self
-            .inner
-            .ledger
-            .session_access_token(&session.hash(), now_ms())
-            .await?)
     }
 
     /// End a session; whether one was there. The token itself stays valid at Pi (Bearer calls

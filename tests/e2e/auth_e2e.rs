@@ -2,7 +2,8 @@
 //! does) against pi-sim. Sign-in sets an iframe-proof cookie, an approve callback with only
 //! that cookie gets the payment approved, cross-origin cookie requests are refused, ads are
 //! granted once, operator routes need ADMIN_TOKEN, and the binary refuses a payout wallet
-//! without an admin token.
+//! without an admin token. Issue 16: after sign-in and payments no access token is in the
+//! ledger's files, and a cookie-only approve is accepted only for the session's own payment.
 
 use crate::support::http::{Answer, send, wait_for_payment_state};
 use pi_payments::cli::ConfigArgs;
@@ -10,6 +11,7 @@ use pi_payments::{Config, Role, RunningApp};
 use pi_sim::control_client::{SimControl, U2aRequest};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+use std::path::Path;
 
 const APP_ORIGIN: &str = "https://app.example.com";
 const EVIL_ORIGIN: &str = "https://evil.example";
@@ -145,7 +147,7 @@ async fn sign_in_sets_an_iframe_cookie_that_approves_payments_from_listed_origin
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.body["uid"], uid);
 
-    // The approve callback with only the cookie: the session's token approves the payment.
+    // The approve callback with only the cookie: the session's Pioneer pays, so it is approved.
     let payment = h.new_payment(uid).await;
     let approved = h
         .send(
@@ -350,4 +352,109 @@ fn the_binary_refuses_a_payout_wallet_without_an_admin_token() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("ADMIN_TOKEN is shorter"), "{stderr}");
     assert!(!stderr.contains("short-token"), "{stderr}");
+}
+
+/// Every file of the SQLite ledger at `db` (the database and its WAL, when there is one), as
+/// raw bytes: whether `needle` is anywhere in them.
+fn ledger_files_contain(db: &Path, needle: &str) -> bool {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    [db.to_path_buf(), wal.into()].iter().any(|file| {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        bytes
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_access_token_is_in_the_ledger_files_after_sign_in_and_payments() {
+    let h = Harness::start(Some(ADMIN_TOKEN)).await;
+    let db = h._dir.path().join("ledger.db");
+    let uid = "pioneer-at-rest";
+    let token = h.token(uid).await;
+    let signed = h
+        .send(
+            reqwest::Method::POST,
+            "/auth/pi",
+            &[("origin", APP_ORIGIN)],
+            Some(json!({"accessToken": token})),
+        )
+        .await;
+    assert_eq!(signed.status, 200, "{}", signed.body);
+    let set_cookie = header(&signed.headers, "set-cookie").unwrap().to_string();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+
+    // One payment as the SDK sends it (the token in the approve body), one with the cookie
+    // only; both complete.
+    let with_token = h.new_payment(uid).await;
+    let cookie_only = h.new_payment(uid).await;
+    for (payment, headers, body) in [
+        (
+            &with_token,
+            vec![("origin", APP_ORIGIN)],
+            json!({"paymentId": with_token, "accessToken": token}),
+        ),
+        (
+            &cookie_only,
+            vec![("cookie", cookie.as_str()), ("origin", APP_ORIGIN)],
+            json!({"paymentId": cookie_only}),
+        ),
+    ] {
+        let approved = h
+            .send(
+                reqwest::Method::POST,
+                "/pi_payment/approve",
+                &headers,
+                Some(body),
+            )
+            .await;
+        assert_eq!(approved.status, 202, "{}", approved.body);
+        h.wait_for_state(payment, "approved").await;
+        let txid = h.control.submit(payment).await.unwrap();
+        let completed = h
+            .send(
+                reqwest::Method::POST,
+                "/pi_payment/complete",
+                &[],
+                Some(json!({"paymentId": payment, "txid": txid})),
+            )
+            .await;
+        assert_eq!(completed.status, 202, "{}", completed.body);
+        h.wait_for_state(payment, "completed").await;
+    }
+
+    // Another Pioneer's payment sent with this session's cookie only: refused, cancelled at Pi.
+    let foreign = h.new_payment("pioneer-someone-else").await;
+    let sent = h
+        .send(
+            reqwest::Method::POST,
+            "/pi_payment/approve",
+            &[("cookie", &cookie), ("origin", APP_ORIGIN)],
+            Some(json!({"paymentId": foreign})),
+        )
+        .await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    h.wait_for_state(&foreign, "cancelled").await;
+    assert_eq!(
+        h.control.payment_calls(&foreign, "approve").await.unwrap(),
+        0
+    );
+
+    // The session still works, and neither the database nor its WAL holds the token: while the
+    // service runs, and after it stopped (the WAL checkpointed into the file).
+    let me = h
+        .send(reqwest::Method::GET, "/me", &[("cookie", &cookie)], None)
+        .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert!(db.exists());
+    assert!(
+        !ledger_files_contain(&db, &token),
+        "the access token is in the ledger's files"
+    );
+    h.app.stop().await.unwrap();
+    assert!(
+        !ledger_files_contain(&db, &token),
+        "the access token is in the ledger file after shutdown"
+    );
 }

@@ -21,7 +21,7 @@
 
 use pi_payments_core::horizon::HorizonClient;
 use pi_payments_core::ids::PaymentId;
-use pi_payments_core::jobs::Job;
+use pi_payments_core::jobs::ApproveCredential;
 use pi_payments_core::ledger::{Callback, Ledger};
 use pi_payments_core::pi_client::{PiClient, PiClientConfig, install_crypto_provider};
 use pi_payments_core::rate_limit::{RateLimiter, budget_key};
@@ -200,14 +200,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let id = PaymentId::parse(payment["identifier"].as_str().unwrap_or_default())?;
         callbacks.push(Callback::Approve {
             payment_id: id.clone(),
-            access_token: token["access_token"]
-                .as_str()
-                .and_then(pi_payments_core::secret::AccessToken::new),
+            credential: ApproveCredential::from_token(
+                token["access_token"]
+                    .as_str()
+                    .and_then(pi_payments_core::secret::AccessToken::new),
+            ),
         });
         ids.push(id);
     }
+    // The approve jobs carry the tokens (the ledger stores none).
+    let mut jobs = Vec::new();
     for recorded in ledger.record_callbacks(callbacks).await {
-        recorded?;
+        jobs.extend(recorded?.job);
     }
 
     http.post(format!("{}/_sim/reset", sim.platform_url))
@@ -251,9 +255,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
     }
     let started = Instant::now();
-    queue
-        .push_jobs(ids.iter().cloned().map(Job::approve).collect())
-        .await?;
+    queue.push_jobs(jobs).await?;
     loop {
         let approved = ledger
             .payments_in_state(PaymentState::Approved, i64::MAX)

@@ -28,11 +28,18 @@ pub(crate) async fn handle_job<J: JobPayload>(
         Job::Payout(j) => (Swept::Payout, j.payout_id.to_string()),
     };
     let result = match job {
-        Job::Approve(j) => u2a::run(U2aStep::Approve, &j.payment_id, &attempt, &ctx).await,
-        Job::Complete(j) => u2a::run(U2aStep::Complete, &j.payment_id, &attempt, &ctx).await,
-        Job::Cancel(j) => u2a::run(U2aStep::Cancel, &j.payment_id, &attempt, &ctx).await,
-        Job::RecordError(j) => u2a::run(U2aStep::RecordError, &j.payment_id, &attempt, &ctx).await,
-        Job::Incomplete(j) => u2a::run(U2aStep::Incomplete, &j.payment_id, &attempt, &ctx).await,
+        Job::Approve(j) => {
+            let credential = j.credential.as_ref();
+            u2a::run(U2aStep::Approve, &j.payment_id, credential, &attempt, &ctx).await
+        }
+        Job::Complete(j) => u2a::run(U2aStep::Complete, &j.payment_id, None, &attempt, &ctx).await,
+        Job::Cancel(j) => u2a::run(U2aStep::Cancel, &j.payment_id, None, &attempt, &ctx).await,
+        Job::RecordError(j) => {
+            u2a::run(U2aStep::RecordError, &j.payment_id, None, &attempt, &ctx).await
+        }
+        Job::Incomplete(j) => {
+            u2a::run(U2aStep::Incomplete, &j.payment_id, None, &attempt, &ctx).await
+        }
         Job::Payout(j) => payout::run(j, &attempt, &ctx).await,
     };
     if let Err(error) = ctx.deps.ledger.job_finished(kind, &subject).await {

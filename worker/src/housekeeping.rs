@@ -111,7 +111,6 @@ mod tests {
                     id_hash: id,
                     uid: &uid,
                     token_hash: id,
-                    access_token: &pi_payments_core::secret::AccessToken::stored("token".into()),
                     username: None,
                     scopes: &[],
                     valid_until: now + 3_600_000,

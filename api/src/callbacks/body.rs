@@ -5,6 +5,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{AccessToken, MAX_TOKEN_LEN};
+use pi_payments_core::jobs::ApproveCredential;
 use pi_payments_core::ledger::Callback;
 use pi_payments_core::{PaymentId, Txid};
 use serde_json::{Map, Value};
@@ -101,7 +102,7 @@ pub fn parse_callback(
     Ok(match kind {
         CallbackKind::Approve => Callback::Approve {
             payment_id: payment_id(obj, kind)?,
-            access_token,
+            credential: ApproveCredential::from_token(access_token),
         },
         CallbackKind::Cancel => Callback::Cancel {
             payment_id: payment_id(obj, kind)?,
@@ -308,11 +309,11 @@ mod tests {
         let body = json!({"paymentId": ID, "accessToken": "from-body"});
         let cb = parse_callback(CallbackKind::Approve, &body, bearer.clone()).unwrap();
         assert!(
-            matches!(cb, Callback::Approve { access_token: Some(t), .. } if t.expose() == "from-body")
+            matches!(cb, Callback::Approve { credential: ApproveCredential::AccessToken(t), .. } if t.expose() == "from-body")
         );
         let cb = parse_callback(CallbackKind::Approve, &json!({"paymentId": ID}), bearer).unwrap();
         assert!(
-            matches!(cb, Callback::Approve { access_token: Some(t), .. } if t.expose() == "from-header")
+            matches!(cb, Callback::Approve { credential: ApproveCredential::AccessToken(t), .. } if t.expose() == "from-header")
         );
         let cb = parse(
             CallbackKind::Approve,
@@ -322,7 +323,7 @@ mod tests {
         assert!(matches!(
             cb,
             Callback::Approve {
-                access_token: None,
+                credential: ApproveCredential::Missing,
                 ..
             }
         ));

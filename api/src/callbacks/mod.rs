@@ -5,7 +5,8 @@
 //!
 //! An approve callback carries the Pioneer's access token in its body, else in an
 //! `Authorization: Bearer` header, else (inside Pi's iframe, with a signed-in frontend) the
-//! session cookie stands for the token the session was opened with.
+//! session cookie names the Pioneer: the approve job then accepts the payment only if Pi's
+//! `user_uid` for it is the session's uid. Tokens go to the approve job, never to the ledger.
 
 pub mod batch;
 pub mod body;
@@ -15,13 +16,14 @@ pub use body::{CallbackKind, parse_callback};
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::extract::{AccessToken, Bearer, JsonBody};
+use crate::extract::{Bearer, JsonBody};
 use crate::state::ApiState;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use pi_payments_core::jobs::ApproveCredential;
 use pi_payments_core::ledger::Callback;
 use serde_json::json;
 use tracing::Instrument;
@@ -93,7 +95,7 @@ async fn handle(
 }
 
 /// [`handle`], with the request's headers for an approve callback that may need its cookie
-/// session's token.
+/// session's uid.
 async fn handle_with_headers(
     state: ApiState,
     kind: CallbackKind,
@@ -117,14 +119,14 @@ async fn handle_with_headers(
         if let (
             Some(headers),
             Callback::Approve {
-                access_token: token @ None,
+                credential: credential @ ApproveCredential::Missing,
                 ..
             },
         ) = (&headers, &mut callback)
         {
-            *token = token_from_session(&state, headers).await?;
+            *credential = credential_from_session(&state, headers).await?;
             tracing::debug!(
-                from_session = token.is_some(),
+                from_session = matches!(credential, ApproveCredential::Session(_)),
                 "approve without a body token"
             );
         }
@@ -147,15 +149,14 @@ async fn handle_with_headers(
     .await
 }
 
-/// The access token of the request's cookie session (the Bearer header was already read), or
-/// `None` without a session or when sign-in is not wired. The token never leaves this
-/// function except into the ledger's callback row.
-async fn token_from_session(
+/// Who the request's cookie session is (the Bearer header was already read), or
+/// [`ApproveCredential::Missing`] without a live session or when sign-in is not wired.
+async fn credential_from_session(
     state: &ApiState,
     headers: &HeaderMap,
-) -> Result<Option<AccessToken>, ApiError> {
+) -> Result<ApproveCredential, ApiError> {
     let Some(pioneers) = &state.pioneers else {
-        return Ok(None);
+        return Ok(ApproveCredential::Missing);
     };
-    auth::access_token_for_request(&pioneers.auth, headers).await
+    auth::approve_credential_for_request(&pioneers.auth, headers).await
 }

@@ -10,24 +10,23 @@ use super::error::LedgerError;
 use super::payments::{Direction, PaymentRow};
 use crate::ids::PaymentId;
 use crate::jobs::Job;
-use crate::secret::AccessToken;
 use crate::state::PaymentState;
 use sqlx::{AnyConnection, Executor, Row};
 
 /// Postgres: every first approve callback of a batch, for payments the ledger has never seen,
 /// recorded with ONE statement (one round trip, its own transaction) that writes the same rows
 /// [`record_in`] writes for such a callback, and returns the ids it created. `$1`: now; `$2`:
-/// a JSON array of `[payment id, access token or null]` with distinct ids in payment-id order
+/// a JSON array of `[payment id]` with distinct ids in payment-id order
 /// (rows are inserted, so locked, in that order: two concurrent batches cannot deadlock). The
 /// same text for every batch size, so each connection prepares it once; before it, a batch cost
 /// five round trips and a statement text per batch size, and the callback rate on Postgres was
 /// bound by those round trips (CPU 40 % idle).
 const PG_RECORD_NEW_APPROVALS: &str = "WITH arrived AS ( \
-       SELECT j.value ->> 0 AS id, j.value ->> 1 AS token, j.n \
+       SELECT j.value ->> 0 AS id, j.n \
        FROM json_array_elements($2::json) WITH ORDINALITY AS j(value, n)), \
      created AS ( \
-       INSERT INTO payments (id, direction, state, txid, access_token, attempts, created_at, updated_at) \
-       SELECT id, 'user_to_app', 'received', NULL, token, 0, $1, $1 FROM arrived ORDER BY n \
+       INSERT INTO payments (id, direction, state, txid, attempts, created_at, updated_at) \
+       SELECT id, 'user_to_app', 'received', NULL, 0, $1, $1 FROM arrived ORDER BY n \
        ON CONFLICT (id) DO NOTHING RETURNING id, seq), \
      arrivals AS ( \
        INSERT INTO payment_callbacks (payment_seq, step, first_at, last_at, count, armed_count, armed_at) \
@@ -38,19 +37,13 @@ const PG_RECORD_NEW_APPROVALS: &str = "WITH arrived AS ( \
      SELECT id FROM created";
 
 /// The `$2` of the batch statements ([`PG_RECORD_NEW_APPROVALS`],
-/// [`SQLITE_RECORD_NEW_APPROVALS`]): `[payment id, access token or null]` of each of
-/// `candidates` (first approvals), in their order.
+/// [`SQLITE_RECORD_NEW_APPROVALS`]): `[payment id]` of each of `candidates` (first approvals),
+/// in their order. Tokens stay out: they ride in the approve jobs, never in the ledger.
 fn new_approvals_json(callbacks: &[Callback], candidates: &[usize]) -> Result<String, LedgerError> {
-    let rows: Vec<(&str, Option<&str>)> = candidates
+    let rows: Vec<(&str,)> = candidates
         .iter()
         .filter_map(|&i| match &callbacks[i] {
-            Callback::Approve {
-                payment_id,
-                access_token,
-            } => Some((
-                payment_id.as_str(),
-                access_token.as_ref().map(AccessToken::expose),
-            )),
+            Callback::Approve { payment_id, .. } => Some((payment_id.as_str(),)),
             _ => None,
         })
         .collect();
@@ -67,11 +60,17 @@ fn answer_created(
     results: &mut [Option<Result<Recorded, LedgerError>>],
 ) {
     for &i in candidates {
-        let id = callbacks[i].payment_id();
+        let Callback::Approve {
+            payment_id: id,
+            credential,
+        } = &callbacks[i]
+        else {
+            continue;
+        };
         if created.contains(id.as_str()) {
             results[i] = Some(Ok(Recorded {
                 payment: new_approved_row(id, now),
-                job: Some(Job::approve(id.clone())),
+                job: Some(Job::approve_with(id.clone(), credential.clone())),
                 created: true,
             }));
         }
@@ -103,22 +102,21 @@ fn first_approvals(callbacks: &[Callback], order: &[usize]) -> Vec<usize> {
 
 /// SQLite: every first approve callback of a batch, for payments the ledger has never seen,
 /// recorded in ONE statement list (one trip to SQLite's connection thread), committed, and the
-/// ids it created returned. `$1`: now; `$2`: a JSON array of `[payment id, access token or
-/// null]` with distinct ids. It writes the same rows [`record_in`] writes for such a callback.
+/// ids it created returned. `$1`: now; `$2`: a JSON array of `[payment id]` with distinct ids. It writes the same rows [`record_in`] writes for such a callback.
 /// The new payments take the numbers after the ledger's highest `seq` (safe: `BEGIN
 /// IMMEDIATE` holds the write lock), so all their rows land on the last page of each table.
 /// The same text for every batch size, so SQLite prepares it once per connection. The temp
 /// table lives in memory (`temp_store`) and is emptied before the commit.
 const SQLITE_RECORD_NEW_APPROVALS: &str = "BEGIN IMMEDIATE; \
-     CREATE TEMP TABLE IF NOT EXISTS batch_new_seq (id TEXT PRIMARY KEY NOT NULL, token TEXT, \
+     CREATE TEMP TABLE IF NOT EXISTS batch_new_seq (id TEXT PRIMARY KEY NOT NULL, \
        seq INTEGER NOT NULL); \
-     INSERT INTO temp.batch_new_seq (id, token, seq) \
-       SELECT j.value ->> 0, j.value ->> 1, \
+     INSERT INTO temp.batch_new_seq (id, seq) \
+       SELECT j.value ->> 0, \
          (SELECT IFNULL(MAX(seq), 0) FROM main.payments) + row_number() OVER () \
        FROM json_each($2) AS j \
        WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = j.value ->> 0); \
-     INSERT INTO payments (id, seq, direction, state, txid, access_token, attempts, created_at, updated_at) \
-       SELECT id, seq, 'user_to_app', 'received', NULL, token, 0, $1, $1 FROM temp.batch_new_seq \
+     INSERT INTO payments (id, seq, direction, state, txid, attempts, created_at, updated_at) \
+       SELECT id, seq, 'user_to_app', 'received', NULL, 0, $1, $1 FROM temp.batch_new_seq \
        ORDER BY seq; \
      INSERT INTO payment_callbacks (payment_seq, step, first_at, last_at, count, armed_count, armed_at) \
        SELECT seq, 'approve', $1, $1, 1, 1, $1 FROM temp.batch_new_seq ORDER BY seq; \

@@ -6,9 +6,10 @@
 //! callback re-arms after [`INCOMPLETE_REARM_MS`]: the Pioneer hits it at every login while a
 //! payment is stuck, and a login minutes later is a fresh reason to look again.
 //!
-//! The client is never trusted: a callback only records an id, a token or a txid. Only the
-//! complete callback changes state (to `completing`, carrying the txid); everything else is
-//! decided by jobs that re-read Pi.
+//! The client is never trusted: a callback only records an id or a txid. Only the complete
+//! callback changes state (to `completing`, carrying the txid); everything else is decided by
+//! jobs that re-read Pi. An approve callback's access token is never written here: it rides in
+//! the approve job ([`ApproveCredential`]), so the ledger holds no tokens at rest.
 //!
 //! Under load the API records callbacks in batches ([`super::callback_batch`]); each callback
 //! of a batch means exactly what it means here.
@@ -17,27 +18,15 @@ use super::clock::now_ms;
 use super::connection::Ledger;
 use super::error::LedgerError;
 use super::payments::{
-    HistoryLine, PaymentPatch, PaymentRow, TOKEN_KEEPING_STATES, ensure_txid_free, insert_event,
-    lock_payment, move_payment, payment_cols, payment_from_row, refuse_other_txid,
+    HistoryLine, PaymentPatch, PaymentRow, ensure_txid_free, insert_event, lock_payment,
+    move_payment, payment_cols, payment_from_row, refuse_other_txid,
 };
-use super::sql_list::sql_list;
 use crate::ids::{PaymentId, Txid};
-use crate::jobs::Job;
+use crate::jobs::{ApproveCredential, Job};
 use crate::secret::AccessToken;
 use crate::state::{self, PaymentState, Transition};
 use sqlx::{AnyConnection, Row};
 use std::fmt;
-use std::sync::LazyLock;
-
-/// A token that arrives with a later approve callback is stored when the payment has none yet
-/// and still keeps its token ([`TOKEN_KEEPING_STATES`]).
-static LATE_ACCESS_TOKEN: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE payments SET access_token = $2 WHERE id = $1 AND access_token IS NULL \
-         AND state IN {}",
-        sql_list(TOKEN_KEEPING_STATES.map(PaymentState::as_str))
-    )
-});
 
 /// The history cause of a txid a callback brought for a payment that cannot take it (e.g. a
 /// cancelled one): kept on record for the operator, nothing changed.
@@ -86,11 +75,11 @@ impl CallbackStep {
 /// One callback as the API parsed it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Callback {
-    /// `onReadyForServerApproval`, with the Pioneer's access token when one came (body or
-    /// Bearer header).
+    /// `onReadyForServerApproval`, with what it said about who pays: the access token (body or
+    /// Bearer header), else the signed-in session's uid, else nothing.
     Approve {
         payment_id: PaymentId,
-        access_token: Option<AccessToken>,
+        credential: ApproveCredential,
     },
     /// `onReadyForServerCompletion`.
     Complete { payment_id: PaymentId, txid: Txid },
@@ -114,11 +103,11 @@ impl fmt::Debug for Callback {
         match self {
             Callback::Approve {
                 payment_id,
-                access_token,
+                credential,
             } => f
                 .debug_struct("Approve")
                 .field("payment_id", payment_id)
-                .field("access_token", access_token)
+                .field("credential", credential)
                 .finish(),
             Callback::Complete { payment_id, txid } => f
                 .debug_struct("Complete")
@@ -292,19 +281,14 @@ pub(super) async fn record_in(
         ),
         None => (PaymentState::Received, None),
     };
-    let token = match cb {
-        Callback::Approve { access_token, .. } => access_token.as_ref().map(AccessToken::expose),
-        _ => None,
-    };
     let inserted = sqlx::query(concat!(
-        "INSERT INTO payments (id, direction, state, txid, access_token, attempts, created_at, updated_at) ",
-        "VALUES ($1, 'user_to_app', $2, $3, $4, 0, $5, $5) ON CONFLICT (id) DO NOTHING RETURNING ",
+        "INSERT INTO payments (id, direction, state, txid, attempts, created_at, updated_at) ",
+        "VALUES ($1, 'user_to_app', $2, $3, 0, $4, $4) ON CONFLICT (id) DO NOTHING RETURNING ",
         payment_cols!()
     ))
     .bind(id.as_str())
     .bind(initial.as_str())
     .bind(initial_txid.map(Txid::as_str))
-    .bind(token)
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?;
@@ -330,7 +314,9 @@ pub(super) async fn record_in(
         let row = payment_from_row(&row)?;
         insert_event(conn, &line(None, row.state, step.cause())).await?;
         let job = match cb {
-            Callback::Approve { .. } => Some(Job::approve(id.clone())),
+            Callback::Approve { credential, .. } => {
+                Some(Job::approve_with(id.clone(), credential.clone()))
+            }
             Callback::Complete { .. } | Callback::Incomplete { txid: Some(_), .. } => {
                 Some(Job::complete(id.clone()))
             }
@@ -354,17 +340,11 @@ pub(super) async fn record_in(
         created: false,
     };
     match cb {
-        Callback::Approve { access_token, .. } => {
-            if let Some(token) = access_token {
-                // A token that arrives with a later repeat still helps a job that has none.
-                sqlx::query(LATE_ACCESS_TOKEN.as_str())
-                    .bind(id.as_str())
-                    .bind(token.expose())
-                    .execute(&mut *conn)
-                    .await?;
-            }
+        Callback::Approve { credential, .. } => {
+            // A re-armed repeat (the payment sat idle for `STUCK_AFTER`, e.g. its job was lost
+            // or a swept job waited for a token) brings the token again, in its own job.
             if fresh && row.state == PaymentState::Received {
-                recorded.job = Some(Job::approve(id.clone()));
+                recorded.job = Some(Job::approve_with(id.clone(), credential.clone()));
             }
         }
         Callback::Complete { txid, .. }
@@ -454,10 +434,11 @@ impl Ledger {
     }
 
     record_callback_method!(
-        /// The approve callback: creates the payment as `received` (job: approve) on first arrival.
+        /// The approve callback with its token, if any: creates the payment as `received` on
+        /// first arrival, with an approve job carrying the token (never stored here).
         record_approve_callback(id: &PaymentId, access_token: Option<&AccessToken>) => Callback::Approve {
             payment_id: id.clone(),
-            access_token: access_token.cloned(),
+            credential: ApproveCredential::from_token(access_token.cloned()),
         }
     );
 

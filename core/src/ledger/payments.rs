@@ -42,8 +42,8 @@ impl Direction {
     }
 }
 
-/// One payment as the ledger knows it. The access token is deliberately not part of it (rows
-/// are logged and served by the API); read it with [`Ledger::access_token`].
+/// One payment as the ledger knows it. Rows are logged and served by the API, so the legacy
+/// `access_token` column is never part of one; see [`Ledger::access_token`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct PaymentRow {
     pub id: PaymentId,
@@ -292,8 +292,11 @@ pub(crate) fn refuse_other_txid(row: &PaymentRow, got: &Txid) -> Result<(), Ledg
     }
 }
 
-/// The access token is kept only until approval is decided (see the migration's comment).
-pub(crate) const TOKEN_KEEPING_STATES: [PaymentState; 2] =
+/// Where a token written by an older version may stay (migration 0007 cleared every other
+/// row's): `needs_attention`, so an operator's retry can verify the Pioneer, and `received`,
+/// which that retry moves the payment back to. Any other transition clears it. No token is
+/// written any more: approve callbacks hand theirs to the approve job.
+const TOKEN_KEEPING_STATES: [PaymentState; 2] =
     [PaymentState::Received, PaymentState::NeedsAttention];
 
 /// Whether a payment in `state` still keeps its access token ([`TOKEN_KEEPING_STATES`]).
@@ -459,8 +462,10 @@ impl Ledger {
         rows.iter().map(event_from_row).collect()
     }
 
-    /// The Pioneer's access token from the approve callback, for the approve job (job payloads
-    /// carry only ids). `None` once approval is decided, or if none was sent. Never log it.
+    /// An access token an older version stored with the payment (only ever on a row in
+    /// `needs_attention`, or `received` after an operator's retry of one): what an approve job
+    /// without a credential of its own verifies the Pioneer with. `None` for every payment
+    /// this version recorded. Never log it.
     pub async fn access_token(&self, id: &PaymentId) -> Result<Option<AccessToken>, LedgerError> {
         let token: Option<Option<String>> =
             sqlx::query_scalar("SELECT access_token FROM payments WHERE id = $1")

@@ -2,6 +2,8 @@
 //! (`id_hash`), so reading this table does not yield usable cookies. A session row also caches
 //! the verification of the access token it was created from (`token_hash`) until Pi's
 //! `valid_until`, so a restarted API does not re-ask `/v2/me` for every signed-in Pioneer.
+//! The access token itself is never stored: a session is the verified uid, scopes and expiry
+//! (a cookie-only approve callback is checked against the session's uid, not a token).
 //!
 //! Hashing is the caller's job ([`crate::pioneer`]): the ledger stores and compares hex text.
 
@@ -10,19 +12,17 @@ use super::decode::corrupt;
 use super::error::LedgerError;
 use super::pioneers::{parse_scopes, scopes_json};
 use crate::ids::Uid;
-use crate::secret::AccessToken;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-/// A session to store. `access_token` is kept for the approve path (see the migration).
+/// A session to store: who Pi said the token belongs to, never the token.
 #[derive(Clone)]
 pub struct NewSession<'a> {
     /// Hex SHA-256 of the cookie value.
     pub id_hash: &'a str,
     pub uid: &'a Uid,
-    /// Hex SHA-256 of the access token.
+    /// Hex SHA-256 of the access token (the key of the cached verification).
     pub token_hash: &'a str,
-    pub access_token: &'a AccessToken,
     pub username: Option<&'a str>,
     pub scopes: &'a [String],
     /// Pi's `credentials.valid_until`, unix ms.
@@ -42,7 +42,7 @@ impl std::fmt::Debug for NewSession<'_> {
     }
 }
 
-/// A stored session, without its access token (rows may be logged or served).
+/// A stored session (rows may be logged or served: nothing in one is a credential).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
     /// Hex SHA-256 of the cookie value.
@@ -84,13 +84,12 @@ impl Ledger {
     pub async fn insert_session(&self, s: &NewSession<'_>) -> Result<(), LedgerError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, uid, token_hash, access_token, username, scopes, \
-             valid_until, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO sessions (id_hash, uid, token_hash, username, scopes, \
+             valid_until, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(s.id_hash)
         .bind(s.uid.as_str())
         .bind(s.token_hash)
-        .bind(s.access_token.expose())
         .bind(s.username)
         .bind(scopes_json(s.scopes))
         .bind(s.valid_until)
@@ -146,23 +145,6 @@ impl Ledger {
         row.as_ref().map(session_from_row).transpose()
     }
 
-    /// The access token a live session was created with (for an approve callback that came
-    /// with the cookie only).
-    pub async fn session_access_token(
-        &self,
-        id_hash: &str,
-        now: i64,
-    ) -> Result<Option<AccessToken>, LedgerError> {
-        let token: Option<String> = sqlx::query_scalar(
-            "SELECT access_token FROM sessions WHERE id_hash = $1 AND expires_at > $2",
-        )
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(token.map(AccessToken::stored))
-    }
-
     /// End a session; whether one was there.
     pub async fn delete_session(&self, id_hash: &str) -> Result<bool, LedgerError> {
         let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
@@ -173,7 +155,7 @@ impl Ledger {
     }
 
     /// Delete sessions that expired before `now` (unix ms); how many. Expired rows are already
-    /// ignored by every read, so this only reclaims space (and their stored tokens).
+    /// ignored by every read, so this only reclaims space.
     pub async fn purge_expired_sessions(&self, now: i64) -> Result<u64, LedgerError> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)

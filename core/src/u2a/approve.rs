@@ -1,19 +1,34 @@
 //! The approve step: decide whether a U2A payment may be paid, then approve it at Pi (or refuse
 //! it, see [`super::refusal`]). Pi's payment id makes approve safe to repeat; `already_approved`
 //! counts only after a `GET` shows the payment approved.
+//!
+//! Who pays comes from the job's [`ApproveCredential`] (the callback's token, or a signed-in
+//! session's uid), never from the ledger, which stores no tokens. A job without one (the
+//! sweeper's) re-reads Pi and then waits: the Pi SDK re-sends the approve callback with the
+//! token about every 10 s, and a repeat for a payment idle `STUCK_AFTER` gets a job again.
 
 use super::deps::{U2aDeps, patch_from};
 use super::outcome::{StepError, StepResult, pi_failure};
-use super::refusal::{approval_refusal, refuse};
+use super::refusal::{Verdict, approval_verdict, refuse};
 use crate::dto::{Direction, PaymentDto};
 use crate::ids::{OrderId, PaymentId};
+use crate::jobs::ApproveCredential;
 use crate::ledger::LedgerError;
 use crate::pi_client::PiError;
 use crate::state::{PaymentState, Transition};
 
+/// What a job without a credential notes while it waits for the SDK's next approve callback.
+pub const AWAITING_APPROVE_CALLBACK: &str = "awaiting_approve_callback";
+
 /// Approve (or refuse) a payment the ledger holds as `received`; any other state means the
-/// approval was decided already.
-pub(crate) async fn approve(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> StepResult {
+/// approval was decided already. `credential`: what the approve callback said about who pays
+/// (`None` for a job no callback made).
+pub(crate) async fn approve(
+    deps: &U2aDeps,
+    id: &PaymentId,
+    credential: Option<&ApproveCredential>,
+    attempt: usize,
+) -> StepResult {
     let Some(row) = deps.load(id).await? else {
         return Ok(());
     };
@@ -38,8 +53,10 @@ pub(crate) async fn approve(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> S
         tracing::info!("already approved at Pi; recording without calling approve");
         return record_approved(deps, id, &dto, attempt).await;
     }
-    if let Some(reason) = approval_refusal(deps, id, &dto).await? {
-        return refuse(deps, id, &dto, reason, attempt).await;
+    match approval_verdict(deps, id, &dto, credential).await? {
+        Verdict::Approve => {}
+        Verdict::Refuse(reason) => return refuse(deps, id, &dto, reason, attempt).await,
+        Verdict::AwaitCallback => return await_callback(deps, id, attempt).await,
     }
     let approved = match deps.pi.approve(id).await {
         Ok(approved) => approved,
@@ -55,6 +72,25 @@ pub(crate) async fn approve(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> S
         },
     };
     record_approved(deps, id, &approved, attempt).await
+}
+
+/// No credential to check the Pioneer with: note it and leave the payment `received`. The note
+/// clears `next_check_at` (the sweeper's hold), so the SDK's next approve callback re-arms the
+/// step (the payment has been idle `STUCK_AFTER`) and its job brings the token.
+async fn await_callback(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> StepResult {
+    tracing::info!("no credential in this approve job; waiting for the next approve callback");
+    deps.ledger
+        .note(
+            id,
+            AWAITING_APPROVE_CALLBACK,
+            Some(
+                "this approve job carries no access token (it was re-enqueued by the sweeper, or queued before an upgrade) and tokens are not stored: the Pioneer is verified when the Pi SDK sends the approve callback again (about every 10 s)",
+            ),
+            attempt as i64,
+            None,
+        )
+        .await?;
+    Ok(())
 }
 
 /// After `already_approved`: trust it only if a fresh `GET` shows the payment approved.

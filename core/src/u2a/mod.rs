@@ -22,6 +22,7 @@ mod refusal;
 mod reread;
 pub mod step;
 
+pub use approve::AWAITING_APPROVE_CALLBACK;
 pub use deps::U2aDeps;
 pub use outcome::U2aOutcome;
 pub use processor::U2aProcessor;

@@ -22,6 +22,7 @@ use super::outcome::{StepError, StepResult, U2aOutcome};
 use super::reread::reread;
 use super::step::U2aStep;
 use crate::ids::PaymentId;
+use crate::jobs::ApproveCredential;
 use crate::ledger::{LedgerError, PaymentPatch, Swept, now_ms};
 use crate::state::Transition;
 use crate::throttle::Throttle;
@@ -72,10 +73,36 @@ impl U2aProcessor {
         attempt: usize,
         throttles: u32,
     ) -> U2aOutcome {
+        self.run_with(step, id, None, attempt, throttles).await
+    }
+
+    /// The approve step with what its callback said about who pays (the job's
+    /// [`ApproveCredential`]); `None` as a job the sweeper made.
+    pub async fn run_approve(
+        &self,
+        id: &PaymentId,
+        credential: Option<&ApproveCredential>,
+        attempt: usize,
+        throttles: u32,
+    ) -> U2aOutcome {
+        self.run_with(U2aStep::Approve, id, credential, attempt, throttles)
+            .await
+    }
+
+    /// [`run_after_throttles`](Self::run_after_throttles) with an approve job's credential
+    /// (ignored by the other steps).
+    pub async fn run_with(
+        &self,
+        step: U2aStep,
+        id: &PaymentId,
+        credential: Option<&ApproveCredential>,
+        attempt: usize,
+        throttles: u32,
+    ) -> U2aOutcome {
         let n = attempt.max(1);
         let span = tracing::info_span!("job", job = step.name(), payment_id = %id, attempt = n);
         async move {
-            let error = match self.step(step, id, n).await {
+            let error = match self.step(step, id, credential, n).await {
                 Ok(()) => return U2aOutcome::Done,
                 Err(e) => e,
             };
@@ -97,10 +124,16 @@ impl U2aProcessor {
     }
 
     /// The step itself.
-    async fn step(&self, step: U2aStep, id: &PaymentId, attempt: usize) -> StepResult {
+    async fn step(
+        &self,
+        step: U2aStep,
+        id: &PaymentId,
+        credential: Option<&ApproveCredential>,
+        attempt: usize,
+    ) -> StepResult {
         let deps = &self.deps;
         match step {
-            U2aStep::Approve => approve(deps, id, attempt).await,
+            U2aStep::Approve => approve(deps, id, credential, attempt).await,
             U2aStep::Complete => complete(deps, id, attempt).await,
             U2aStep::Cancel => reread(deps, id, attempt, "cancel_callback").await,
             U2aStep::RecordError => reread(deps, id, attempt, "error_callback").await,

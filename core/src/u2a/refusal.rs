@@ -1,37 +1,81 @@
-//! Refusing a U2A payment: the checks that decide it ([`approval_refusal`]: who pays, and
-//! whether the order takes exactly this amount) and the refusal itself ([`refuse`]: cancel at
-//! Pi, then record `refused` with the reason).
+//! Refusing a U2A payment: the checks that decide it ([`approval_verdict`]: which network, who
+//! pays, and whether the order takes exactly this amount) and the refusal itself ([`refuse`]:
+//! cancel at Pi, then record `refused` with the reason).
 
 use super::deps::{U2aDeps, patch_from};
 use super::outcome::{StepError, StepResult, pi_failure};
 use crate::dto::PaymentDto;
 use crate::ids::{OrderId, PaymentId};
+use crate::jobs::ApproveCredential;
 use crate::ledger::OrderState;
 use crate::pi_client::PiError;
+use crate::secret::AccessToken;
 use crate::state::Transition;
 
-/// Why this payment must not be approved, or `None` when every check passes.
-pub(crate) async fn approval_refusal(
+/// What the approve step may do with a payment.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Every check passed.
+    Approve,
+    /// Refuse it, for this reason.
+    Refuse(String),
+    /// Nothing says who pays (a job without its callback's credential): wait for the Pi SDK's
+    /// next approve callback, which brings the token again.
+    AwaitCallback,
+}
+
+/// The refusal a Pioneer mismatch gets, whichever credential showed it.
+const OTHER_PIONEER: &str = "the payment belongs to a different Pioneer than the access token";
+
+/// Whether this payment may be approved. `credential` is what the approve callback said about
+/// who pays; `None` for a job that carries none (then a token an older version stored, if
+/// any, is used).
+pub(crate) async fn approval_verdict(
     deps: &U2aDeps,
     id: &PaymentId,
     dto: &PaymentDto,
-) -> Result<Option<String>, StepError> {
+    credential: Option<&ApproveCredential>,
+) -> Result<Verdict, StepError> {
     // Which network: Pi's own word on the payment (when it gives one) must be ours.
     if let Some(theirs) = &dto.network
         && *theirs != deps.network
     {
-        return Ok(Some(format!(
+        return Ok(Verdict::Refuse(format!(
             "the payment is on {theirs:?} and this app runs on {:?} (PI_NETWORK): it is never approved",
             deps.network
         )));
     }
-    // Who is paying: the token's owner must be the payment's Pioneer.
-    let Some(token) = deps.ledger.access_token(id).await? else {
-        return Ok(Some(
+    // Who is paying: the credential's Pioneer must be the payment's.
+    let refusal = match credential {
+        Some(ApproveCredential::AccessToken(token)) => token_refusal(deps, token, dto).await?,
+        // A signed-in session: its uid was verified with Pi at sign-in.
+        Some(ApproveCredential::Session(uid)) => (*uid != dto.user_uid).then(|| {
+            "the payment belongs to a different Pioneer than the signed-in session".to_string()
+        }),
+        Some(ApproveCredential::Missing) => Some(
             "no access token came with the approve callback: send accessToken (or an Authorization: Bearer header) so the Pioneer can be verified".into(),
-        ));
+        ),
+        None => match deps.ledger.access_token(id).await? {
+            Some(token) => token_refusal(deps, &token, dto).await?,
+            None => return Ok(Verdict::AwaitCallback),
+        },
     };
-    let me = match deps.pi.me(&token).await {
+    if let Some(reason) = refusal {
+        return Ok(Verdict::Refuse(reason));
+    }
+    Ok(match order_refusal(deps, id, dto).await? {
+        Some(reason) => Verdict::Refuse(reason),
+        None => Verdict::Approve,
+    })
+}
+
+/// Why `token` does not show the payment's Pioneer (`GET /v2/me`), or `None` when it does.
+async fn token_refusal(
+    deps: &U2aDeps,
+    token: &AccessToken,
+    dto: &PaymentDto,
+) -> Result<Option<String>, StepError> {
+    let me = match deps.pi.me(token).await {
         Ok(me) => me,
         Err(e) => match e.root() {
             PiError::InvalidToken | PiError::Unauthorized => {
@@ -42,12 +86,7 @@ pub(crate) async fn approval_refusal(
             _ => return Err(pi_failure("reading the Pioneer at Pi (/me)", e)),
         },
     };
-    if me.uid != dto.user_uid {
-        return Ok(Some(
-            "the payment belongs to a different Pioneer than the access token".into(),
-        ));
-    }
-    order_refusal(deps, id, dto).await
+    Ok((me.uid != dto.user_uid).then(|| OTHER_PIONEER.to_string()))
 }
 
 /// What is being paid: the order's price, exactly (or no order, unless `REQUIRE_ORDER`).

@@ -115,14 +115,20 @@ async fn calls_per_completed_u2a_payment() {
         let token = env.control.token(&uid).await.unwrap();
         let request = U2aRequest::new(&uid, "1").memo("m").metadata(json!({}));
         let id = PaymentId::parse(&env.control.create_u2a_id(&request).await.unwrap()).unwrap();
-        env.ledger
+        let recorded = env
+            .ledger
             .record_approve_callback(&id, AccessToken::new(&token).as_ref())
             .await
             .unwrap();
+        let Some(pi_payments_core::jobs::Job::Approve(job)) = recorded.job else {
+            panic!("the approve callback asks for an approve job");
+        };
         // Only the processor's calls count (not the Pioneer's side played by the control API).
         let before = calls(&env).await;
         assert_eq!(
-            processor.run(U2aStep::Approve, &id, 1).await,
+            processor
+                .run_approve(&id, job.credential.as_ref(), 1, 0)
+                .await,
             U2aOutcome::Done
         );
         for (k, v) in since(&before, &calls(&env).await) {

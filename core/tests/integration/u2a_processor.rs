@@ -2,11 +2,15 @@
 //! step decides, what it records, and what it tells the job to do next.
 
 use crate::support::sim::{SimEnv, start};
-use pi_payments_core::ids::{PaymentId, Txid};
+use pi_payments_core::ids::{PaymentId, Txid, Uid};
+use pi_payments_core::jobs::{ApproveCredential, Job};
+use pi_payments_core::ledger::Callback;
 use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::PaymentState;
-use pi_payments_core::u2a::{U2aDeps, U2aOutcome, U2aProcessor, U2aStep};
+use pi_payments_core::u2a::{
+    AWAITING_APPROVE_CALLBACK, U2aDeps, U2aOutcome, U2aProcessor, U2aStep,
+};
 use pi_sim::SimConfig;
 use pi_sim::control_client::U2aRequest;
 use serde_json::json;
@@ -18,6 +22,8 @@ const MAX_ATTEMPTS: u32 = 2;
 struct Env {
     env: SimEnv,
     processor: U2aProcessor,
+    /// The approve job each recorded approve callback asked for.
+    credentials: std::sync::Mutex<std::collections::HashMap<PaymentId, Job>>,
 }
 
 async fn env() -> Env {
@@ -33,6 +39,7 @@ async fn env() -> Env {
     Env {
         processor: U2aProcessor::new(deps, MAX_ATTEMPTS),
         env,
+        credentials: std::sync::Mutex::default(),
     }
 }
 
@@ -42,19 +49,50 @@ impl Env {
         Txid::parse(&self.env.control.submit(id.as_str()).await.unwrap()).unwrap()
     }
 
-    /// A payment by `uid` created at Pi, and its approve callback recorded with `uid`'s token.
+    /// A payment by `uid` created at Pi, and its approve callback recorded with `uid`'s token;
+    /// the approve job's credential is kept for [`Env::approve`].
     async fn approve_callback(&self, uid: &str) -> PaymentId {
         let token = self.env.control.token(uid).await.unwrap();
+        let id = self.create(uid).await;
+        let token = AccessToken::new(&token);
+        let credential = ApproveCredential::from_token(token);
+        self.record_approve(&id, credential).await;
+        id
+    }
+
+    /// A payment by `uid` created at Pi (no callback yet).
+    async fn create(&self, uid: &str) -> PaymentId {
         let request = U2aRequest::new(uid, "1").memo("m").metadata(json!({}));
         let id = self.env.control.create_u2a_id(&request).await.unwrap();
-        let id = PaymentId::parse(&id).unwrap();
-        let token = AccessToken::new(&token);
-        self.env
-            .ledger
-            .record_approve_callback(&id, token.as_ref())
+        PaymentId::parse(&id).unwrap()
+    }
+
+    /// Record an approve callback with `credential`; its job must carry it.
+    async fn record_approve(&self, id: &PaymentId, credential: ApproveCredential) {
+        let callback = Callback::Approve {
+            payment_id: id.clone(),
+            credential: credential.clone(),
+        };
+        let recorded = self.env.ledger.record_callback(&callback).await.unwrap();
+        assert_eq!(
+            recorded.job,
+            Some(Job::approve_with(id.clone(), credential))
+        );
+        self.credentials
+            .lock()
+            .unwrap()
+            .insert(id.clone(), recorded.job.unwrap());
+    }
+
+    /// Run the approve job the payment's callback made (with its credential).
+    async fn approve(&self, id: &PaymentId) -> U2aOutcome {
+        let job = self.credentials.lock().unwrap().get(id).cloned();
+        let Some(Job::Approve(job)) = job else {
+            panic!("no approve callback recorded for {id}");
+        };
+        self.processor
+            .run_approve(id, job.credential.as_ref(), 1, 0)
             .await
-            .unwrap();
-        id
     }
 
     /// Record the complete callback with `txid`.
@@ -85,16 +123,10 @@ impl Env {
 async fn approve_then_complete_and_a_repeated_step_does_nothing() {
     let env = env().await;
     let id = env.approve_callback("alice").await;
-    assert_eq!(
-        env.processor.run(U2aStep::Approve, &id, 1).await,
-        U2aOutcome::Done
-    );
+    assert_eq!(env.approve(&id).await, U2aOutcome::Done);
     assert_eq!(env.state(&id).await, PaymentState::Approved);
     // Run twice (the queue delivers at least once): Pi is not asked again.
-    assert_eq!(
-        env.processor.run(U2aStep::Approve, &id, 1).await,
-        U2aOutcome::Done
-    );
+    assert_eq!(env.approve(&id).await, U2aOutcome::Done);
     assert_eq!(env.pi_calls(&id, "approve").await, 1);
 
     let txid = env.submit(&id).await;
@@ -112,7 +144,7 @@ async fn approve_then_complete_and_a_repeated_step_does_nothing() {
 async fn a_wrong_txid_gives_up_at_once_and_flags_the_payment() {
     let env = env().await;
     let id = env.approve_callback("gina").await;
-    env.processor.run(U2aStep::Approve, &id, 1).await;
+    env.approve(&id).await;
     env.submit(&id).await;
     let wrong = Txid::parse(&"ab".repeat(32)).unwrap();
     env.complete_callback(&id, &wrong).await;
@@ -131,7 +163,7 @@ async fn a_wrong_txid_gives_up_at_once_and_flags_the_payment() {
 async fn a_transient_failure_is_retried_until_the_cap() {
     let env = env().await;
     let id = env.approve_callback("hana").await;
-    env.processor.run(U2aStep::Approve, &id, 1).await;
+    env.approve(&id).await;
     // The callback names a transaction Pi has not linked yet: worth another try.
     let txid = Txid::parse(&"cd".repeat(32)).unwrap();
     env.complete_callback(&id, &txid).await;
@@ -175,5 +207,67 @@ async fn a_payment_the_ledger_does_not_know_is_dropped() {
     ] {
         assert_eq!(env.processor.run(step, &id, 1).await, U2aOutcome::Done);
     }
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_only_approve_is_accepted_only_for_the_sessions_own_payment() {
+    let env = env().await;
+    // The signed-in session is ivy's: her payment is approved without any token.
+    let ivy = Uid::parse("ivy").unwrap();
+    let own = env.create("ivy").await;
+    env.record_approve(&own, ApproveCredential::Session(ivy.clone()))
+        .await;
+    assert_eq!(env.approve(&own).await, U2aOutcome::Done);
+    assert_eq!(env.state(&own).await, PaymentState::Approved);
+    assert_eq!(env.pi_calls(&own, "approve").await, 1);
+
+    // Jack's payment sent with ivy's session cookie: refused and cancelled at Pi, as a token of
+    // another Pioneer is.
+    let other = env.create("jack").await;
+    env.record_approve(&other, ApproveCredential::Session(ivy))
+        .await;
+    assert_eq!(env.approve(&other).await, U2aOutcome::Done);
+    let row = env.env.ledger.payment(&other).await.unwrap().unwrap();
+    assert_eq!(row.state, PaymentState::Cancelled);
+    assert!(
+        row.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("different Pioneer"),
+        "{row:?}"
+    );
+    assert_eq!(env.pi_calls(&other, "approve").await, 0);
+    assert_eq!(env.pi_calls(&other, "cancel").await, 1);
+    env.done().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approve_job_without_a_credential_waits_for_the_next_callback() {
+    let env = env().await;
+    let id = env.approve_callback("kim").await;
+    // The sweeper's job (no credential; the ledger stores no token): Pi is read, nothing is
+    // decided, and the wait is noted.
+    assert_eq!(
+        env.processor.run(U2aStep::Approve, &id, 1).await,
+        U2aOutcome::Done
+    );
+    assert_eq!(env.state(&id).await, PaymentState::Received);
+    assert_eq!(env.pi_calls(&id, "approve").await, 0);
+    assert_eq!(env.pi_calls(&id, "cancel").await, 0);
+    let history = env.env.ledger.payment_events(&id).await.unwrap();
+    assert!(
+        history.iter().any(|e| e.cause == AWAITING_APPROVE_CALLBACK),
+        "{history:#?}"
+    );
+    // The callback's job (what the SDK's next approve callback enqueues) approves it.
+    assert_eq!(env.approve(&id).await, U2aOutcome::Done);
+    assert_eq!(env.state(&id).await, PaymentState::Approved);
+
+    // A callback that carried nothing at all is refused, as before.
+    let bare = env.create("kim").await;
+    env.record_approve(&bare, ApproveCredential::Missing).await;
+    assert_eq!(env.approve(&bare).await, U2aOutcome::Done);
+    assert_eq!(env.state(&bare).await, PaymentState::Cancelled);
     env.done().await;
 }

@@ -277,14 +277,21 @@ pub async fn u2a(
         .unwrap();
     let token = control.token(&uid).await.unwrap();
     let approve = json!({"paymentId": id, "accessToken": token});
-    post_until_accepted(
-        &http,
-        &format!("{approve_api}/pi_payment/approve"),
-        &approve,
-        deadline,
-    )
-    .await;
-    wait_payment(&http, &complete_api, &id, "approved", deadline).await;
+    let approve_url = format!("{approve_api}/pi_payment/approve");
+    post_until_accepted(&http, &approve_url, &approve, deadline).await;
+    // As Pi's SDK does, the approve callback comes again about every 10 s until the payment is
+    // approved: a job lost with a killed worker (or a restarted Redis) is re-enqueued by the
+    // sweeper without the token, which is never stored, and waits for it.
+    let start = Instant::now();
+    loop {
+        let left = deadline.saturating_sub(start.elapsed());
+        let wait = left.min(Duration::from_secs(10));
+        if try_wait_payment(&http, &complete_api, &id, "approved", wait).await {
+            break;
+        }
+        assert!(start.elapsed() < deadline, "payment {id} never approved");
+        post_until_accepted(&http, &approve_url, &approve, left).await;
+    }
     let txid = control.submit_with(&id, &json!({})).await.unwrap().txid;
     let complete = json!({"paymentId": id, "txid": txid});
     let url = format!("{complete_api}/api/pi_payment/complete");
@@ -320,6 +327,20 @@ pub async fn wait_payment(
     state: &str,
     deadline: Duration,
 ) {
+    assert!(
+        try_wait_payment(http, api, id, state, deadline).await,
+        "payment {id} never reached {state}"
+    );
+}
+
+/// [`wait_payment`] for at most `wait`: whether the payment reached `state` by then.
+async fn try_wait_payment(
+    http: &reqwest::Client,
+    api: &str,
+    id: &str,
+    state: &str,
+    wait: Duration,
+) -> bool {
     let start = Instant::now();
     loop {
         // An API that is not answering (being restarted) is waited for like a slow payment.
@@ -329,16 +350,15 @@ pub async fn wait_payment(
         };
         let now = body["payment"]["state"].as_str().unwrap_or("");
         if now == state {
-            return;
+            return true;
         }
         assert!(
             !super::is_final(now),
             "payment {id} settled as {now}, not {state}: {body}"
         );
-        assert!(
-            start.elapsed() < deadline,
-            "payment {id} never reached {state}: {body}"
-        );
+        if start.elapsed() >= wait {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
 }

@@ -21,6 +21,7 @@ use pi_payments_core::reconcile::{ReconcileConfig, Reconciler, RunOutcome, RunSu
 use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::{PaymentState, PayoutState};
 use pi_payments_core::stellar::{Network, Wallet};
+use pi_payments_core::u2a::AWAITING_APPROVE_CALLBACK;
 use pi_payments_worker::{
     JobRetry, QueueConfig, ScheduleConfig, WorkerConfig, WorkerDeps, connect_queue,
     run_workers_with_schedule,
@@ -63,6 +64,22 @@ async fn run(r: &Reconciler) -> RunSummary {
     match r.run_once("test").await.expect("reconcile runs") {
         RunOutcome::Ran(summary) => *summary,
         RunOutcome::Skipped { holder } => panic!("skipped: lease held by {holder:?}"),
+    }
+}
+
+/// Wait until the payment's history has a line with `cause` (panics after 30 s).
+async fn wait_for_cause(h: &Harness, id: &PaymentId, cause: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let history = h.ledger.payment_events(id).await.unwrap();
+        if history.iter().any(|e| e.cause == cause) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {cause} in {history:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -166,6 +183,21 @@ async fn lost_u2a_jobs_are_finished_by_the_sweep() {
     age_payment(&h.ledger, &id).await;
     let summary = run(&r).await;
     assert_eq!(summary.requeued_payments, vec![format!("{id}:approve")]);
+    // The swept job has no token (the ledger stores none): it re-reads Pi and waits.
+    wait_for_cause(&h, &id, AWAITING_APPROVE_CALLBACK).await;
+    assert_eq!(h.row(&id).await.state, PaymentState::Received);
+    assert_eq!(h.calls(&id, "approve").await, 0);
+    // The Pi SDK re-sends the approve callback with the token: the payment sat idle for
+    // STUCK_AFTER, so the step re-arms and its job (carrying the token) approves.
+    sqlx::query(
+        "UPDATE payment_callbacks SET armed_at = armed_at - 600000 \
+         WHERE payment_seq = (SELECT seq FROM payments WHERE id = $1)",
+    )
+    .bind(id.as_str())
+    .execute(h.ledger.pool())
+    .await
+    .unwrap();
+    h.approve_callback(&id, Some(&token)).await;
     h.wait_for(&id, PaymentState::Approved).await;
     // The worker told the ledger the swept row's job finished: a later sweep that finds the row
     // unchanged counts it as stuck, not as queued.
@@ -459,7 +491,8 @@ async fn two_scheduled_workers_run_reconcile_one_at_a_time() {
 /// Redis restarted without persistence (issue 7), on the served stack: a payout and a U2A
 /// payment had their jobs enqueued, then every key of the queue's namespace vanished before any
 /// worker ran. The workers' own schedule (`STUCK_AFTER` = `RECONCILE_EVERY` = 1 s) finds both
-/// rows, re-enqueues their jobs and finishes them, and the payout is paid exactly once.
+/// rows and re-enqueues their jobs; the payout is paid exactly once, and the payment (whose
+/// swept job has no token) is approved once the SDK's approve callback comes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_lost_in_a_flushed_redis_are_finished_by_the_scheduled_sweep() {
     let mut h = Harness::start(Options {
@@ -491,7 +524,16 @@ async fn jobs_lost_in_a_flushed_redis_are_finished_by_the_scheduled_sweep() {
     h.start_workers();
 
     wait_payout(&h, &payout, PayoutState::Completed).await;
-    h.wait_for(&payment, PaymentState::Approved).await;
+    // The swept approve job carries no token (none is stored) and waits; the Pi SDK re-sends the
+    // approve callback with the token (every ~10 s; here faster), and the callback that finds
+    // the payment idle for STUCK_AFTER gets a job that approves it.
+    wait_for_cause(&h, &payment, AWAITING_APPROVE_CALLBACK).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.row(&payment).await.state != PaymentState::Approved {
+        assert!(tokio::time::Instant::now() < deadline, "never approved");
+        h.approve_callback(&payment, Some(&token)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 
     let row = h.ledger.payout(&payout).await.unwrap().unwrap();
     let memo = row.pi_payment_id.expect("identifier stored");

@@ -80,6 +80,7 @@ async fn bulk_push_writes_what_apalis_writes() {
     storage
         .push(ApproveJob {
             payment_id: pid(5000),
+            credential: None,
         })
         .await
         .unwrap();

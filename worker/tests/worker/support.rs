@@ -138,7 +138,11 @@ impl Harness {
             }
         };
         let redis_ns = redis.clone().map(|url| (url, namespace.clone()));
-        let ledger = Ledger::connect(&ledger_url).await.expect("ledger opens");
+        let mut ledger = Ledger::connect(&ledger_url).await.expect("ledger opens");
+        if let Some(schedule) = &opts.schedule {
+            // As the service does: callbacks re-arm after the sweeper's STUCK_AFTER.
+            ledger = ledger.with_stuck_after(schedule.reconcile.stuck_after);
+        }
         let queue = connect_queue(&QueueConfig {
             redis_url: redis,
             sqlite_path: dir.join("queue.db"),

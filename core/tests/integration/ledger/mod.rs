@@ -6,4 +6,5 @@ mod payout_scenarios;
 mod postgres;
 mod recovery;
 mod sqlite;
+mod tokens_at_rest;
 mod u2a_scenarios;

@@ -15,7 +15,7 @@ async fn a_failed_batch_keeps_what_committed_and_retries_the_rest_alone() {
     let (ledger, cleanup) = postgres().await;
     let approve = |n: u32| Callback::Approve {
         payment_id: pid(n),
-        access_token: None,
+        credential: pi_payments_core::jobs::ApproveCredential::Missing,
     };
     // Known before the triggers exist.
     ledger
@@ -67,7 +67,13 @@ async fn a_failed_batch_keeps_what_committed_and_retries_the_rest_alone() {
             recorded.created,
             "payment {n} was created by the first part"
         );
-        assert_eq!(recorded.job, Some(Job::approve(pid(n))));
+        assert_eq!(
+            recorded.job,
+            Some(Job::approve_with(
+                pid(n),
+                pi_payments_core::jobs::ApproveCredential::Missing
+            ))
+        );
         assert_eq!(history_len(n).await, 1, "payment {n} recorded once");
     }
     assert!(results[5].is_err(), "the refused repeat fails alone");

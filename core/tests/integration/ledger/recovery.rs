@@ -57,24 +57,33 @@ pub async fn repeated_callbacks_of_an_idle_row_reenqueue_once(ledger: &Ledger) {
     let id = pid(70);
     let approve = Callback::Approve {
         payment_id: id.clone(),
-        access_token: None,
+        credential: pi_payments_core::jobs::ApproveCredential::Missing,
     };
     assert_eq!(
         ledger.record_callback(&approve).await.unwrap().job,
-        Some(Job::approve(id.clone()))
+        Some(Job::approve_with(
+            id.clone(),
+            pi_payments_core::jobs::ApproveCredential::Missing
+        ))
     );
     assert!(flood(&ledger, &approve, 8).await.is_empty());
     // Idle past STUCK_AFTER (its job was lost): of a flood of repeats exactly one re-enqueues.
     idle().await;
     assert_eq!(
         flood(&ledger, &approve, 16).await,
-        vec![Job::approve(id.clone())]
+        vec![Job::approve_with(
+            id.clone(),
+            pi_payments_core::jobs::ApproveCredential::Missing
+        )]
     );
     assert!(flood(&ledger, &approve, 4).await.is_empty());
     idle().await;
     assert_eq!(
         flood(&ledger, &approve, 16).await,
-        vec![Job::approve(id.clone())],
+        vec![Job::approve_with(
+            id.clone(),
+            pi_payments_core::jobs::ApproveCredential::Missing
+        )],
         "once per STUCK_AFTER"
     );
 

@@ -20,7 +20,7 @@ async fn a_failed_batch_leaves_nothing_and_the_next_one_works() {
     .unwrap();
     let approve = |n: u32| Callback::Approve {
         payment_id: pid(n),
-        access_token: None,
+        credential: pi_payments_core::jobs::ApproveCredential::Missing,
     };
     let results = ledger
         .record_callbacks((0..10).map(approve).collect())

@@ -1,7 +1,7 @@
 //! The U2A ledger scenarios, written once and run on SQLite and on Postgres (the
 //! `on_both_databases!` list at the end). Each scenario gets a fresh, migrated, empty ledger.
 
-use pi_payments_core::jobs::Job;
+use pi_payments_core::jobs::{ApproveCredential, Job};
 use pi_payments_core::ledger::{Applied, Callback, Ledger, LedgerError, OrderState, PaymentPatch};
 use pi_payments_core::products::Catalogue;
 use pi_payments_core::secret::AccessToken;
@@ -88,16 +88,16 @@ pub async fn callback_idempotency(ledger: &Ledger) {
         assert_eq!(r.payment.state, PaymentState::Received);
         jobs.extend(r.job);
     }
-    assert_eq!(jobs, vec![Job::approve(id.clone())]);
+    // The token rides in the job; the ledger never stores it.
+    let token = AccessToken::new("tok-secret").unwrap();
     assert_eq!(
-        ledger
-            .access_token(&id)
-            .await
-            .unwrap()
-            .as_ref()
-            .map(AccessToken::expose),
-        Some("tok-secret")
+        jobs,
+        vec![Job::approve_with(
+            id.clone(),
+            ApproveCredential::AccessToken(token)
+        )]
     );
+    assert_eq!(ledger.access_token(&id).await.unwrap(), None);
     // One creation line in the history, however many repeats.
     let events = ledger.payment_events(&id).await.unwrap();
     assert_eq!(events.len(), 1);
@@ -114,8 +114,6 @@ pub async fn callback_idempotency(ledger: &Ledger) {
         jobs.extend(r.job);
     }
     assert_eq!(jobs, vec![Job::complete(id.clone())]);
-    // The token is gone once approval is decided.
-    assert_eq!(ledger.access_token(&id).await.unwrap(), None);
 
     // cancel / error / incomplete each enqueue once as well.
     let other = pid(2);
@@ -147,7 +145,10 @@ pub async fn callback_idempotency(ledger: &Ledger) {
     );
     // Approve arriving after the row was created by another callback still enqueues once.
     let r = ledger.record_approve_callback(&other, None).await.unwrap();
-    assert_eq!(r.job, Some(Job::approve(other.clone())));
+    assert_eq!(
+        r.job,
+        Some(Job::approve_with(other.clone(), ApproveCredential::Missing))
+    );
     let history = ledger.payment_events(&other).await.unwrap();
     assert!(
         history
@@ -453,6 +454,13 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
         .record_approve_callback(&c, AccessToken::new("tok").as_ref())
         .await
         .unwrap();
+    assert_eq!(ledger.access_token(&c).await.unwrap(), None, "never stored");
+    // A token an older version stored stays through needs_attention (for an operator's retry).
+    sqlx::query("UPDATE payments SET access_token = 'tok' WHERE id = $1")
+        .bind(c.as_str())
+        .execute(ledger.pool())
+        .await
+        .unwrap();
     ledger
         .note(&c, "attempt_failed", Some("HTTP 503"), 1, None)
         .await
@@ -505,6 +513,31 @@ pub async fn refusal_and_attention_paths(ledger: &Ledger) {
             .any(|e| e.cause == "attempt_failed" && e.attempt == 1)
     );
     assert_eq!(history.iter().filter(|e| e.cause == "gave_up").count(), 2);
+    // An operator's retry keeps the legacy token for the approve job; any other move clears it.
+    let stored = |ledger: &Ledger| {
+        let ledger = ledger.clone();
+        let c = c.clone();
+        async move {
+            let token = ledger.access_token(&c).await.unwrap();
+            token.map(|t| t.expose().to_string())
+        }
+    };
+    assert_eq!(stored(ledger).await.as_deref(), Some("tok"));
+    ledger
+        .apply(
+            &c,
+            Transition::Retry(RetryStep::Approve),
+            Some("operator"),
+            0,
+            PaymentPatch::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored(ledger).await.as_deref(), Some("tok"));
+    move_plainly(ledger, &c, Transition::PiApproved, 1)
+        .await
+        .unwrap();
+    assert_eq!(stored(ledger).await, None);
 
     // A complete callback for a cancelled payment changes nothing but is kept on record.
     let r = ledger
@@ -718,14 +751,14 @@ pub async fn batch_recording(ledger: &Ledger) {
     for n in 0..200u32 {
         batch.push(Callback::Approve {
             payment_id: pid(1000 + n),
-            access_token: AccessToken::new(&format!("t{n}")),
+            credential: ApproveCredential::from_token(AccessToken::new(&format!("t{n}"))),
         });
     }
     // Repeats within the same batch.
     for n in 0..50u32 {
         batch.push(Callback::Approve {
             payment_id: pid(1000 + n),
-            access_token: None,
+            credential: ApproveCredential::Missing,
         });
     }
     batch.push(Callback::Complete {
@@ -754,15 +787,15 @@ pub async fn batch_recording(ledger: &Ledger) {
         Err(LedgerError::TxidConflict { .. })
     ));
     assert!(results[..250].iter().all(|r| r.is_ok()));
+    // The token went into the job, not the ledger.
     assert_eq!(
-        ledger
-            .access_token(&pid(1199))
-            .await
-            .unwrap()
-            .as_ref()
-            .map(AccessToken::expose),
-        Some("t199")
+        results[199].as_ref().unwrap().job,
+        Some(Job::approve_with(
+            pid(1199),
+            ApproveCredential::from_token(AccessToken::new("t199"))
+        ))
     );
+    assert_eq!(ledger.access_token(&pid(1199)).await.unwrap(), None);
     assert_eq!(
         ledger.payment(&pid(1000)).await.unwrap().unwrap().state,
         PaymentState::Completing
@@ -832,7 +865,7 @@ pub async fn concurrent_batches_enqueue_once(ledger: &Ledger) {
         .iter()
         .map(|id| Callback::Approve {
             payment_id: id.clone(),
-            access_token: None,
+            credential: ApproveCredential::Missing,
         })
         .collect();
     let backward: Vec<Callback> = forward.iter().rev().cloned().collect();
@@ -862,12 +895,12 @@ pub async fn batched_first_approvals_match_single_recording(ledger: &Ledger) {
         .iter()
         .map(|id| Callback::Approve {
             payment_id: id.clone(),
-            access_token: AccessToken::new(&format!("tok-{id}")),
+            credential: ApproveCredential::from_token(AccessToken::new(&format!("tok-{id}"))),
         })
         .collect();
     batch.push(Callback::Approve {
         payment_id: fresh[3].clone(),
-        access_token: None,
+        credential: ApproveCredential::Missing,
     });
     let results = ledger.record_callbacks(batch).await;
     let single = ledger
@@ -877,19 +910,18 @@ pub async fn batched_first_approvals_match_single_recording(ledger: &Ledger) {
     for (n, id) in fresh.iter().enumerate() {
         let recorded = results[n].as_ref().unwrap();
         assert!(recorded.created, "{id} is new");
-        assert_eq!(recorded.job, Some(Job::approve(id.clone())));
-        // What the batch answered is exactly what the ledger holds.
+        let token = AccessToken::new(&format!("tok-{id}")).unwrap();
+        assert_eq!(
+            recorded.job,
+            Some(Job::approve_with(
+                id.clone(),
+                ApproveCredential::AccessToken(token)
+            ))
+        );
+        // What the batch answered is exactly what the ledger holds, and it holds no token.
         let stored = ledger.payment(id).await.unwrap().unwrap();
         assert_eq!(recorded.payment, stored, "{id}");
-        assert_eq!(
-            ledger
-                .access_token(id)
-                .await
-                .unwrap()
-                .as_ref()
-                .map(AccessToken::expose),
-            Some(format!("tok-{id}").as_str())
-        );
+        assert_eq!(ledger.access_token(id).await.unwrap(), None);
         // The same history line a single recording writes.
         let history = ledger.payment_events(id).await.unwrap();
         let single_history = ledger.payment_events(&pid(3999)).await.unwrap();
@@ -910,7 +942,7 @@ pub async fn batched_first_approvals_match_single_recording(ledger: &Ledger) {
         .iter()
         .map(|id| Callback::Approve {
             payment_id: id.clone(),
-            access_token: None,
+            credential: ApproveCredential::Missing,
         })
         .collect();
     for result in ledger.record_callbacks(again).await {
@@ -928,7 +960,7 @@ pub async fn payments_are_numbered_and_their_rows_follow(ledger: &Ledger) {
     let batch: Vec<Callback> = (5000..5010)
         .map(|n| Callback::Approve {
             payment_id: pid(n),
-            access_token: AccessToken::new(&format!("token-{n}")),
+            credential: ApproveCredential::from_token(AccessToken::new(&format!("token-{n}"))),
         })
         .collect();
     for result in ledger.record_callbacks(batch).await {
