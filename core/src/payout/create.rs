@@ -11,9 +11,12 @@ use crate::dto::{CreatePaymentRequest, Direction as PiDirection, PaymentDto};
 use crate::ids::Uid;
 use crate::ids::{PaymentId, PayoutId};
 use crate::ledger::payouts::PAYOUT_ID_METADATA_KEY;
-use crate::ledger::{LedgerError, PayoutPatch, PayoutRow};
+use crate::ledger::{LedgerError, PayoutPatch, PayoutRow, now_ms};
 use crate::pi_client::PiError;
 use crate::state::{PayoutState, PayoutTransition};
+
+/// A payout ahead that has not moved for this long may have lost its job: a waiter steps it.
+const STALE_AHEAD_MS: i64 = 30_000;
 
 impl PayoutProcessor {
     pub(super) async fn create_at_pi(
@@ -283,7 +286,10 @@ impl PayoutProcessor {
         match other {
             Some(o) if o.id != row.id => {
                 let mut other_state = o.state;
-                if resolve_others && o.state.is_in_flight() {
+                // Step the payout ahead here only when it looks abandoned (its job lost): a
+                // moving one has its own job, and every waiter stepping it would be a herd.
+                let stale = now_ms().saturating_sub(o.updated_at) > STALE_AHEAD_MS;
+                if resolve_others && stale && o.state.is_in_flight() {
                     match self.step_with(&o.id, false).await {
                         Ok(outcome) => {
                             tracing::info!(payout_id = %row.id, other = %o.id, ?outcome, "stepped the payout holding the Pioneer's open Pi payment");
