@@ -204,6 +204,7 @@ impl Arrival {
 }
 
 /// Count one arrival (`$1` payment id, `$2` step, `$3` now). A repeat re-arms when the step was
+/// disarmed (`armed_at` 0: a job is waiting for exactly this callback's credential), or was
 /// last armed at or before `$4` and the payment is idle: unchanged since `$5` and not postponed
 /// past now (`next_check_at`, e.g. waiting on a rate limit). The upsert decides on the row it
 /// locked, so of a flood of concurrent repeats exactly one re-arms.
@@ -213,13 +214,15 @@ const COUNT_ARRIVAL: &str = "INSERT INTO payment_callbacks \
      ON CONFLICT (payment_seq, step) DO UPDATE SET \
        last_at = $3, \
        count = payment_callbacks.count + 1, \
-       armed_count = CASE WHEN payment_callbacks.armed_at <= $4 AND EXISTS (SELECT 1 FROM payments p \
+       armed_count = CASE WHEN payment_callbacks.armed_at = 0 OR (payment_callbacks.armed_at <= $4 \
+            AND EXISTS (SELECT 1 FROM payments p \
             WHERE p.seq = payment_callbacks.payment_seq AND p.updated_at <= $5 \
-            AND (p.next_check_at IS NULL OR p.next_check_at <= $3)) \
+            AND (p.next_check_at IS NULL OR p.next_check_at <= $3))) \
             THEN payment_callbacks.count + 1 ELSE payment_callbacks.armed_count END, \
-       armed_at = CASE WHEN payment_callbacks.armed_at <= $4 AND EXISTS (SELECT 1 FROM payments p \
+       armed_at = CASE WHEN payment_callbacks.armed_at = 0 OR (payment_callbacks.armed_at <= $4 \
+            AND EXISTS (SELECT 1 FROM payments p \
             WHERE p.seq = payment_callbacks.payment_seq AND p.updated_at <= $5 \
-            AND (p.next_check_at IS NULL OR p.next_check_at <= $3)) \
+            AND (p.next_check_at IS NULL OR p.next_check_at <= $3))) \
             THEN $3 ELSE payment_callbacks.armed_at END \
      RETURNING count, armed_count";
 
@@ -425,6 +428,20 @@ macro_rules! record_callback_method {
 }
 
 impl Ledger {
+    /// An approve job found no credential to verify the Pioneer with: disarm the approve step
+    /// so that the SDK's next approve callback (which carries the token) gets a job at once.
+    pub async fn await_approve_callback(&self, id: &PaymentId) -> Result<(), LedgerError> {
+        sqlx::query(
+            "UPDATE payment_callbacks SET armed_at = 0 \
+             WHERE payment_seq = (SELECT seq FROM payments WHERE id = $1) AND step = $2",
+        )
+        .bind(id.as_str())
+        .bind(CallbackStep::Approve.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Record one callback in its own transaction.
     pub async fn record_callback(&self, cb: &Callback) -> Result<Recorded, LedgerError> {
         let mut tx = self.begin_write().await?;

@@ -13,7 +13,7 @@ use super::refusal::{Verdict, approval_verdict, refuse};
 use crate::dto::{Direction, PaymentDto};
 use crate::ids::{OrderId, PaymentId};
 use crate::jobs::ApproveCredential;
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, Swept, now_ms};
 use crate::pi_client::PiError;
 use crate::state::{PaymentState, Transition};
 
@@ -56,7 +56,7 @@ pub(crate) async fn approve(
     match approval_verdict(deps, id, &dto, credential).await? {
         Verdict::Approve => {}
         Verdict::Refuse(reason) => return refuse(deps, id, &dto, reason, attempt).await,
-        Verdict::AwaitCallback => return await_callback(deps, id, attempt).await,
+        Verdict::AwaitCallback => return await_callback(deps, id, row.created_at, attempt).await,
     }
     let approved = match deps.pi.approve(id).await {
         Ok(approved) => approved,
@@ -74,11 +74,39 @@ pub(crate) async fn approve(
     record_approved(deps, id, &approved, attempt).await
 }
 
-/// No credential to check the Pioneer with: note it and leave the payment `received`. The note
-/// clears `next_check_at` (the sweeper's hold), so the SDK's next approve callback re-arms the
-/// step (the payment has been idle `STUCK_AFTER`) and its job brings the token.
-async fn await_callback(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> StepResult {
+/// How long a payment without a credential waits for the SDK's next approve callback without
+/// the sweeper counting it as stuck: the SDK re-sends it about every 10 s while the Pioneer's
+/// page is open; after this the Pioneer has gone, and the sweeper's count leads to
+/// `needs_attention`.
+const AWAIT_CALLBACK_FOR_MS: i64 = 10 * 60_000;
+
+/// How long each such wait holds the sweeper off (two of the SDK's re-sends).
+const AWAIT_CALLBACK_HOLD_MS: i64 = 20_000;
+
+/// No credential to check the Pioneer with: note it and leave the payment `received`, with the
+/// approve step disarmed so that the SDK's next approve callback gets a job (with the token) at
+/// once. While the payment is young this is waiting on the Pioneer, not being stuck: the
+/// sweeper is held off and its count starts over.
+async fn await_callback(
+    deps: &U2aDeps,
+    id: &PaymentId,
+    created_at: i64,
+    attempt: usize,
+) -> StepResult {
     tracing::info!("no credential in this approve job; waiting for the next approve callback");
+    deps.ledger.await_approve_callback(id).await?;
+    let now = now_ms();
+    let hold = if now.saturating_sub(created_at) < AWAIT_CALLBACK_FOR_MS {
+        deps.ledger
+            .throttled(
+                Swept::Payment,
+                id.as_str(),
+                now.saturating_add(AWAIT_CALLBACK_HOLD_MS),
+            )
+            .await?
+    } else {
+        None
+    };
     deps.ledger
         .note(
             id,
@@ -87,7 +115,7 @@ async fn await_callback(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> StepR
                 "this approve job carries no access token (it was re-enqueued by the sweeper, or queued before an upgrade) and tokens are not stored: the Pioneer is verified when the Pi SDK sends the approve callback again (about every 10 s)",
             ),
             attempt as i64,
-            None,
+            hold,
         )
         .await?;
     Ok(())

@@ -260,7 +260,19 @@ async fn an_approve_job_without_a_credential_waits_for_the_next_callback() {
         history.iter().any(|e| e.cause == AWAITING_APPROVE_CALLBACK),
         "{history:#?}"
     );
-    // The callback's job (what the SDK's next approve callback enqueues) approves it.
+    // Meanwhile the sweeper is held off: waiting on the Pioneer is not being stuck.
+    let row = env.env.ledger.payment(&id).await.unwrap().unwrap();
+    assert!(
+        row.next_check_at
+            .is_some_and(|t| t > pi_payments_core::ledger::now_ms()),
+        "{row:?}"
+    );
+    // The SDK's next approve callback, seconds later (the payment not idle for STUCK_AFTER),
+    // gets a job with its token at once.
+    let token = AccessToken::new(&env.env.control.token("kim").await.unwrap());
+    env.record_approve(&id, ApproveCredential::from_token(token))
+        .await;
+    // That job approves it.
     assert_eq!(env.approve(&id).await, U2aOutcome::Done);
     assert_eq!(env.state(&id).await, PaymentState::Approved);
 
