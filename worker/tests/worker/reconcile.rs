@@ -416,6 +416,7 @@ async fn scheduled_process(
         app_wallet: h.sim.app_wallet_public_key.clone(),
         network: h.sim.network_passphrase.clone(),
         require_order: false,
+        anonymous_cancel_grace: pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
         webhook: None,
         retry: JobRetry::default(),
         payouts: None,

@@ -178,6 +178,7 @@ impl Harness {
             app_wallet: sim.app_wallet_public_key.clone(),
             network: sim.network_passphrase.clone(),
             require_order: opts.require_order,
+            anonymous_cancel_grace: pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
             webhook: opts.webhook,
             retry: opts.retry,
             payouts,

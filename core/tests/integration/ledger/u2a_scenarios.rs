@@ -110,10 +110,12 @@ pub async fn callback_idempotency(ledger: &Ledger) {
             .record_complete_callback(&id, &txid(1))
             .await
             .unwrap();
-        assert_eq!(r.payment.state, PaymentState::Completing);
+        // The txid is a claim: it rides in the job, the job binds Pi's.
+        assert_eq!(r.payment.state, PaymentState::Received);
+        assert_eq!(r.payment.txid, None);
         jobs.extend(r.job);
     }
-    assert_eq!(jobs, vec![Job::complete(id.clone())]);
+    assert_eq!(jobs, vec![Job::complete_hinted(id.clone(), txid(1))]);
 
     // cancel / error / incomplete each enqueue once as well.
     let other = pid(2);
