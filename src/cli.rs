@@ -239,7 +239,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "PI_UNVERIFIED_SHARE", global = true)]
     pub pi_unverified_share: Option<String>,
     /// Seconds after approval before an anonymous incomplete callback may have an approved
-    /// payment without a transaction cancelled (its Pioneer may at once) [default: 600].
+    /// payment without a transaction cancelled (its Pioneer may at once) [default: 300].
     #[arg(long, env = "ANONYMOUS_CANCEL_GRACE", global = true)]
     pub anonymous_cancel_grace: Option<String>,
     /// true → a TLS-terminating proxy sits in front: trust X-Forwarded-Host/-Proto for the

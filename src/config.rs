@@ -202,7 +202,7 @@ fn abuse_settings(
     };
     let grace = match given(&args.anonymous_cancel_grace) {
         Some(v) => std::time::Duration::from_secs(
-            whole_number("ANONYMOUS_CANCEL_GRACE", v, "seconds (e.g. 600)")?.into(),
+            whole_number("ANONYMOUS_CANCEL_GRACE", v, "seconds (e.g. 300)")?.into(),
         ),
         None => pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
     };

@@ -261,8 +261,9 @@ pub struct RecordErrorJob {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IncompleteJob {
     pub payment_id: PaymentId,
-    /// Who sent the callback (Bearer token or session), if anyone said: only the payment's own
-    /// Pioneer may have it cancelled at once. `None` for an anonymous callback.
+    /// Who sent the callback (Bearer token, session, or `Missing` when anonymous): only the
+    /// payment's own Pioneer may have it cancelled at once. `None` for the sweeper's job (an
+    /// approved payment left without a transaction: the service's own decision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<ApproveCredential>,
 }
@@ -349,12 +350,11 @@ impl Job {
         })
     }
     /// An incomplete job for a callback that came with `credential` (see
-    /// [`IncompleteJob::credential`]); `Missing` is stored as `None`.
+    /// [`IncompleteJob::credential`]; `Missing`: an anonymous callback).
     pub fn incomplete_with(payment_id: PaymentId, credential: ApproveCredential) -> Job {
-        let credential = (credential != ApproveCredential::Missing).then_some(credential);
         Job::Incomplete(IncompleteJob {
             payment_id,
-            credential,
+            credential: Some(credential),
         })
     }
 }

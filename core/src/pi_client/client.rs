@@ -193,7 +193,7 @@ impl PiClient {
                 api_key: inner.api_key.clone(),
                 key_header: inner.key_header.clone(),
                 limiter: inner.limiter.clone(),
-                retry: inner.retry.clone(),
+                retry: inner.retry,
                 bad_tokens: inner.bad_tokens.clone(),
                 unverified: Arc::new(UnverifiedShare::new(inner.limiter.per_second(), percent)),
             }),

@@ -33,9 +33,9 @@ pub struct U2aDeps {
     pub anonymous_cancel_grace: Duration,
 }
 
-/// `ANONYMOUS_CANCEL_GRACE`'s default: 10 minutes, far longer than a Pioneer takes to sign,
+/// `ANONYMOUS_CANCEL_GRACE`'s default: 5 minutes (as `ABANDON_AFTER`), far longer than a Pioneer takes to sign,
 /// short enough that a stuck payment does not block the Pioneer for long.
-pub const DEFAULT_ANONYMOUS_CANCEL_GRACE: Duration = Duration::from_secs(600);
+pub const DEFAULT_ANONYMOUS_CANCEL_GRACE: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for U2aDeps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -15,7 +15,7 @@ use crate::ledger::now_ms;
 use crate::state::PaymentState;
 
 /// Settle an incomplete payment the ledger still holds open. `credential`: who sent the
-/// callback, if anyone said.
+/// callback (`Missing`: anonymous); `None` for the sweeper's job.
 pub(crate) async fn incomplete(
     deps: &U2aDeps,
     id: &PaymentId,
@@ -44,7 +44,10 @@ pub(crate) async fn incomplete(
         return complete(deps, id, Some(txid), attempt).await;
     }
     if dto.status.developer_approved {
-        if !who.is(&dto.user_uid) {
+        // A callback's job waits out the grace unless its Pioneer sent it; the sweeper's (no
+        // credential at all) is the service's own decision on a payment it saw sit idle.
+        let from_callback = credential.is_some();
+        if from_callback && !who.is(&dto.user_uid) {
             let grace = deps.anonymous_cancel_grace;
             let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
             let approved_at = deps.ledger.approved_at(id).await?.unwrap_or(row.created_at);
