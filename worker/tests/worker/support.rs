@@ -356,6 +356,25 @@ impl Harness {
         self.enqueue_recorded(recorded.job).await;
     }
 
+    /// An incomplete callback sent with `credential` (its Pioneer's token, or `Missing`).
+    pub async fn incomplete_callback_as(
+        &self,
+        id: &PaymentId,
+        credential: pi_payments_core::jobs::ApproveCredential,
+    ) {
+        let callback = pi_payments_core::ledger::Callback::Incomplete {
+            payment_id: id.clone(),
+            txid: None,
+            credential,
+        };
+        let recorded = self
+            .ledger
+            .record_callback(&callback)
+            .await
+            .expect("record incomplete");
+        self.enqueue_recorded(recorded.job).await;
+    }
+
     pub async fn incomplete_callback(&self, id: &PaymentId, txid: Option<&Txid>) {
         let recorded = self
             .ledger
