@@ -227,6 +227,21 @@ pub struct ConfigArgs {
     /// with credentials, trusted for cookie-authenticated changes, allowed to frame the app.
     #[arg(long, env = "APP_ORIGINS", global = true)]
     pub app_origins: Option<String>,
+    /// Requests per second each client (IP address) may send to the public routes (callbacks,
+    /// /auth/pi, /ads/claim, /orders); 0 turns the limit off [default: 5].
+    #[arg(long, env = "CLIENT_RATE_LIMIT", global = true)]
+    pub client_rate_limit: Option<String>,
+    /// Requests a client may send at once before CLIENT_RATE_LIMIT applies [default: 50].
+    #[arg(long, env = "CLIENT_RATE_BURST", global = true)]
+    pub client_rate_burst: Option<String>,
+    /// Percent of PI_RATE_LIMIT that work for payments nobody vouched for (no valid token or
+    /// session, never approved) may use [default: 20].
+    #[arg(long, env = "PI_UNVERIFIED_SHARE", global = true)]
+    pub pi_unverified_share: Option<String>,
+    /// Seconds after approval before an anonymous incomplete callback may have an approved
+    /// payment without a transaction cancelled (its Pioneer may at once) [default: 300].
+    #[arg(long, env = "ANONYMOUS_CANCEL_GRACE", global = true)]
+    pub anonymous_cancel_grace: Option<String>,
     /// true → a TLS-terminating proxy sits in front: trust X-Forwarded-Host/-Proto for the
     /// API's own origin [default: false].
     #[arg(long, env = "TRUST_PROXY", global = true)]

@@ -146,6 +146,67 @@ pub struct Config {
     pub queue_namespace: String,
     /// `WORKER_QUEUES`: the job kinds this process's workers run (default: every kind).
     pub worker_queues: Vec<pi_payments_core::jobs::JobKind>,
+    /// `CLIENT_RATE_LIMIT` / `CLIENT_RATE_BURST`: per-client limits of the public routes
+    /// (`None`: off).
+    pub client_limit: Option<pi_payments_api::ClientLimit>,
+    /// `PI_UNVERIFIED_SHARE`: percent of `PI_RATE_LIMIT` for work nobody vouched for.
+    pub unverified_share: u8,
+    /// `ANONYMOUS_CANCEL_GRACE`: see `U2aDeps::anonymous_cancel_grace`.
+    pub anonymous_cancel_grace: std::time::Duration,
+}
+
+/// `CLIENT_RATE_LIMIT`, `CLIENT_RATE_BURST`, `PI_UNVERIFIED_SHARE` and `ANONYMOUS_CANCEL_GRACE`:
+/// what strangers may spend.
+fn abuse_settings(
+    args: &ConfigArgs,
+) -> Result<
+    (
+        Option<pi_payments_api::ClientLimit>,
+        u8,
+        std::time::Duration,
+    ),
+    ConfigError,
+> {
+    use pi_payments_api::ClientLimit;
+    let defaults = ClientLimit::default();
+    let per_second = match given(&args.client_rate_limit) {
+        Some("0") => None,
+        Some(v) => Some(whole_number(
+            "CLIENT_RATE_LIMIT",
+            v,
+            "requests per second per client (e.g. 5; 0 turns the limit off)",
+        )?),
+        None => Some(defaults.per_second.get()),
+    };
+    let burst = match given(&args.client_rate_burst) {
+        Some(v) => whole_number("CLIENT_RATE_BURST", v, "requests (e.g. 50)")?,
+        None => defaults.burst.get(),
+    };
+    let client_limit = per_second.map(|n| ClientLimit {
+        per_second: NonZeroU32::new(n).unwrap_or(defaults.per_second),
+        burst: NonZeroU32::new(burst).unwrap_or(defaults.burst),
+    });
+    let share = match given(&args.pi_unverified_share) {
+        Some(v) => {
+            whole_number("PI_UNVERIFIED_SHARE", v, "percent (1 to 100, e.g. 20)").and_then(|n| {
+                u8::try_from(n).ok().filter(|n| *n <= 100).ok_or_else(|| {
+                    ConfigError::new(
+                        "PI_UNVERIFIED_SHARE",
+                        Some(v),
+                        "is not a percent from 1 to 100",
+                    )
+                })
+            })?
+        }
+        None => pi_payments_core::rate_limit::DEFAULT_UNVERIFIED_SHARE_PERCENT,
+    };
+    let grace = match given(&args.anonymous_cancel_grace) {
+        Some(v) => std::time::Duration::from_secs(
+            whole_number("ANONYMOUS_CANCEL_GRACE", v, "seconds (e.g. 300)")?.into(),
+        ),
+        None => pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
+    };
+    Ok((client_limit, share, grace))
 }
 
 /// Unset and empty are the same: compose files pass `${VAR:-}` as an empty string.
@@ -518,6 +579,7 @@ impl Config {
         let (auth, wallet_seed) = auth_settings(args)?;
         let reconcile = reconcile_settings(args)?;
         let channel_seeds = payout_settings(args, &pi, wallet_seed.as_ref())?;
+        let (client_limit, unverified_share, anonymous_cancel_grace) = abuse_settings(args)?;
         Ok(Config {
             pi,
             database_url,
@@ -537,6 +599,9 @@ impl Config {
             reconcile,
             queue_namespace: DEFAULT_QUEUE_NAMESPACE.to_string(),
             worker_queues: worker_queues(args)?,
+            client_limit,
+            unverified_share,
+            anonymous_cancel_grace,
         })
     }
 }

@@ -134,7 +134,8 @@ impl PiServices {
             endpoints.api_base_url.clone(),
             endpoints.api_key.clone(),
             pi_limiter,
-        ))?;
+        ))?
+        .with_unverified_share(config.unverified_share);
         let horizon = HorizonClient::new(&endpoints.horizon_url, horizon_timeout)?
             .with_rate_limiter(horizon_limiter);
         Ok(PiServices {

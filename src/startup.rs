@@ -94,6 +94,7 @@ impl RunningApp {
             let state = ApiState::new(ledger.clone(), Arc::new(queue.clone()), products)
                 .with_auth(pi.client.clone(), config.auth.clone())
                 .context("APP_ORIGINS or the session settings were refused")?
+                .with_client_limit(config.client_limit, config.auth.trust_proxy)
                 // GET /admin/drift: the drift report, on the same Pi client (rate limiter).
                 .with_drift(pi_payments_core::reconcile::DriftChecker::new(
                     ledger.clone(),
@@ -143,6 +144,7 @@ impl RunningApp {
                 app_wallet: pi.endpoints.app_wallet.clone(),
                 network: pi.endpoints.network.clone(),
                 require_order: config.require_order,
+                anonymous_cancel_grace: config.anonymous_cancel_grace,
                 webhook,
                 retry: JobRetry::default(),
                 // A2U payouts (PI_WALLET_SEED, or the simulator's wallet); None: jobs wait.

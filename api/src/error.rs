@@ -55,6 +55,12 @@ pub enum ApiError {
         message: String,
         retry_after_secs: Option<u32>,
     },
+    /// The client sent more requests than its limit (`CLIENT_RATE_LIMIT`): 429 with
+    /// `Retry-After`.
+    #[error(
+        "too many requests from this client address; retry in {retry_after_secs} s (each client address may send CLIENT_RATE_LIMIT requests per second to the public routes)"
+    )]
+    TooManyRequests { retry_after_secs: u32 },
     /// Our bug or an unexpected storage failure: 500. Details go to the log, not the client.
     #[error("internal error")]
     Internal,
@@ -146,6 +152,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +169,7 @@ impl ApiError {
             | ApiError::Unavailable { code, .. } => code,
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Internal => "internal_error",
         }
     }
@@ -200,6 +208,9 @@ impl From<LedgerError> for ApiError {
                 message: err.to_string(),
             },
             LedgerError::PaymentNotFound(_) => {
+                ApiError::not_found("payment_not_found", err.to_string())
+            }
+            LedgerError::UnknownAtPi(_) => {
                 ApiError::not_found("payment_not_found", err.to_string())
             }
             LedgerError::OrderNotFound(_) => {
@@ -260,6 +271,9 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable {
                 retry_after_secs: Some(secs),
                 ..
+            }
+            | ApiError::TooManyRequests {
+                retry_after_secs: secs,
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }

@@ -8,6 +8,7 @@
 //! iframe ([`browser`]), all configured by [`settings`], are mounted in [`router`].
 
 pub mod callbacks;
+pub mod client_limit;
 pub mod drift;
 pub mod error;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod payouts;
 pub mod state;
 
 pub use callbacks::{BatchConfig, CallbackBatcher, CallbackKind};
+pub use client_limit::{ClientLimit, ClientLimiter};
 pub use error::ApiError;
 pub use operator::operator_routes;
 pub use state::{ApiShared, ApiState, PioneerServices};
@@ -48,10 +50,15 @@ pub fn router(state: ApiState) -> Router {
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::DEBUG))
         .on_failure(DefaultOnFailure::new().level(Level::ERROR));
+    // The public routes that write or ask Pi are limited per client (CLIENT_RATE_LIMIT).
+    let limited = |router: Router<ApiState>| match &state.client_limit {
+        Some(limiter) => limiter.protect(router),
+        None => router,
+    };
     let mut routes = Router::new()
-        .merge(callbacks::routes())
+        .merge(limited(callbacks::routes()))
         .merge(payments::routes())
-        .merge(orders::routes())
+        .merge(limited(orders::routes()))
         .merge(events::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -60,12 +67,12 @@ pub fn router(state: ApiState) -> Router {
         .merge(admin::protect(drift::routes(), state.admin.clone()));
     if let Some(pioneers) = &state.pioneers {
         // Sign-in, /me, logout and ad claims run on their own state (auth + ads).
-        routes = routes.merge(
-            Router::new()
-                .merge(auth::routes())
-                .merge(ads::routes())
-                .with_state(pioneers.clone()),
-        );
+        let pioneer_routes = Router::new().merge(auth::routes()).merge(ads::routes());
+        let pioneer_routes = match &state.client_limit {
+            Some(limiter) => limiter.protect(pioneer_routes),
+            None => pioneer_routes,
+        };
+        routes = routes.merge(pioneer_routes.with_state(pioneers.clone()));
     }
     let browser_policy = state.browser.clone();
     let app = routes
@@ -95,7 +102,9 @@ pub async fn serve(
         }
     });
     let callbacks = state.callbacks.clone();
-    axum::serve(listener, router(state))
+    // The peer address keys the per-client limits.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     // Push the jobs of callbacks answered just before the stop (their rows are stored either

@@ -75,6 +75,9 @@ pub struct ApiShared {
     /// The drift report behind `GET /admin/drift` ([`crate::drift`]); `None` (503) for an API
     /// built without Pi and Horizon clients. Set with [`ApiState::with_drift`].
     pub drift: Option<pi_payments_core::reconcile::DriftChecker>,
+    /// Per-client limits of the public routes (`CLIENT_RATE_LIMIT`); `None`: unlimited (the
+    /// default of [`ApiState::new`], for tests). Set with [`ApiState::with_client_limit`].
+    pub client_limit: Option<crate::client_limit::ClientLimiter>,
 }
 
 impl FromRef<ApiState> for AdminAuth {
@@ -118,6 +121,7 @@ impl ApiState {
             admin: AdminAuth::new(None),
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
+            client_limit: None,
         }))
     }
 
@@ -149,6 +153,18 @@ impl ApiState {
             ads,
         });
         Ok(self)
+    }
+
+    /// Limit each client of the public routes to `limit` (`None`: no limit). `trust_proxy`:
+    /// the client is the last `X-Forwarded-For` address, not the peer.
+    pub fn with_client_limit(
+        mut self,
+        limit: Option<crate::client_limit::ClientLimit>,
+        trust_proxy: bool,
+    ) -> ApiState {
+        self.shared_mut().client_limit =
+            limit.map(|l| crate::client_limit::ClientLimiter::new(l, trust_proxy));
+        self
     }
 
     /// Replace the operator check alone (for an API without Pi, e.g. tests of admin routes).

@@ -9,11 +9,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use pi_payments_api::{ApiState, router};
-use pi_payments_core::PaymentId;
 use pi_payments_core::jobs::{ApproveCredential, Job, RecordingQueue};
 use pi_payments_core::ledger::Ledger;
 use pi_payments_core::products::Catalogue;
 use pi_payments_core::secret::AccessToken;
+use pi_payments_core::{PaymentId, Txid};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -175,14 +175,15 @@ async fn complete_accepts_transaction_id_and_txid() {
             )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        assert_eq!(body["state"], "completing");
+        // The txid is a claim: nothing is bound until the complete job reads Pi's.
+        assert_eq!(body["state"], "received");
         let row = api
             .ledger
             .payment(&PaymentId::parse(&pid(n)).unwrap())
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(row.txid.unwrap().as_str(), tx);
+        assert_eq!(row.txid, None);
     }
     let jobs = api.jobs().await;
     assert_eq!(
@@ -228,7 +229,7 @@ async fn cancel_error_and_incomplete_spellings() {
         .await;
     assert_eq!(
         (s, b["state"].as_str()),
-        (StatusCode::ACCEPTED, Some("completing"))
+        (StatusCode::ACCEPTED, Some("received"))
     );
     // A full PaymentDTO: only identifier and transaction.txid are taken.
     let dto = json!({"payment": {
@@ -238,15 +239,14 @@ async fn cancel_error_and_incomplete_spellings() {
     let (s, b) = api.post("/pi_payment/incomplete", dto).await;
     assert_eq!(
         (s, b["state"].as_str()),
-        (StatusCode::ACCEPTED, Some("completing"))
+        (StatusCode::ACCEPTED, Some("received"))
     );
-    let row = api
-        .ledger
-        .payment(&PaymentId::parse(&pid(12)).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.txid.unwrap().as_str(), "ab".repeat(32));
+    let id = PaymentId::parse(&pid(12)).unwrap();
+    let row = api.ledger.payment(&id).await.unwrap().unwrap();
+    // The DTO's txid rides in the complete job as a claim; nothing is bound.
+    assert_eq!(row.txid, None);
+    let claim = Txid::parse(&"ab".repeat(32)).unwrap();
+    assert!(api.jobs().await.contains(&Job::complete_hinted(id, claim)));
     assert_eq!(
         (row.amount, row.memo, row.metadata, row.uid),
         (None, None, None, None)
@@ -278,7 +278,7 @@ async fn repeated_callbacks_enqueue_once() {
                 id.clone(),
                 ApproveCredential::from_token(AccessToken::new("t"))
             ),
-            Job::complete(id)
+            Job::complete_hinted(id, Txid::parse(TX).unwrap())
         ]
     );
 }
@@ -303,8 +303,10 @@ async fn concurrent_callbacks_are_group_committed_and_enqueued_once_each() {
     assert_eq!(api.payment_count().await, 100);
 }
 
+/// A txid in a callback is a claim: a second, different one is accepted and binds nothing
+/// either (the complete job binds the one Pi linked).
 #[tokio::test]
-async fn a_second_txid_is_refused_with_409() {
+async fn txids_in_callbacks_bind_nothing() {
     let api = TestApi::new().await;
     api.post(
         "/pi_payment/complete",
@@ -317,8 +319,14 @@ async fn a_second_txid_is_refused_with_409() {
             json!({"paymentId": pid(21), "txid": "cd".repeat(32)}),
         )
         .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{b}");
-    assert_eq!(b["error"], "txid_conflict");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let row = api
+        .ledger
+        .payment(&PaymentId::parse(&pid(21)).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.state.as_str(), row.txid), ("received", None));
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 //! The API enqueues through [`JobQueue`] without depending on apalis; the worker crate implements
 //! it over apalis storages, and [`RecordingQueue`] serves tests.
 
-use crate::ids::{PaymentId, PayoutId, Uid};
+use crate::ids::{PaymentId, PayoutId, Txid, Uid};
 use crate::secret::AccessToken;
 use std::future::Future;
 use std::pin::Pin;
@@ -234,10 +234,14 @@ mod token_text {
     }
 }
 
-/// Verify the stored txid on chain, then `POST /complete`.
+/// Bind the txid Pi linked, verify it on chain, then `POST /complete`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompleteJob {
     pub payment_id: PaymentId,
+    /// The txid the callback claimed: only a hint, compared with the one Pi linked (a
+    /// difference is noted in the payment's history), never bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txid_hint: Option<Txid>,
 }
 
 /// The Pioneer cancelled: re-read the payment at Pi and record what Pi says.
@@ -252,10 +256,16 @@ pub struct RecordErrorJob {
     pub payment_id: PaymentId,
 }
 
-/// An incomplete payment without a txid: re-read it; cancel an approved one with no tx.
+/// An incomplete payment without a txid: re-read it; cancel an approved one with no tx when
+/// the Pioneer asks, or when it has waited longer than the grace period.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IncompleteJob {
     pub payment_id: PaymentId,
+    /// Who sent the callback (Bearer token, session, or `Missing` when anonymous): only the
+    /// payment's own Pioneer may have it cancelled at once. `None` for the sweeper's job (an
+    /// approved payment left without a transaction: the service's own decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<ApproveCredential>,
 }
 
 /// Advance one A2U payout by one `PayoutProcessor::step` (it resumes from the stored step; the
@@ -312,7 +322,17 @@ impl Job {
     }
     /// See [`CompleteJob`].
     pub fn complete(payment_id: PaymentId) -> Job {
-        Job::Complete(CompleteJob { payment_id })
+        Job::Complete(CompleteJob {
+            payment_id,
+            txid_hint: None,
+        })
+    }
+    /// A complete job for a callback that claimed `txid` (see [`CompleteJob::txid_hint`]).
+    pub fn complete_hinted(payment_id: PaymentId, txid: Txid) -> Job {
+        Job::Complete(CompleteJob {
+            payment_id,
+            txid_hint: Some(txid),
+        })
     }
     /// See [`CancelJob`].
     pub fn cancel(payment_id: PaymentId) -> Job {
@@ -324,7 +344,18 @@ impl Job {
     }
     /// See [`IncompleteJob`].
     pub fn incomplete(payment_id: PaymentId) -> Job {
-        Job::Incomplete(IncompleteJob { payment_id })
+        Job::Incomplete(IncompleteJob {
+            payment_id,
+            credential: None,
+        })
+    }
+    /// An incomplete job for a callback that came with `credential` (see
+    /// [`IncompleteJob::credential`]; `Missing`: an anonymous callback).
+    pub fn incomplete_with(payment_id: PaymentId, credential: ApproveCredential) -> Job {
+        Job::Incomplete(IncompleteJob {
+            payment_id,
+            credential: Some(credential),
+        })
     }
 }
 
@@ -446,7 +477,11 @@ mod tests {
         );
         let back: Job = serde_json::from_value(json).unwrap();
         assert_eq!(back, Job::approve(pid()));
-        let plain = serde_json::to_value(CompleteJob { payment_id: pid() }).unwrap();
+        let plain = serde_json::to_value(CompleteJob {
+            payment_id: pid(),
+            txid_hint: None,
+        })
+        .unwrap();
         assert_eq!(plain, serde_json::json!({"payment_id": "abc123"}));
     }
 

@@ -131,6 +131,47 @@ pub struct RateLimiter {
     backend: Backend,
 }
 
+/// `PI_UNVERIFIED_SHARE`'s default: the percent of `PI_RATE_LIMIT` that work for payments
+/// nobody has vouched for may use (see [`UnverifiedShare`]).
+pub const DEFAULT_UNVERIFIED_SHARE_PERCENT: u8 = 20;
+
+/// The bounded share of the Pi budget for work that carries no verified Pioneer and that the
+/// ledger has not seen approved (a callback with a bogus or no token, or a random payment id):
+/// a stranger can spend this share, never the rest. Per process; it only says "not now" and
+/// never waits, so a deferred job does not hold a worker slot.
+pub struct UnverifiedShare {
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl UnverifiedShare {
+    /// `percent` (1 to 100) of `total` requests per second, at least one every 10 s.
+    pub fn new(total: NonZeroU32, percent: u8) -> UnverifiedShare {
+        let per_100s = u64::from(total.get()) * u64::from(percent.clamp(1, 100));
+        // One permit every `100 s / per_100s`, bursts of one.
+        let period = Duration::from_micros((100_000_000 / per_100s.max(1)).clamp(1, 10_000_000));
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::MIN);
+        UnverifiedShare {
+            limiter: DefaultDirectRateLimiter::direct(quota),
+        }
+    }
+
+    /// Take a permit now, or say how long until one is free.
+    pub fn try_take(&self) -> Result<(), Duration> {
+        use governor::clock::{Clock, DefaultClock};
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+impl std::fmt::Debug for UnverifiedShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnverifiedShare").finish_non_exhaustive()
+    }
+}
+
 /// Calls to Pi's Platform API are limited by a [`RateLimiter`]; the name stays for callers.
 pub type PiRateLimiter = RateLimiter;
 

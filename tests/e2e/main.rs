@@ -9,6 +9,7 @@
 
 mod support;
 
+mod abuse;
 mod auth_e2e;
 mod chaos;
 mod cli;

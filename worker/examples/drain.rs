@@ -89,6 +89,7 @@ impl Pool {
             app_wallet: self.app_wallet.clone(),
             network: self.network.clone(),
             require_order: false,
+            anonymous_cancel_grace: pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
             webhook: None,
             retry: JobRetry::default(),
             payouts: None,

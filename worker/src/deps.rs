@@ -49,6 +49,8 @@ pub struct WorkerDeps {
     pub network: String,
     /// `REQUIRE_ORDER`: refuse U2A payments whose metadata carries no `orderId`.
     pub require_order: bool,
+    /// `ANONYMOUS_CANCEL_GRACE`: see [`U2aDeps::anonymous_cancel_grace`].
+    pub anonymous_cancel_grace: std::time::Duration,
     /// `APP_WEBHOOK_URL` / `APP_WEBHOOK_SECRET`; `None` leaves events to `GET /events` polling.
     pub webhook: Option<WebhookConfig>,
     /// How many times a job is tried and how long it waits between tries.
@@ -68,6 +70,7 @@ impl WorkerDeps {
             app_wallet: self.app_wallet.clone(),
             network: self.network.clone(),
             require_order: self.require_order,
+            anonymous_cancel_grace: self.anonymous_cancel_grace,
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::{payout, u2a};
 use apalis::prelude::{Attempt, BoxDynError, Data};
 use pi_payments_core::jobs::{Job, JobPayload};
 use pi_payments_core::ledger::Swept;
-use pi_payments_core::u2a::U2aStep;
+use pi_payments_core::u2a::{StepInput, U2aStep};
 use std::sync::Arc;
 
 /// apalis handler for jobs of payload type `J`.
@@ -29,16 +29,33 @@ pub(crate) async fn handle_job<J: JobPayload>(
     };
     let result = match job {
         Job::Approve(j) => {
-            let credential = j.credential.as_ref();
-            u2a::run(U2aStep::Approve, &j.payment_id, credential, &attempt, &ctx).await
+            let input = StepInput {
+                credential: j.credential.as_ref(),
+                txid_hint: None,
+            };
+            u2a::run(U2aStep::Approve, &j.payment_id, input, &attempt, &ctx).await
         }
-        Job::Complete(j) => u2a::run(U2aStep::Complete, &j.payment_id, None, &attempt, &ctx).await,
-        Job::Cancel(j) => u2a::run(U2aStep::Cancel, &j.payment_id, None, &attempt, &ctx).await,
+        Job::Complete(j) => {
+            let input = StepInput {
+                credential: None,
+                txid_hint: j.txid_hint.as_ref(),
+            };
+            u2a::run(U2aStep::Complete, &j.payment_id, input, &attempt, &ctx).await
+        }
+        Job::Cancel(j) => {
+            let input = StepInput::default();
+            u2a::run(U2aStep::Cancel, &j.payment_id, input, &attempt, &ctx).await
+        }
         Job::RecordError(j) => {
-            u2a::run(U2aStep::RecordError, &j.payment_id, None, &attempt, &ctx).await
+            let input = StepInput::default();
+            u2a::run(U2aStep::RecordError, &j.payment_id, input, &attempt, &ctx).await
         }
         Job::Incomplete(j) => {
-            u2a::run(U2aStep::Incomplete, &j.payment_id, None, &attempt, &ctx).await
+            let input = StepInput {
+                credential: j.credential.as_ref(),
+                txid_hint: None,
+            };
+            u2a::run(U2aStep::Incomplete, &j.payment_id, input, &attempt, &ctx).await
         }
         Job::Payout(j) => payout::run(j, &attempt, &ctx).await,
     };

@@ -7,15 +7,14 @@
 use crate::context::HandlerCtx;
 use apalis::prelude::{AbortError, Attempt, BoxDynError};
 use pi_payments_core::ids::PaymentId;
-use pi_payments_core::jobs::ApproveCredential;
-use pi_payments_core::u2a::{U2aOutcome, U2aStep};
+use pi_payments_core::u2a::{StepInput, U2aOutcome, U2aStep};
 
-/// Run one U2A step for `payment_id` and map its outcome for apalis. `credential`: an approve
-/// job's (what its callback said about who pays), `None` for every other step.
+/// Run one U2A step for `payment_id` and map its outcome for apalis. `input`: what the job
+/// carries from its callback (who sent it, which txid it claimed).
 pub(crate) async fn run(
     step: U2aStep,
     payment_id: &PaymentId,
-    credential: Option<&ApproveCredential>,
+    input: StepInput<'_>,
     attempt: &Attempt,
     ctx: &HandlerCtx,
 ) -> Result<(), BoxDynError> {
@@ -23,7 +22,7 @@ pub(crate) async fn run(
     let outcome = loop {
         let outcome = ctx
             .u2a
-            .run_with(step, payment_id, credential, attempt.current(), throttles)
+            .run_with(step, payment_id, input, attempt.current(), throttles)
             .await;
         match outcome {
             U2aOutcome::Throttled { delay, .. } => {

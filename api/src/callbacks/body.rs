@@ -127,7 +127,11 @@ pub fn parse_callback(
         }
         CallbackKind::Incomplete => {
             let (payment_id, txid) = incomplete(obj)?;
-            Callback::Incomplete { payment_id, txid }
+            Callback::Incomplete {
+                payment_id,
+                txid,
+                credential: ApproveCredential::from_token(access_token),
+            }
         }
     })
 }
@@ -152,13 +156,27 @@ fn optional_string<'a>(
     }
 }
 
+/// The lengths a callback's payment id may have: Pi's are 28 letters and digits; a little
+/// leeway either side in case Pi changes them, none for other characters.
+pub const PI_ID_LENGTHS: std::ops::RangeInclusive<usize> = 20..=40;
+
 fn parse_payment_id(text: &str, field: &str, kind: CallbackKind) -> Result<PaymentId, ApiError> {
-    PaymentId::parse(text).map_err(|err| {
+    let id = PaymentId::parse(text).map_err(|err| {
         ApiError::bad_request(
             "invalid_payment_id",
             format!("{field}: {err}; send {}", kind.example()),
         )
-    })
+    })?;
+    if !PI_ID_LENGTHS.contains(&text.len()) {
+        return Err(ApiError::bad_request(
+            "invalid_payment_id",
+            format!(
+                "{field} is not a Pi payment identifier (those are 28 letters and digits); send the id Pi's SDK passed to the callback: {}",
+                kind.example()
+            ),
+        ));
+    }
+    Ok(id)
 }
 
 fn payment_id(obj: &Map<String, Value>, kind: CallbackKind) -> Result<PaymentId, ApiError> {
@@ -355,7 +373,7 @@ mod tests {
             "transaction": {"txid": tx(), "verified": true, "_link": "http://x"}}});
         let cb = parse(CallbackKind::Incomplete, dto).unwrap();
         assert!(
-            matches!(cb, Callback::Incomplete { payment_id, txid: Some(t) }
+            matches!(cb, Callback::Incomplete { payment_id, txid: Some(t), .. }
             if payment_id.as_str() == ID && t.as_str() == tx())
         );
         let null = json!({"paymentId": ID, "transactionId": null});
@@ -396,6 +414,8 @@ mod tests {
             (json!({}), "missing_payment_id"),
             (json!({"paymentId": 42}), "invalid_body"),
             (json!({"paymentId": "has space"}), "invalid_payment_id"),
+            (json!({"paymentId": "short1"}), "invalid_payment_id"),
+            (json!({"paymentId": "a".repeat(41)}), "invalid_payment_id"),
             (json!({"paymentId": ID, "accessToken": 7}), "invalid_body"),
         ];
         for (body, code) in cases {

@@ -6,7 +6,10 @@
 //! An approve callback carries the Pioneer's access token in its body, else in an
 //! `Authorization: Bearer` header, else (inside Pi's iframe, with a signed-in frontend) the
 //! session cookie names the Pioneer: the approve job then accepts the payment only if Pi's
-//! `user_uid` for it is the session's uid. Tokens go to the approve job, never to the ledger.
+//! `user_uid` for it is the session's uid. Tokens go to the job, never to the ledger. An
+//! incomplete callback is read the same way: only its Pioneer may have an abandoned payment
+//! cancelled at once. Complete, cancel and error need nothing: they are hints the jobs check
+//! against Pi. A `paymentId` that does not look like Pi's (see [`body::PI_ID_LENGTHS`]) is 400.
 
 pub mod batch;
 pub mod body;
@@ -78,9 +81,10 @@ async fn error(
 async fn incomplete(
     State(state): State<ApiState>,
     bearer: Bearer,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    handle(state, CallbackKind::Incomplete, bearer, body).await
+    handle_with_headers(state, CallbackKind::Incomplete, bearer, Some(headers), body).await
 }
 
 /// Check, record (group commit), answer. The span carries the step and the payment id, never
@@ -121,13 +125,17 @@ async fn handle_with_headers(
             Callback::Approve {
                 credential: credential @ ApproveCredential::Missing,
                 ..
+            }
+            | Callback::Incomplete {
+                credential: credential @ ApproveCredential::Missing,
+                ..
             },
         ) = (&headers, &mut callback)
         {
             *credential = credential_from_session(&state, headers).await?;
             tracing::debug!(
                 from_session = matches!(credential, ApproveCredential::Session(_)),
-                "approve without a body token"
+                "callback without a token"
             );
         }
         let recorded = state.callbacks.submit(callback).await?;

@@ -6,9 +6,10 @@
 //! callback re-arms after [`INCOMPLETE_REARM_MS`]: the Pioneer hits it at every login while a
 //! payment is stuck, and a login minutes later is a fresh reason to look again.
 //!
-//! The client is never trusted: a callback only records an id or a txid. Only the complete
-//! callback changes state (to `completing`, carrying the txid); everything else is decided by
-//! jobs that re-read Pi. An approve callback's access token is never written here: it rides in
+//! The client is never trusted: a callback only records an id, and a txid only as a claim in
+//! the history. No callback changes state: the complete job binds the txid Pi itself linked
+//! (`transaction.txid` on a fresh read), so a stranger's made-up txid binds nothing. Ids Pi
+//! answered 404 for are refused here ([`LedgerError::UnknownAtPi`]) without a job. An approve callback's access token is never written here: it rides in
 //! the approve job ([`ApproveCredential`]), so the ledger holds no tokens at rest.
 //!
 //! Under load the API records callbacks in batches ([`super::callback_batch`]); each callback
@@ -18,13 +19,13 @@ use super::clock::now_ms;
 use super::connection::Ledger;
 use super::error::LedgerError;
 use super::payments::{
-    HistoryLine, PaymentPatch, PaymentRow, ensure_txid_free, insert_event, lock_payment,
-    move_payment, payment_cols, payment_from_row, refuse_other_txid,
+    HistoryLine, PaymentRow, insert_event, lock_payment, payment_cols, payment_from_row,
 };
+use super::unknown_ids::is_unknown;
 use crate::ids::{PaymentId, Txid};
 use crate::jobs::{ApproveCredential, Job};
 use crate::secret::AccessToken;
-use crate::state::{self, PaymentState, Transition};
+use crate::state::PaymentState;
 use sqlx::{AnyConnection, Row};
 use std::fmt;
 
@@ -90,10 +91,12 @@ pub enum Callback {
         payment_id: PaymentId,
         error: String,
     },
-    /// `onIncompletePaymentFound`.
+    /// `onIncompletePaymentFound`, with who sent it (Bearer token or session; `Missing` when
+    /// anonymous): only the payment's own Pioneer may have it cancelled at once.
     Incomplete {
         payment_id: PaymentId,
         txid: Option<Txid>,
+        credential: ApproveCredential,
     },
 }
 
@@ -123,10 +126,15 @@ impl fmt::Debug for Callback {
                 .field("payment_id", payment_id)
                 .field("error", error)
                 .finish(),
-            Callback::Incomplete { payment_id, txid } => f
+            Callback::Incomplete {
+                payment_id,
+                txid,
+                credential,
+            } => f
                 .debug_struct("Incomplete")
                 .field("payment_id", payment_id)
                 .field("txid", txid)
+                .field("credential", credential)
                 .finish(),
         }
     }
@@ -263,6 +271,9 @@ async fn count_arrival(
     })
 }
 
+/// The history cause of a callback's txid that differs from the one already bound (Pi's).
+const TXID_HINT_MISMATCH: &str = "txid_hint_mismatch";
+
 /// Record one callback inside the caller's transaction.
 pub(super) async fn record_in(
     conn: &mut AnyConnection,
@@ -273,25 +284,17 @@ pub(super) async fn record_in(
 ) -> Result<Recorded, LedgerError> {
     let id = cb.payment_id();
     let step = cb.step();
-    if let Some(txid) = cb.txid() {
-        ensure_txid_free(conn, txid, id).await?;
+    if is_unknown(conn, id).await? {
+        return Err(LedgerError::UnknownAtPi(id.clone()));
     }
-    // A complete callback for a payment we never saw starts it as `completing`.
-    let (initial, initial_txid) = match cb.txid() {
-        Some(txid) => (
-            state::start(&Transition::CompleteCallback { txid: txid.clone() })?,
-            Some(txid),
-        ),
-        None => (PaymentState::Received, None),
-    };
+    // Every callback starts an unseen payment as `received`: a txid is only a claim.
     let inserted = sqlx::query(concat!(
         "INSERT INTO payments (id, direction, state, txid, attempts, created_at, updated_at) ",
-        "VALUES ($1, 'user_to_app', $2, $3, 0, $4, $4) ON CONFLICT (id) DO NOTHING RETURNING ",
+        "VALUES ($1, 'user_to_app', $2, NULL, 0, $3, $3) ON CONFLICT (id) DO NOTHING RETURNING ",
         payment_cols!()
     ))
     .bind(id.as_str())
-    .bind(initial.as_str())
-    .bind(initial_txid.map(Txid::as_str))
+    .bind(PaymentState::Received.as_str())
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?;
@@ -299,7 +302,9 @@ pub(super) async fn record_in(
     let fresh = arrival.is_fresh();
     let detail = match cb {
         Callback::Error { error, .. } => Some(error.chars().take(MAX_ERROR_TEXT).collect()),
-        _ => cb.txid().map(|t| format!("txid {t}")),
+        _ => cb
+            .txid()
+            .map(|t| format!("txid {t} (the callback's claim)")),
     };
 
     // The history line this callback leaves: `from` → `to`, as the callback's `cause`.
@@ -320,12 +325,17 @@ pub(super) async fn record_in(
             Callback::Approve { credential, .. } => {
                 Some(Job::approve_with(id.clone(), credential.clone()))
             }
-            Callback::Complete { .. } | Callback::Incomplete { txid: Some(_), .. } => {
-                Some(Job::complete(id.clone()))
-            }
+            Callback::Complete { txid, .. }
+            | Callback::Incomplete {
+                txid: Some(txid), ..
+            } => Some(Job::complete_hinted(id.clone(), txid.clone())),
             Callback::Cancel { .. } => Some(Job::cancel(id.clone())),
             Callback::Error { .. } => Some(Job::record_error(id.clone())),
-            Callback::Incomplete { txid: None, .. } => Some(Job::incomplete(id.clone())),
+            Callback::Incomplete {
+                txid: None,
+                credential,
+                ..
+            } => Some(Job::incomplete_with(id.clone(), credential.clone())),
         };
         return Ok(Recorded {
             payment: row,
@@ -353,51 +363,41 @@ pub(super) async fn record_in(
         Callback::Complete { txid, .. }
         | Callback::Incomplete {
             txid: Some(txid), ..
-        } => {
-            refuse_other_txid(&row, txid)?;
-            match &row.txid {
-                Some(_) => {
-                    // Same txid again: a stuck `completing` payment gets another look only
-                    // when an incomplete callback re-arms, or a complete callback re-arms
-                    // because the payment sat idle for `STUCK_AFTER` (its job was lost).
-                    let rearmed = match step {
-                        CallbackStep::Incomplete => fresh,
-                        _ => arrival == Arrival::Rearmed,
-                    };
-                    if rearmed && row.state == PaymentState::Completing {
-                        recorded.job = Some(Job::complete(id.clone()));
-                    }
-                }
-                None => {
-                    let transition = Transition::CompleteCallback { txid: txid.clone() };
-                    match state::next(row.state, &transition) {
-                        Ok(to) if to != row.state => {
-                            recorded.payment = move_payment(
-                                conn,
-                                pg,
-                                &row,
-                                to,
-                                &transition,
-                                detail.as_deref(),
-                                0,
-                                &PaymentPatch::default(),
-                                now,
-                            )
-                            .await?;
-                            recorded.job = Some(Job::complete(id.clone()));
-                        }
-                        Ok(_) => {}
-                        Err(_) if fresh => {
-                            // e.g. a txid for a cancelled payment: keep it on record for the
-                            // operator (the Pioneer may have paid), change nothing.
-                            let ignored = line(Some(row.state), row.state, IGNORED_TXID);
-                            insert_event(conn, &ignored).await?;
-                        }
-                        Err(_) => {}
-                    }
+        } => match &row.txid {
+            Some(bound) if bound != txid => {
+                // Pi's txid is bound; a different claim changes nothing and is kept on record.
+                if fresh {
+                    let claim = line(Some(row.state), row.state, TXID_HINT_MISMATCH);
+                    insert_event(conn, &claim).await?;
                 }
             }
-        }
+            Some(_) => {
+                // Same txid again: a stuck `completing` payment gets another look only when an
+                // incomplete callback re-arms, or a complete callback re-arms because the
+                // payment sat idle for `STUCK_AFTER` (its job was lost).
+                let rearmed = match step {
+                    CallbackStep::Incomplete => fresh,
+                    _ => arrival == Arrival::Rearmed,
+                };
+                if rearmed && row.state == PaymentState::Completing {
+                    recorded.job = Some(Job::complete(id.clone()));
+                }
+            }
+            None if row.state.is_terminal() => {
+                if fresh {
+                    // e.g. a txid for a cancelled payment: keep it on record for the operator
+                    // (the Pioneer may have paid), change nothing.
+                    let ignored = line(Some(row.state), row.state, IGNORED_TXID);
+                    insert_event(conn, &ignored).await?;
+                }
+            }
+            None => {
+                if fresh {
+                    insert_event(conn, &line(Some(row.state), row.state, step.cause())).await?;
+                    recorded.job = Some(Job::complete_hinted(id.clone(), txid.clone()));
+                }
+            }
+        },
         Callback::Cancel { .. }
         | Callback::Error { .. }
         | Callback::Incomplete { txid: None, .. } => {
@@ -407,6 +407,9 @@ pub(super) async fn record_in(
                     recorded.job = Some(match cb {
                         Callback::Cancel { .. } => Job::cancel(id.clone()),
                         Callback::Error { .. } => Job::record_error(id.clone()),
+                        Callback::Incomplete { credential, .. } => {
+                            Job::incomplete_with(id.clone(), credential.clone())
+                        }
                         _ => Job::incomplete(id.clone()),
                     });
                 }
@@ -460,10 +463,9 @@ impl Ledger {
     );
 
     record_callback_method!(
-        /// The complete callback: stores the txid and moves the payment to `completing` (job:
-        /// complete), even for a payment whose approve we never saw. A different txid for a
-        /// payment that already has one is refused with [`LedgerError::TxidConflict`], never
-        /// overwritten.
+        /// The complete callback: records its txid as a claim and asks for a complete job,
+        /// which binds the txid Pi linked (never this one). A claim that differs from a txid
+        /// already bound is noted, changing nothing.
         record_complete_callback(id: &PaymentId, txid: &Txid) =>
             Callback::Complete { payment_id: id.clone(), txid: txid.clone() }
     );
@@ -480,9 +482,14 @@ impl Ledger {
     );
 
     record_callback_method!(
-        /// The incomplete callback: with a txid it is the complete path; without one the
-        /// incomplete job re-reads Pi and cancels an approved payment that has no tx.
+        /// The incomplete callback, sent anonymously: with a txid it is the complete path;
+        /// without one the incomplete job re-reads Pi and cancels an approved payment that has
+        /// no tx once it has waited out the grace period.
         record_incomplete_callback(id: &PaymentId, txid: Option<&Txid>) =>
-            Callback::Incomplete { payment_id: id.clone(), txid: txid.cloned() }
+            Callback::Incomplete {
+                payment_id: id.clone(),
+                txid: txid.cloned(),
+                credential: ApproveCredential::Missing,
+            }
     );
 }

@@ -25,6 +25,10 @@ pub enum LedgerError {
     Db(#[from] sqlx::Error),
     #[error("payment {0} is not in the ledger: it was never received by a callback")]
     PaymentNotFound(PaymentId),
+    #[error(
+        "Pi does not know payment {0} (it answered 404 payment_not_found): check the paymentId Pi's SDK passed to the callback"
+    )]
+    UnknownAtPi(PaymentId),
     #[error("order {0} does not exist: create orders with POST /orders")]
     OrderNotFound(OrderId),
     #[error(transparent)]

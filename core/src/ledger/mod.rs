@@ -44,6 +44,7 @@ pub mod scratch;
 pub mod sessions;
 mod sql_list;
 pub mod sweep;
+pub mod unknown_ids;
 mod webhook_body;
 
 pub use ad_claims::{AdBinding, AdClaimRow, AdClaimStatus, AdObservation, AdUpdate};

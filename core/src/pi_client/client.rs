@@ -4,6 +4,7 @@
 //! Every call goes through the process-wide [`PiRateLimiter`] (one permit per attempt,
 //! retries included) and is retried under a [`RetryPolicy`] when the failure is transient.
 
+use super::bad_tokens::BadTokens;
 use super::error::{Auth, PiError, decode_error, parse_retry_after, snippet};
 use super::retry::{RetryPolicy, with_retries};
 use crate::dto::{
@@ -11,7 +12,7 @@ use crate::dto::{
     UnreadableEntry, UserDto,
 };
 use crate::ids::{PaymentId, Txid};
-use crate::rate_limit::PiRateLimiter;
+use crate::rate_limit::{DEFAULT_UNVERIFIED_SHARE_PERCENT, PiRateLimiter, UnverifiedShare};
 use crate::secret::{AccessToken, Secret};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -113,6 +114,10 @@ struct Inner {
     key_header: HeaderValue,
     limiter: Arc<PiRateLimiter>,
     retry: RetryPolicy,
+    /// Tokens Pi refused lately (hashes only).
+    bad_tokens: Arc<BadTokens>,
+    /// The share of the budget for unverified work.
+    unverified: Arc<UnverifiedShare>,
 }
 
 impl fmt::Debug for PiClient {
@@ -166,10 +171,44 @@ impl PiClient {
                 base,
                 api_key: config.api_key,
                 key_header,
+                unverified: Arc::new(UnverifiedShare::new(
+                    config.limiter.per_second(),
+                    DEFAULT_UNVERIFIED_SHARE_PERCENT,
+                )),
                 limiter: config.limiter,
                 retry: config.retry,
+                bad_tokens: Arc::default(),
             }),
         })
+    }
+
+    /// This client with `percent` of its rate limit for unverified work (`PI_UNVERIFIED_SHARE`;
+    /// default [`DEFAULT_UNVERIFIED_SHARE_PERCENT`]).
+    pub fn with_unverified_share(self, percent: u8) -> PiClient {
+        let inner = &self.inner;
+        PiClient {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                base: inner.base.clone(),
+                api_key: inner.api_key.clone(),
+                key_header: inner.key_header.clone(),
+                limiter: inner.limiter.clone(),
+                retry: inner.retry,
+                bad_tokens: inner.bad_tokens.clone(),
+                unverified: Arc::new(UnverifiedShare::new(inner.limiter.per_second(), percent)),
+            }),
+        }
+    }
+
+    /// Take a permit of the unverified share of the Pi budget now, or say how long until one
+    /// is free. Work for a payment nobody vouched for asks this before calling Pi.
+    pub fn unverified_permit(&self) -> Result<(), Duration> {
+        self.inner.unverified.try_take()
+    }
+
+    /// Whether Pi refused this token lately (answered from the negative cache, no call).
+    pub fn is_known_bad_token(&self, access_token: &AccessToken) -> bool {
+        self.inner.bad_tokens.is_bad(access_token)
     }
 
     /// The normalized API base, ending in `/v2`.
@@ -178,17 +217,27 @@ impl PiClient {
     }
 
     /// `GET /v2/me` with a Pioneer's access token: who the token belongs to.
-    /// A rejected token is [`PiError::InvalidToken`].
+    /// A rejected token is [`PiError::InvalidToken`]; it is remembered (as a hash) for
+    /// [`BAD_TOKEN_TTL`](super::BAD_TOKEN_TTL), during which it is refused again
+    /// without asking Pi.
     pub async fn me(&self, access_token: &AccessToken) -> Result<UserDto, PiError> {
-        self.send(Call {
-            method: Method::GET,
-            endpoint: "/me",
-            segments: vec!["me"],
-            body: None,
-            credential: Credential::AccessToken(access_token),
-            payment_id: None,
-        })
-        .await
+        if self.inner.bad_tokens.is_bad(access_token) {
+            return Err(PiError::InvalidToken);
+        }
+        let result = self
+            .send(Call {
+                method: Method::GET,
+                endpoint: "/me",
+                segments: vec!["me"],
+                body: None,
+                credential: Credential::AccessToken(access_token),
+                payment_id: None,
+            })
+            .await;
+        if matches!(&result, Err(e) if matches!(e.root(), PiError::InvalidToken)) {
+            self.inner.bad_tokens.remember(access_token);
+        }
+        result
     }
 
     /// `GET /v2/payments/{id}`: Pi's current view of a payment.

@@ -19,10 +19,12 @@
 //! The API key and access tokens never appear in errors, `Debug` output or logs: the
 //! `Authorization` header values are marked sensitive and the `Debug` impls redact them.
 
+mod bad_tokens;
 mod client;
 mod error;
 pub mod retry;
 
+pub use bad_tokens::BAD_TOKEN_TTL;
 pub use client::{
     DEFAULT_TIMEOUT, PiClient, PiClientConfig, PiConfigError, install_crypto_provider,
 };

@@ -9,7 +9,7 @@
 
 use super::deps::{U2aDeps, patch_from};
 use super::outcome::{StepError, StepResult, pi_failure};
-use super::refusal::{Verdict, approval_verdict, refuse};
+use super::refusal::{Verdict, approval_verdict, refuse, who_sent};
 use crate::dto::{Direction, PaymentDto};
 use crate::ids::{OrderId, PaymentId};
 use crate::jobs::ApproveCredential;
@@ -36,6 +36,12 @@ pub(crate) async fn approve(
         tracing::info!(state = %row.state, "approval already decided; skipping");
         return Ok(());
     }
+    // Who pays is checked first: a token Pi refused (the client remembers it for a while)
+    // costs no further call. Work nobody vouched for uses only its share of the Pi budget.
+    let who = who_sent(deps, id, credential).await?;
+    if !who.is_verified() && !deps.unverified_permit(id).await? {
+        return Ok(());
+    }
     let Some(dto) = deps.read_open_at_pi(id, attempt).await? else {
         return Ok(());
     };
@@ -53,7 +59,7 @@ pub(crate) async fn approve(
         tracing::info!("already approved at Pi; recording without calling approve");
         return record_approved(deps, id, &dto, attempt).await;
     }
-    match approval_verdict(deps, id, &dto, credential).await? {
+    match approval_verdict(deps, id, &dto, &who).await? {
         Verdict::Approve => {}
         Verdict::Refuse(reason) => return refuse(deps, id, &dto, reason, attempt).await,
         Verdict::AwaitCallback => return await_callback(deps, id, row.created_at, attempt).await,

@@ -1,26 +1,45 @@
-//! The complete step: verify the payment's transaction on Horizon, then complete the payment at
-//! Pi, and only after Pi's 2xx record it `completed`. `already_completed` counts only after a
-//! `GET` shows the payment completed with OUR txid.
+//! The complete step: bind the txid Pi linked to the payment (the callback's is only a claim),
+//! verify that transaction on Horizon, then complete the payment at Pi, and only after Pi's 2xx
+//! record it `completed`. `already_completed` counts only after a `GET` shows the payment
+//! completed with OUR txid.
 
 use super::deps::{U2aDeps, cancelled_reason};
 use super::outcome::{StepError, StepResult, pi_failure};
 use crate::amount::PiAmount;
+use crate::dto::PaymentDto;
 use crate::horizon::VerificationProblem;
 use crate::ids::{PaymentId, Txid};
-use crate::ledger::PaymentPatch;
+use crate::ledger::{CallbackStep, PaymentPatch, PaymentRow};
 use crate::pi_client::PiError;
 use crate::state::{PaymentState, Transition};
 use crate::throttle::Throttling;
 
-/// Complete a payment the ledger holds as `completing` (its txid recorded by the complete
-/// callback); any other state means completion is not due.
-pub(crate) async fn complete(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> StepResult {
+/// How many tries a complete job gives Pi to link a transaction before it stops waiting (the
+/// callback's txid may be a stranger's invention) and leaves the step to the next complete
+/// callback.
+const TRIES_FOR_A_LINK: usize = 2;
+
+/// Complete a payment. The txid acted on is the one Pi linked to the payment, read fresh: the
+/// callback's (`hint`) is a claim, noted when it differs, never bound. A payment already
+/// `completing` has Pi's txid bound; an open one gets it bound here first.
+pub(crate) async fn complete(
+    deps: &U2aDeps,
+    id: &PaymentId,
+    hint: Option<&Txid>,
+    attempt: usize,
+) -> StepResult {
     let Some(row) = deps.load(id).await? else {
         return Ok(());
     };
-    if row.state != PaymentState::Completing {
-        tracing::info!(state = %row.state, "completion not due; skipping");
-        return Ok(());
+    match row.state {
+        PaymentState::Completing => {}
+        PaymentState::Received | PaymentState::Approved | PaymentState::NeedsAttention => {
+            return bind_and_complete(deps, id, &row, hint, attempt).await;
+        }
+        PaymentState::Completed | PaymentState::Cancelled => {
+            tracing::info!(state = %row.state, "completion not due; skipping");
+            return Ok(());
+        }
     }
     let Some(txid) = row.txid.clone() else {
         return Err(StepError::Attention(
@@ -28,7 +47,87 @@ pub(crate) async fn complete(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> 
         ));
     };
     let dto = deps.read_at_pi(id, "reading the payment at Pi").await?;
+    finish(deps, id, &row, &txid, &dto, attempt).await
+}
 
+/// An open payment: bind the txid Pi linked (if any yet), then complete with it.
+async fn bind_and_complete(
+    deps: &U2aDeps,
+    id: &PaymentId,
+    row: &PaymentRow,
+    hint: Option<&Txid>,
+    attempt: usize,
+) -> StepResult {
+    // Complete callbacks carry no credential: one for a payment the ledger never saw approved
+    // is nobody's word, and uses only its share of the Pi budget.
+    if row.state == PaymentState::Received && !deps.unverified_permit(id).await? {
+        return Ok(());
+    }
+    let Some(dto) = deps
+        .read_known_at_pi(id, attempt, "reading the payment at Pi")
+        .await?
+    else {
+        return Ok(());
+    };
+    if let Some(reason) = cancelled_reason(&dto) {
+        return deps
+            .record_cancelled(id, reason, attempt, PaymentPatch::default())
+            .await;
+    }
+    let Some(linked) = dto.txid().cloned() else {
+        if attempt < TRIES_FOR_A_LINK {
+            return Err(StepError::Transient(
+                "Pi has not linked a transaction to the payment yet".into(),
+            ));
+        }
+        // Nothing was bound; the next complete callback (the SDK repeats it) looks again.
+        deps.ledger
+            .note(
+                id,
+                "complete_callback_unconfirmed",
+                Some("Pi shows no transaction linked to the payment: the callback's txid was not acted on; the next complete callback looks again"),
+                attempt as i64,
+                None,
+            )
+            .await?;
+        deps.ledger
+            .rearm_callback(id, CallbackStep::Complete)
+            .await?;
+        return Ok(());
+    };
+    if let Some(hint) = hint
+        && *hint != linked
+    {
+        let detail =
+            format!("the callback claimed txid {hint}; Pi linked {linked}, which is the one used");
+        deps.ledger
+            .note(
+                id,
+                "txid_hint_mismatch",
+                Some(&detail),
+                attempt as i64,
+                None,
+            )
+            .await?;
+    }
+    let bound = Transition::CompleteCallback {
+        txid: linked.clone(),
+    };
+    deps.apply(id, bound, attempt, PaymentPatch::default())
+        .await?;
+    finish(deps, id, row, &linked, &dto, attempt).await
+}
+
+/// Complete with `txid` (Pi's, bound in the ledger), `dto` being Pi's fresh view.
+async fn finish(
+    deps: &U2aDeps,
+    id: &PaymentId,
+    row: &PaymentRow,
+    txid: &Txid,
+    dto: &PaymentDto,
+    attempt: usize,
+) -> StepResult {
+    let txid = txid.clone();
     if dto.status.developer_completed {
         // Completed by an earlier attempt whose answer was lost: only with OUR txid.
         return match dto.txid() {
@@ -39,7 +138,7 @@ pub(crate) async fn complete(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> 
             ))),
         };
     }
-    if let Some(reason) = cancelled_reason(&dto) {
+    if let Some(reason) = cancelled_reason(dto) {
         return deps
             .record_cancelled(id, reason, attempt, PaymentPatch::default())
             .await;
@@ -52,7 +151,7 @@ pub(crate) async fn complete(deps: &U2aDeps, id: &PaymentId, attempt: usize) -> 
         }
         Some(linked) if *linked != txid => {
             return Err(StepError::Attention(format!(
-                "the callback's txid {txid} is not the transaction Pi linked ({linked})"
+                "the recorded txid {txid} is not the transaction Pi linked ({linked})"
             )));
         }
         Some(_) => {}

@@ -5,9 +5,12 @@ use super::outcome::{StepError, pi_failure};
 use crate::dto::PaymentDto;
 use crate::horizon::HorizonClient;
 use crate::ids::PaymentId;
-use crate::ledger::{Applied, Direction, Ledger, LedgerError, PaymentPatch, PaymentRow};
-use crate::pi_client::PiClient;
+use crate::ledger::{
+    Applied, Direction, Ledger, LedgerError, PaymentPatch, PaymentRow, Swept, now_ms,
+};
+use crate::pi_client::{PiClient, PiError};
 use crate::state::Transition;
+use std::time::Duration;
 
 /// The ledger, the clients and the app's rules the U2A steps work with.
 #[derive(Clone)]
@@ -24,7 +27,15 @@ pub struct U2aDeps {
     pub network: String,
     /// `REQUIRE_ORDER`: refuse payments whose metadata carries no `orderId`.
     pub require_order: bool,
+    /// `ANONYMOUS_CANCEL_GRACE`: how long after approval an anonymous incomplete callback
+    /// (no token, no session) may have an approved payment without a transaction cancelled.
+    /// Its own Pioneer may at once.
+    pub anonymous_cancel_grace: Duration,
 }
+
+/// `ANONYMOUS_CANCEL_GRACE`'s default: 5 minutes (as `ABANDON_AFTER`), far longer than a Pioneer takes to sign,
+/// short enough that a stuck payment does not block the Pioneer for long.
+pub const DEFAULT_ANONYMOUS_CANCEL_GRACE: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for U2aDeps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,13 +43,15 @@ impl std::fmt::Debug for U2aDeps {
             .field("pi", &self.pi)
             .field("app_wallet", &self.app_wallet)
             .field("require_order", &self.require_order)
+            .field("anonymous_cancel_grace", &self.anonymous_cancel_grace)
             .finish_non_exhaustive()
     }
 }
 
 impl U2aDeps {
     /// Load the ledger row of a U2A payment; `None` (with a log line) if no callback ever
-    /// recorded it, or if it is one of our A2U payouts (a U2A step must never touch those,
+    /// recorded it, if Pi does not know it (answered 404 before), or if it is one of our A2U
+    /// payouts (a U2A step must never touch those,
     /// e.g. cancel them because someone sent a payout's id to the approve callback).
     pub(crate) async fn load(&self, id: &PaymentId) -> Result<Option<PaymentRow>, StepError> {
         let row = self.ledger.payment(id).await?;
@@ -46,6 +59,11 @@ impl U2aDeps {
             None => tracing::warn!("job for a payment the ledger does not know; dropping it"),
             Some(r) if r.direction != Direction::UserToApp => {
                 tracing::warn!("U2A job for an app-to-user payment; ignoring it");
+                return Ok(None);
+            }
+            Some(r) if !r.state.is_terminal() && self.ledger.is_unknown_at_pi(id).await? => {
+                // Pi answered 404 for it once: that was its one call.
+                tracing::debug!("job for a payment Pi does not know; dropping it");
                 return Ok(None);
             }
             Some(_) => {}
@@ -91,13 +109,19 @@ impl U2aDeps {
     }
 
     /// The payment as Pi shows it now, unless Pi shows it cancelled: then that is recorded
-    /// (with Pi's facts) and `None` says the step has nothing left to do.
+    /// (with Pi's facts) and `None` says the step has nothing left to do. `None` too when Pi
+    /// does not know the payment (see [`U2aDeps::read_known_at_pi`]).
     pub(crate) async fn read_open_at_pi(
         &self,
         id: &PaymentId,
         attempt: usize,
     ) -> Result<Option<PaymentDto>, StepError> {
-        let dto = self.read_at_pi(id, "reading the payment at Pi").await?;
+        let Some(dto) = self
+            .read_known_at_pi(id, attempt, "reading the payment at Pi")
+            .await?
+        else {
+            return Ok(None);
+        };
         match cancelled_reason(&dto) {
             Some(reason) => {
                 self.record_cancelled(id, reason, attempt, patch_from(&dto))
@@ -106,6 +130,46 @@ impl U2aDeps {
             }
             None => Ok(Some(dto)),
         }
+    }
+
+    /// The payment as Pi shows it now, or `None` when Pi answers 404 `payment_not_found`: the
+    /// id is then remembered as unknown (no further call, no `needs_attention`).
+    pub(crate) async fn read_known_at_pi(
+        &self,
+        id: &PaymentId,
+        attempt: usize,
+        what: &str,
+    ) -> Result<Option<PaymentDto>, StepError> {
+        match self.pi.get_payment(id).await {
+            Ok(dto) => Ok(Some(dto)),
+            Err(e) if matches!(e.root(), PiError::PaymentNotFound) => {
+                tracing::info!("Pi does not know this payment; remembering the id");
+                self.ledger.mark_unknown_at_pi(id, attempt as i64).await?;
+                Ok(None)
+            }
+            Err(e) => Err(pi_failure(what, e)),
+        }
+    }
+
+    /// Work nobody vouched for (no verified Pioneer, and the ledger never saw the payment
+    /// approved) may use only its share of the Pi budget ([`PiClient::unverified_permit`]).
+    /// `true`: go ahead. `false`: the share is spent; the payment is held off until a permit
+    /// is free and the sweeper brings it back, behind the rest, while this job ends at once
+    /// (it holds no worker slot while it waits).
+    pub(crate) async fn unverified_permit(&self, id: &PaymentId) -> Result<bool, StepError> {
+        let Err(wait) = self.pi.unverified_permit() else {
+            return Ok(true);
+        };
+        tracing::debug!(
+            wait_ms = wait.as_millis() as u64,
+            "unverified share of the Pi budget spent; deferring"
+        );
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        let until = now_ms().saturating_add(wait_ms.max(1_000));
+        self.ledger
+            .throttled(Swept::Payment, id.as_str(), until)
+            .await?;
+        Ok(false)
     }
 
     /// The payment as Pi shows it now; a failure is classified for `what` the step was doing.

@@ -23,7 +23,7 @@ mod reread;
 pub mod step;
 
 pub use approve::AWAITING_APPROVE_CALLBACK;
-pub use deps::U2aDeps;
+pub use deps::{DEFAULT_ANONYMOUS_CANCEL_GRACE, U2aDeps};
 pub use outcome::U2aOutcome;
 pub use processor::U2aProcessor;
-pub use step::U2aStep;
+pub use step::{StepInput, U2aStep};

@@ -20,7 +20,7 @@ use super::deps::U2aDeps;
 use super::incomplete::incomplete;
 use super::outcome::{StepError, StepResult, U2aOutcome};
 use super::reread::reread;
-use super::step::U2aStep;
+use super::step::{StepInput, U2aStep};
 use crate::ids::PaymentId;
 use crate::jobs::ApproveCredential;
 use crate::ledger::{LedgerError, PaymentPatch, Swept, now_ms};
@@ -73,7 +73,8 @@ impl U2aProcessor {
         attempt: usize,
         throttles: u32,
     ) -> U2aOutcome {
-        self.run_with(step, id, None, attempt, throttles).await
+        self.run_with(step, id, StepInput::default(), attempt, throttles)
+            .await
     }
 
     /// The approve step with what its callback said about who pays (the job's
@@ -85,24 +86,28 @@ impl U2aProcessor {
         attempt: usize,
         throttles: u32,
     ) -> U2aOutcome {
-        self.run_with(U2aStep::Approve, id, credential, attempt, throttles)
+        let input = StepInput {
+            credential,
+            txid_hint: None,
+        };
+        self.run_with(U2aStep::Approve, id, input, attempt, throttles)
             .await
     }
 
-    /// [`run_after_throttles`](Self::run_after_throttles) with an approve job's credential
-    /// (ignored by the other steps).
+    /// [`run_after_throttles`](Self::run_after_throttles) with what the job carries from its
+    /// callback (credential, txid claim).
     pub async fn run_with(
         &self,
         step: U2aStep,
         id: &PaymentId,
-        credential: Option<&ApproveCredential>,
+        input: StepInput<'_>,
         attempt: usize,
         throttles: u32,
     ) -> U2aOutcome {
         let n = attempt.max(1);
         let span = tracing::info_span!("job", job = step.name(), payment_id = %id, attempt = n);
         async move {
-            let error = match self.step(step, id, credential, n).await {
+            let error = match self.step(step, id, input, n).await {
                 Ok(()) => return U2aOutcome::Done,
                 Err(e) => e,
             };
@@ -128,16 +133,16 @@ impl U2aProcessor {
         &self,
         step: U2aStep,
         id: &PaymentId,
-        credential: Option<&ApproveCredential>,
+        input: StepInput<'_>,
         attempt: usize,
     ) -> StepResult {
         let deps = &self.deps;
         match step {
-            U2aStep::Approve => approve(deps, id, credential, attempt).await,
-            U2aStep::Complete => complete(deps, id, attempt).await,
+            U2aStep::Approve => approve(deps, id, input.credential, attempt).await,
+            U2aStep::Complete => complete(deps, id, input.txid_hint, attempt).await,
             U2aStep::Cancel => reread(deps, id, attempt, "cancel_callback").await,
             U2aStep::RecordError => reread(deps, id, attempt, "error_callback").await,
-            U2aStep::Incomplete => incomplete(deps, id, attempt).await,
+            U2aStep::Incomplete => incomplete(deps, id, input.credential, attempt).await,
         }
     }
 

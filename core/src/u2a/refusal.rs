@@ -5,7 +5,7 @@
 use super::deps::{U2aDeps, patch_from};
 use super::outcome::{StepError, StepResult, pi_failure};
 use crate::dto::PaymentDto;
-use crate::ids::{OrderId, PaymentId};
+use crate::ids::{OrderId, PaymentId, Uid};
 use crate::jobs::ApproveCredential;
 use crate::ledger::OrderState;
 use crate::pi_client::PiError;
@@ -27,14 +27,77 @@ pub(crate) enum Verdict {
 /// The refusal a Pioneer mismatch gets, whichever credential showed it.
 const OTHER_PIONEER: &str = "the payment belongs to a different Pioneer than the access token";
 
-/// Whether this payment may be approved. `credential` is what the approve callback said about
-/// who pays; `None` for a job that carries none (then a token an older version stored, if
-/// any, is used).
+/// Who a callback's credential says is paying, checked before Pi is asked about the payment.
+#[derive(Debug)]
+pub(crate) enum Who {
+    /// A Pioneer Pi vouched for: by `/me` for a token, at sign-in for a session.
+    Pioneer { uid: Uid, via_session: bool },
+    /// The credential proves nothing (a token Pi refused, or none at all): approval refuses
+    /// the payment for this reason.
+    Refused(String),
+    /// A job without a credential (the sweeper's): nobody said.
+    Unknown,
+}
+
+impl Who {
+    /// Whether Pi vouched for a Pioneer (the work may use the whole Pi budget).
+    pub(crate) fn is_verified(&self) -> bool {
+        matches!(self, Who::Pioneer { .. })
+    }
+
+    /// Whether this is `uid`, as Pi vouched.
+    pub(crate) fn is(&self, uid: &Uid) -> bool {
+        matches!(self, Who::Pioneer { uid: who, .. } if who == uid)
+    }
+}
+
+/// Resolve `credential` (what the callback said about who sent it; `None` for a job that
+/// carries none, then a token an older version stored, if any, is used). A token costs one
+/// `GET /v2/me`, unless Pi refused it lately (the client's negative cache answers).
+pub(crate) async fn who_sent(
+    deps: &U2aDeps,
+    id: &PaymentId,
+    credential: Option<&ApproveCredential>,
+) -> Result<Who, StepError> {
+    match credential {
+        Some(ApproveCredential::AccessToken(token)) => token_owner(deps, token).await,
+        Some(ApproveCredential::Session(uid)) => Ok(Who::Pioneer {
+            uid: uid.clone(),
+            via_session: true,
+        }),
+        Some(ApproveCredential::Missing) => Ok(Who::Refused(
+            "no access token came with the approve callback: send accessToken (or an Authorization: Bearer header) so the Pioneer can be verified".into(),
+        )),
+        None => match deps.ledger.access_token(id).await? {
+            Some(token) => token_owner(deps, &token).await,
+            None => Ok(Who::Unknown),
+        },
+    }
+}
+
+/// Whose `token` is (`GET /v2/me`).
+async fn token_owner(deps: &U2aDeps, token: &AccessToken) -> Result<Who, StepError> {
+    match deps.pi.me(token).await {
+        Ok(me) => Ok(Who::Pioneer {
+            uid: me.uid,
+            via_session: false,
+        }),
+        Err(e) => match e.root() {
+            PiError::InvalidToken | PiError::Unauthorized => Ok(Who::Refused(
+                "the access token is invalid or expired (Pi answered 401 on /me)".into(),
+            )),
+            _ => Err(pi_failure("reading the Pioneer at Pi (/me)", e)),
+        },
+    }
+}
+
+/// Whether this payment may be approved, `who` being what the approve callback's credential
+/// showed ([`who_sent`]).
 pub(crate) async fn approval_verdict(
     deps: &U2aDeps,
     id: &PaymentId,
     dto: &PaymentDto,
-    credential: Option<&ApproveCredential>,
+    who: &Who,
 ) -> Result<Verdict, StepError> {
     // Which network: Pi's own word on the payment (when it gives one) must be ours.
     if let Some(theirs) = &dto.network
@@ -46,19 +109,16 @@ pub(crate) async fn approval_verdict(
         )));
     }
     // Who is paying: the credential's Pioneer must be the payment's.
-    let refusal = match credential {
-        Some(ApproveCredential::AccessToken(token)) => token_refusal(deps, token, dto).await?,
-        // A signed-in session: its uid was verified with Pi at sign-in.
-        Some(ApproveCredential::Session(uid)) => (*uid != dto.user_uid).then(|| {
-            "the payment belongs to a different Pioneer than the signed-in session".to_string()
+    let refusal = match who {
+        Who::Pioneer { uid, via_session } => (*uid != dto.user_uid).then(|| {
+            if *via_session {
+                "the payment belongs to a different Pioneer than the signed-in session".to_string()
+            } else {
+                OTHER_PIONEER.to_string()
+            }
         }),
-        Some(ApproveCredential::Missing) => Some(
-            "no access token came with the approve callback: send accessToken (or an Authorization: Bearer header) so the Pioneer can be verified".into(),
-        ),
-        None => match deps.ledger.access_token(id).await? {
-            Some(token) => token_refusal(deps, &token, dto).await?,
-            None => return Ok(Verdict::AwaitCallback),
-        },
+        Who::Refused(reason) => Some(reason.clone()),
+        Who::Unknown => return Ok(Verdict::AwaitCallback),
     };
     if let Some(reason) = refusal {
         return Ok(Verdict::Refuse(reason));
@@ -67,26 +127,6 @@ pub(crate) async fn approval_verdict(
         Some(reason) => Verdict::Refuse(reason),
         None => Verdict::Approve,
     })
-}
-
-/// Why `token` does not show the payment's Pioneer (`GET /v2/me`), or `None` when it does.
-async fn token_refusal(
-    deps: &U2aDeps,
-    token: &AccessToken,
-    dto: &PaymentDto,
-) -> Result<Option<String>, StepError> {
-    let me = match deps.pi.me(token).await {
-        Ok(me) => me,
-        Err(e) => match e.root() {
-            PiError::InvalidToken | PiError::Unauthorized => {
-                return Ok(Some(
-                    "the access token is invalid or expired (Pi answered 401 on /me)".into(),
-                ));
-            }
-            _ => return Err(pi_failure("reading the Pioneer at Pi (/me)", e)),
-        },
-    };
-    Ok((me.uid != dto.user_uid).then(|| OTHER_PIONEER.to_string()))
 }
 
 /// What is being paid: the order's price, exactly (or no order, unless `REQUIRE_ORDER`).

@@ -3,10 +3,10 @@
 //! says so, and otherwise what Pi shows is noted in the payment's history.
 
 use super::deps::{U2aDeps, cancelled_reason, patch_from};
-use super::outcome::{StepResult, pi_failure};
+use super::outcome::StepResult;
 use crate::dto::PaymentDto;
 use crate::ids::{PaymentId, Txid};
-use crate::pi_client::PiError;
+use crate::state::PaymentState;
 
 /// Re-read the payment at Pi: record `cancelled` if Pi says so, otherwise note what Pi shows
 /// under `cause` (the callback that asked).
@@ -22,21 +22,16 @@ pub(crate) async fn reread(
     if row.state.is_terminal() {
         return Ok(());
     }
-    let dto = match deps.pi.get_payment(id).await {
-        Ok(dto) => dto,
-        Err(e) if matches!(e.root(), PiError::PaymentNotFound) => {
-            deps.ledger
-                .note(
-                    id,
-                    cause,
-                    Some("Pi does not know this payment"),
-                    attempt as i64,
-                    None,
-                )
-                .await?;
-            return Ok(());
-        }
-        Err(e) => return Err(pi_failure("reading the payment at Pi", e)),
+    // These callbacks carry no credential: for a payment the ledger never saw approved they
+    // are nobody's word, and use only their share of the Pi budget.
+    if row.state == PaymentState::Received && !deps.unverified_permit(id).await? {
+        return Ok(());
+    }
+    let Some(dto) = deps
+        .read_known_at_pi(id, attempt, "reading the payment at Pi")
+        .await?
+    else {
+        return Ok(());
     };
     if let Some(reason) = cancelled_reason(&dto) {
         deps.record_cancelled(id, reason, attempt, patch_from(&dto))

@@ -106,6 +106,7 @@ async fn calls_per_completed_u2a_payment() {
             app_wallet: env.sim.app_wallet_public_key.clone(),
             network: env.sim.network_passphrase.clone(),
             require_order: false,
+            anonymous_cancel_grace: pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
         },
         2,
     );

@@ -247,6 +247,7 @@ async fn throttled_approve(env: &SimEnv, id: &PaymentId, wait: Duration) {
         app_wallet: env.sim.app_wallet_public_key.clone(),
         network: env.sim.network_passphrase.clone(),
         require_order: false,
+        anonymous_cancel_grace: pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
     };
     let processor = U2aProcessor::new(deps, 3).with_throttle_backoff(wait, wait);
     env.faults(json!({"throttle_next": 1, "endpoints": ["get_payment"]}))

@@ -9,7 +9,7 @@ use pi_payments_core::retry::RetryPolicy;
 use pi_payments_core::secret::AccessToken;
 use pi_payments_core::state::PaymentState;
 use pi_payments_core::u2a::{
-    AWAITING_APPROVE_CALLBACK, U2aDeps, U2aOutcome, U2aProcessor, U2aStep,
+    AWAITING_APPROVE_CALLBACK, StepInput, U2aDeps, U2aOutcome, U2aProcessor, U2aStep,
 };
 use pi_sim::SimConfig;
 use pi_sim::control_client::U2aRequest;
@@ -26,16 +26,21 @@ struct Env {
     credentials: std::sync::Mutex<std::collections::HashMap<PaymentId, Job>>,
 }
 
-async fn env() -> Env {
-    let env = start(SimConfig::default()).await;
-    let deps = U2aDeps {
+fn deps(env: &SimEnv, anonymous_cancel_grace: std::time::Duration) -> U2aDeps {
+    U2aDeps {
         ledger: env.ledger.clone(),
         pi: env.pi(RetryPolicy::fast()),
         horizon: env.horizon(),
         app_wallet: env.sim.app_wallet_public_key.clone(),
         network: env.sim.network_passphrase.clone(),
         require_order: false,
-    };
+        anonymous_cancel_grace,
+    }
+}
+
+async fn env() -> Env {
+    let env = start(SimConfig::default()).await;
+    let deps = deps(&env, pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE);
     Env {
         processor: U2aProcessor::new(deps, MAX_ATTEMPTS),
         env,
@@ -101,6 +106,48 @@ impl Env {
         recorded.unwrap();
     }
 
+    /// Run the complete step for a callback that claimed `claim`.
+    async fn complete_with_claim(
+        &self,
+        id: &PaymentId,
+        claim: &Txid,
+        attempt: usize,
+    ) -> U2aOutcome {
+        let input = StepInput {
+            credential: None,
+            txid_hint: Some(claim),
+        };
+        self.processor
+            .run_with(U2aStep::Complete, id, input, attempt, 0)
+            .await
+    }
+
+    /// Record an incomplete callback without a txid sent with `credential`, and run its job.
+    async fn incomplete(&self, id: &PaymentId, credential: ApproveCredential) -> U2aOutcome {
+        let callback = Callback::Incomplete {
+            payment_id: id.clone(),
+            txid: None,
+            credential: credential.clone(),
+        };
+        // Re-armed or not, the job is what the callback would enqueue.
+        self.env.ledger.record_callback(&callback).await.unwrap();
+        let Job::Incomplete(job) = Job::incomplete_with(id.clone(), credential) else {
+            unreachable!()
+        };
+        let input = StepInput {
+            credential: job.credential.as_ref(),
+            txid_hint: None,
+        };
+        self.processor
+            .run_with(U2aStep::Incomplete, id, input, 1, 0)
+            .await
+    }
+
+    /// A processor like this one with another ANONYMOUS_CANCEL_GRACE.
+    fn processor_with_grace(&self, grace: std::time::Duration) -> U2aProcessor {
+        U2aProcessor::new(deps(&self.env, grace), MAX_ATTEMPTS)
+    }
+
     async fn state(&self, id: &PaymentId) -> PaymentState {
         self.env.ledger.payment(id).await.unwrap().unwrap().state
     }
@@ -140,57 +187,147 @@ async fn approve_then_complete_and_a_repeated_step_does_nothing() {
     env.done().await;
 }
 
+/// A txid in a complete callback is a claim: a stranger's made-up one binds nothing, the
+/// txid Pi linked is the one completed, and the difference is on record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_txid_gives_up_at_once_and_flags_the_payment() {
+async fn a_made_up_txid_binds_nothing_and_pis_txid_completes() {
     let env = env().await;
     let id = env.approve_callback("gina").await;
     env.approve(&id).await;
-    env.submit(&id).await;
-    let wrong = Txid::parse(&"ab".repeat(32)).unwrap();
-    env.complete_callback(&id, &wrong).await;
-    let U2aOutcome::GaveUp { reason, flagged } = env.processor.run(U2aStep::Complete, &id, 1).await
-    else {
-        panic!("a wrong txid is not retried");
-    };
-    assert!(reason.contains("txid"), "{reason}");
-    assert!(flagged);
-    assert_eq!(env.state(&id).await, PaymentState::NeedsAttention);
-    assert_eq!(env.pi_calls(&id, "complete").await, 0);
+    let real = env.submit(&id).await;
+    let made_up = Txid::parse(&"ab".repeat(32)).unwrap();
+    env.complete_callback(&id, &made_up).await;
+    assert_eq!(
+        env.env.ledger.payment(&id).await.unwrap().unwrap().txid,
+        None
+    );
+    assert_eq!(
+        env.complete_with_claim(&id, &made_up, 1).await,
+        U2aOutcome::Done
+    );
+    let row = env.env.ledger.payment(&id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.txid), (PaymentState::Completed, Some(real)));
+    let history = env.env.ledger.payment_events(&id).await.unwrap();
+    assert!(history.iter().any(|e| e.cause == "txid_hint_mismatch"));
+    assert_eq!(env.pi_calls(&id, "complete").await, 1);
     env.done().await;
 }
 
+/// A complete callback before Pi links any transaction (a stranger's, with a made-up txid):
+/// retried once, then dropped quietly (no `needs_attention`), and the Pioneer's own complete
+/// callback later gets a job again and completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transient_failure_is_retried_until_the_cap() {
+async fn a_complete_before_any_transaction_gives_up_quietly_and_the_real_one_completes() {
     let env = env().await;
     let id = env.approve_callback("hana").await;
     env.approve(&id).await;
-    // The callback names a transaction Pi has not linked yet: worth another try.
-    let txid = Txid::parse(&"cd".repeat(32)).unwrap();
-    env.complete_callback(&id, &txid).await;
-    let U2aOutcome::Retry { reason } = env.processor.run(U2aStep::Complete, &id, 1).await else {
+    let made_up = Txid::parse(&"cd".repeat(32)).unwrap();
+    env.complete_callback(&id, &made_up).await;
+    let U2aOutcome::Retry { reason } = env.complete_with_claim(&id, &made_up, 1).await else {
         panic!("the first try is retried");
     };
     assert!(reason.contains("not linked"), "{reason}");
-    assert_eq!(env.state(&id).await, PaymentState::Completing);
-    let history = env.env.ledger.payment_events(&id).await.unwrap();
     assert_eq!(
-        history
-            .iter()
-            .filter(|e| e.cause == "attempt_failed")
-            .count(),
-        1
+        env.complete_with_claim(&id, &made_up, MAX_ATTEMPTS as usize)
+            .await,
+        U2aOutcome::Done
     );
-
-    let U2aOutcome::GaveUp { reason, flagged } = env
-        .processor
-        .run(U2aStep::Complete, &id, MAX_ATTEMPTS as usize)
+    assert_eq!(env.state(&id).await, PaymentState::Approved);
+    // The Pioneer pays; the wrapper's token-less complete callback gets a job again.
+    let real = env.submit(&id).await;
+    let recorded = env
+        .env
+        .ledger
+        .record_complete_callback(&id, &real)
         .await
-    else {
-        panic!("the last try gives up");
+        .unwrap();
+    assert_eq!(
+        recorded.job,
+        Some(Job::complete_hinted(id.clone(), real.clone()))
+    );
+    assert_eq!(
+        env.complete_with_claim(&id, &real, 1).await,
+        U2aOutcome::Done
+    );
+    let row = env.env.ledger.payment(&id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.txid), (PaymentState::Completed, Some(real)));
+    env.done().await;
+}
+
+/// An anonymous incomplete callback (no token, no session) with `transactionId: null` does
+/// not cancel a just-approved payment; the Pioneer's own token does, at once; once the
+/// payment has waited out ANONYMOUS_CANCEL_GRACE, an anonymous one does too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_pioneer_cancels_an_abandoned_payment_before_the_grace() {
+    let env = env().await;
+    let id = env.approve_callback("ines").await;
+    env.approve(&id).await;
+    assert_eq!(
+        env.incomplete(&id, ApproveCredential::Missing).await,
+        U2aOutcome::Done
+    );
+    assert_eq!(env.state(&id).await, PaymentState::Approved);
+    assert_eq!(env.pi_calls(&id, "cancel").await, 0);
+    // Someone else's valid token is no better than none.
+    let other = AccessToken::new(&env.env.control.token("mallory").await.unwrap()).unwrap();
+    let mallory = ApproveCredential::AccessToken(other);
+    assert_eq!(env.incomplete(&id, mallory).await, U2aOutcome::Done);
+    assert_eq!(env.state(&id).await, PaymentState::Approved);
+    // The Pioneer's own token: cancelled at once.
+    let own = AccessToken::new(&env.env.control.token("ines").await.unwrap()).unwrap();
+    let ines = ApproveCredential::AccessToken(own);
+    assert_eq!(env.incomplete(&id, ines).await, U2aOutcome::Done);
+    assert_eq!(env.state(&id).await, PaymentState::Cancelled);
+    assert_eq!(env.pi_calls(&id, "cancel").await, 1);
+
+    // With no grace left, an anonymous callback cancels.
+    let id = env.approve_callback("jo").await;
+    env.approve(&id).await;
+    let impatient = env.processor_with_grace(std::time::Duration::ZERO);
+    let job = Job::incomplete_with(id.clone(), ApproveCredential::Missing);
+    let Job::Incomplete(job) = job else {
+        unreachable!()
     };
-    assert!(reason.starts_with("gave up after 2 attempts"), "{reason}");
-    assert!(flagged);
-    assert_eq!(env.state(&id).await, PaymentState::NeedsAttention);
+    let input = StepInput {
+        credential: job.credential.as_ref(),
+        txid_hint: None,
+    };
+    assert_eq!(
+        impatient
+            .run_with(U2aStep::Incomplete, &id, input, 1, 0)
+            .await,
+        U2aOutcome::Done
+    );
+    assert_eq!(env.state(&id).await, PaymentState::Cancelled);
+    env.done().await;
+}
+
+/// A payment id Pi does not know costs one Pi call, ever: remembered, no `needs_attention`,
+/// and later callbacks naming it are refused without a job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_pi_does_not_know_costs_one_call_ever() {
+    let env = env().await;
+    let id = PaymentId::parse("unknownPaymentId000000000001").unwrap();
+    let bogus = AccessToken::new("bogus-token").unwrap();
+    env.record_approve(&id, ApproveCredential::AccessToken(bogus))
+        .await;
+    assert_eq!(env.approve(&id).await, U2aOutcome::Done);
+    assert!(env.env.ledger.is_unknown_at_pi(&id).await.unwrap());
+    assert_eq!(env.state(&id).await, PaymentState::Received);
+    let again = env.env.ledger.record_cancel_callback(&id).await;
+    assert!(
+        matches!(
+            again,
+            Err(pi_payments_core::ledger::LedgerError::UnknownAtPi(_))
+        ),
+        "{again:?}"
+    );
+    assert_eq!(env.approve(&id).await, U2aOutcome::Done);
+    assert_eq!(
+        env.processor.run(U2aStep::Cancel, &id, 1).await,
+        U2aOutcome::Done
+    );
+    assert_eq!(env.pi_calls(&id, "get_payment").await, 1);
     env.done().await;
 }
 

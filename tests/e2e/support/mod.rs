@@ -49,6 +49,13 @@ pub struct Options {
     /// A pi-sim started by the test (it outlives the service, for restarts); `None` runs one
     /// inside the service, as `PI_API_KEY` unset does.
     pub remote_pi: Option<RemotePi>,
+    /// `CLIENT_RATE_LIMIT` and `CLIENT_RATE_BURST`; `None` turns the per-client limit off
+    /// (every test client is 127.0.0.1).
+    pub client_limit: Option<(u32, u32)>,
+    /// `TRUST_PROXY=true`: tests vary `X-Forwarded-For` to be many clients.
+    pub trust_proxy: bool,
+    /// `ANONYMOUS_CANCEL_GRACE` in seconds.
+    pub anonymous_cancel_grace: Option<u32>,
 }
 
 /// Where a test-started pi-sim is, configured as if it were Pi (`PI_API_KEY` & co.).
@@ -139,6 +146,14 @@ impl Harness {
             pi_horizon_url: options.remote_pi.as_ref().map(|p| p.horizon_url.clone()),
             pi_network: options.remote_pi.as_ref().map(|p| p.network.clone()),
             pi_app_wallet: options.remote_pi.as_ref().map(|p| p.app_wallet.clone()),
+            client_rate_limit: Some(
+                options
+                    .client_limit
+                    .map_or("0".to_string(), |(rate, _)| rate.to_string()),
+            ),
+            client_rate_burst: options.client_limit.map(|(_, burst)| burst.to_string()),
+            trust_proxy: Some(options.trust_proxy.to_string()),
+            anonymous_cancel_grace: options.anonymous_cancel_grace.map(|s| s.to_string()),
             ..ConfigArgs::default()
         };
         let mut config = Config::from_args(&args).unwrap();

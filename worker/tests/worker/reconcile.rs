@@ -207,7 +207,9 @@ async fn lost_u2a_jobs_are_finished_by_the_sweep() {
     h.ledger.record_complete_callback(&id, &txid).await.unwrap();
     age_payment(&h.ledger, &id).await;
     let summary = run(&r).await;
-    assert_eq!(summary.requeued_payments, vec![format!("{id}:complete")]);
+    // The callback's txid bound nothing: the row is `approved`, and the sweeper's incomplete
+    // job finds the transaction Pi linked and completes with it.
+    assert_eq!(summary.requeued_payments, vec![format!("{id}:incomplete")]);
     h.wait_for(&id, PaymentState::Completed).await;
 
     assert_eq!(h.calls(&id, "approve").await, 1);
@@ -410,6 +412,7 @@ async fn scheduled_process(
         app_wallet: h.sim.app_wallet_public_key.clone(),
         network: h.sim.network_passphrase.clone(),
         require_order: false,
+        anonymous_cancel_grace: pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
         webhook: None,
         retry: JobRetry::default(),
         payouts: None,

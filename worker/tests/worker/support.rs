@@ -178,6 +178,7 @@ impl Harness {
             app_wallet: sim.app_wallet_public_key.clone(),
             network: sim.network_passphrase.clone(),
             require_order: opts.require_order,
+            anonymous_cancel_grace: pi_payments_core::u2a::DEFAULT_ANONYMOUS_CANCEL_GRACE,
             webhook: opts.webhook,
             retry: opts.retry,
             payouts,
@@ -352,6 +353,25 @@ impl Harness {
             .record_complete_callback(id, txid)
             .await
             .expect("record complete");
+        self.enqueue_recorded(recorded.job).await;
+    }
+
+    /// An incomplete callback sent with `credential` (its Pioneer's token, or `Missing`).
+    pub async fn incomplete_callback_as(
+        &self,
+        id: &PaymentId,
+        credential: pi_payments_core::jobs::ApproveCredential,
+    ) {
+        let callback = pi_payments_core::ledger::Callback::Incomplete {
+            payment_id: id.clone(),
+            txid: None,
+            credential,
+        };
+        let recorded = self
+            .ledger
+            .record_callback(&callback)
+            .await
+            .expect("record incomplete");
         self.enqueue_recorded(recorded.job).await;
     }
 

@@ -217,23 +217,13 @@ async fn a_wrong_txid_is_never_completed() {
     let real = h.submit(&id).await;
     let wrong = Txid::parse(&"ab".repeat(32)).unwrap();
     assert_ne!(real, wrong);
+    // The callback's txid is a claim: the one completed is the one Pi linked.
     h.complete_callback(&id, &wrong).await;
-    let row = h.wait_for(&id, PaymentState::NeedsAttention).await;
-    assert!(
-        row.reason.unwrap().contains("txid"),
-        "the reason names the txid"
-    );
-    h.settle().await;
-    assert_eq!(
-        h.calls(&id, "complete").await,
-        0,
-        "Pi's complete never called"
-    );
-    assert_eq!(h.row(&id).await.state, PaymentState::NeedsAttention);
-    assert_eq!(
-        h.pi_payment(&id).await["status"]["developer_completed"],
-        false
-    );
+    let row = h.wait_for(&id, PaymentState::Completed).await;
+    assert_eq!(row.txid, Some(real));
+    let history = h.ledger.payment_events(&id).await.unwrap();
+    assert!(history.iter().any(|e| e.cause == "txid_hint_mismatch"));
+    assert_eq!(h.calls(&id, "complete").await, 1);
     h.shutdown().await;
 }
 
@@ -358,8 +348,14 @@ async fn incomplete_without_txid_cancels_an_approved_payment() {
     let id = h.create_u2a("ivan", "1", json!({})).await;
     h.approve_callback(&id, Some(&token)).await;
     h.wait_for(&id, PaymentState::Approved).await;
-    // Next login: the SDK reports the payment as incomplete, with no transaction.
-    h.incomplete_callback(&id, None).await;
+    // Next login: the SDK reports the payment as incomplete, with no transaction, sent with
+    // the Pioneer's token (anonymously it would wait ANONYMOUS_CANCEL_GRACE).
+    let own = pi_payments_core::secret::AccessToken::new(&token).unwrap();
+    h.incomplete_callback_as(
+        &id,
+        pi_payments_core::jobs::ApproveCredential::AccessToken(own),
+    )
+    .await;
     let row = h.wait_for(&id, PaymentState::Cancelled).await;
     assert!(row.reason.unwrap().contains("abandoned"));
     let pi = h.pi_payment(&id).await;

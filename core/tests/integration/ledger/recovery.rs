@@ -95,8 +95,8 @@ pub async fn repeated_callbacks_of_an_idle_row_reenqueue_once(ledger: &Ledger) {
     set_column(&ledger, &id, POSTPONE, now() + 60_000).await;
     assert!(flood(&ledger, &approve, 4).await.is_empty());
 
-    // Complete: the first arrival moves it to `completing` and enqueues; an idle one is
-    // re-enqueued by a repeat, once.
+    // Complete: the first arrival enqueues (its txid only a claim in the job); an idle one
+    // is re-enqueued by a repeat, once.
     let id = pid(71);
     let complete = Callback::Complete {
         payment_id: id.clone(),
@@ -104,13 +104,13 @@ pub async fn repeated_callbacks_of_an_idle_row_reenqueue_once(ledger: &Ledger) {
     };
     assert_eq!(
         ledger.record_callback(&complete).await.unwrap().job,
-        Some(Job::complete(id.clone()))
+        Some(Job::complete_hinted(id.clone(), txid(71)))
     );
     assert!(flood(&ledger, &complete, 8).await.is_empty());
     idle().await;
     assert_eq!(
         flood(&ledger, &complete, 16).await,
-        vec![Job::complete(id.clone())]
+        vec![Job::complete_hinted(id.clone(), txid(71))]
     );
     assert!(flood(&ledger, &complete, 4).await.is_empty());
 

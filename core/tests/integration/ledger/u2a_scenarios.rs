@@ -110,10 +110,12 @@ pub async fn callback_idempotency(ledger: &Ledger) {
             .record_complete_callback(&id, &txid(1))
             .await
             .unwrap();
-        assert_eq!(r.payment.state, PaymentState::Completing);
+        // The txid is a claim: it rides in the job, the job binds Pi's.
+        assert_eq!(r.payment.state, PaymentState::Received);
+        assert_eq!(r.payment.txid, None);
         jobs.extend(r.job);
     }
-    assert_eq!(jobs, vec![Job::complete(id.clone())]);
+    assert_eq!(jobs, vec![Job::complete_hinted(id.clone(), txid(1))]);
 
     // cancel / error / incomplete each enqueue once as well.
     let other = pid(2);
@@ -140,7 +142,7 @@ pub async fn callback_idempotency(ledger: &Ledger) {
         vec![
             Job::cancel(other.clone()),
             Job::record_error(other.clone()),
-            Job::incomplete(other.clone())
+            Job::incomplete_with(other.clone(), ApproveCredential::Missing)
         ]
     );
     // Approve arriving after the row was created by another callback still enqueues once.
@@ -160,7 +162,10 @@ pub async fn callback_idempotency(ledger: &Ledger) {
 pub async fn incomplete_rearms_after_a_while(ledger: &Ledger) {
     let id = pid(3);
     let first = ledger.record_incomplete_callback(&id, None).await.unwrap();
-    assert_eq!(first.job, Some(Job::incomplete(id.clone())));
+    assert_eq!(
+        first.job,
+        Some(Job::incomplete_with(id.clone(), ApproveCredential::Missing))
+    );
     assert_eq!(
         ledger
             .record_incomplete_callback(&id, None)
@@ -184,7 +189,7 @@ pub async fn incomplete_rearms_after_a_while(ledger: &Ledger) {
             .await
             .unwrap()
             .job,
-        Some(Job::incomplete(id.clone()))
+        Some(Job::incomplete_with(id.clone(), ApproveCredential::Missing))
     );
     assert_eq!(
         ledger
