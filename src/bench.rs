@@ -152,6 +152,8 @@ async fn measure(
         ..ConfigArgs::default()
     };
     let mut config = Config::from_args(&config_args)?;
+    // Every connection comes from 127.0.0.1: the per-client limit would measure itself.
+    config.client_limit = None;
     config.queue_namespace = namespace.to_string();
     if let QueueTarget::Sqlite(_) = config.queue {
         config.queue = QueueTarget::Sqlite(scratch.0.join("queue.db"));
@@ -222,7 +224,7 @@ impl Target {
                 .uri("/pi_payment/approve")
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(format!(
-                    r#"{{"paymentId":"b{run}c{conn}n{n}","accessToken":"bench-token"}}"#
+                    r#"{{"paymentId":"b{run}c{conn:04}n{n:010}","accessToken":"bench-token"}}"#
                 )))),
             Target::Healthz => builder
                 .method(Method::GET)

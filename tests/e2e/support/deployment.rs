@@ -255,6 +255,8 @@ pub fn service_env(
         ("PI_RATE_LIMIT", limit.to_string()),
         ("HORIZON_RATE_LIMIT", limit.to_string()),
         ("BIND_ADDR", "127.0.0.1:0".to_string()),
+        // Every simulated Pioneer calls from 127.0.0.1: one client to the per-client limit.
+        ("CLIENT_RATE_LIMIT", "0".to_string()),
         ("RECONCILE_EVERY", "2".to_string()),
         ("STUCK_AFTER", stuck_after.to_string()),
         ("RUST_LOG", "info".to_string()),

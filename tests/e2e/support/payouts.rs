@@ -141,6 +141,7 @@ impl PayoutEnv {
             ("PI_RATE_LIMIT", "1000".to_string()),
             ("HORIZON_RATE_LIMIT", "1000".to_string()),
             ("BIND_ADDR", "127.0.0.1:0".to_string()),
+            ("CLIENT_RATE_LIMIT", "0".to_string()),
             ("RUST_LOG", "warn".to_string()),
         ];
         if !self.channel_seeds.is_empty() {
