@@ -273,6 +273,12 @@ impl Ledger {
         Ok(tx)
     }
 
+    /// Whether this ledger is a SQLite file: one writer at a time, which other processes
+    /// wait for by polling (see [`crate::payout_import::ImportPace`]).
+    pub fn is_sqlite_file(&self) -> bool {
+        self.sqlite_file
+    }
+
     pub(crate) fn is_pg(&self) -> bool {
         self.kind == DbKind::Postgres
     }
