@@ -243,7 +243,13 @@ mod tests {
     /// before the decimal point is shifted.
     #[test]
     fn refuses_absurd_exponents_and_lengths_before_allocating() {
-        for absurd in ["1e-2147483648", "1e2147483647", "0e-999999", "1e-101", "1E+101"] {
+        for absurd in [
+            "1e-2147483648",
+            "1e2147483647",
+            "0e-999999",
+            "1e-101",
+            "1E+101",
+        ] {
             let err = PiAmount::parse(absurd).unwrap_err();
             assert!(
                 matches!(err, AmountError::ExponentOutOfRange(_)),

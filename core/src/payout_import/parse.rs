@@ -436,7 +436,10 @@ mod tests {
         // A row made only of column names is still a header (with metadata, in any case).
         let body = b"UID,Amount,Memo,Idempotency_Key,metadata\nalice,1,x,k1,\"{\"\"a\"\":1}\"\n";
         let rows = parse_bulk(body, BulkFormat::Csv).unwrap();
-        assert_eq!(ok(&rows), vec![(2, "alice".into(), 10_000_000, "k1".into())]);
+        assert_eq!(
+            ok(&rows),
+            vec![(2, "alice".into(), 10_000_000, "k1".into())]
+        );
         assert_eq!(
             rows[0].request.as_ref().unwrap().metadata,
             serde_json::json!({"a": 1})

@@ -107,13 +107,18 @@ async fn callbacks_write_between_the_chunks_of_an_import() {
         let ledger = ledger.clone();
         let queue = queue.clone();
         tokio::spawn(async move {
-            run_import(&ledger, &queue, started, ImportPace::IN_PROCESS, &mut |_| {}).await
+            run_import(
+                &ledger,
+                &queue,
+                started,
+                ImportPace::IN_PROCESS,
+                &mut |_| {},
+            )
+            .await
         })
     };
     // Wait for the first chunk to be committed.
-    let accepted_now = || async {
-        ledger.batch(&batch).await.unwrap().unwrap().accepted
-    };
+    let accepted_now = || async { ledger.batch(&batch).await.unwrap().unwrap().accepted };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while accepted_now().await == 0 {
         assert!(std::time::Instant::now() < deadline, "no chunk committed");

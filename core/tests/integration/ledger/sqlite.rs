@@ -212,7 +212,10 @@ async fn the_wal_shrinks_back_once_a_long_reader_ends() {
             .unwrap();
     }
     let grown = wal_size();
-    assert!(grown > WAL_SIZE_LIMIT, "the WAL did not grow: {grown} bytes");
+    assert!(
+        grown > WAL_SIZE_LIMIT,
+        "the WAL did not grow: {grown} bytes"
+    );
 
     sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
     reader.close().await.unwrap();
@@ -229,10 +232,7 @@ async fn the_wal_shrinks_back_once_a_long_reader_ends() {
             wal_size()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        ledger
-            .record_approve_callback(&pid(1), None)
-            .await
-            .unwrap();
+        ledger.record_approve_callback(&pid(1), None).await.unwrap();
     }
     println!(
         "WAL: {} MiB with a reader open, {} MiB after it ended (limit {} MiB), {:.1} s later",
