@@ -206,6 +206,17 @@ pub struct ConfigArgs {
     /// Address the API listens on [default: 127.0.0.1:8080].
     #[arg(long, env = "BIND_ADDR", global = true)]
     pub bind_addr: Option<String>,
+    /// Seconds a client may take to send a request's headers; also ends idle keep-alive
+    /// connections [default: 10].
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", global = true)]
+    pub http_header_timeout: Option<String>,
+    /// Seconds within which every request is answered (503 request_timeout otherwise;
+    /// POST /payouts/bulk gets at least 600) [default: 30].
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", global = true)]
+    pub http_request_timeout: Option<String>,
+    /// Connections the API keeps open at once; more wait to be accepted [default: 512].
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", global = true)]
+    pub http_max_connections: Option<String>,
     /// TOML products catalogue for POST /orders.
     #[arg(long, env = "PRODUCTS_FILE", global = true)]
     pub products_file: Option<String>,

@@ -122,6 +122,9 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// The API's listening address.
     pub bind_addr: SocketAddr,
+    /// `HTTP_HEADER_TIMEOUT`, `HTTP_REQUEST_TIMEOUT`, `HTTP_MAX_CONNECTIONS`: the bounds of
+    /// the API's listener.
+    pub server_limits: pi_payments_api::ServerLimits,
     /// The TOML products catalogue, if any.
     pub products_file: Option<PathBuf>,
     /// Refuse payments without an order.
@@ -408,6 +411,40 @@ fn reconcile_settings(
     })
 }
 
+/// `HTTP_HEADER_TIMEOUT`, `HTTP_REQUEST_TIMEOUT` (whole seconds) and `HTTP_MAX_CONNECTIONS`.
+fn server_limits(args: &ConfigArgs) -> Result<pi_payments_api::ServerLimits, ConfigError> {
+    use std::time::Duration;
+    let defaults = pi_payments_api::ServerLimits::default();
+    let seconds = |variable: &'static str, value: &Option<String>, default: Duration| {
+        given(value)
+            .map(|v| whole_number(variable, v, "seconds (e.g. 10)"))
+            .transpose()
+            .map(|n| n.map(|n| Duration::from_secs(n.into())).unwrap_or(default))
+    };
+    let max_connections = match given(&args.http_max_connections) {
+        Some(v) => usize::try_from(whole_number(
+            "HTTP_MAX_CONNECTIONS",
+            v,
+            "connections (e.g. 512)",
+        )?)
+        .unwrap_or(defaults.max_connections),
+        None => defaults.max_connections,
+    };
+    Ok(pi_payments_api::ServerLimits {
+        header_read_timeout: seconds(
+            "HTTP_HEADER_TIMEOUT",
+            &args.http_header_timeout,
+            defaults.header_read_timeout,
+        )?,
+        request_timeout: seconds(
+            "HTTP_REQUEST_TIMEOUT",
+            &args.http_request_timeout,
+            defaults.request_timeout,
+        )?,
+        max_connections,
+    })
+}
+
 /// `PI_CHANNEL_SEEDS` (each entry an `S…` seed), and, against a real Pi, that
 /// `PI_WALLET_SEED` is the seed of `PI_APP_WALLET` (Pi pays out only from the app's wallet).
 /// Seeds are never echoed: errors name the entry by its position.
@@ -589,6 +626,7 @@ impl Config {
                 .unwrap_or(DEFAULT_HORIZON_RATE_LIMIT),
             worker_concurrency: usize::try_from(worker_concurrency).unwrap_or(16),
             bind_addr,
+            server_limits: server_limits(args)?,
             products_file,
             require_order,
             webhook_url,

@@ -13,15 +13,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pi_payments_core::ids::BatchId;
 use pi_payments_core::ledger::{Ledger, PayoutFilter, PayoutRow};
 use pi_payments_core::payout_import::{
-    BulkFormat, BulkImport, BulkOutcome, parse_bulk, record_bulk, start_import,
+    BulkFormat, BulkOutcome, ImportPace, parse_bulk, run_import, start_import,
 };
 use pi_payments_core::state::{ALL_PAYOUT_STATES, PayoutState};
 use pi_payments_worker::Queue;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// Rows recorded per ledger transaction during an import (one progress step each).
-const IMPORT_CHUNK: usize = 1000;
 /// Failed payouts listed by `payouts status` (the rest are counted).
 const MAX_LISTED: usize = 50;
 
@@ -123,32 +121,33 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "import".to_string());
     let mut progress = Progress::new(rows.len() as u64);
-    let BulkImport {
-        batch_id,
-        rows: good,
-        mut outcome,
-    } = start_import(&ledger, &source, rows).await?;
-    if !outcome.rejected.is_empty() {
-        progress.advance(outcome.rejected.len() as u64);
+    let import = start_import(&ledger, &source, rows).await?;
+    if !import.outcome.rejected.is_empty() {
+        progress.advance(import.outcome.rejected.len() as u64);
     }
-    let mut rest = good.into_iter().peekable();
-    while rest.peek().is_some() {
-        let chunk: Vec<_> = rest.by_ref().take(IMPORT_CHUNK).collect();
-        let n = chunk.len() as u64;
-        if let Err(err) = record_bulk(&ledger, &queue, &batch_id, chunk, &mut outcome).await {
-            progress.finish();
-            print_outcome(&batch_id, &outcome);
+    let batch_id = import.batch_id.clone();
+    // Chunks of 500 rows, each a commit and a progress step; paced to let a running service
+    // write between them.
+    let pace = ImportPace::beside_other_processes(&ledger);
+    let result = run_import(&ledger, &queue, import, pace, &mut |n| progress.advance(n)).await;
+    progress.finish();
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(stopped) => {
+            print_outcome(&batch_id, &stopped.outcome);
             ledger.close().await;
-            return Err(anyhow::Error::new(err).context(format!(
+            return Err(anyhow::Error::new(stopped.error).context(format!(
                 "importing {} stopped; run the same command again to resume (accepted rows are skipped)",
                 args.file.display()
             )));
         }
-        progress.advance(n);
-    }
-    progress.finish();
-    outcome.rejected.sort_by_key(|r| r.line);
-    print_outcome(&batch_id, &outcome);
+    };
+    let shown = if outcome.already_imported {
+        outcome.batch_id.clone()
+    } else {
+        Some(batch_id)
+    };
+    print_outcome_of(shown.as_ref(), &outcome);
     ledger.close().await;
     Ok(if outcome.rejected.is_empty() {
         ExitCode::SUCCESS
@@ -158,7 +157,21 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 fn print_outcome(batch: &BatchId, outcome: &BulkOutcome) {
-    println!("batch {batch}");
+    print_outcome_of(Some(batch), outcome);
+}
+
+/// The outcome on stdout; `batch` is `None` when every row was already imported under
+/// several batches.
+fn print_outcome_of(batch: Option<&BatchId>, outcome: &BulkOutcome) {
+    match batch {
+        Some(batch) => println!("batch {batch}"),
+        None => println!("batch -"),
+    }
+    if outcome.already_imported {
+        println!(
+            "every row was already imported: no new batch; see `payouts status --batch` for their state"
+        );
+    }
     println!("accepted {}", outcome.accepted);
     println!("duplicates {}", outcome.duplicates);
     println!("rejected {}", outcome.rejected.len());

@@ -107,9 +107,10 @@ impl RunningApp {
                     },
                 ));
             let shutdown = stop.clone().cancelled_owned();
+            let server_limits = config.server_limits;
             tasks.spawn(async move {
                 tracing::info!(addr = %bound, "API listening");
-                pi_payments_api::serve(listener, state, shutdown)
+                pi_payments_api::serve(listener, state, server_limits, shutdown)
                     .await
                     .context("the HTTP server failed")
             });

@@ -18,19 +18,21 @@ pub mod operator;
 pub mod orders;
 pub mod payments;
 pub mod payouts;
+pub mod request_timeout;
+pub mod server;
 pub mod state;
 
 pub use callbacks::{BatchConfig, CallbackBatcher, CallbackKind};
 pub use client_limit::{ClientLimit, ClientLimiter};
 pub use error::ApiError;
 pub use operator::operator_routes;
+pub use server::ServerLimits;
 pub use state::{ApiShared, ApiState, PioneerServices};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Request};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use std::future::Future;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -88,25 +90,21 @@ pub fn router(state: ApiState) -> Router {
     }
 }
 
-/// Serve the API on `listener` until `shutdown` resolves, then finish the requests in flight
-/// (every accepted callback is answered) and return.
+/// Serve the API on `listener` within `limits` (header-read and request timeouts, a connection
+/// cap: see [`server`]) until `shutdown` resolves, then finish the requests in flight (every
+/// accepted callback is answered) and return.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Small request/response pairs on keep-alive connections: never wait for Nagle.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "could not set TCP_NODELAY");
-        }
-    });
     let callbacks = state.callbacks.clone();
-    // The peer address keys the per-client limits.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let app = router(state).layer(axum::middleware::from_fn_with_state(
+        limits.request_timeout,
+        request_timeout::enforce,
+    ));
+    server::serve_bounded(listener, app, limits, shutdown).await;
     // Push the jobs of callbacks answered just before the stop (their rows are stored either
     // way; this only spares them a wait for the sweeper).
     callbacks.flush().await;

@@ -4,8 +4,9 @@
 //!   200 with the existing one for a repeated key and body, 409 for a repeated key with another
 //!   body;
 //! - `POST /payouts/bulk` (CSV or JSON lines, up to [`BULK_BODY_LIMIT`]) → 202
-//!   `{batch_id, accepted, duplicates, rejected: [{line, error}]}`, all good rows in one ledger
-//!   transaction;
+//!   `{batch_id, accepted, duplicates, rejected: [{line, error}], already_imported}`, good rows
+//!   committed in chunks (see [`pi_payments_core::payout_import::run_import`]); a file whose
+//!   every row was already imported → 200 naming the existing batch, no new batch;
 //! - `GET /payouts/{id}` (row and history), `GET /payouts?batch=&state=&limit=&after=`;
 //! - `POST /payouts/{id}/cancel` (only before an envelope exists).
 //!
@@ -27,8 +28,8 @@ use pi_payments_core::ids::{BatchId, PayoutId};
 use pi_payments_core::jobs::Job;
 use pi_payments_core::ledger::{LedgerError, PayoutFilter, PayoutRow};
 use pi_payments_core::payout_import::{
-    BulkError, BulkFormat, BulkImport, BulkOutcome, BulkRecordError, parse_bulk,
-    parse_json_request, record_bulk, start_import,
+    BulkError, BulkFormat, BulkOutcome, BulkRecordError, ImportPace, parse_bulk,
+    parse_json_request, run_import, start_import,
 };
 use pi_payments_core::state::PayoutState;
 use serde_json::{Value, json};
@@ -155,21 +156,41 @@ async fn bulk(
         .get("source")
         .map(|s| s.chars().take(200).collect::<String>())
         .unwrap_or_else(|| "api".to_string());
-    let BulkImport {
-        batch_id,
-        rows,
-        mut outcome,
-    } = start_import(&state.ledger, &source, rows).await?;
-    record_bulk(
-        &state.ledger,
-        state.queue.as_ref(),
-        &batch_id,
-        rows,
-        &mut outcome,
-    )
-    .await?;
-    outcome.rejected.sort_by_key(|r| r.line);
-    Ok((StatusCode::ACCEPTED, Json(outcome)))
+    let import = start_import(&state.ledger, &source, rows).await?;
+    // Its own task: a client that hangs up (or a request timeout) never stops an import
+    // between two chunks; it runs to the end either way.
+    let ledger = state.ledger.clone();
+    let queue = state.queue.clone();
+    let task = tokio::spawn(async move {
+        let mut done = 0u64;
+        let total = import.rows.len() as u64;
+        let batch = import.batch_id.clone();
+        run_import(
+            &ledger,
+            queue.as_ref(),
+            import,
+            ImportPace::IN_PROCESS,
+            &mut |n| {
+                done += n;
+                tracing::debug!(batch_id = %batch, done, total, "bulk import progress");
+            },
+        )
+        .await
+    });
+    let outcome = match task.await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(stopped)) => return Err(stopped.error.into()),
+        Err(err) => {
+            tracing::error!(error = %err, "bulk import task failed");
+            return Err(ApiError::Internal);
+        }
+    };
+    let status = if outcome.already_imported {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(outcome)))
 }
 
 fn payout_id(text: &str) -> Result<PayoutId, ApiError> {

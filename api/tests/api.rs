@@ -532,3 +532,137 @@ async fn a_failing_queue_still_answers_202_after_the_write() {
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(api.payment_count().await, 1);
 }
+
+/// Serve `api` on a fresh loopback port within `limits`; the sender stops the server.
+async fn serve_on_loopback(
+    api: &TestApi,
+    limits: pi_payments_api::ServerLimits,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(pi_payments_api::serve(
+        listener,
+        api.state.clone(),
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop, server)
+}
+
+/// Whether the server closed `conn`: end of stream or a reset, within `within`.
+async fn closed_within(conn: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // An answer (e.g. 408) before the close is fine; keep reading.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// 3,000 half-sent requests once held 3,053 file descriptors for a minute: a client that
+/// trickles its headers is disconnected within the header timeout (however often it sends a
+/// byte), one that sends nothing too, and at the connection cap a well-behaved client is served
+/// as soon as such a stalled client is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_and_the_connection_cap_holds() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = TestApi::new().await;
+    let limits = pi_payments_api::ServerLimits {
+        header_read_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(30),
+        max_connections: 2,
+    };
+    let (addr, stop, server) = serve_on_loopback(&api, limits).await;
+
+    // Two stalled clients take both slots: one trickles a header byte every 100 ms, one
+    // sends nothing at all.
+    let mut trickler = tokio::net::TcpStream::connect(addr).await.unwrap();
+    trickler
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let trickling = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        loop {
+            if trickler.write_all(b"a").await.is_err() {
+                break;
+            }
+            if closed_within(&mut trickler, Duration::from_millis(100)).await {
+                break;
+            }
+            // Generous: the timeout is 1 s; without one it would trickle for ever.
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "a client trickling its headers was never disconnected"
+            );
+        }
+    });
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+
+    // A well-behaved client beyond the cap: answered once a stalled one is cut.
+    let mut polite = tokio::net::TcpStream::connect(addr).await.unwrap();
+    polite
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), polite.read_to_end(&mut answer))
+        .await
+        .expect("a well-behaved client was not served within 15 s at the connection cap")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(15)).await,
+        "a client that sent nothing was never disconnected"
+    );
+    trickling.await.unwrap();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// A request not answered within `HTTP_REQUEST_TIMEOUT` (here: a body that never finishes)
+/// gets the JSON 503 `request_timeout`, not an open connection for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_finishes_times_out_with_json() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = TestApi::new().await;
+    let limits = pi_payments_api::ServerLimits {
+        header_read_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(1),
+        max_connections: 8,
+    };
+    let (addr, stop, server) = serve_on_loopback(&api, limits).await;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        b"POST /pi_payment/approve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{\"paymentId\":",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), conn.read_to_end(&mut answer))
+        .await
+        .expect("a request with an unfinished body was never answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
+    assert_eq!(api.payment_count().await, 0);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

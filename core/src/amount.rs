@@ -9,6 +9,16 @@ use std::str::FromStr;
 /// Stroops in one Pi.
 pub const STROOPS_PER_PI: i64 = 10_000_000;
 
+/// The longest amount text accepted. The largest amount (922337203685.4775807) has 20
+/// characters; the rest leaves room for leading and trailing zeros, a sign and an exponent, and
+/// bounds what parsing may allocate whatever a client sends.
+pub const MAX_AMOUNT_TEXT_LEN: usize = 64;
+
+/// The largest exponent magnitude accepted (`1e-7`, `5e3`): with at most
+/// [`MAX_AMOUNT_TEXT_LEN`] digits, any exact amount is reachable within it, and refusing larger
+/// ones before shifting keeps `1e-2147483648` from allocating gigabytes of zeros.
+pub const MAX_AMOUNT_EXPONENT: u32 = 100;
+
 /// A strictly positive amount of Pi, held as whole stroops.
 ///
 /// The invariant (> 0, fits in i64, at most 7 decimals) is checked on every way in, so code
@@ -27,6 +37,14 @@ pub enum AmountError {
     NotPositive(String),
     #[error("amount {0:?} is too large")]
     TooLarge(String),
+    #[error(
+        "amount text is {0} characters long; write it with at most {MAX_AMOUNT_TEXT_LEN}, like 3.14"
+    )]
+    TooLong(usize),
+    #[error(
+        "amount {0:?} has an exponent beyond ±{MAX_AMOUNT_EXPONENT}; write it as a plain decimal like 3.14"
+    )]
+    ExponentOutOfRange(String),
 }
 
 impl PiAmount {
@@ -42,8 +60,14 @@ impl PiAmount {
 
     /// Parse a plain decimal such as `3.14`, `1`, `0.0000001` or a JSON number's text
     /// (`1e2` exponent forms are accepted when they are exact).
+    /// Texts longer than [`MAX_AMOUNT_TEXT_LEN`] and exponents beyond [`MAX_AMOUNT_EXPONENT`]
+    /// are refused before anything is allocated for them.
     pub fn parse(text: &str) -> Result<PiAmount, AmountError> {
-        let stroops = parse_stroops(text.trim())?;
+        let text = text.trim();
+        if text.len() > MAX_AMOUNT_TEXT_LEN {
+            return Err(AmountError::TooLong(text.len()));
+        }
+        let stroops = parse_stroops(text)?;
         PiAmount::from_stroops(stroops).ok_or_else(|| AmountError::NotPositive(text.to_string()))
     }
 
@@ -82,6 +106,9 @@ fn parse_stroops(text: &str) -> Result<i64, AmountError> {
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(i) => {
             let exp: i32 = text[i + 1..].parse().map_err(|_| bad())?;
+            if exp.unsigned_abs() > MAX_AMOUNT_EXPONENT {
+                return Err(AmountError::ExponentOutOfRange(text.to_string()));
+            }
             (&text[..i], exp)
         }
         None => (text, 0),
@@ -209,6 +236,49 @@ mod tests {
         assert!(matches!(
             PiAmount::parse("99999999999999999999"),
             Err(AmountError::TooLarge(_))
+        ));
+    }
+
+    /// `1e-2147483648` once took 11 s and 4.6 GB: absurd exponents and lengths are refused
+    /// before the decimal point is shifted.
+    #[test]
+    fn refuses_absurd_exponents_and_lengths_before_allocating() {
+        for absurd in [
+            "1e-2147483648",
+            "1e2147483647",
+            "0e-999999",
+            "1e-101",
+            "1E+101",
+        ] {
+            let err = PiAmount::parse(absurd).unwrap_err();
+            assert!(
+                matches!(err, AmountError::ExponentOutOfRange(_)),
+                "{absurd}: {err:?}"
+            );
+            assert!(err.to_string().contains("plain decimal"), "{err}");
+        }
+        let long = format!("1.{}", "0".repeat(10_000_000));
+        let started = std::time::Instant::now();
+        assert_eq!(
+            PiAmount::parse(&long),
+            Err(AmountError::TooLong(long.len()))
+        );
+        let err = PiAmount::from_json_text(&format!("1{}", "0".repeat(100))).unwrap_err();
+        assert!(matches!(err, AmountError::TooLong(101)), "{err:?}");
+        assert!(!err.to_string().contains("0000000000"), "{err}");
+        // Generous: the refusal itself is instant.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Still exact within the bounds.
+        assert_eq!(PiAmount::parse("1e-7").unwrap().stroops(), 1);
+        assert_eq!(PiAmount::parse("1000e-10").unwrap().stroops(), 1);
+        assert_eq!(PiAmount::parse("0.0001e4").unwrap().stroops(), 10_000_000);
+        assert!(matches!(
+            PiAmount::parse("1e100"),
+            Err(AmountError::TooLarge(_))
+        ));
+        assert!(matches!(
+            PiAmount::parse("1e-100"),
+            Err(AmountError::TooPrecise(_))
         ));
     }
 

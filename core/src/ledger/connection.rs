@@ -104,12 +104,22 @@ impl OwnConnection {
 /// `mmap_size` lets readers use the OS cache without copying; a 64 MiB page cache keeps the
 /// hot index pages of the payments table in memory; `secure_delete = FAST` zeroes what a
 /// delete or update frees inside a page (no extra I/O), so values cleared on purpose, such as
-/// the tokens migration 0007 drops, do not linger in the file. (No `journal_size_limit`:
-/// truncating the WAL each time it starts over cost the writer up to ~90 ms; the file stays
-/// ≤ ~130 MiB.)
+/// the tokens migration 0007 drops, do not linger in the file.
+///
+/// `journal_size_limit` ([`WAL_SIZE_LIMIT`]): when the WAL starts over, its file is cut back
+/// to 128 MiB. A long read transaction keeps the WAL from starting over, so it grows past that
+/// (699 MB was seen); once the reader ends, the next checkpoint and write bring it back.
+/// The limit is the size the WAL reaches under sustained load anyway (its autocheckpoint,
+/// [`WAL_AUTOCHECKPOINT`]), so normal operation never pays for a truncation (truncating to
+/// zero each time cost the writer up to ~90 ms).
 const SQLITE_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000; \
      PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456; \
-     PRAGMA cache_size = -65536; PRAGMA secure_delete = FAST";
+     PRAGMA cache_size = -65536; PRAGMA secure_delete = FAST; \
+     PRAGMA journal_size_limit = 134217728";
+
+/// The size a SQLite ledger's WAL file returns to once no reader holds it back (the
+/// `journal_size_limit` of [`SQLITE_PRAGMAS`]).
+pub const WAL_SIZE_LIMIT: u64 = 128 * 1024 * 1024;
 
 /// After 32768 WAL pages (128 MiB) a committing writer checkpoints itself. The ledger's
 /// checkpointer ([`Ledger::spawn_checkpointer`]) copies pages every 100 ms on its own
@@ -273,6 +283,12 @@ impl Ledger {
         Ok(tx)
     }
 
+    /// Whether this ledger is a SQLite file: one writer at a time, which other processes
+    /// wait for by polling (see [`crate::payout_import::ImportPace`]).
+    pub fn is_sqlite_file(&self) -> bool {
+        self.sqlite_file
+    }
+
     pub(crate) fn is_pg(&self) -> bool {
         self.kind == DbKind::Postgres
     }
@@ -307,6 +323,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mysql") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn the_wal_limit_is_the_one_set_on_connections() {
+        assert!(SQLITE_PRAGMAS.contains(&format!("journal_size_limit = {WAL_SIZE_LIMIT}")));
     }
 
     #[test]

@@ -50,7 +50,7 @@ mod webhook_body;
 pub use ad_claims::{AdBinding, AdClaimRow, AdClaimStatus, AdObservation, AdUpdate};
 pub use callbacks::{Callback, CallbackStep, Recorded};
 pub use clock::now_ms;
-pub use connection::{DbKind, Ledger};
+pub use connection::{DbKind, Ledger, WAL_SIZE_LIMIT};
 pub use error::LedgerError;
 pub use lease_keeper::KeptLease;
 pub use leases::LeaseRow;

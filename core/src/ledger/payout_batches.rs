@@ -80,6 +80,20 @@ impl Ledger {
         Ok(())
     }
 
+    /// Delete a batch that recorded nothing: no payout belongs to it and it counted no
+    /// accepted or rejected row (an import whose every row was already imported). Returns
+    /// whether it was deleted; a batch with anything in it is kept.
+    pub async fn delete_empty_batch(&self, id: &BatchId) -> Result<bool, LedgerError> {
+        let deleted = sqlx::query(
+            "DELETE FROM payout_batches WHERE id = $1 AND accepted = 0 AND rejected = 0 \
+             AND NOT EXISTS (SELECT 1 FROM payouts WHERE batch_id = $1)",
+        )
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
     /// How many payouts of a batch are in each state (for `payouts status --batch`).
     pub async fn batch_state_counts(
         &self,

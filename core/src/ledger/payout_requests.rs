@@ -239,6 +239,13 @@ impl Ledger {
         &self,
         reqs: Vec<PayoutRequest>,
     ) -> Result<Vec<Result<(PayoutRow, bool), LedgerError>>, LedgerError> {
+        // On a SQLite file, take the callback batcher's turn (a FIFO lock): a batch of
+        // callbacks that arrives meanwhile writes right after this call, instead of polling
+        // SQLite's write lock against an importer that takes it again at once.
+        let _turn = match &self.batch_conn {
+            Some(own) => Some(own.lock().await?),
+            None => None,
+        };
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         // Unknown batches are refused per row up front: a foreign-key violation would abort a

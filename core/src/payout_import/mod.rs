@@ -10,4 +10,7 @@ pub use parse::{
     BulkError, BulkFormat, BulkRow, CSV_COLUMNS, MAX_BULK_ROWS, PayoutRequestJson, RejectedRow,
     parse_bulk, parse_json_request,
 };
-pub use record::{BulkImport, BulkOutcome, BulkRecordError, record_bulk, start_import};
+pub use record::{
+    BulkImport, BulkOutcome, BulkRecordError, IMPORT_CHUNK_ROWS, ImportPace, ImportStopped,
+    SQLITE_IMPORT_PAUSE, run_import, start_import,
+};

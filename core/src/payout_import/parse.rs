@@ -192,6 +192,9 @@ impl Columns {
     };
 
     /// The positions named by a header row, or `None` if the row is not a header.
+    ///
+    /// A header is a row whose every field is a known column name: a data row that merely
+    /// contains a word such as `memo` (as a memo, say) is data, not a broken header.
     fn from_header(record: &csv::ByteRecord) -> Result<Option<Columns>, BulkError> {
         let names: Vec<String> = record
             .iter()
@@ -202,14 +205,13 @@ impl Columns {
                     .to_ascii_lowercase()
             })
             .collect();
-        let find = |name: &str| names.iter().position(|n| n == name);
-        let known = names
+        let all_known = names
             .iter()
-            .filter(|n| CSV_COLUMNS.contains(&n.as_str()) || n.as_str() == "metadata")
-            .count();
-        if known == 0 {
+            .all(|n| CSV_COLUMNS.contains(&n.as_str()) || n.as_str() == "metadata");
+        if !all_known {
             return Ok(None);
         }
+        let find = |name: &str| names.iter().position(|n| n == name);
         match (
             find("uid"),
             find("amount"),
@@ -415,6 +417,33 @@ mod tests {
             Err(BulkError::BadHeader(_))
         ));
         assert_eq!(parse_bulk(b"\n\n", BulkFormat::Csv), Err(BulkError::Empty));
+    }
+
+    /// A header-less file whose first row holds a column name as a value (a memo that reads
+    /// `memo`, a uid `amount`) was refused whole as a bad header: it is data.
+    #[test]
+    fn a_first_row_mentioning_a_column_name_is_data() {
+        let body = b"alice,1.5,memo,k1\namount,2,uid,k2\n";
+        let rows = parse_bulk(body, BulkFormat::Csv).unwrap();
+        assert_eq!(
+            ok(&rows),
+            vec![
+                (1, "alice".into(), 15_000_000, "k1".into()),
+                (2, "amount".into(), 20_000_000, "k2".into())
+            ]
+        );
+        assert_eq!(rows[0].request.as_ref().unwrap().memo, "memo");
+        // A row made only of column names is still a header (with metadata, in any case).
+        let body = b"UID,Amount,Memo,Idempotency_Key,metadata\nalice,1,x,k1,\"{\"\"a\"\":1}\"\n";
+        let rows = parse_bulk(body, BulkFormat::Csv).unwrap();
+        assert_eq!(
+            ok(&rows),
+            vec![(2, "alice".into(), 10_000_000, "k1".into())]
+        );
+        assert_eq!(
+            rows[0].request.as_ref().unwrap().metadata,
+            serde_json::json!({"a": 1})
+        );
     }
 
     #[test]

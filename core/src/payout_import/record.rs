@@ -1,17 +1,65 @@
 //! Recording a parsed bulk file: one batch per file, refused rows counted on it, good rows
-//! recorded in ledger transactions and their payout jobs enqueued after each commit.
+//! recorded in ledger transactions of [`ImportPace::chunk_rows`] rows each and their payout
+//! jobs enqueued after each commit ([`run_import`]).
+//!
+//! Chunks keep an import from holding the ledger's write lock for long (a 200k-row file in one
+//! SQLite transaction made callbacks wait up to 24 s), and make progress visible: the batch's
+//! counts advance with each commit.
 //!
 //! An import is resumable: every row carries its idempotency key, so recording the same rows
-//! again creates nothing for rows already accepted and counts them as duplicates.
+//! again creates nothing for rows already accepted and counts them as duplicates. A file whose
+//! every row was already imported leaves no new, empty batch behind: the answer names the
+//! batch the rows belong to ([`BulkOutcome::already_imported`]).
 
 use crate::jobs::{Job, JobQueue};
 use crate::ledger::{Ledger, LedgerError, PayoutRequest};
 use crate::payout::BatchId;
 use crate::payout_import::parse::{BulkRow, RejectedRow};
 use serde::Serialize;
+use std::time::Duration;
 
 /// Jobs pushed to the queue per call when rows are enqueued.
 const ENQUEUE_CHUNK: usize = 1000;
+
+/// Rows per ledger transaction. Measured (BENCHMARKS.md): about 60 ms of SQLite write lock
+/// per 500 rows on the 2-core VM, well under the 1 s a callback may wait behind an import.
+pub const IMPORT_CHUNK_ROWS: usize = 500;
+
+/// How long an import beside other processes' writers pauses after each chunk on a SQLite
+/// file: SQLite makes a waiting writer poll for the lock, at most 100 ms apart, so a gap at
+/// least that long lets every waiting writer in before the next chunk.
+pub const SQLITE_IMPORT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How an import paces its ledger transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportPace {
+    /// Rows per ledger transaction.
+    pub chunk_rows: usize,
+    /// Pause after each committed chunk (to let other writers in).
+    pub pause: Duration,
+}
+
+impl ImportPace {
+    /// Beside this process's writers only (`POST /payouts/bulk`): the ledger hands the write
+    /// turn to waiting callback batches between chunks, so no pause is needed.
+    pub const IN_PROCESS: ImportPace = ImportPace {
+        chunk_rows: IMPORT_CHUNK_ROWS,
+        pause: Duration::ZERO,
+    };
+
+    /// Beside writers of other processes (`payouts import` next to a running service): on a
+    /// SQLite file, a [`SQLITE_IMPORT_PAUSE`] after each chunk; on Postgres (row locks), none.
+    pub fn beside_other_processes(ledger: &Ledger) -> ImportPace {
+        ImportPace {
+            chunk_rows: IMPORT_CHUNK_ROWS,
+            pause: if ledger.is_sqlite_file() {
+                SQLITE_IMPORT_PAUSE
+            } else {
+                Duration::ZERO
+            },
+        }
+    }
+}
 
 /// What a bulk request (or `payouts import`) did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -24,22 +72,29 @@ pub struct BulkOutcome {
     pub duplicates: u64,
     /// Refused rows, by line.
     pub rejected: Vec<RejectedRow>,
+    /// Every row was already imported: nothing new was recorded, no new batch was kept, and
+    /// `batch_id` names the batch the rows belong to (`None` if they belong to several, or
+    /// were requested one by one).
+    pub already_imported: bool,
+    /// The batches of the duplicate rows seen so far: `Some(None)` once they differ.
+    #[serde(skip)]
+    duplicates_batch: Option<Option<BatchId>>,
 }
 
 /// A started import ([`start_import`]): its batch, the good rows still to record with
-/// [`record_bulk`], and the outcome so far (the refused rows).
+/// [`run_import`], and the outcome so far (the refused rows).
 #[derive(Debug)]
 pub struct BulkImport {
     /// The batch created for the file.
     pub batch_id: BatchId,
     /// The parsed requests, with their line numbers, in file order.
     pub rows: Vec<(u64, PayoutRequest)>,
-    /// `batch_id` set and the rows refused by parsing; [`record_bulk`] adds to it.
+    /// `batch_id` set and the rows refused by parsing; [`run_import`] adds to it.
     pub outcome: BulkOutcome,
 }
 
 /// Open a batch named `source` for parsed `rows`: the refused rows go to the outcome and to
-/// the batch's rejected count, the good ones are returned for [`record_bulk`].
+/// the batch's rejected count, the good ones are returned for [`run_import`].
 pub async fn start_import(
     ledger: &Ledger,
     source: &str,
@@ -71,13 +126,68 @@ pub async fn start_import(
     })
 }
 
-/// Record `rows` (line, request) under `batch` in ONE ledger transaction and enqueue a payout
-/// job for every accepted or duplicate row still in flight. Refused rows are added to
-/// `outcome.rejected` and to the batch's count. Shared by the API and the CLI import.
+/// Record the rows of a started import in chunks of `pace.chunk_rows`, each its own ledger
+/// transaction followed by the enqueueing of its payout jobs; `progress` is called with the
+/// number of rows of each committed chunk. Refused rows are added to the outcome and to the
+/// batch's count. Shared by the API and the CLI import.
+///
+/// If a chunk fails, the chunks before it stay recorded (and queued): the error carries the
+/// outcome so far, and running the same file again resumes (accepted rows become duplicates).
+/// If every row turns out to be a duplicate, the new batch is deleted and the outcome names
+/// the rows' own batch ([`BulkOutcome::already_imported`]).
+pub async fn run_import(
+    ledger: &Ledger,
+    queue: &dyn JobQueue,
+    import: BulkImport,
+    pace: ImportPace,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<BulkOutcome, ImportStopped> {
+    let BulkImport {
+        batch_id,
+        rows,
+        mut outcome,
+    } = import;
+    let chunk_rows = pace.chunk_rows.max(1);
+    let mut rest = rows.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<_> = rest.by_ref().take(chunk_rows).collect();
+        let n = chunk.len() as u64;
+        if let Err(error) = record_chunk(ledger, queue, &batch_id, chunk, &mut outcome).await {
+            outcome.rejected.sort_by_key(|r| r.line);
+            return Err(ImportStopped { outcome, error });
+        }
+        progress(n);
+        if rest.peek().is_some() {
+            if pace.pause.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(pace.pause).await;
+            }
+        }
+    }
+    outcome.rejected.sort_by_key(|r| r.line);
+    if outcome.accepted == 0 && outcome.rejected.is_empty() && outcome.duplicates > 0 {
+        let deleted = ledger
+            .delete_empty_batch(&batch_id)
+            .await
+            .map_err(|e| ImportStopped {
+                outcome: outcome.clone(),
+                error: e.into(),
+            })?;
+        if deleted {
+            outcome.already_imported = true;
+            outcome.batch_id = outcome.duplicates_batch.clone().flatten();
+        }
+    }
+    Ok(outcome)
+}
+
+/// Record one chunk under `batch` in ONE ledger transaction, then enqueue a payout job for
+/// every accepted or duplicate row still in flight.
 ///
 /// The jobs are enqueued after the commit; if the queue fails, the error is returned and the
 /// rows stay recorded: running the same request (or import) again enqueues them again.
-pub async fn record_bulk(
+async fn record_chunk(
     ledger: &Ledger,
     queue: &dyn JobQueue,
     batch: &BatchId,
@@ -103,6 +213,11 @@ pub async fn record_bulk(
                     outcome.accepted += 1;
                 } else {
                     outcome.duplicates += 1;
+                    outcome.duplicates_batch = match outcome.duplicates_batch.take() {
+                        None => Some(row.batch_id.clone()),
+                        Some(seen) if seen == row.batch_id => Some(seen),
+                        Some(_) => Some(None),
+                    };
                 }
                 if row.state.is_in_flight() {
                     jobs.push(Job::payout(row.id));
@@ -123,7 +238,17 @@ pub async fn record_bulk(
     Ok(())
 }
 
-/// Why [`record_bulk`] failed as a whole.
+/// An import that stopped part-way ([`run_import`]): what was recorded before, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ImportStopped {
+    /// The outcome of the chunks recorded before the failure.
+    pub outcome: BulkOutcome,
+    /// Why the import stopped.
+    pub error: BulkRecordError,
+}
+
+/// Why recording a chunk of an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BulkRecordError {
     /// The ledger transaction failed: nothing of this call was recorded.

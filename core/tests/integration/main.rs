@@ -10,6 +10,7 @@ mod support;
 mod call_budget;
 mod horizon_client;
 mod ledger;
+mod payout_import;
 mod payout_lanes;
 mod payout_pipeline;
 mod payout_throttle;

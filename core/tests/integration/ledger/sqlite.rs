@@ -172,3 +172,75 @@ async fn a_ledger_from_before_payment_numbers_keeps_its_history_and_counters() {
     ledger.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With one long read transaction open, the WAL grew to 699 MB and never shrank: once the
+/// reader ends, the background checkpoint and the next write bring it back to its limit.
+/// Prints the sizes it saw (BENCHMARKS.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_shrinks_back_once_a_long_reader_ends() {
+    use pi_payments_core::ledger::WAL_SIZE_LIMIT;
+    use sqlx::Connection;
+    use std::time::{Duration, Instant};
+    let dir = temp_dir("pp-wal-limit");
+    let file = dir.join("ledger.db");
+    let url = format!("sqlite://{}", file.display());
+    let ledger = Ledger::connect(&url).await.unwrap();
+    ledger.spawn_checkpointer();
+    let wal = dir.join("ledger.db-wal");
+    let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    sqlx::query("CREATE TABLE filler (v BLOB)")
+        .execute(ledger.pool())
+        .await
+        .unwrap();
+
+    // A reader that holds its snapshot (as a long report or backup would).
+    let mut reader = sqlx::SqliteConnection::connect(&format!("{url}?mode=ro"))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    // Write more than the limit meanwhile: the WAL cannot start over, it grows.
+    let mib = 1024 * 1024;
+    let rows = WAL_SIZE_LIMIT / mib + 32;
+    for _ in 0..rows {
+        sqlx::query("INSERT INTO filler VALUES (zeroblob(1048576))")
+            .execute(ledger.pool())
+            .await
+            .unwrap();
+    }
+    let grown = wal_size();
+    assert!(
+        grown > WAL_SIZE_LIMIT,
+        "the WAL did not grow: {grown} bytes"
+    );
+
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    reader.close().await.unwrap();
+    sqlx::query("DELETE FROM filler")
+        .execute(ledger.pool())
+        .await
+        .unwrap();
+    // Generous: a checkpoint runs every 100 ms; each small write may start the WAL over.
+    let started = Instant::now();
+    while wal_size() > WAL_SIZE_LIMIT {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the WAL stayed at {} bytes (limit {WAL_SIZE_LIMIT}) after the reader ended",
+            wal_size()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ledger.record_approve_callback(&pid(1), None).await.unwrap();
+    }
+    println!(
+        "WAL: {} MiB with a reader open, {} MiB after it ended (limit {} MiB), {:.1} s later",
+        grown / mib,
+        wal_size() / mib,
+        WAL_SIZE_LIMIT / mib,
+        started.elapsed().as_secs_f64()
+    );
+    ledger.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
