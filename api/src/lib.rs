@@ -17,6 +17,7 @@ pub mod operator;
 pub mod orders;
 pub mod payments;
 pub mod payouts;
+pub mod read_access;
 pub mod state;
 
 pub use callbacks::{BatchConfig, CallbackBatcher, CallbackKind};
