@@ -261,6 +261,10 @@ pub struct ConfigArgs {
     /// Unset → those routes answer 401 to everyone.
     #[arg(long, env = "ADMIN_TOKEN", global = true, hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Read-only Bearer token for the app's own backend: GET /events and any payment or
+    /// order; at least 16 characters. Unset → only ADMIN_TOKEN reads /events.
+    #[arg(long, env = "APP_API_TOKEN", global = true, hide_env_values = true)]
+    pub app_api_token: Option<String>,
     /// Longest Pioneer session, in seconds (never beyond the Pi token's validity) [default: 86400].
     #[arg(long, env = "SESSION_TTL", global = true)]
     pub session_ttl: Option<String>,

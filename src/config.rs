@@ -134,7 +134,7 @@ pub struct Config {
     /// Webhook signing key.
     pub webhook_secret: Option<Secret>,
     /// Pioneer sign-in, browser posture and operator auth: `APP_ORIGINS`, `TRUST_PROXY`,
-    /// `ADMIN_TOKEN` (redacted in `Debug`), `SESSION_TTL`.
+    /// `ADMIN_TOKEN` and `APP_API_TOKEN` (redacted in `Debug`), `SESSION_TTL`.
     pub auth: AuthConfig,
     /// `PI_WALLET_SEED`: the app wallet seed for A2U payouts (checked to be an `S…` seed;
     /// used by the payout wiring). Its presence requires `ADMIN_TOKEN`.
@@ -310,7 +310,8 @@ fn auth_error(variable: &'static str, err: &api_auth::ConfigError) -> ConfigErro
     ConfigError::new(variable, None, problem)
 }
 
-/// `APP_ORIGINS`, `TRUST_PROXY`, `ADMIN_TOKEN`, `SESSION_TTL` and `PI_WALLET_SEED`, checked
+/// `APP_ORIGINS`, `TRUST_PROXY`, `ADMIN_TOKEN`, `APP_API_TOKEN`, `SESSION_TTL` and
+/// `PI_WALLET_SEED`, checked
 /// together: a wallet seed without an admin token is refused (the payout routes would have no
 /// operator), and so is a short admin token. Secret values are never echoed.
 fn auth_settings(args: &ConfigArgs) -> Result<(AuthConfig, Option<Secret>), ConfigError> {
@@ -346,10 +347,14 @@ fn auth_settings(args: &ConfigArgs) -> Result<(AuthConfig, Option<Secret>), Conf
     let admin_token = given(&args.admin_token);
     pi_payments_api::admin::check_startup(wallet_seed.is_some(), admin_token)
         .map_err(|e| auth_error("ADMIN_TOKEN", &e))?;
+    let app_api_token = given(&args.app_api_token);
+    pi_payments_api::admin::check_app_api_token(app_api_token)
+        .map_err(|e| auth_error("APP_API_TOKEN", &e))?;
     let auth = AuthConfig {
         app_origins,
         trust_proxy,
         admin_token: admin_token.map(api_auth::Secret::new),
+        app_api_token: app_api_token.map(api_auth::Secret::new),
         session_ttl,
         ..AuthConfig::default()
     };
@@ -742,10 +747,13 @@ mod tests {
             app_origins: Some("https://App.example.com/, http://localhost:3000".into()),
             trust_proxy: Some("yes".into()),
             admin_token: Some("0123456789abcdef-admin".into()),
+            app_api_token: Some("0123456789abcdef-backend".into()),
             session_ttl: Some("3600".into()),
             ..Default::default()
         };
         let config = Config::from_args(&args).unwrap();
+        assert!(config.auth.app_api_token.is_some());
+        assert!(!format!("{config:?}").contains("0123456789abcdef-backend"));
         assert_eq!(
             config.auth.app_origins,
             vec!["https://app.example.com", "http://localhost:3000"]
@@ -766,6 +774,12 @@ mod tests {
         });
         assert!(short.starts_with("ADMIN_TOKEN is shorter"), "{short}");
         assert!(!short.contains("tiny-secret"));
+        let short = err(ConfigArgs {
+            app_api_token: Some("tiny-backend".into()),
+            ..Default::default()
+        });
+        assert!(short.starts_with("APP_API_TOKEN is shorter"), "{short}");
+        assert!(!short.contains("tiny-backend"));
         let ttl = err(ConfigArgs {
             session_ttl: Some("1d".into()),
             ..Default::default()

@@ -326,7 +326,7 @@ One U2A payment, end to end (paste into a shell; needs only curl and sed):
 
 API={api}; SIM={sim}; J='content-type: application/json'
 # 1. the app asks for an order: the server sets the price
-ORDER=$(curl -s -X POST $API/orders -H "$J" -d '{{"productId":"coffee"}}' | sed -n 's/.*"orderId":"\([^"]*\)".*/\1/p'); echo "order $ORDER"
+ORDER=$(curl -s -X POST $API/orders -H "$J" -d '{{"product_id":"coffee"}}' | sed -n 's/.*"id":"\(ord_[^"]*\)".*/\1/p'); echo "order $ORDER"
 # 2. the Pioneer creates the payment in the Pi Browser (simulated)
 PAYMENT=$(curl -s -X POST $SIM/_sim/u2a -H "$J" -d '{{"uid":"pioneer-1","amount":1.5,"memo":"A cup of coffee","metadata":{{"orderId":"'$ORDER'"}}}}' | sed -n 's/.*"identifier":"\([^"]*\)".*/\1/p'); echo "payment $PAYMENT"
 # 3. the Pioneer's access token (Pi.authenticate in real life)
@@ -337,8 +337,8 @@ curl -s -X POST $API/pi_payment/approve -H "$J" -d '{{"paymentId":"'$PAYMENT'","
 TXID=$(curl -s -X POST $SIM/_sim/u2a/$PAYMENT/submit -H "$J" -d '{{}}' | sed -n 's/.*"txid":"\([^"]*\)".*/\1/p'); echo "txid $TXID"
 # 6. onReadyForServerCompletion -> our complete callback (a worker verifies on chain and completes at Pi)
 curl -s -X POST $API/pi_payment/complete -H "$J" -d '{{"paymentId":"'$PAYMENT'","txid":"'$TXID'"}}'; echo; sleep 3
-# 7. the ledger's view: state "completed" and the payment's history
-curl -s $API/payments/$PAYMENT; echo
+# 7. the ledger's view, as the Pioneer who paid: state "completed" and the payment's history
+curl -s -H "Authorization: Bearer $TOKEN" $API/payments/$PAYMENT; echo
 "#,
         horizon = pi.horizon_url,
         wallet = pi.app_wallet,

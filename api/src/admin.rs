@@ -40,6 +40,19 @@ pub fn check_startup(
     }
 }
 
+/// Refuse an `APP_API_TOKEN` short enough to guess (the same rule as `ADMIN_TOKEN`); an empty
+/// one counts as none.
+pub fn check_app_api_token(token: Option<&str>) -> Result<(), ConfigError> {
+    match token.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) if t.chars().count() < MIN_ADMIN_TOKEN_LEN => {
+            Err(ConfigError::AppApiTokenTooShort {
+                min: MIN_ADMIN_TOKEN_LEN,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The admin check; cheap to clone. Holds only a digest of the token.
 #[derive(Clone)]
 pub struct AdminAuth {
@@ -74,8 +87,9 @@ impl AdminAuth {
         AdminAuth::new(cfg.admin_token.as_ref())
     }
 
-    /// Whether the request carries `Authorization: Bearer <ADMIN_TOKEN>`; 401 otherwise.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// Whether the request carries `Authorization: Bearer <the token>` (never with no token
+    /// configured). The same constant-time check serves `APP_API_TOKEN` ([`crate::read_access`]).
+    pub fn accepts(&self, headers: &HeaderMap) -> bool {
         let presented = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -84,11 +98,20 @@ impl AdminAuth {
             .map(|(_, token)| token.trim());
         // Always hash and compare, so a missing header and a wrong one take the same path.
         let given = digest(presented.unwrap_or(""));
-        let matches = match &self.digest {
+        match &self.digest {
             Some(expected) => bool::from(given.ct_eq(expected)) && presented.is_some(),
             None => false,
-        };
-        if matches {
+        }
+    }
+
+    /// Whether a token is configured at all.
+    pub fn is_configured(&self) -> bool {
+        self.digest.is_some()
+    }
+
+    /// Whether the request carries `Authorization: Bearer <ADMIN_TOKEN>`; 401 otherwise.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.accepts(headers) {
             return Ok(());
         }
         if self.digest.is_none() {

@@ -2,7 +2,7 @@
 //! ad they watched (pi-platform.md §8). The decision is [`AdRewards::claim`]'s: Pi's ad status,
 //! the first claimant owns the ad, the reward is recorded once.
 //!
-//! Answers `{"status", "adId"}`: `granted` / `denied` / `revoked` with 200, `pending` with 202
+//! Answers `{"status", "ad_id"}`: `granted` / `denied` / `revoked` with 200, `pending` with 202
 //! (claim again in a few seconds). Another Pioneer's ad is 403, an ad Pi does not know 404,
 //! Pi unreachable 503.
 
@@ -99,7 +99,7 @@ async fn claim(
         AdClaimStatus::Pending => StatusCode::ACCEPTED,
         _ => StatusCode::OK,
     };
-    let body = serde_json::json!({ "status": row.status.as_str(), "adId": row.ad_id });
+    let body = serde_json::json!({ "status": row.status.as_str(), "ad_id": row.ad_id });
     Ok((status, Json(body)).into_response())
 }
 

@@ -2,8 +2,10 @@
 //! as) receiving webhooks. Pages by the last id seen; `next_after` is what to send next.
 
 use crate::error::ApiError;
+use crate::read_access;
 use crate::state::ApiState;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use pi_payments_core::events::WebhookBody;
@@ -43,8 +45,10 @@ fn number(
 
 async fn list(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    read_access::require_backend(&state, &headers)?;
     let after = number(&query, "after", 0, i64::MAX)?;
     let limit = number(&query, "limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
     let rows = state.ledger.events_after(after, limit).await?;

@@ -18,6 +18,7 @@ pub mod operator;
 pub mod orders;
 pub mod payments;
 pub mod payouts;
+pub mod read_access;
 pub mod request_timeout;
 pub mod server;
 pub mod state;

@@ -1,19 +1,21 @@
-//! Orders: the server decides the price. `POST /orders {productId, quantity?}` prices the
+//! Orders: the server decides the price. `POST /orders {product_id, quantity?}` (`productId`
+//! is accepted too) prices the
 //! order from the catalogue and answers what the frontend passes to `Pi.createPayment`;
 //! the approve job later checks Pi's payment against it.
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::read_access;
 use crate::state::ApiState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pi_payments_core::OrderId;
 use pi_payments_core::ledger::Order;
 use pi_payments_core::ledger::orders::OrderError;
 use pi_payments_core::products::MAX_QUANTITY;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// `POST /orders`, `GET /orders/{id}`.
 pub fn routes() -> Router<ApiState> {
@@ -22,22 +24,13 @@ pub fn routes() -> Router<ApiState> {
         .route("/orders/{id}", get(show))
 }
 
-const EXAMPLE: &str = r#"{"productId": "coffee", "quantity": 1}"#;
+const EXAMPLE: &str = r#"{"product_id": "coffee", "quantity": 1}"#;
 
-/// The answer for an order: what to pass to `Pi.createPayment`, plus its state.
+/// The answer for an order: what to pass to `Pi.createPayment` (`amount`, `memo`, `metadata`),
+/// plus its state. The ledger row as is: snake_case keys, the amount as a decimal string,
+/// times in RFC 3339 (one shape with the order inside webhook events).
 fn order_json(order: &Order) -> Value {
-    json!({
-        "orderId": order.id,
-        "productId": order.product_id,
-        "quantity": order.quantity,
-        "amount": order.amount,
-        "memo": order.memo,
-        "metadata": order.metadata,
-        "state": order.state,
-        "paymentId": order.payment_id,
-        "createdAt": order.created_at,
-        "paidAt": order.paid_at,
-    })
+    serde_json::to_value(order).unwrap_or(Value::Null)
 }
 
 async fn create(
@@ -50,18 +43,18 @@ async fn create(
             format!("send a JSON object like {EXAMPLE}"),
         ));
     };
-    let product_id = match obj.get("productId") {
+    let product_id = match obj.get("product_id").or_else(|| obj.get("productId")) {
         Some(Value::String(s)) if !s.is_empty() => s.as_str(),
         None | Some(Value::Null) => {
             return Err(ApiError::bad_request(
                 "missing_product_id",
-                format!("productId is missing; send {EXAMPLE}"),
+                format!("product_id is missing; send {EXAMPLE}"),
             ));
         }
         Some(_) => {
             return Err(ApiError::bad_request(
                 "invalid_body",
-                format!("productId must be a non-empty string; send {EXAMPLE}"),
+                format!("product_id must be a non-empty string; send {EXAMPLE}"),
             ));
         }
     };
@@ -111,17 +104,41 @@ async fn create(
     Ok((StatusCode::CREATED, Json(order_json(&order))))
 }
 
+/// The one answer for "not there" and "not yours", so that neither can be told apart.
+fn not_found(id: &OrderId) -> ApiError {
+    ApiError::not_found(
+        "order_not_found",
+        format!(
+            "order {id} does not exist or is not yours: send the paying Pioneer's `Authorization: Bearer <Pi access token>` (or session cookie), or the backend's APP_API_TOKEN; create orders with POST /orders"
+        ),
+    )
+}
+
+/// `GET /orders/{id}`: for the Pioneer of the payment bound to it, the app's backend and the
+/// operator; 404 to anyone else (an order without a payment has no Pioneer yet: the frontend
+/// has the `POST /orders` answer).
 async fn show(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = OrderId::parse(&id)
         .map_err(|e| ApiError::bad_request("invalid_order_id", e.to_string()))?;
-    match state.ledger.order(&id).await? {
-        Some(order) => Ok(Json(order_json(&order))),
-        None => Err(ApiError::not_found(
-            "order_not_found",
-            format!("order {id} does not exist; create orders with POST /orders"),
-        )),
+    let reader = read_access::reader(&state, &headers).await?;
+    if reader == read_access::Reader::Nobody {
+        return Err(not_found(&id));
     }
+    let Some(order) = state.ledger.order(&id).await? else {
+        return Err(not_found(&id));
+    };
+    if reader != read_access::Reader::Backend {
+        let owner = match &order.payment_id {
+            Some(payment) => state.ledger.payment(payment).await?.and_then(|p| p.uid),
+            None => None,
+        };
+        if !reader.may_read(owner.as_ref()) {
+            return Err(not_found(&id));
+        }
+    }
+    Ok(Json(order_json(&order)))
 }

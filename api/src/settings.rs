@@ -39,6 +39,9 @@ pub struct AuthConfig {
     /// `ADMIN_TOKEN`: Bearer token for `/payouts`, `/admin` and the dashboard. Without it those
     /// routes answer 401 to everyone.
     pub admin_token: Option<Secret>,
+    /// `APP_API_TOKEN`: read-only Bearer token for the app's own backend (`GET /events`, any
+    /// payment or order). Without it only `ADMIN_TOKEN` reads the outbox.
+    pub app_api_token: Option<Secret>,
     /// Session cookie name (default `pi_session`).
     pub cookie_name: String,
     /// Longest session (never beyond the token's `valid_until`).
@@ -56,6 +59,7 @@ impl Default for AuthConfig {
             app_origins: Vec::new(),
             trust_proxy: false,
             admin_token: None,
+            app_api_token: None,
             cookie_name: DEFAULT_COOKIE_NAME.to_string(),
             session_ttl: DEFAULT_SESSION_TTL,
             pi_frame_origins: DEFAULT_PI_FRAME_ORIGINS
@@ -83,6 +87,11 @@ pub enum ConfigError {
         "ADMIN_TOKEN is shorter than {min} characters: use a long random string (e.g. `openssl rand -hex 32`)"
     )]
     AdminTokenTooShort { min: usize },
+    /// The app's read token is too short to resist guessing.
+    #[error(
+        "APP_API_TOKEN is shorter than {min} characters: use a long random string (e.g. `openssl rand -hex 32`)"
+    )]
+    AppApiTokenTooShort { min: usize },
     /// An `APP_ORIGINS` entry is not an origin.
     #[error(
         "APP_ORIGINS entry {0:?} is not an origin: write scheme://host[:port] with no path, e.g. https://app.example.com, separated by commas"
@@ -150,8 +159,10 @@ mod tests {
         assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
         let cfg = AuthConfig {
             admin_token: Some(Secret::new("hunter2")),
+            app_api_token: Some(Secret::new("swordfish")),
             ..AuthConfig::default()
         };
         assert!(!format!("{cfg:?}").contains("hunter2"));
+        assert!(!format!("{cfg:?}").contains("swordfish"));
     }
 }

@@ -69,6 +69,9 @@ pub struct ApiShared {
     pub pioneers: Option<PioneerServices>,
     /// The `ADMIN_TOKEN` check of every operator route. Closed to everyone by default.
     pub admin: AdminAuth,
+    /// The `APP_API_TOKEN` check (same constant-time comparison): the app's backend reads
+    /// `/events`, payments and orders with it ([`crate::read_access`]). Closed by default.
+    pub app_api: AdminAuth,
     /// Framing, CORS and CSRF posture, applied around every route by [`crate::router`].
     /// `None` only when even the default policy could not be built (it always can).
     pub browser: Option<BrowserPolicy>,
@@ -119,6 +122,7 @@ impl ApiState {
             callbacks,
             pioneers: None,
             admin: AdminAuth::new(None),
+            app_api: AdminAuth::new(None),
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
             client_limit: None,
@@ -147,6 +151,7 @@ impl ApiState {
         let ads = AdRewards::new(self.ledger.clone(), pi);
         let shared = self.shared_mut();
         shared.admin = AdminAuth::from_config(&config);
+        shared.app_api = AdminAuth::new(config.app_api_token.as_ref());
         shared.browser = Some(browser);
         shared.pioneers = Some(PioneerServices {
             auth: AuthState::new(pioneers, config),
@@ -164,6 +169,12 @@ impl ApiState {
     ) -> ApiState {
         self.shared_mut().client_limit =
             limit.map(|l| crate::client_limit::ClientLimiter::new(l, trust_proxy));
+        self
+    }
+
+    /// Replace the `APP_API_TOKEN` check alone (for an API without Pi, e.g. tests of reads).
+    pub fn with_app_api(mut self, app_api: AdminAuth) -> ApiState {
+        self.shared_mut().app_api = app_api;
         self
     }
 

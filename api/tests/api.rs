@@ -8,6 +8,8 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use pi_payments_api::admin::AdminAuth;
+use pi_payments_api::auth::Secret;
 use pi_payments_api::{ApiState, router};
 use pi_payments_core::jobs::{ApproveCredential, Job, RecordingQueue};
 use pi_payments_core::ledger::Ledger;
@@ -26,6 +28,8 @@ struct TestApi {
     _dir: tempfile::TempDir,
 }
 
+const BACKEND: &str = "api-tests-backend-token-0123456789";
+
 const TX: &str = "7a3c5e9f00112233445566778899aabbccddeeff00112233445566778899aabb";
 
 fn pid(n: u32) -> String {
@@ -38,7 +42,10 @@ impl TestApi {
         let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
         let ledger = Ledger::connect(&url).await.unwrap();
         let queue = RecordingQueue::new();
-        let state = ApiState::new(ledger.clone(), Arc::new(queue.clone()), Catalogue::demo());
+        // Reads of payments, orders and events need a reason: these tests read as the app's
+        // backend (`APP_API_TOKEN`); tests/reads.rs covers who else may.
+        let state = ApiState::new(ledger.clone(), Arc::new(queue.clone()), Catalogue::demo())
+            .with_app_api(AdminAuth::new(Some(&Secret::new(BACKEND))));
         TestApi {
             router: router(state.clone()),
             state,
@@ -80,9 +87,15 @@ impl TestApi {
         self.post_raw(path, body.to_string(), None).await
     }
 
+    /// GET as the app's backend.
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(Request::get(path).body(Body::empty()).unwrap())
-            .await
+        self.send(
+            Request::get(path)
+                .header(header::AUTHORIZATION, format!("Bearer {BACKEND}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     /// The jobs pushed so far, once every answered callback's push has happened.
@@ -109,7 +122,7 @@ async fn approve_is_recorded_enqueued_and_answered_202() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body, json!({"paymentId": pid(1), "state": "received"}));
+    assert_eq!(body, json!({"payment_id": pid(1), "state": "received"}));
     // The token rides in the job; the ledger never stores it.
     let id = PaymentId::parse(&pid(1)).unwrap();
     assert_eq!(
@@ -425,11 +438,13 @@ async fn orders_are_priced_by_the_server() {
         .post("/orders", json!({"productId": "coffee", "quantity": 3}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
-    assert_eq!(order["amount"], json!(4.5));
-    assert_eq!(order["metadata"], json!({"orderId": order["orderId"]}));
+    assert_eq!(order["amount"], json!("4.5"));
+    assert_eq!(order["product_id"], "coffee");
+    // The metadata is what the frontend passes to Pi.createPayment: the app's own object.
+    assert_eq!(order["metadata"], json!({"orderId": order["id"]}));
     assert!(order["memo"].as_str().unwrap().contains("coffee"));
     let (status, again) = api
-        .get(&format!("/orders/{}", order["orderId"].as_str().unwrap()))
+        .get(&format!("/orders/{}", order["id"].as_str().unwrap()))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["amount"], order["amount"]);

@@ -173,12 +173,21 @@ impl fmt::Display for PiAmount {
     }
 }
 
-/// Serialized as a JSON number with its exact decimal text (serde_json only).
+/// Serialized as a decimal string (`"2.5"`): every answer and webhook of ours carries amounts
+/// as strings, because a JSON number near the i64 limit loses digits in JavaScript and in
+/// `serde_json::Value`. Pi's own wire format wants numbers: see [`as_json_number`].
 impl serde::Serialize for PiAmount {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let raw = RawValue::from_string(self.to_string()).map_err(serde::ser::Error::custom)?;
-        raw.serialize(s)
+        s.collect_str(self)
     }
+}
+
+/// Serialize an amount as a JSON number with its exact decimal text, the form Pi's Platform
+/// API uses (`POST /v2/payments`, `PaymentDTO`); `#[serde(serialize_with = "…")]` on Pi's DTOs
+/// only. Works with serde_json.
+pub fn as_json_number<S: serde::Serializer>(amount: &PiAmount, s: S) -> Result<S::Ok, S::Error> {
+    let raw = RawValue::from_string(amount.to_string()).map_err(serde::ser::Error::custom)?;
+    serde::Serialize::serialize(&raw, s)
 }
 
 /// Deserialized from a JSON number (or numeric string) by its text, never through a float.
@@ -302,11 +311,24 @@ mod tests {
         assert_eq!(p.amount.stroops(), 3_000_001);
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
-            r#"{"amount":0.3000001}"#
+            r#"{"amount":"0.3000001"}"#
         );
         let s: P = serde_json::from_str(r#"{"amount": "4.2"}"#).unwrap();
         assert_eq!(s.amount.stroops(), 42_000_000);
         assert!(serde_json::from_str::<P>(r#"{"amount": 1.00000001}"#).is_err());
         assert!(serde_json::from_str::<P>(r#"{"amount": true}"#).is_err());
+    }
+
+    #[test]
+    fn the_largest_amount_round_trips_exactly_through_json_values() {
+        let max = PiAmount::from_stroops(i64::MAX).unwrap();
+        assert_eq!(max.to_string(), "922337203685.4775807");
+        // Through serde_json::Value (what json! answers are built from) as well as text.
+        let value = serde_json::to_value(max).unwrap();
+        assert_eq!(value, serde_json::json!("922337203685.4775807"));
+        let back: PiAmount = serde_json::from_value(value).unwrap();
+        assert_eq!(back, max);
+        let text = serde_json::to_string(&max).unwrap();
+        assert_eq!(serde_json::from_str::<PiAmount>(&text).unwrap(), max);
     }
 }

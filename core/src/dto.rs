@@ -17,7 +17,9 @@ pub struct PaymentDto {
     pub identifier: PaymentId,
     /// The Pioneer's app-scoped uid.
     pub user_uid: Uid,
-    /// Exact amount, parsed from the JSON number's text.
+    /// Exact amount, parsed from the JSON number's text (and written back as a number: this
+    /// is Pi's shape, not ours).
+    #[serde(serialize_with = "crate::amount::as_json_number")]
     pub amount: PiAmount,
     /// The memo the payment was created with (shown to the Pioneer).
     #[serde(default)]
@@ -279,6 +281,8 @@ impl Serialize for CreatePaymentRequest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Inner<'a> {
+            // Pi reads a JSON number here.
+            #[serde(serialize_with = "crate::amount::as_json_number")]
             amount: PiAmount,
             memo: &'a str,
             metadata: &'a serde_json::Value,

@@ -22,6 +22,7 @@ pub mod secret;
 pub mod state;
 pub mod stellar;
 pub mod throttle;
+pub mod timestamp;
 pub mod u2a;
 pub mod wal_checkpoint;
 

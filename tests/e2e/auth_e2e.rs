@@ -16,6 +16,8 @@ use std::path::Path;
 const APP_ORIGIN: &str = "https://app.example.com";
 const EVIL_ORIGIN: &str = "https://evil.example";
 const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
+/// `APP_API_TOKEN`: the app's backend reads payments and events with it.
+const BACKEND_TOKEN: &str = "e2e-backend-token-0123456789abcdef";
 
 struct Harness {
     app: RunningApp,
@@ -36,6 +38,7 @@ impl Harness {
             bind_addr: Some("127.0.0.1:0".into()),
             app_origins: Some(APP_ORIGIN.into()),
             admin_token: admin_token.map(str::to_string),
+            app_api_token: Some(BACKEND_TOKEN.into()),
             ..ConfigArgs::default()
         };
         let mut config = Config::from_args(&args).unwrap();
@@ -87,7 +90,7 @@ impl Harness {
     }
 
     async fn wait_for_state(&self, payment: &str, state: &str) {
-        wait_for_payment_state(&self.http, &self.api, payment, state).await;
+        wait_for_payment_state(&self.http, &self.api, BACKEND_TOKEN, payment, state).await;
     }
 }
 
@@ -247,7 +250,7 @@ async fn an_ad_is_rewarded_once_and_another_pioneers_claim_is_refused() {
         .send(
             reqwest::Method::GET,
             "/events?after=0&limit=1000",
-            &[],
+            &[("authorization", &format!("Bearer {BACKEND_TOKEN}"))],
             None,
         )
         .await;

@@ -45,7 +45,7 @@ async fn callbacks_answer_202_while_pi_is_slow(h: &Harness) {
         // The worker needs three Pi calls (payment, /me, approve) of 2 s each before it can
         // record `approved`: a 202 saying `received` was sent before they finished.
         let answer = h.approve(&id, &token).await;
-        assert_eq!(answer["paymentId"], id.as_str(), "{answer}");
+        assert_eq!(answer["payment_id"], id.as_str(), "{answer}");
         assert_eq!(answer["state"], "received", "{answer}");
         // A repeat (the SDK re-sends) is also answered without waiting for Pi.
         let again = h.approve(&id, &token).await;

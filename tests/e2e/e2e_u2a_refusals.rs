@@ -99,7 +99,7 @@ async fn assert_order_open(h: &Harness, order_id: &str) {
     let (status, order) = h.get(format!("{}/orders/{order_id}", h.api)).await;
     assert_eq!(status, 200, "{order}");
     assert_eq!(order["state"], "open", "{order}");
-    assert_eq!(order["paymentId"], Value::Null, "{order}");
+    assert_eq!(order["payment_id"], Value::Null, "{order}");
 }
 
 /// The payment was not completed: it needs a person, Pi was never asked to complete it and
@@ -147,9 +147,9 @@ async fn token_of_another_pioneer(h: &Harness) {
         .await;
     let mallory = h.token("mallory").await;
     let answer = h.approve(&id, &mallory).await;
-    assert_eq!(answer["paymentId"], id.as_str());
+    assert_eq!(answer["payment_id"], id.as_str());
     assert_refused(h, &id, "different Pioneer").await;
-    assert_order_open(h, order["orderId"].as_str().unwrap()).await;
+    assert_order_open(h, order["id"].as_str().unwrap()).await;
 }
 
 async fn amount_tampered_against_its_order(h: &Harness) {
@@ -160,7 +160,7 @@ async fn amount_tampered_against_its_order(h: &Harness) {
     let token = h.token("bob").await;
     h.approve(&id, &token).await;
     assert_refused(h, &id, "differs from the order's price").await;
-    assert_order_open(h, order["orderId"].as_str().unwrap()).await;
+    assert_order_open(h, order["id"].as_str().unwrap()).await;
 }
 
 async fn cancelled_by_the_pioneer_before_approval(h: &Harness) {
@@ -173,7 +173,7 @@ async fn cancelled_by_the_pioneer_before_approval(h: &Harness) {
     // A late (or replayed) approve callback for a payment the Pioneer cancelled.
     h.approve(&id, &token).await;
     assert_refused(h, &id, "cancelled by the Pioneer").await;
-    assert_order_open(h, order["orderId"].as_str().unwrap()).await;
+    assert_order_open(h, order["id"].as_str().unwrap()).await;
 }
 
 async fn cancel_callback_after_the_pioneer_cancelled(h: &Harness) {
@@ -210,7 +210,7 @@ async fn order_already_paid_by_another_payment(h: &Harness) {
     assert_refused(h, &id, &order_id).await;
     let (_, order) = h.get(format!("{}/orders/{order_id}", h.api)).await;
     assert_eq!(order["state"], "paid", "{order}");
-    assert_eq!(order["paymentId"], first.as_str(), "{order}");
+    assert_eq!(order["payment_id"], first.as_str(), "{order}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ async fn incomplete_with_null_txid_unblocks_the_pioneer(h: &Harness) {
     assert_eq!(at_pi["status"]["cancelled"], true, "{at_pi}");
     assert_eq!(at_pi["status"]["developer_completed"], false, "{at_pi}");
     // The order was released with the cancellation.
-    assert_order_open(h, order["orderId"].as_str().unwrap()).await;
+    assert_order_open(h, order["id"].as_str().unwrap()).await;
     assert_eq!(h.count_events("payment.cancelled", &id).await, 1);
     // The Pioneer can pay again, and that payment completes.
     let next = h.purchase("kim", 1).await;
@@ -335,7 +335,7 @@ async fn incomplete_with_a_txid_completes_the_payment(h: &Harness) {
         .get(format!(
             "{}/orders/{}",
             h.api,
-            order["orderId"].as_str().unwrap()
+            order["id"].as_str().unwrap()
         ))
         .await;
     assert_eq!(order["state"], "paid", "{order}");

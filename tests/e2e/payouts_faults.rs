@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// The payout.* events of the outbox, as (type, payout id).
 async fn payout_events(env: &PayoutEnv) -> Vec<(String, String)> {
     let (status, page) =
-        PayoutEnv::send(env.http.get(format!("{}/events?limit=1000", env.api))).await;
+        PayoutEnv::send(env.admin(reqwest::Method::GET, "/events?limit=1000")).await;
     assert_eq!(status, 200, "{page}");
     page["events"]
         .as_array()

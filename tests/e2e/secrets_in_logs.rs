@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const APP_ORIGIN: &str = "https://app.example.com";
 const API_KEY: &str = "sim-api-key-SECRET-5f1c0a9d7e";
 const ADMIN_TOKEN: &str = "admin-token-SECRET-8c2d41f07b3e";
+const APP_API_TOKEN: &str = "backend-token-SECRET-5e9a20c4d71b";
 const WEBHOOK_SECRET: &str = "webhook-secret-SECRET-3a9e6b0c";
 const BOGUS_TOKEN: &str = "bogus-access-token-SECRET-77d1";
 
@@ -95,7 +96,7 @@ impl Client {
     }
 
     async fn wait_for_state(&self, payment: &str, state: &str) {
-        wait_for_payment_state(&self.http, &self.api, payment, state).await;
+        wait_for_payment_state(&self.http, &self.api, APP_API_TOKEN, payment, state).await;
     }
 
     /// Order, payment in the (simulated) Pi Browser, approve with `approve_headers` and
@@ -172,6 +173,7 @@ fn no_secret_appears_in_the_logs_of_a_full_run() {
         .env("PI_APP_WALLET", &sim.app_wallet_public_key)
         .env("PI_WALLET_SEED", &seed)
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("APP_API_TOKEN", APP_API_TOKEN)
         .env("APP_WEBHOOK_URL", &webhook_url)
         .env("APP_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("APP_ORIGINS", APP_ORIGIN)
@@ -354,6 +356,7 @@ fn no_secret_appears_in_the_logs_of_a_full_run() {
         ("the Pi API key", API_KEY.to_string()),
         ("the wallet seed", seed),
         ("the admin token", ADMIN_TOKEN.to_string()),
+        ("the app's read token", APP_API_TOKEN.to_string()),
         ("the webhook secret", WEBHOOK_SECRET.to_string()),
         ("an unknown access token", BOGUS_TOKEN.to_string()),
         ("the session id", session),

@@ -1,7 +1,7 @@
 //! The five Pi frontend callbacks (`/pi_payment/{approve,complete,cancel,error,incomplete}`
 //! and the same under `/api/pi_payment/`). Each is checked, recorded in the ledger through
 //! the group-commit pipeline ([`batch`]), its job enqueued on first arrival, and answered
-//! 202 `{"paymentId", "state"}` without waiting for Pi.
+//! 202 `{"payment_id", "state"}` without waiting for Pi.
 //!
 //! An approve callback carries the Pioneer's access token in its body, else in an
 //! `Authorization: Bearer` header, else (inside Pi's iframe, with a signed-in frontend) the
@@ -148,7 +148,7 @@ async fn handle_with_headers(
         Ok((
             StatusCode::ACCEPTED,
             Json(json!({
-                "paymentId": recorded.payment.id,
+                "payment_id": recorded.payment.id,
                 "state": recorded.payment.state,
             })),
         ))

@@ -22,7 +22,7 @@ pub async fn granted_once_under_concurrent_claims(h: &Harness) {
         let (status, body) = answer.as_ref().unwrap();
         assert_eq!(*status, StatusCode::OK, "{body}");
         assert_eq!(body["status"], "granted");
-        assert_eq!(body["adId"], ad.as_str());
+        assert_eq!(body["ad_id"], ad.as_str());
     }
     let row = h.ledger.ad_claim(&ad).await.unwrap().unwrap();
     assert_eq!(row.status, AdClaimStatus::Granted);

@@ -111,12 +111,16 @@ pub struct AdClaimRow {
     /// Why it was denied.
     pub reason: Option<String>,
     /// Unix ms.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub claimed_at: i64,
     /// Last time Pi was asked, unix ms.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub checked_at: i64,
     /// How many times Pi was asked.
     pub checks: i64,
+    #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub granted_at: Option<i64>,
+    #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub revoked_at: Option<i64>,
 }
 

@@ -20,8 +20,10 @@ pub struct LeaseRow {
     pub name: String,
     pub holder: String,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub acquired_at: i64,
     /// Unix milliseconds; after it, anyone may take the lease over.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub expires_at: i64,
 }
 

@@ -61,8 +61,10 @@ pub struct Order {
     /// The payment bound to (or that paid) this order.
     pub payment_id: Option<PaymentId>,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
     /// Unix milliseconds, once paid.
+    #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub paid_at: Option<i64>,
 }
 

@@ -21,9 +21,12 @@ pub struct EventRow {
     /// The event's `data` (a snapshot of the subject at the time of the event).
     pub payload: serde_json::Value,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
+    #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub delivered_at: Option<i64>,
     pub delivery_attempts: i64,
+    #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub next_attempt_at: Option<i64>,
     pub last_error: Option<String>,
 }

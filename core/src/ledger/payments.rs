@@ -62,10 +62,13 @@ pub struct PaymentRow {
     /// Attempts of the current step's job, as the last transition recorded it.
     pub attempts: i64,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
     /// Unix milliseconds of the last change.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub updated_at: i64,
     /// The sweeper leaves the payment alone until then (unix ms), when set.
+    #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub next_check_at: Option<i64>,
 }
 
@@ -82,6 +85,7 @@ pub struct PaymentEventRow {
     pub detail: Option<String>,
     pub attempt: i64,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub at: i64,
 }
 

@@ -17,6 +17,7 @@ pub struct BatchRow {
     pub id: BatchId,
     /// Where the rows came from (e.g. the file name).
     pub source: Option<String>,
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
     /// New payouts this batch created.
     pub accepted: i64,

@@ -41,6 +41,7 @@ pub struct PayoutRow {
     /// The current envelope's hash (the txid once confirmed).
     pub tx_hash: Option<String>,
     /// Unix seconds after which the current envelope can no longer land.
+    #[serde(with = "crate::timestamp::unix_s_opt")]
     pub max_time: Option<i64>,
     /// The ledger the transaction landed in, once confirmed.
     pub ledger: Option<i64>,
@@ -51,10 +52,13 @@ pub struct PayoutRow {
     /// Why the payout failed, needs attention, or waits.
     pub reason: Option<String>,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
     /// Unix milliseconds of the last change.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub updated_at: i64,
     /// The sweeper leaves the payout alone until then (unix ms), when set.
+    #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub next_check_at: Option<i64>,
 }
 
@@ -71,6 +75,7 @@ pub struct PayoutEventRow {
     pub detail: Option<String>,
     pub attempt: i64,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub at: i64,
 }
 

@@ -19,8 +19,10 @@ pub struct PioneerRow {
     /// Scopes granted at the last verification.
     pub scopes: Vec<String>,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub first_seen_at: i64,
     /// Unix milliseconds of the last verification.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub last_seen_at: i64,
 }
 

@@ -14,8 +14,10 @@ pub struct RunRow {
     /// Which process ran it (`{worker id}:{nonce}`).
     pub holder: String,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub started_at: i64,
     /// Unix milliseconds; `None` while running (or if the process died during the run).
+    #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub finished_at: Option<i64>,
     /// The run's [`crate::reconcile::RunSummary`] as JSON.
     pub summary: Option<serde_json::Value>,
@@ -32,8 +34,10 @@ pub struct FindingRow {
     pub subject: String,
     pub detail: Option<String>,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub first_seen: i64,
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub last_seen: i64,
     /// How many runs saw it.
     pub times: i64,

@@ -73,6 +73,7 @@ pub struct AttentionItem {
     pub subject: String,
     pub reason: Option<String>,
     /// Unix milliseconds of its last change.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub since: i64,
     /// What Pi says about it, when it was read.
     pub pi: Option<String>,
@@ -86,6 +87,7 @@ pub struct Checked {
     pub chain_transactions: u64,
     pub incomplete_server_payments: u64,
     /// Settled rows older than this (unix ms) were not compared.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub settled_since: i64,
 }
 
@@ -93,6 +95,7 @@ pub struct Checked {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DriftReport {
     /// Unix milliseconds.
+    #[serde(with = "crate::timestamp::unix_ms")]
     pub generated_at: i64,
     /// No drift and every source could be read.
     pub clean: bool,

@@ -346,7 +346,12 @@ async fn try_wait_payment(
     let start = Instant::now();
     loop {
         // An API that is not answering (being restarted) is waited for like a slow payment.
-        let body: Value = match http.get(format!("{api}/payments/{id}")).send().await {
+        let body: Value = match http
+            .get(format!("{api}/payments/{id}"))
+            .bearer_auth(super::payouts::ADMIN_TOKEN)
+            .send()
+            .await
+        {
             Ok(res) => res.json().await.unwrap_or(Value::Null),
             Err(_) => Value::Null,
         };

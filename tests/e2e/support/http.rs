@@ -42,12 +42,27 @@ pub async fn send(
     }
 }
 
-/// Polls `GET {api}/payments/{payment}` until its state is `state` (30 s at most).
-pub async fn wait_for_payment_state(http: &reqwest::Client, api: &str, payment: &str, state: &str) {
+/// Polls `GET {api}/payments/{payment}` (as the backend holding `app_api_token`) until its
+/// state is `state` (30 s at most).
+pub async fn wait_for_payment_state(
+    http: &reqwest::Client,
+    api: &str,
+    app_api_token: &str,
+    payment: &str,
+    state: &str,
+) {
     let mut last = Value::Null;
+    let auth = format!("Bearer {app_api_token}");
     for _ in 0..300 {
         let url = format!("{api}/payments/{payment}");
-        let got = send(http, reqwest::Method::GET, url, &[], None).await;
+        let got = send(
+            http,
+            reqwest::Method::GET,
+            url,
+            &[("authorization", &auth)],
+            None,
+        )
+        .await;
         if got.body["payment"]["state"] == state {
             return;
         }

@@ -25,6 +25,9 @@ use pi_sim::control_client::{SimControl, U2aRequest};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// `APP_API_TOKEN` of the harness's service: [`Harness::get`] reads with it.
+pub const APP_API_TOKEN: &str = "e2e-harness-backend-token-0123456789";
+
 /// How long a payment may take to reach a final state, even under injected faults.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -135,6 +138,7 @@ impl Harness {
             database_url: Some(database_url),
             redis_url,
             bind_addr: Some("127.0.0.1:0".into()),
+            app_api_token: Some(APP_API_TOKEN.into()),
             pi_rate_limit: options.rate_limit.map(|n| n.to_string()),
             // pi-sim is not Pi's public Horizon: its 1/s default would only slow the tests.
             horizon_rate_limit: Some("1000".into()),
@@ -224,8 +228,15 @@ impl Harness {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// GET as the app's backend (`APP_API_TOKEN`): payments, orders and events need it.
     pub async fn get(&self, url: String) -> (u16, Value) {
-        let res = self.http.get(url).send().await.unwrap();
+        let res = self
+            .http
+            .get(url)
+            .bearer_auth(APP_API_TOKEN)
+            .send()
+            .await
+            .unwrap();
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
     }
@@ -251,9 +262,12 @@ impl Harness {
 
     /// The Pioneer creates a U2A payment (as `Pi.createPayment` would); its identifier.
     pub async fn create_payment(&self, uid: &str, amount: Value, metadata: Value) -> String {
-        let request = U2aRequest::new(uid, &amount.to_string())
-            .memo("e2e")
-            .metadata(metadata);
+        // Our answers carry amounts as decimal strings; a number works too.
+        let amount = amount
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| amount.to_string());
+        let request = U2aRequest::new(uid, &amount).memo("e2e").metadata(metadata);
         self.control.create_u2a_id(&request).await.unwrap()
     }
 
@@ -385,7 +399,7 @@ impl Harness {
         let token = self.token(uid).await;
         for _ in 0..repeat {
             let body = self.approve(&id, &token).await;
-            assert_eq!(body["paymentId"], id.as_str());
+            assert_eq!(body["payment_id"], id.as_str());
         }
         self.wait_for_state(&id, "approved").await;
         let txid = self.submit(&id, json!({})).await;

@@ -343,7 +343,10 @@ pub async fn full_lifecycle(ledger: &Ledger) {
         .find(|e| e.event_type == "payment.completed")
         .unwrap();
     assert_eq!(completed.payload["payment"]["state"], "completed");
-    assert_eq!(completed.payload["payment"]["amount"], serde_json::json!(3));
+    assert_eq!(
+        completed.payload["payment"]["amount"],
+        serde_json::json!("3")
+    );
     assert_eq!(completed.payload["order"]["state"], "paid");
     let approved_id = events
         .iter()
