@@ -15,6 +15,7 @@
 //! Under load the API records callbacks in batches ([`super::callback_batch`]); each callback
 //! of a batch means exactly what it means here.
 
+pub use super::callback_step::CallbackStep;
 use super::clock::now_ms;
 use super::connection::Ledger;
 use super::error::LedgerError;
@@ -38,40 +39,6 @@ pub const INCOMPLETE_REARM_MS: i64 = 60_000;
 
 /// Longest error text stored from an error callback (the body is untrusted).
 const MAX_ERROR_TEXT: usize = 2000;
-
-/// Which callback arrived.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CallbackStep {
-    Approve,
-    Complete,
-    Cancel,
-    Error,
-    Incomplete,
-}
-
-impl CallbackStep {
-    /// The stored name (`payment_callbacks.step`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallbackStep::Approve => "approve",
-            CallbackStep::Complete => "complete",
-            CallbackStep::Cancel => "cancel",
-            CallbackStep::Error => "error",
-            CallbackStep::Incomplete => "incomplete",
-        }
-    }
-
-    /// The `payment_events.cause` for this callback.
-    fn cause(self) -> &'static str {
-        match self {
-            CallbackStep::Approve => "approve_callback",
-            CallbackStep::Complete => "complete_callback",
-            CallbackStep::Cancel => "cancel_callback",
-            CallbackStep::Error => "error_callback",
-            CallbackStep::Incomplete => "incomplete_callback",
-        }
-    }
-}
 
 /// One callback as the API parsed it.
 #[derive(Clone, PartialEq, Eq)]

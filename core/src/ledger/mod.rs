@@ -22,6 +22,7 @@
 
 pub mod ad_claims;
 pub mod callback_batch;
+mod callback_step;
 pub mod callbacks;
 mod clock;
 pub mod connection;

@@ -7,7 +7,7 @@
 //! `next_check_at` holds the sweeper off until the job runs again, and its counter starts over,
 //! so time spent throttled never adds up to "sweeps without movement".
 
-use super::callbacks::CallbackStep;
+use super::callback_step::CallbackStep;
 use super::clock::now_ms;
 use super::connection::Ledger;
 use super::error::LedgerError;

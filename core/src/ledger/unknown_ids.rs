@@ -4,7 +4,7 @@
 //! ([`Ledger::approved_at`]), and a complete callback that found no transaction at Pi leaves
 //! the step open for the next one ([`Ledger::rearm_callback`]).
 
-use super::callbacks::CallbackStep;
+use super::callback_step::CallbackStep;
 use super::clock::now_ms;
 use super::connection::Ledger;
 use super::error::LedgerError;
