@@ -137,33 +137,60 @@ pub const DEFAULT_UNVERIFIED_SHARE_PERCENT: u8 = 20;
 
 /// The bounded share of the Pi budget for work that carries no verified Pioneer and that the
 /// ledger has not seen approved (a callback with a bogus or no token, or a random payment id):
-/// a stranger can spend this share, never the rest. Per process; it only says "not now" and
-/// never waits, so a deferred job does not hold a worker slot.
+/// a stranger can spend this share, never the rest. Each process takes its part of the share:
+/// the share divided by the processes sharing the Pi budget (for a budget shared through
+/// Redis, at least [`FALLBACK_SHARE`]), so the deployment as a whole stays within it. It only
+/// says "not now" and never waits, so a deferred job does not hold a worker slot.
 pub struct UnverifiedShare {
-    limiter: DefaultDirectRateLimiter,
+    total: NonZeroU32,
+    percent: u8,
+    /// The divisor the limiter was built for, and the limiter.
+    part: std::sync::Mutex<(u32, Arc<DefaultDirectRateLimiter>)>,
 }
 
 impl UnverifiedShare {
     /// `percent` (1 to 100) of `total` requests per second, at least one every 10 s.
     pub fn new(total: NonZeroU32, percent: u8) -> UnverifiedShare {
-        let per_100s = u64::from(total.get()) * u64::from(percent.clamp(1, 100));
-        // One permit every `100 s / per_100s`, bursts of one.
-        let period = Duration::from_micros((100_000_000 / per_100s.max(1)).clamp(1, 10_000_000));
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::MIN);
         UnverifiedShare {
-            limiter: DefaultDirectRateLimiter::direct(quota),
+            total,
+            percent,
+            part: std::sync::Mutex::new((1, Arc::new(share_limiter(total, percent, 1)))),
         }
     }
 
-    /// Take a permit now, or say how long until one is free.
-    pub fn try_take(&self) -> Result<(), Duration> {
+    /// Take a permit now, or say how long until one is free; `processes` is how many
+    /// processes share the budget ([`RateLimiter::sharing_processes`]).
+    pub fn try_take(&self, processes: u32) -> Result<(), Duration> {
         use governor::clock::{Clock, DefaultClock};
-        self.limiter
+        let processes = processes.max(1);
+        let limiter = {
+            let mut part = self.part.lock().unwrap_or_else(|e| e.into_inner());
+            if part.0 != processes {
+                *part = (
+                    processes,
+                    Arc::new(share_limiter(self.total, self.percent, processes)),
+                );
+            }
+            part.1.clone()
+        };
+        limiter
             .check()
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
+}
+
+/// `percent` of `total` requests per second divided among `processes`, at least one every
+/// 10 s, bursts of one.
+fn share_limiter(total: NonZeroU32, percent: u8, processes: u32) -> DefaultDirectRateLimiter {
+    let per_100s = u64::from(total.get()) * u64::from(percent.clamp(1, 100));
+    // One permit every `100 s × processes / per_100s`.
+    let period = Duration::from_micros(
+        (100_000_000 * u64::from(processes.max(1)) / per_100s.max(1)).clamp(1, 10_000_000),
+    );
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::MIN);
+    DefaultDirectRateLimiter::direct(quota)
 }
 
 impl std::fmt::Debug for UnverifiedShare {
@@ -291,6 +318,22 @@ impl RateLimiter {
         match &self.backend {
             Backend::Local(limiter) => limiter.until_ready().await,
             Backend::Shared(schedule) => schedule.acquire().await,
+        }
+    }
+
+    /// How many processes share this budget: 1 for a limiter of this process alone; for a
+    /// shared one, those last seen in Redis, at least [`FALLBACK_SHARE`] (a process that has
+    /// not yet seen the others assumes a few).
+    pub fn sharing_processes(&self) -> u32 {
+        match &self.backend {
+            Backend::Local(_) => 1,
+            Backend::Shared(schedule) => {
+                schedule
+                    .fallback
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
         }
     }
 
@@ -451,6 +494,23 @@ impl std::fmt::Debug for RateLimiter {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn the_unverified_share_is_divided_among_the_processes_sharing_the_budget() {
+        let share = UnverifiedShare::new(NonZeroU32::new(100).unwrap(), 20);
+        // Alone: 20 % of 100/s, one permit every 50 ms.
+        assert!(share.try_take(1).is_ok());
+        let alone = share.try_take(1).unwrap_err();
+        assert!(alone <= Duration::from_millis(50), "{alone:?}");
+        // Four processes share the budget: each gets a quarter of the share, one per 200 ms.
+        assert!(share.try_take(4).is_ok());
+        let quarter = share.try_take(4).unwrap_err();
+        assert!(quarter > Duration::from_millis(150), "{quarter:?}");
+        assert_eq!(
+            RateLimiter::new(NonZeroU32::new(10).unwrap()).sharing_processes(),
+            1
+        );
+    }
 
     #[test]
     fn budget_keys_hide_the_identity_and_tell_budgets_apart() {

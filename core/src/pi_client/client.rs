@@ -203,7 +203,9 @@ impl PiClient {
     /// Take a permit of the unverified share of the Pi budget now, or say how long until one
     /// is free. Work for a payment nobody vouched for asks this before calling Pi.
     pub fn unverified_permit(&self) -> Result<(), Duration> {
-        self.inner.unverified.try_take()
+        self.inner
+            .unverified
+            .try_take(self.inner.limiter.sharing_processes())
     }
 
     /// Whether Pi refused this token lately (answered from the negative cache, no call).
