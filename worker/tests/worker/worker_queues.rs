@@ -18,11 +18,12 @@ async fn a_worker_runs_only_its_job_kinds() {
     h.approve_callback(&id, Some(&token)).await;
     h.wait_for(&id, PaymentState::Approved).await;
 
-    // The complete job is queued, but no worker of this process takes complete jobs.
+    // The complete job is queued (the payment stays approved: the callback's txid is only a
+    // claim), but no worker of this process takes complete jobs.
     let txid = h.submit(&id).await;
     h.complete_callback(&id, &txid).await;
     h.settle().await;
-    assert_eq!(h.row(&id).await.state, PaymentState::Completing);
+    assert_eq!(h.row(&id).await.state, PaymentState::Approved);
     assert_eq!(h.calls(&id, "complete").await, 0);
     h.shutdown().await;
 }

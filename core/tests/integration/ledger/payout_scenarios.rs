@@ -548,6 +548,8 @@ pub async fn waiters_are_woken_one_at_a_time_oldest_first(ledger: &Ledger) {
             .await
             .unwrap();
         ids.push(row.id);
+        // "Oldest" is by creation time in milliseconds: keep the four apart.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let ahead = &ids[0];
     for w in &ids[1..] {

@@ -268,12 +268,23 @@ pub async fn full_lifecycle(ledger: &Ledger) {
         .unwrap();
     assert!(matches!(again, Applied::AlreadyThere(_)));
 
+    // The complete callback's txid is a claim: nothing is bound until the complete job reads
+    // Pi's linked txid and binds it.
     let r = ledger
         .record_complete_callback(&id, &txid(10))
         .await
         .unwrap();
-    assert_eq!(r.payment.state, PaymentState::Completing);
-    assert_eq!(r.job, Some(Job::complete(id.clone())));
+    assert_eq!(r.payment.state, PaymentState::Approved);
+    assert_eq!(r.job, Some(Job::complete_hinted(id.clone(), txid(10))));
+    let bound = move_plainly(
+        ledger,
+        &id,
+        Transition::CompleteCallback { txid: txid(10) },
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(bound.row().state, PaymentState::Completing);
     let done = ledger
         .apply(
             &id,
@@ -322,6 +333,12 @@ pub async fn full_lifecycle(ledger: &Ledger) {
                 Some(PaymentState::Received),
                 PaymentState::Approved,
                 "pi_approved".to_string()
+            ),
+            // The callback's claim, then the job binding Pi's txid.
+            (
+                Some(PaymentState::Approved),
+                PaymentState::Approved,
+                "complete_callback".to_string()
             ),
             (
                 Some(PaymentState::Approved),
@@ -572,16 +589,26 @@ pub async fn conflicting_txid_refused(ledger: &Ledger) {
         .record_complete_callback(&id, &txid(30))
         .await
         .unwrap();
-    let err = ledger
+    // The complete job bound Pi's txid.
+    move_plainly(
+        ledger,
+        &id,
+        Transition::CompleteCallback { txid: txid(30) },
+        1,
+    )
+    .await
+    .unwrap();
+    // Another claimed txid binds nothing: noted, no job.
+    let r = ledger
         .record_complete_callback(&id, &txid(31))
         .await
-        .unwrap_err();
-    assert!(matches!(err, LedgerError::TxidConflict { .. }), "{err}");
-    let err = ledger
+        .unwrap();
+    assert_eq!(r.job, None);
+    let r = ledger
         .record_incomplete_callback(&id, Some(&txid(31)))
         .await
-        .unwrap_err();
-    assert!(matches!(err, LedgerError::TxidConflict { .. }), "{err}");
+        .unwrap();
+    assert_eq!(r.job, None);
     let err = move_plainly(
         ledger,
         &id,
@@ -596,41 +623,33 @@ pub async fn conflicting_txid_refused(ledger: &Ledger) {
         Some(txid(30))
     );
 
-    // The same txid for another payment (even one we never saw) is refused.
-    let err = ledger
+    // Another payment claiming that txid binds nothing: its job asks Pi, which never links
+    // one txid to two payments; binding it is what the database refuses.
+    let r = ledger
         .record_complete_callback(&pid(31), &txid(30))
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(r.payment.txid, None);
+    assert_eq!(r.job, Some(Job::complete_hinted(pid(31), txid(30))));
+    let err = move_plainly(
+        ledger,
+        &pid(31),
+        Transition::CompleteCallback { txid: txid(30) },
+        1,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, LedgerError::TxidTaken { .. }), "{err}");
-    assert!(ledger.payment(&pid(31)).await.unwrap().is_none());
 
-    // Complete for a payment we never saw: starts as completing, one job.
+    // Complete for a payment we never saw: starts as received with its claim, one job.
     let r = ledger
         .record_complete_callback(&pid(32), &txid(32))
         .await
         .unwrap();
     assert!(r.created);
-    assert_eq!(r.payment.state, PaymentState::Completing);
-    assert_eq!(r.job, Some(Job::complete(pid(32))));
-    // Incomplete with the stored txid: nothing new (no re-arm yet).
-    let r = ledger
-        .record_incomplete_callback(&pid(32), Some(&txid(32)))
-        .await
-        .unwrap();
-    assert_eq!(
-        r.job,
-        Some(Job::complete(pid(32))),
-        "first incomplete arrival looks again"
-    );
-    let r = ledger
-        .record_incomplete_callback(&pid(32), Some(&txid(32)))
-        .await
-        .unwrap();
-    assert_eq!(r.job, None);
-    assert_eq!(
-        ledger.payment_by_txid(&txid(32)).await.unwrap().unwrap().id,
-        pid(32)
-    );
+    assert_eq!(r.payment.state, PaymentState::Received);
+    assert_eq!(r.job, Some(Job::complete_hinted(pid(32), txid(32))));
+    assert_eq!(ledger.payment_by_txid(&txid(32)).await.unwrap(), None);
 }
 
 pub async fn concurrent_apply_has_one_winner(ledger: &Ledger) {
@@ -700,6 +719,14 @@ pub async fn uniqueness_is_enforced_by_the_database(ledger: &Ledger) {
         .record_complete_callback(&id, &txid(60))
         .await
         .unwrap();
+    move_plainly(
+        ledger,
+        &id,
+        Transition::CompleteCallback { txid: txid(60) },
+        1,
+    )
+    .await
+    .unwrap();
     let pool = ledger.pool();
     let dup_payment = sqlx::query(
         "INSERT INTO payments (id, direction, state, attempts, created_at, updated_at) \
@@ -750,11 +777,20 @@ pub async fn uniqueness_is_enforced_by_the_database(ledger: &Ledger) {
 }
 
 pub async fn batch_recording(ledger: &Ledger) {
-    // Pre-existing payment holding txid 70, to make one callback of the batch conflict.
+    // Pre-existing payment holding txid 70 (bound by its complete job), so that callbacks of
+    // the batch claim it for others.
     ledger
         .record_complete_callback(&pid(70), &txid(70))
         .await
         .unwrap();
+    move_plainly(
+        ledger,
+        &pid(70),
+        Transition::CompleteCallback { txid: txid(70) },
+        1,
+    )
+    .await
+    .unwrap();
     let mut batch = Vec::new();
     for n in 0..200u32 {
         batch.push(Callback::Approve {
@@ -772,7 +808,7 @@ pub async fn batch_recording(ledger: &Ledger) {
     batch.push(Callback::Complete {
         payment_id: pid(71),
         txid: txid(70),
-    }); // taken
+    }); // claims another payment's txid: recorded, its job reads Pi
     batch.push(Callback::Complete {
         payment_id: pid(1000),
         txid: txid(1000),
@@ -780,21 +816,16 @@ pub async fn batch_recording(ledger: &Ledger) {
     batch.push(Callback::Complete {
         payment_id: pid(70),
         txid: txid(72),
-    }); // conflict
+    }); // a different claim for a bound payment: noted, no job
     let results = ledger.record_callbacks(batch).await;
     assert_eq!(results.len(), 253);
     let jobs: Vec<Job> = results
         .iter()
         .filter_map(|r| r.as_ref().ok().and_then(|r| r.job.clone()))
         .collect();
-    assert_eq!(jobs.len(), 201, "200 approves + 1 complete");
-    assert!(matches!(results[250], Err(LedgerError::TxidTaken { .. })));
-    assert!(results[251].is_ok());
-    assert!(matches!(
-        results[252],
-        Err(LedgerError::TxidConflict { .. })
-    ));
-    assert!(results[..250].iter().all(|r| r.is_ok()));
+    assert_eq!(jobs.len(), 202, "200 approves + 2 completes (claims only)");
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(results[252].as_ref().unwrap().job, None);
     // The token went into the job, not the ledger.
     assert_eq!(
         results[199].as_ref().unwrap().job,
@@ -806,14 +837,14 @@ pub async fn batch_recording(ledger: &Ledger) {
     assert_eq!(ledger.access_token(&pid(1199)).await.unwrap(), None);
     assert_eq!(
         ledger.payment(&pid(1000)).await.unwrap().unwrap().state,
-        PaymentState::Completing
+        PaymentState::Received
     );
-    assert!(ledger.payment(&pid(71)).await.unwrap().is_none());
+    assert_eq!(ledger.payment(&pid(71)).await.unwrap().unwrap().txid, None);
     assert!(ledger.record_callbacks(Vec::new()).await.is_empty());
 
     // The sweeper sees them (nothing is postponed, threshold 0).
     let stuck = ledger.payments_stuck(0, 1000).await.unwrap();
-    assert_eq!(stuck.len(), 201);
+    assert_eq!(stuck.len(), 202);
     assert!(
         ledger
             .payments_stuck(3_600_000, 1000)
@@ -832,7 +863,7 @@ pub async fn batch_recording(ledger: &Ledger) {
         )
         .await
         .unwrap();
-    assert_eq!(ledger.payments_stuck(0, 1000).await.unwrap().len(), 200);
+    assert_eq!(ledger.payments_stuck(0, 1000).await.unwrap().len(), 201);
 }
 
 pub async fn amounts_are_exact(ledger: &Ledger) {
