@@ -538,7 +538,7 @@ mod fuzz {
         json!({
             "identifier": "aBcD1234eFgH5678iJkL9012mNoP",
             "user_uid": "8a7f6e5d-0000-4c3b-9a21-abcdef012345",
-            "amount": 3.1415926,
+            "amount": 3.1234567,
             "memo": "Order #42",
             "metadata": {"orderId": "ord_abcdefghij0123456789"},
             "from_address": "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7",
