@@ -1,12 +1,12 @@
 //! Extractors that turn raw requests into checked values, answering with our JSON errors
-//! (never axum's plain-text rejections): the JSON body with its size limit, and the
-//! `Authorization: Bearer` access token that lighter frontends send on every call (and that
-//! sign-in and the session layer read too).
+//! (never axum's plain-text rejections): the JSON body with its size limit, the id in a
+//! route's path, and the `Authorization: Bearer` access token that lighter frontends send on
+//! every call (and that sign-in and the session layer read too).
 
 use crate::error::{ApiError, CALLBACK_SIZE_ADVICE};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 pub use pi_payments_core::secret::AccessToken;
@@ -66,6 +66,29 @@ pub fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
             ),
         )
     })
+}
+
+/// The one parameter of a route's path (`/payments/{id}`), as text. A path axum cannot read
+/// (percent-escapes that are not UTF-8, such as `/payments/%80`) is our JSON 400, not axum's
+/// plain-text one; the handler checks the id's shape itself.
+#[derive(Debug)]
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(PathId(id)),
+            Err(rejection) => {
+                tracing::debug!(error = %rejection, "unreadable path");
+                Err(ApiError::bad_request(
+                    "invalid_path",
+                    "the id in the URL path is not readable text; send the id exactly as our answer gave it (letters, digits and underscores)",
+                ))
+            }
+        }
+    }
 }
 
 /// Whether the request has an `Authorization: Bearer …` header (whatever the token).

@@ -4,10 +4,10 @@
 //! the approve job later checks Pi's payment against it.
 
 use crate::error::ApiError;
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, PathId};
 use crate::read_access;
 use crate::state::ApiState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -120,7 +120,7 @@ fn not_found(id: &OrderId) -> ApiError {
 async fn show(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
     let id = OrderId::parse(&id)
         .map_err(|e| ApiError::bad_request("invalid_order_id", e.to_string()))?;

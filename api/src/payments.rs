@@ -6,9 +6,10 @@
 //! payment ([`crate::read_access`]).
 
 use crate::error::ApiError;
+use crate::extract::PathId;
 use crate::read_access;
 use crate::state::ApiState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -33,7 +34,7 @@ fn not_found(id: &PaymentId) -> ApiError {
 async fn show(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
     let id = PaymentId::parse(&id)
         .map_err(|e| ApiError::bad_request("invalid_payment_id", e.to_string()))?;

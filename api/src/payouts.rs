@@ -16,11 +16,11 @@
 //! (and by the sweeper for payouts left in flight).
 
 use crate::error::{ApiError, CALLBACK_SIZE_ADVICE};
-use crate::extract::BODY_LIMIT;
+use crate::extract::{BODY_LIMIT, PathId};
 use crate::state::ApiState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -206,10 +206,7 @@ async fn load(state: &ApiState, id: &PayoutId) -> Result<PayoutRow, ApiError> {
 }
 
 /// `GET /payouts/{id}`: the payout and its history.
-async fn show(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn show(State(state): State<ApiState>, PathId(id): PathId) -> Result<Json<Value>, ApiError> {
     let id = payout_id(&id)?;
     let row = load(&state, &id).await?;
     let events = state.ledger.payout_events(&id).await?;
@@ -293,7 +290,7 @@ async fn list(
 /// that an open Pi payment is cancelled at Pi too.
 async fn cancel(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let id = payout_id(&id)?;

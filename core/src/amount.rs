@@ -332,3 +332,81 @@ mod tests {
         assert_eq!(serde_json::from_str::<PiAmount>(&text).unwrap(), max);
     }
 }
+
+/// Property tests: whatever text or JSON arrives, parsing answers quickly with an amount or an
+/// error, and every amount survives its own decimal and JSON forms exactly.
+#[cfg(test)]
+mod fuzz {
+    use crate::amount::*;
+    use crate::fuzzing::{config, json_value, weird_text};
+    use proptest::prelude::*;
+
+    /// Texts shaped like numbers, with exponents far beyond any amount.
+    fn numberish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            weird_text(),
+            "[-+]?[0-9]{0,30}\\.?[0-9]{0,30}[eE][-+]?[0-9]{1,20}",
+            (any::<i64>(), any::<i32>()).prop_map(|(m, e)| format!("{m}e{e}")),
+            (1i64..=i64::MAX, -120i32..120).prop_map(|(m, e)| format!("{m}e{e}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_any_text_is_an_amount_or_an_error(text in numberish()) {
+            for amount in [PiAmount::parse(&text), PiAmount::from_json_text(&text)]
+                .into_iter()
+                .flatten()
+            {
+                prop_assert!(amount.stroops() > 0, "{text:?} gave {amount:?}");
+            }
+        }
+
+        /// What the parser accepts it reads exactly: parsing its own output gives it back.
+        #[test]
+        fn fuzz_accepted_text_means_what_it_says(text in numberish()) {
+            if let Ok(amount) = PiAmount::parse(&text) {
+                prop_assert_eq!(PiAmount::parse(&amount.to_string()), Ok(amount));
+            }
+        }
+
+        #[test]
+        fn fuzz_every_amount_round_trips_exactly(stroops in 1i64..=i64::MAX) {
+            let amount = PiAmount::from_stroops(stroops).unwrap();
+            prop_assert_eq!(PiAmount::parse(&amount.to_string()), Ok(amount));
+            prop_assert_eq!(PiAmount::parse(&amount.to_fixed7()), Ok(amount));
+            // The same value in stroops with an exponent, as a JSON number may spell it.
+            prop_assert_eq!(PiAmount::parse(&format!("{stroops}e-7")), Ok(amount));
+            // Our JSON (a string), Pi's JSON (a number) and a serde_json::Value all keep it.
+            let ours = serde_json::to_string(&amount).unwrap();
+            prop_assert_eq!(serde_json::from_str::<PiAmount>(&ours).unwrap(), amount);
+            let mut pis = Vec::new();
+            as_json_number(&amount, &mut serde_json::Serializer::new(&mut pis)).unwrap();
+            prop_assert_eq!(serde_json::from_slice::<PiAmount>(&pis).unwrap(), amount);
+            let value = serde_json::to_value(amount).unwrap();
+            prop_assert_eq!(serde_json::from_value::<PiAmount>(value).unwrap(), amount);
+        }
+
+        #[test]
+        fn fuzz_any_json_deserializes_to_an_amount_or_an_error(value in json_value()) {
+            let text = value.to_string();
+            if let Ok(amount) = serde_json::from_str::<PiAmount>(&text) {
+                prop_assert!(amount.stroops() > 0);
+            }
+            if let Ok(amount) = serde_json::from_value::<PiAmount>(value) {
+                prop_assert!(amount.stroops() > 0);
+            }
+        }
+
+        #[test]
+        fn fuzz_any_bytes_deserialize_to_an_amount_or_an_error(
+            bytes in prop::collection::vec(any::<u8>(), 0..200)
+        ) {
+            if let Ok(amount) = serde_json::from_slice::<PiAmount>(&bytes) {
+                prop_assert!(amount.stroops() > 0);
+            }
+        }
+    }
+}

@@ -508,4 +508,162 @@ mod tests {
             serde_json::from_str(r#"{"incomplete_server_payments": []}"#).unwrap();
         assert!(empty.incomplete_server_payments.is_empty());
     }
+
+    /// Found by fuzzing: without serde_json's exact float parsing, a float in a payment's
+    /// metadata read back as a neighbouring number once re-encoded.
+    #[test]
+    fn metadata_numbers_read_back_exactly() {
+        let text = FULL.replace(
+            r#""metadata": {"orderId": "ord_abcdefghij0123456789"}"#,
+            r#""metadata": {"": 2.1180604649328902e56}"#,
+        );
+        let p: PaymentDto = serde_json::from_str(&text).unwrap();
+        assert_eq!(p.metadata[""].as_f64(), Some(2.1180604649328902e56));
+        let again: PaymentDto = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(again, p);
+    }
+}
+
+/// Property tests: Pi's DTOs from any JSON, and from real payloads with any field damaged,
+/// decode or fail without a panic; what decodes keeps its invariants and survives our own
+/// re-encoding exactly.
+#[cfg(test)]
+mod fuzz {
+    use crate::dto::*;
+    use crate::fuzzing::{body_bytes, config, json_value};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn payment() -> Value {
+        json!({
+            "identifier": "aBcD1234eFgH5678iJkL9012mNoP",
+            "user_uid": "8a7f6e5d-0000-4c3b-9a21-abcdef012345",
+            "amount": 3.1234567,
+            "memo": "Order #42",
+            "metadata": {"orderId": "ord_abcdefghij0123456789"},
+            "from_address": "GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7",
+            "to_address": "GBBZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7",
+            "direction": "user_to_app",
+            "created_at": "2024-05-01T12:34:56.789Z",
+            "network": "Pi Testnet",
+            "status": {"developer_approved": true, "transaction_verified": true,
+                       "developer_completed": false, "cancelled": false, "user_cancelled": false},
+            "transaction": {"txid": "ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789",
+                            "verified": true, "_link": "https://api.testnet.minepi.com/tx/ab"}
+        })
+    }
+
+    fn user() -> Value {
+        json!({"uid": "u-1", "username": "pioneer",
+               "credentials": {"scopes": ["username", "payments"],
+                               "valid_until": {"timestamp": 1714566896, "iso8601": "2024-05-01T12:34:56Z"}}})
+    }
+
+    /// `base` with some of its fields (nested ones too) replaced by anything, or removed.
+    fn damaged(base: Value) -> impl Strategy<Value = Value> {
+        let paths = leaf_paths(&base, &mut Vec::new());
+        let edit = (prop::sample::select(paths), prop::option::of(json_value()));
+        prop::collection::vec(edit, 0..4).prop_map(move |edits| {
+            let mut value = base.clone();
+            for (path, replacement) in edits {
+                set(&mut value, &path, replacement);
+            }
+            value
+        })
+    }
+
+    fn leaf_paths(v: &Value, prefix: &mut Vec<String>) -> Vec<Vec<String>> {
+        let mut out = vec![prefix.clone()];
+        if let Value::Object(map) = v {
+            for (k, child) in map {
+                prefix.push(k.clone());
+                out.extend(leaf_paths(child, prefix));
+                prefix.pop();
+            }
+        }
+        out
+    }
+
+    fn set(v: &mut Value, path: &[String], replacement: Option<Value>) {
+        let Some((last, parents)) = path.split_last() else {
+            *v = replacement.unwrap_or(Value::Null);
+            return;
+        };
+        let mut at = v;
+        for key in parents {
+            match at.get_mut(key) {
+                Some(next) => at = next,
+                None => return,
+            }
+        }
+        if let Value::Object(map) = at {
+            match replacement {
+                Some(r) => map.insert(last.clone(), r),
+                None => map.remove(last),
+            };
+        }
+    }
+
+    /// Decoded `T` from `value` (and from its text): when it decodes, our encoding of it
+    /// decodes to the same.
+    fn round_trips<T>(value: &Value) -> Result<Option<T>, TestCaseError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let from_text = serde_json::from_str::<T>(&value.to_string()).ok();
+        let Ok(decoded) = serde_json::from_value::<T>(value.clone()) else {
+            return Ok(None);
+        };
+        prop_assert_eq!(from_text.as_ref(), Some(&decoded));
+        let again: T = serde_json::from_str(&serde_json::to_string(&decoded).unwrap()).unwrap();
+        prop_assert_eq!(&again, &decoded);
+        Ok(Some(decoded))
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_damaged_payments_decode_exactly_or_fail(value in damaged(payment())) {
+            if let Some(p) = round_trips::<PaymentDto>(&value)? {
+                prop_assert!(p.amount.stroops() > 0);
+                let _ = (p.created_at_utc(), p.txid(), p.is_open());
+            }
+        }
+
+        #[test]
+        fn fuzz_damaged_users_decode_exactly_or_fail(value in damaged(user())) {
+            if let Some(u) = round_trips::<UserDto>(&value)? {
+                let _ = u.has_scope("payments");
+            }
+        }
+
+        #[test]
+        fn fuzz_any_json_is_a_dto_or_an_error(value in json_value()) {
+            round_trips::<PaymentDto>(&value)?;
+            round_trips::<UserDto>(&value)?;
+            round_trips::<RewardedAdStatusDto>(&value)?;
+            let _ = serde_json::from_value::<IncompleteServerPayments>(value);
+        }
+
+        #[test]
+        fn fuzz_any_bytes_are_a_dto_or_an_error(bytes in body_bytes()) {
+            let _ = serde_json::from_slice::<PaymentDto>(&bytes);
+            let _ = serde_json::from_slice::<UserDto>(&bytes);
+            let _ = serde_json::from_slice::<RewardedAdStatusDto>(&bytes);
+            let _ = serde_json::from_slice::<IncompleteServerPayments>(&bytes);
+        }
+
+        /// One unreadable entry hides no other: every entry is a payment or reported.
+        #[test]
+        fn fuzz_incomplete_payments_account_for_every_entry(
+            entries in prop::collection::vec(
+                prop_oneof![damaged(payment()), json_value()], 0..6)
+        ) {
+            let n = entries.len();
+            let list = IncompleteServerPayments { incomplete_server_payments: entries };
+            let (payments, unreadable) = list.read();
+            prop_assert_eq!(payments.len() + unreadable.len(), n);
+        }
+    }
 }

@@ -7,6 +7,8 @@ pub mod ads;
 pub mod amount;
 pub mod dto;
 pub mod events;
+#[cfg(test)]
+mod fuzzing;
 pub mod horizon;
 pub mod ids;
 pub mod jobs;

@@ -289,3 +289,138 @@ mod tests {
         }
     }
 }
+
+/// Property tests: whatever Horizon (or something in its place) answers, reading it gives a
+/// record or an error, never a panic; amounts are read exactly or not at all.
+#[cfg(test)]
+mod fuzz {
+    use crate::fuzzing::{body_bytes, config, json_value, weird_text};
+    use crate::horizon::error::SubmitError;
+    use crate::horizon::wire::*;
+    use crate::stellar::TxFailure;
+    use base64::Engine;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    /// An object with the keys Horizon's answers have, each holding anything.
+    fn horizon_shaped() -> impl Strategy<Value = Value> {
+        let keys = prop::sample::select(vec![
+            "hash",
+            "ledger",
+            "successful",
+            "type",
+            "title",
+            "detail",
+            "extras",
+            "result_codes",
+            "transaction",
+            "operations",
+            "result_xdr",
+            "sequence",
+            "balances",
+            "balance",
+            "asset_type",
+            "id",
+            "account_id",
+            "last_ledger_base_fee",
+            "closed_at",
+            "_embedded",
+            "records",
+            "from",
+            "to",
+            "amount",
+            "funder",
+            "account",
+            "starting_balance",
+            "memo",
+            "memo_type",
+            "paging_token",
+            "created_at",
+        ]);
+        let field = (
+            keys,
+            prop_oneof![json_value(), weird_text().prop_map(Value::String)],
+        );
+        prop::collection::vec(field, 0..10).prop_flat_map(|fields| {
+            let mut obj = Map::new();
+            for (k, v) in fields {
+                obj.insert(k.to_string(), v);
+            }
+            // Sometimes one level down, where listings and problems keep their fields.
+            prop_oneof![
+                Just(Value::Object(obj.clone())),
+                Just(json!({"_embedded": {"records": [Value::Object(obj.clone())]}})),
+                Just(json!({"type": "transaction_failed", "extras": Value::Object(obj)})),
+            ]
+        })
+    }
+
+    fn answer_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            body_bytes(),
+            horizon_shaped().prop_map(|v| v.to_string().into_bytes()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_submit_answers_are_classified(status in any::<u16>(), body in answer_bytes()) {
+            let verdict = classify_submit(status, &body);
+            if let Ok(ok) = &verdict {
+                prop_assert!((200..300).contains(&status));
+                prop_assert!(!ok.hash.is_empty());
+            }
+            if (200..300).contains(&status)
+                && serde_json::from_slice::<serde_json::Value>(&body).is_err()
+            {
+                prop_assert!(matches!(verdict, Err(SubmitError::Transport(_))));
+            }
+            if status == 504 {
+                prop_assert_eq!(verdict, Err(SubmitError::Timeout));
+            }
+            let _ = problem_detail(&body);
+        }
+
+        #[test]
+        fn fuzz_records_decode_or_fail(body in answer_bytes()) {
+            let _ = serde_json::from_slice::<AccountJson>(&body);
+            let _ = serde_json::from_slice::<FeeStatsJson>(&body);
+            let _ = serde_json::from_slice::<Embedded<LedgerJson>>(&body);
+            let _ = serde_json::from_slice::<Embedded<OpJson>>(&body);
+            if let Ok(tx) = serde_json::from_slice::<TxJson>(&body) {
+                let _ = crate::horizon::records::TxInfo::from(tx);
+            }
+            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                let _ = TxFailure::from_horizon_extras(&v);
+                let _ = TxFailure::from_horizon_extras(&v["extras"]);
+            }
+        }
+
+        #[test]
+        fn fuzz_result_xdr_decodes_or_fails(
+            bytes in prop::collection::vec(any::<u8>(), 0..300),
+            text in weird_text(),
+        ) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let _ = TxFailure::from_result_xdr(&b64);
+            let _ = TxFailure::from_result_xdr(&text);
+        }
+
+        #[test]
+        fn fuzz_amount_text_is_exact_or_refused(text in weird_text()) {
+            if let Some(stroops) = parse_stroops(&text) {
+                prop_assert!(stroops >= 0);
+                let fixed = format!("{}.{:07}", stroops / STROOPS_PER_PI, stroops % STROOPS_PER_PI);
+                prop_assert_eq!(parse_stroops(&fixed), Some(stroops));
+            }
+        }
+
+        #[test]
+        fn fuzz_every_balance_reads_back(stroops in 0i64..=i64::MAX) {
+            let fixed = format!("{}.{:07}", stroops / STROOPS_PER_PI, stroops % STROOPS_PER_PI);
+            prop_assert_eq!(parse_stroops(&fixed), Some(stroops));
+        }
+    }
+}

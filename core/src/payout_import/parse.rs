@@ -302,11 +302,13 @@ fn skip_line_breaks(bytes: &[u8], offset: u64) -> u64 {
     offset + skipped as u64
 }
 
-/// The 1-based line of a byte offset, counted incrementally (offsets only grow).
+/// The 1-based line of a byte offset, counted incrementally (offsets only grow). Lines end
+/// as csv ends records: `\n`, `\r\n` or a lone `\r` (old Mac exports), so that a refused row
+/// of a CR-only file is reported on its own line, not on line 1.
 #[derive(Default)]
 struct LineCounter {
     offset: usize,
-    newlines: u64,
+    breaks: u64,
 }
 
 impl LineCounter {
@@ -315,11 +317,17 @@ impl LineCounter {
             .unwrap_or(usize::MAX)
             .min(bytes.len());
         if offset > self.offset {
-            let seen = bytes[self.offset..offset].iter().filter(|b| **b == b'\n');
-            self.newlines += seen.count() as u64;
+            // A `\r` counts unless a `\n` follows it (then that `\n` ends the line), looking
+            // past the end of this stretch.
+            let seen = (self.offset..offset).filter(|&i| match bytes[i] {
+                b'\n' => true,
+                b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+                _ => false,
+            });
+            self.breaks += seen.count() as u64;
             self.offset = offset;
         }
-        self.newlines + 1
+        self.breaks + 1
     }
 }
 
@@ -443,6 +451,20 @@ mod tests {
         assert_eq!(
             rows[0].request.as_ref().unwrap().metadata,
             serde_json::json!({"a": 1})
+        );
+    }
+
+    /// Found by fuzzing (`\0\r\x0e`): lines ended by a lone CR were all reported on line 1.
+    #[test]
+    fn cr_only_files_report_each_row_on_its_line() {
+        let rows = parse_bulk(b"\0\r\x0e", BulkFormat::Csv).unwrap();
+        assert_eq!(errors(&rows), vec![1, 2]);
+        let body = b"alice,1,x,k1\rbob,zero,x,k2\r\rcarol,1,x,k3\r\ndave,0,x,k4\r";
+        let rows = parse_bulk(body, BulkFormat::Csv).unwrap();
+        assert_eq!(errors(&rows), vec![2, 5]);
+        assert_eq!(
+            ok(&rows).iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 4]
         );
     }
 

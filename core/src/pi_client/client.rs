@@ -468,8 +468,9 @@ fn decode_answer<T: DeserializeOwned>(
                 snippet: snippet(body, secrets),
             }
         } else {
+            // serde's message may quote the body's values: redacted like a snippet.
             PiError::Decode {
-                detail: e.to_string(),
+                detail: snippet(e.to_string().as_bytes(), secrets),
             }
         }
     })
@@ -569,5 +570,71 @@ mod tests {
         assert!(!text.contains("very-secret-key"), "{text}");
         let client = PiClient::new(c).unwrap();
         assert!(!format!("{client:?}").contains("very-secret-key"));
+    }
+
+    /// Found by fuzzing: serde's message for a 2xx that does not decode quoted the body's
+    /// values (here an echoed credential where Pi's amount should be).
+    #[test]
+    fn decode_errors_do_not_quote_secrets() {
+        use crate::dto::PaymentDto;
+        use crate::pi_client::client::decode_answer;
+        use crate::pi_client::error::{Auth, PiError};
+        let key = "Aa00a_0aAaA_AAA0";
+        let body = format!(r#"{{"amount":"{key}"}}"#);
+        let err = decode_answer::<PaymentDto>(
+            reqwest::StatusCode::OK,
+            None,
+            body.as_bytes(),
+            Auth::Key,
+            &[key],
+        )
+        .unwrap_err();
+        assert!(matches!(err, PiError::Decode { .. }), "{err:?}");
+        assert!(!err.to_string().contains(key), "{err}");
+    }
+}
+
+/// Property tests: whatever body comes with a 2xx, Pi's DTOs are read or the answer is an
+/// error that says so (`NonJson`, `Decode`), never a panic, and no secret reaches its text.
+#[cfg(test)]
+mod fuzz {
+    use crate::dto::{IncompleteServerPayments, PaymentDto, RewardedAdStatusDto, UserDto};
+    use crate::fuzzing::config;
+    use crate::pi_client::client::decode_answer;
+    use crate::pi_client::error::fuzz::{answer, secret, with_secret};
+    use crate::pi_client::error::{Auth, PiError};
+    use proptest::prelude::*;
+    use reqwest::StatusCode;
+    use serde::de::DeserializeOwned;
+
+    /// Decode `body` as `T` with a 200; the error's text, checked to be a decoding error.
+    fn decode<T: DeserializeOwned>(body: &[u8], secrets: &[&str]) -> Result<(), TestCaseError> {
+        match decode_answer::<T>(StatusCode::OK, None, body, Auth::Bearer, secrets) {
+            Ok(_) => Ok(()),
+            Err(err @ (PiError::NonJson { .. } | PiError::Decode { .. })) => {
+                let text = err.to_string();
+                for s in secrets {
+                    prop_assert!(!text.contains(s), "{text}");
+                }
+                Ok(())
+            }
+            Err(other) => Err(TestCaseError::fail(format!(
+                "not a decode error: {other:?}"
+            ))),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_success_answers_decode_or_say_why(key in secret(), answer in answer()) {
+            let body = with_secret(&answer, &key);
+            let secrets = [key.as_str()];
+            decode::<PaymentDto>(&body, &secrets)?;
+            decode::<UserDto>(&body, &secrets)?;
+            decode::<RewardedAdStatusDto>(&body, &secrets)?;
+            decode::<IncompleteServerPayments>(&body, &secrets)?;
+        }
     }
 }

@@ -377,8 +377,20 @@ pub(crate) fn decode_error(
             snippet: snippet(body, secrets),
         };
     };
-    let message = parsed.error_message.clone().unwrap_or_default();
-    let code = parsed.error.clone().unwrap_or_default();
+    // Pi's words go into errors that are logged: cut and redacted like any other body text
+    // (a proxy may echo the request's credentials in them).
+    let message = snippet(
+        parsed
+            .error_message
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes(),
+        secrets,
+    );
+    let code = snippet(
+        parsed.error.as_deref().unwrap_or_default().as_bytes(),
+        secrets,
+    );
     if status >= 500 {
         let detail = [code.as_str(), message.as_str()]
             .iter()
@@ -386,10 +398,7 @@ pub(crate) fn decode_error(
             .copied()
             .collect::<Vec<_>>()
             .join(": ");
-        return PiError::Server {
-            status,
-            detail: snippet(detail.as_bytes(), secrets),
-        };
+        return PiError::Server { status, detail };
     }
     let payment = || {
         parsed
@@ -417,7 +426,7 @@ pub(crate) fn decode_error(
         "txid_mismatch" => PiError::TxidMismatch,
         "not_verified" => PiError::NotVerified,
         "verification_failed" => PiError::VerificationFailed {
-            verification_error: verification_error(parsed.verification_error.as_ref()),
+            verification_error: verification_error(parsed.verification_error.as_ref(), secrets),
         },
         "payment_tx_present" => PiError::PaymentTxPresent,
         "ad_not_found" => PiError::AdNotFound,
@@ -429,14 +438,14 @@ pub(crate) fn decode_error(
             } else {
                 code
             },
-            message: snippet(message.as_bytes(), secrets),
+            message,
         },
     }
 }
 
 /// `verification_error` is documented only by its codes: accept a string, or an object with
-/// an `error`/`code` field.
-fn verification_error(v: Option<&serde_json::Value>) -> VerificationError {
+/// an `error`/`code` field. Unknown ones are kept as a redacted snippet.
+fn verification_error(v: Option<&serde_json::Value>, secrets: &[&str]) -> VerificationError {
     let code = match v {
         Some(serde_json::Value::String(s)) => Some(s.as_str()),
         Some(serde_json::Value::Object(o)) => o
@@ -446,8 +455,10 @@ fn verification_error(v: Option<&serde_json::Value>) -> VerificationError {
         _ => None,
     };
     match (code, v) {
-        (Some(c), _) => VerificationError::from_code(c),
-        (None, Some(other)) => VerificationError::Other(other.to_string()),
+        (Some(c), _) => VerificationError::from_code(&snippet(c.as_bytes(), secrets)),
+        (None, Some(other)) => {
+            VerificationError::Other(snippet(other.to_string().as_bytes(), secrets))
+        }
         (None, None) => VerificationError::Other("unspecified".into()),
     }
 }
@@ -503,5 +514,156 @@ mod tests {
     fn snippets_redact_secrets() {
         let s = snippet(b"<html>echo: Key sekrit-key\n</html>", &["sekrit-key"]);
         assert_eq!(s, "<html>echo: Key [redacted] </html>");
+    }
+
+    /// Found by fuzzing: Pi's `error` code, `error_message` and `verification_error` reached
+    /// the error's text (and the logs) verbatim, echoed credentials included.
+    #[test]
+    fn echoed_secrets_never_reach_the_error_text() {
+        let key = "Aa0-_aA_aA0_A00a";
+        let answers = [
+            format!(r#"{{"error":"{key}"}}"#),
+            format!(r#"{{"error":"invalid_amount","error_message":"{key}"}}"#),
+            format!(r#"{{"error":"verification_failed","verification_error":"{key}"}}"#),
+            format!(r#"{{"error":"verification_failed","verification_error":[{{"x":"{key}"}}]}}"#),
+        ];
+        for body in answers {
+            let err = decode_error(400, None, body.as_bytes(), Auth::Key, &[key]);
+            assert!(!err.to_string().contains(key), "{err}");
+            assert!(err.to_string().contains("[redacted]"), "{err}");
+        }
+    }
+}
+
+/// Property tests: whatever Pi (or a proxy in its place) answers with an error status, it
+/// becomes a `PiError` without a panic, and no secret it echoes reaches the error's text.
+#[cfg(test)]
+pub(crate) mod fuzz {
+    use crate::fuzzing::{body_bytes, config, json_value, weird_text};
+    use crate::pi_client::error::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// Where a generated answer echoes the secret; [`with_secret`] puts it in.
+    const ECHO: &str = "@ECHO@";
+
+    /// A credential as the client holds them (API keys and access tokens are long and random).
+    pub(crate) fn secret() -> impl Strategy<Value = String> {
+        "[A-Z][a-z][0-9][A-Za-z0-9_-]{13,40}"
+    }
+
+    /// `answer` with every echo replaced by `secret`.
+    pub(crate) fn with_secret(answer: &[u8], secret: &str) -> Vec<u8> {
+        String::from_utf8_lossy(answer)
+            .replace(ECHO, secret)
+            .into_bytes()
+    }
+
+    /// Text that echoes the secret somewhere, or not at all.
+    fn echoing_text() -> impl Strategy<Value = String> {
+        (weird_text(), weird_text(), any::<bool>()).prop_map(|(a, b, echo)| {
+            if echo {
+                format!("{a}{ECHO}{b}")
+            } else {
+                format!("{a}{b}")
+            }
+        })
+    }
+
+    /// An error body (Pi's shape, a proxy's page, or anything) that may echo the secret.
+    pub(crate) fn answer() -> impl Strategy<Value = Vec<u8>> {
+        let code = prop_oneof![
+            prop::sample::select(vec![
+                "unauthorized",
+                "missing_scope",
+                "payment_not_found",
+                "too_many_requests",
+                "invalid_amount",
+                "invalid_arguments",
+                "invalid_metadata",
+                "ongoing_payment_found",
+                "user_not_found",
+                "already_approved",
+                "already_completed",
+                "verification_failed",
+                "ad_not_found",
+                "",
+            ])
+            .prop_map(str::to_string),
+            echoing_text(),
+        ];
+        let value = prop_oneof![
+            json_value(),
+            echoing_text().prop_map(Value::String),
+            echoing_text().prop_map(|t| json!({"error": t, "code": t})),
+        ];
+        let pi_shaped = (code, echoing_text(), value.clone(), value).prop_map(
+            |(code, message, payment, verification)| {
+                json!({
+                    "error": code,
+                    "error_message": message,
+                    "payment": payment,
+                    "verification_error": verification,
+                })
+                .to_string()
+                .into_bytes()
+            },
+        );
+        // A 2xx whose fields hold the echo where Pi's DTOs expect ids, amounts or objects.
+        let dto_shaped = (echoing_text(), any::<bool>()).prop_map(|(t, strip)| {
+            let v = json!({"identifier": t, "user_uid": t, "amount": t, "uid": t,
+                "credentials": t, "status": t, "incomplete_server_payments": [t]});
+            let v = if strip { Value::String(t) } else { v };
+            v.to_string().into_bytes()
+        });
+        prop_oneof![
+            body_bytes(),
+            echoing_text().prop_map(String::into_bytes),
+            pi_shaped,
+            dto_shaped,
+        ]
+    }
+
+    fn status() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            prop::sample::select(vec![
+                400u16, 401, 403, 404, 409, 422, 429, 500, 502, 503, 504
+            ]),
+            any::<u16>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_error_answers_decode_without_leaking_secrets(
+            key in secret(),
+            token in secret(),
+            answer in answer(),
+            status in status(),
+            bearer in any::<bool>(),
+            retry in prop::option::of(any::<u32>()),
+        ) {
+            let body = with_secret(&answer, &key);
+            let auth = if bearer { Auth::Bearer } else { Auth::Key };
+            let retry_after = retry.map(|s| Duration::from_secs(u64::from(s)));
+            let err = decode_error(status, retry_after, &body, auth, &[&key, &token]);
+            let text = err.to_string();
+            prop_assert!(!text.contains(&key), "{text}");
+            prop_assert!(!err.code().unwrap_or("").contains(&key), "{err:?}");
+            if status == 429 {
+                prop_assert!(matches!(err, PiError::TooManyRequests { .. }), "{err:?}");
+            }
+            if status == 401 && bearer {
+                prop_assert!(matches!(err, PiError::InvalidToken), "{err:?}");
+            }
+            let _ = (err.is_retryable(), err.retry_after(), err.throttle());
+        }
+
+        #[test]
+        fn fuzz_retry_after_is_a_duration_or_nothing(text in weird_text()) {
+            let _ = parse_retry_after(&text);
+        }
     }
 }

@@ -8,6 +8,7 @@
 mod support;
 
 mod call_budget;
+mod fuzz_payout_import;
 mod horizon_client;
 mod ledger;
 mod payout_import;
