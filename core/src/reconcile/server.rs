@@ -46,12 +46,7 @@ pub(crate) async fn payout_for(
     if let Some(row) = ledger.payout_by_pi_payment(&dto.identifier).await? {
         return Ok(Some(row));
     }
-    let Some(id) = dto
-        .metadata
-        .get(PAYOUT_ID_METADATA_KEY)
-        .and_then(|v| v.as_str())
-        .and_then(|s| PayoutId::parse(s).ok())
-    else {
+    let Some(id) = tagged_payout(dto) else {
         return Ok(None);
     };
     match ledger.payout(&id).await? {
@@ -75,12 +70,7 @@ async fn superseded(ledger: &Ledger, dto: &PaymentDto) -> Result<bool, LedgerErr
     if dto.txid().is_some() {
         return Ok(false);
     }
-    let Some(id) = dto
-        .metadata
-        .get(PAYOUT_ID_METADATA_KEY)
-        .and_then(|v| v.as_str())
-        .and_then(|s| PayoutId::parse(s).ok())
-    else {
+    let Some(id) = tagged_payout(dto) else {
         return Ok(false);
     };
     Ok(ledger
@@ -88,6 +78,14 @@ async fn superseded(ledger: &Ledger, dto: &PaymentDto) -> Result<bool, LedgerErr
         .await?
         .and_then(|row| row.pi_payment_id)
         .is_some_and(|bound| bound != dto.identifier))
+}
+
+/// The payout id we put in a Pi payment's metadata when creating it, if any.
+fn tagged_payout(dto: &PaymentDto) -> Option<PayoutId> {
+    dto.metadata
+        .get(PAYOUT_ID_METADATA_KEY)
+        .and_then(|v| v.as_str())
+        .and_then(|s| PayoutId::parse(s).ok())
 }
 
 /// A one-line description of a Pi payment for findings and logs.
