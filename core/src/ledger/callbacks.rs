@@ -398,6 +398,24 @@ macro_rules! record_callback_method {
 }
 
 impl Ledger {
+    /// Whether a `step` callback was ever recorded for payment `id` (e.g. a complete callback
+    /// for a payment still `approved`: its claim is not bound, so the sweeper looks again).
+    pub async fn has_callback(
+        &self,
+        id: &PaymentId,
+        step: CallbackStep,
+    ) -> Result<bool, LedgerError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM payment_callbacks \
+             WHERE payment_seq = (SELECT seq FROM payments WHERE id = $1) AND step = $2",
+        )
+        .bind(id.as_str())
+        .bind(step.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// An approve job found no credential to verify the Pioneer with: disarm the approve step
     /// so that the SDK's next approve callback (which carries the token) gets a job at once.
     pub async fn await_approve_callback(&self, id: &PaymentId) -> Result<(), LedgerError> {

@@ -96,21 +96,28 @@ static STUCK_PAYOUTS: LazyLock<String> = LazyLock::new(|| {
 
 /// U2A payments the sweeper re-enqueues (see [`crate::reconcile::sweep`]): in flight, unchanged
 /// since `$1`, not postponed past `$2`; an `approved` one only once older than `$3` or after a
-/// cancel/error callback. Oldest first, at most `$4`.
+/// cancel, error or complete callback (a complete callback's txid is only a claim, so the
+/// payment stays `approved` until its job binds Pi's). Oldest first, at most `$4`.
 static U2A_PAYMENTS_TO_SWEEP: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {cols} FROM payments WHERE direction = '{u2a}' AND state IN {in_flight} \
          AND updated_at <= $1 AND (next_check_at IS NULL OR next_check_at <= $2) \
          AND (state <> '{approved}' OR updated_at <= $3 OR EXISTS ( \
            SELECT 1 FROM payment_callbacks c WHERE c.payment_seq = payments.seq \
-           AND c.step IN {gave_up_steps})) \
+           AND c.step IN {look_again_steps})) \
          ORDER BY updated_at LIMIT $4",
         cols = payment_cols!(),
         u2a = Direction::UserToApp.as_str(),
         in_flight = sql_list(PaymentState::IN_FLIGHT.map(PaymentState::as_str)),
         approved = PaymentState::Approved.as_str(),
-        gave_up_steps =
-            sql_list([CallbackStep::Cancel, CallbackStep::Error].map(CallbackStep::as_str)),
+        look_again_steps = sql_list(
+            [
+                CallbackStep::Cancel,
+                CallbackStep::Error,
+                CallbackStep::Complete,
+            ]
+            .map(CallbackStep::as_str)
+        ),
     )
 });
 

@@ -5,6 +5,7 @@
 //! | payment `received` | `STUCK_AFTER` | approve (re-reads Pi; records a cancellation) |
 //! | payment `completing` | `STUCK_AFTER` | complete (verifies on chain, completes at Pi) |
 //! | payment `approved`, no tx | `ABANDON_AFTER`, or `STUCK_AFTER` after a cancel/error callback | incomplete (re-reads Pi: linked tx → complete path; none → cancelled at Pi so the Pioneer is unblocked; cancelled at Pi → recorded) |
+//! | payment `approved` after a complete callback (its txid only a claim) | `STUCK_AFTER` | complete (binds the txid Pi linked, or notes that Pi shows none yet) |
 //! | payout `requested`/`created`/`signed`/`confirmed` | `STUCK_AFTER`, not postponed | payout (resumes from the stored step) |
 //!
 //! Every re-enqueue is a line in the row's history (`sweep_requeued`) and postpones the row by
@@ -110,9 +111,19 @@ pub(crate) async fn sweep(
         )
         .await?;
     for row in stuck_payments {
-        let Some((job, name)) = job_for(&row) else {
+        let Some((mut job, mut name)) = job_for(&row) else {
             continue;
         };
+        // An approved payment whose complete callback came: the Pioneer says they paid, so its
+        // complete job looks at Pi again (it binds Pi's txid, or waits quietly), never the
+        // incomplete job that cancels a payment without a transaction.
+        if row.state == PaymentState::Approved
+            && r.ledger
+                .has_callback(&row.id, crate::ledger::CallbackStep::Complete)
+                .await?
+        {
+            (job, name) = (Job::complete(row.id.clone()), "complete");
+        }
         let unchanged_s = (now - row.updated_at) / 1000;
         let (sweeps, requeued_because) =
             match count(r, Swept::Payment, row.id.as_str(), row.updated_at, now).await? {

@@ -207,9 +207,10 @@ async fn lost_u2a_jobs_are_finished_by_the_sweep() {
     h.ledger.record_complete_callback(&id, &txid).await.unwrap();
     age_payment(&h.ledger, &id).await;
     let summary = run(&r).await;
-    // The callback's txid bound nothing: the row is `approved`, and the sweeper's incomplete
-    // job finds the transaction Pi linked and completes with it.
-    assert_eq!(summary.requeued_payments, vec![format!("{id}:incomplete")]);
+    // The callback's txid bound nothing: the row is `approved`; a complete callback came, so
+    // the sweeper enqueues the complete job (never the incomplete one, which would cancel a
+    // payment Pi had not linked yet), and it completes with the transaction Pi linked.
+    assert_eq!(summary.requeued_payments, vec![format!("{id}:complete")]);
     h.wait_for(&id, PaymentState::Completed).await;
 
     assert_eq!(h.calls(&id, "approve").await, 1);
