@@ -19,6 +19,7 @@ mod e2e_u2a;
 mod e2e_u2a_faults;
 mod e2e_u2a_refusals;
 mod e2e_webhooks;
+mod embedded;
 mod logs;
 mod payouts_api;
 mod payouts_cli;
