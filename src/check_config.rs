@@ -65,11 +65,7 @@ fn reads(command: &Command) -> Reads {
         Command::Payouts(crate::cli::PayoutsCommand::Import(_)) => (false, true, false),
         _ => (false, false, false),
     };
-    Reads {
-        pi,
-        queue,
-        payouts,
-    }
+    Reads { pi, queue, payouts }
 }
 
 /// The checked configuration of `command` as (key, value) pairs, `command` first, or the

@@ -415,7 +415,8 @@ impl PiArgs {
         out.pi_app_wallet.clone_from(&self.pi_app_wallet);
         out.pi_rate_limit.clone_from(&self.pi_rate_limit);
         out.horizon_rate_limit.clone_from(&self.horizon_rate_limit);
-        out.pi_unverified_share.clone_from(&self.pi_unverified_share);
+        out.pi_unverified_share
+            .clone_from(&self.pi_unverified_share);
     }
 }
 
@@ -467,7 +468,8 @@ pub struct ApiArgs {
 impl ApiArgs {
     fn fill(&self, out: &mut ConfigArgs) {
         out.bind_addr.clone_from(&self.bind_addr);
-        out.http_header_timeout.clone_from(&self.http_header_timeout);
+        out.http_header_timeout
+            .clone_from(&self.http_header_timeout);
         out.http_request_timeout
             .clone_from(&self.http_request_timeout);
         out.http_max_connections

@@ -446,7 +446,10 @@ fn banner_text(b: &Banner<'_>) -> String {
         None => "none: BIND_ADDR is not a loopback address, so no token is generated; set ADMIN_TOKEN to open /dashboard, /payouts, /admin".to_string(),
     };
     let state = match (b.sim_state_file, b.restored) {
-        (Some(path), true) => format!("{} (restored: same key, wallet, payments and chain as before)", path.display()),
+        (Some(path), true) => format!(
+            "{} (restored: same key, wallet, payments and chain as before)",
+            path.display()
+        ),
         (Some(path), false) => format!("{} (new; kept across restarts)", path.display()),
         (None, _) => "in memory only (the ledger is in memory too)".to_string(),
     };
@@ -553,9 +556,6 @@ mod tests {
     fn the_reconcile_line_quotes_what_the_shell_would_split() {
         assert_eq!(shell_word("Pi Testnet"), "'Pi Testnet'");
         assert_eq!(shell_word("it's"), "'it'\\''s'");
-        assert_eq!(
-            shell_word("sqlite:///tmp/x.db"),
-            "sqlite:///tmp/x.db"
-        );
+        assert_eq!(shell_word("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }

@@ -295,14 +295,15 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
             fault_layer,
         ))
         .layer(count_changes.clone());
-    let horizon_router = horizon::router(chain).layer(axum::middleware::from_fn_with_state(
-        LayerState {
-            shared: shared.clone(),
-            target: Target::Horizon,
-        },
-        fault_layer,
-    ))
-    .layer(count_changes);
+    let horizon_router = horizon::router(chain)
+        .layer(axum::middleware::from_fn_with_state(
+            LayerState {
+                shared: shared.clone(),
+                target: Target::Horizon,
+            },
+            fault_layer,
+        ))
+        .layer(count_changes);
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

@@ -55,7 +55,7 @@ fn the_exact_message_for_a_horizon_rate_limit() {
         stderr.trim_end(),
         r#"error: HORIZON_RATE_LIMIT="fast" is not a whole number of requests per second (e.g. 1)"#
     );
-    let (code, stderr) = run_with(&[], &["--horizon-rate-limit", "0", "serve"]);
+    let (code, stderr) = run_with(&[], &["serve", "--horizon-rate-limit", "0"]);
     assert_eq!(code, Some(2));
     assert!(
         stderr.starts_with(r#"error: HORIZON_RATE_LIMIT="0" "#),
@@ -222,8 +222,14 @@ fn api_and_worker_refuse_to_start_without_a_key() {
             assert_eq!(code, Some(2), "{args:?}: {stderr}");
             let lines: Vec<&str> = stderr.lines().collect();
             assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
-            assert!(lines[0].starts_with("error: PI_API_KEY is not set"), "{stderr}");
-            assert!(lines[0].contains(&format!("`pi-payments {role}`")), "{stderr}");
+            assert!(
+                lines[0].starts_with("error: PI_API_KEY is not set"),
+                "{stderr}"
+            );
+            assert!(
+                lines[0].contains(&format!("`pi-payments {role}`")),
+                "{stderr}"
+            );
             assert!(
                 lines[0].contains("pi-payments sim") && lines[0].contains("PI_API_BASE_URL"),
                 "{stderr}"
@@ -246,23 +252,47 @@ fn help_lists_only_the_subcommands_own_flags() {
     };
     let migrate = help(&["migrate", "--help"]);
     assert!(migrate.contains("DATABASE_URL"), "{migrate}");
-    for unrelated in ["PI_RATE_LIMIT", "PI_API_KEY", "BIND_ADDR", "ADMIN_TOKEN", "REDIS_URL"] {
-        assert!(!migrate.contains(unrelated), "migrate --help lists {unrelated}:\n{migrate}");
+    for unrelated in [
+        "PI_RATE_LIMIT",
+        "PI_API_KEY",
+        "BIND_ADDR",
+        "ADMIN_TOKEN",
+        "REDIS_URL",
+    ] {
+        assert!(
+            !migrate.contains(unrelated),
+            "migrate --help lists {unrelated}:\n{migrate}"
+        );
     }
     let sim = help(&["sim", "--help"]);
-    assert!(sim.contains("--ledger-seconds") && sim.contains("--state-file"), "{sim}");
+    assert!(
+        sim.contains("--ledger-seconds") && sim.contains("--state-file"),
+        "{sim}"
+    );
     for unrelated in ["DATABASE_URL", "PI_RATE_LIMIT", "BIND_ADDR", "REDIS_URL"] {
-        assert!(!sim.contains(unrelated), "sim --help lists {unrelated}:\n{sim}");
+        assert!(
+            !sim.contains(unrelated),
+            "sim --help lists {unrelated}:\n{sim}"
+        );
     }
     let import = help(&["payouts", "import", "--help"]);
-    assert!(import.contains("DATABASE_URL") && import.contains("REDIS_URL"), "{import}");
+    assert!(
+        import.contains("DATABASE_URL") && import.contains("REDIS_URL"),
+        "{import}"
+    );
     for unrelated in ["PI_API_KEY", "PI_WALLET_SEED", "BIND_ADDR", "PI_RATE_LIMIT"] {
-        assert!(!import.contains(unrelated), "payouts import --help lists {unrelated}:\n{import}");
+        assert!(
+            !import.contains(unrelated),
+            "payouts import --help lists {unrelated}:\n{import}"
+        );
     }
     let worker = help(&["worker", "--help"]);
     assert!(worker.contains("WORKER_CONCURRENCY") && worker.contains("PI_WALLET_SEED"));
     for unrelated in ["BIND_ADDR", "ADMIN_TOKEN", "APP_ORIGINS"] {
-        assert!(!worker.contains(unrelated), "worker --help lists {unrelated}:\n{worker}");
+        assert!(
+            !worker.contains(unrelated),
+            "worker --help lists {unrelated}:\n{worker}"
+        );
     }
     let api = help(&["api", "--help"]);
     assert!(api.contains("BIND_ADDR") && api.contains("ADMIN_TOKEN"));
@@ -331,7 +361,10 @@ fn an_unreachable_database_or_redis_names_its_variable() {
     let csv = dir.path().join("p.csv");
     std::fs::write(&csv, "uid,amount,memo,idempotency_key\nu1,1,m,k1\n").unwrap();
     let out = output_with(
-        &[("DATABASE_URL", ledger.as_str()), ("REDIS_URL", redis.as_str())],
+        &[
+            ("DATABASE_URL", ledger.as_str()),
+            ("REDIS_URL", redis.as_str()),
+        ],
         &["payouts", "import", csv.to_str().unwrap()],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -339,4 +372,26 @@ fn an_unreachable_database_or_redis_names_its_variable() {
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("error: REDIS_URL: "), "{stderr}");
     assert!(!stderr.contains("hunter3"), "{stderr}");
+}
+
+/// `channels create` is an operator's act at a shell: it takes the wallet seed without
+/// ADMIN_TOKEN (that token guards routes, which it does not serve), and with the embedded
+/// simulator it only prints the seeds.
+#[test]
+fn channels_create_needs_no_admin_token() {
+    let seed = pi_payments_core::stellar::Wallet::generate().expose_seed();
+    let out = output_with(
+        &[("PI_WALLET_SEED", seed.as_str())],
+        &["channels", "create", "1", "--check-config"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = output_with(&[], &["channels", "create", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["seeds"].as_array().unwrap().len(), 2);
 }

@@ -53,18 +53,35 @@ async fn a_restart_of_serve_reports_no_drift_of_its_own() {
     })
     .await
     .unwrap();
-    assert_eq!(code, Some(0), "drift before the restart:\n{stdout}\n{stderr}");
+    assert_eq!(
+        code,
+        Some(0),
+        "drift before the restart:\n{stdout}\n{stderr}"
+    );
 
     let h = h.restart().await;
-    assert!(h.app.sim_restored, "the simulator did not find its state file");
-    // The simulated Pi still knows the payment the ledger completed.
-    assert_eq!(h.pi_payment(&paid).await["status"]["developer_completed"], true);
     let banner = h.app.walkthrough().unwrap();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking({
+        let banner = banner.clone();
+        move || run_banner_line(&banner)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "drift after the restart:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        h.app.sim_restored,
+        "the simulator did not find its state file"
+    );
     assert!(banner.contains("restored"), "{banner}");
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || run_banner_line(&banner))
-        .await
-        .unwrap();
-    assert_eq!(code, Some(0), "drift after the restart:\n{stdout}\n{stderr}");
+    // The simulated Pi still knows the payment the ledger completed.
+    assert_eq!(
+        h.pi_payment(&paid).await["status"]["developer_completed"],
+        true
+    );
     // And the service goes on after the restart.
     h.purchase("pioneer-after", 1).await;
     h.stop().await;

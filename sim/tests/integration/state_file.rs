@@ -113,12 +113,18 @@ async fn a_state_file_of_another_wallet_or_a_broken_one_is_refused() {
     .await
     .err()
     .expect("another wallet is refused");
-    assert!(err.to_string().contains("another network or app wallet"), "{err}");
+    assert!(
+        err.to_string().contains("another network or app wallet"),
+        "{err}"
+    );
     std::fs::write(&path, "{not json").unwrap();
     let err = pi_sim::start(with_file(&path))
         .await
         .err()
         .expect("a broken file is refused");
-    assert!(err.to_string().contains("cannot read the state file"), "{err}");
+    assert!(
+        err.to_string().contains("cannot read the state file"),
+        "{err}"
+    );
     let _ = std::fs::remove_file(&path);
 }
