@@ -144,6 +144,9 @@ pub fn summary(command: &Command) -> Result<Vec<(String, String)>, String> {
         fields.push(field(
             "payouts",
             match (&config.wallet_seed, reads.payouts) {
+                (None, true) if matches!(config.pi, PiTarget::Simulator { .. }) => {
+                    "the embedded simulator's app wallet signs them in this process".to_string()
+                }
                 (Some(_), _) => format!(
                     "this process holds the wallet seed ({} channel accounts)",
                     config.channel_seeds.len()
