@@ -26,5 +26,6 @@ mod payouts_cli;
 mod payouts_faults;
 mod payouts_kill;
 mod rate_limit_deployment;
+mod readme_snippets;
 mod reconcile_cli;
 mod secrets_in_logs;
