@@ -110,7 +110,7 @@ fn ledger_kind(config: &Config) -> &'static str {
 
 async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     let app = RunningApp::start(config, role).await?;
-    if let Some(text) = app.walkthrough() {
+    if let Some(text) = app.walkthrough_running(&program_for_banner()) {
         println!("{text}");
     }
     app.run_until(stop_signal()).await
@@ -122,4 +122,20 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     stop_signal().await;
     sim.shutdown().await;
     Ok(())
+}
+
+/// How the banner names this binary: its path (relative to the current directory when it is
+/// below it, e.g. `target/debug/pi-payments` after `cargo run`), so that its lines work as
+/// pasted before `pi-payments` is installed on the PATH.
+fn program_for_banner() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "pi-payments".to_string();
+    };
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(std::path::Path::to_path_buf));
+    match relative {
+        Some(path) => format!("./{}", path.display()),
+        None => exe.display().to_string(),
+    }
 }

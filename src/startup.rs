@@ -280,6 +280,12 @@ impl RunningApp {
     /// dashboard addresses, the operator token it generated, and a walk-through of one
     /// payment. `None` against a real Pi.
     pub fn walkthrough(&self) -> Option<String> {
+        self.walkthrough_running("pi-payments")
+    }
+
+    /// [`RunningApp::walkthrough`] with `program` as the command its lines run (`main` passes
+    /// the path of the running binary, so that they work before `pi-payments` is installed).
+    pub fn walkthrough_running(&self, program: &str) -> Option<String> {
         if !self.simulated {
             return None;
         }
@@ -294,6 +300,7 @@ impl RunningApp {
                 .as_ref()
                 .map(pi_payments_api::auth::Secret::expose),
             restored: self.sim_restored,
+            program,
         }))
     }
 }
@@ -402,6 +409,8 @@ struct Banner<'a> {
     sim_state_file: Option<&'a std::path::Path>,
     generated_admin_token: Option<&'a str>,
     restored: bool,
+    /// How the banner's command lines name this binary.
+    program: &'a str,
 }
 
 /// A value for a shell line: single-quoted unless plainly safe.
@@ -418,7 +427,7 @@ fn shell_word(value: &str) -> String {
 
 /// The `reconcile --report` line for the embedded simulator: every variable it needs, pasted
 /// into another shell (in the same directory) while `serve` runs.
-pub fn reconcile_line(pi: &PiEndpoints, database_url: &str) -> String {
+pub fn reconcile_line(pi: &PiEndpoints, database_url: &str, program: &str) -> String {
     // A server URL may carry a password: refer to the variable rather than print it.
     let database = if database_url.starts_with("sqlite:") {
         shell_word(database_url)
@@ -426,12 +435,13 @@ pub fn reconcile_line(pi: &PiEndpoints, database_url: &str) -> String {
         "\"$DATABASE_URL\"".to_string()
     };
     format!(
-        "PI_API_KEY={} PI_API_BASE_URL={} PI_HORIZON_URL={} PI_APP_WALLET={} PI_NETWORK={} DATABASE_URL={database} pi-payments reconcile --report",
+        "PI_API_KEY={} PI_API_BASE_URL={} PI_HORIZON_URL={} PI_APP_WALLET={} PI_NETWORK={} DATABASE_URL={database} {} reconcile --report",
         shell_word(pi.api_key()),
         shell_word(&pi.api_base_url),
         shell_word(&pi.horizon_url),
         shell_word(&pi.app_wallet),
         shell_word(&pi.network),
+        shell_word(program),
     )
 }
 
@@ -491,11 +501,20 @@ TXID=$(curl -s -X POST $SIM/_sim/u2a/$PAYMENT/submit -H "$J" -d '{{}}' | sed -n 
 curl -s -X POST $API/pi_payment/complete -H "$J" -d '{{"paymentId":"'$PAYMENT'","txid":"'$TXID'"}}'; echo; sleep 3
 # 7. the ledger's view, as the Pioneer who paid: state "completed" and the payment's history
 curl -s -H "Authorization: Bearer $TOKEN" $API/payments/$PAYMENT; echo
+
+One A2U payout (the app pays the Pioneer 0.5 Pi), with the operator token:
+
+OP="Authorization: Bearer {operator_token}"
+# 8. request it (idempotent by key: the same request again answers the same payout)
+PAYOUT=$(curl -s -X POST $API/payouts -H "$OP" -H "$J" -d '{{"uid":"pioneer-1","amount":"0.5","memo":"Welcome reward","idempotency_key":"welcome-pioneer-1"}}' | sed -n 's/.*"id":"\(po_[^"]*\)".*/\1/p'); echo "payout $PAYOUT"; sleep 5
+# 9. the payout and its history: created at Pi, signed, confirmed on chain, completed
+curl -s -H "$OP" $API/payouts/$PAYOUT; echo
 "#,
         horizon = b.pi.horizon_url,
         key = b.pi.api_key(),
         wallet = b.pi.app_wallet,
-        reconcile = reconcile_line(b.pi, b.database_url),
+        reconcile = reconcile_line(b.pi, b.database_url, b.program),
+        operator_token = b.generated_admin_token.unwrap_or("$ADMIN_TOKEN"),
     )
 }
 
