@@ -31,6 +31,8 @@ pub mod drift;
 mod error;
 pub mod lease_keeper;
 pub mod leases;
+pub mod operator_actions;
+pub mod operator_views;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
@@ -56,6 +58,10 @@ pub use error::LedgerError;
 pub use lease_keeper::KeptLease;
 pub use leases::LeaseRow;
 pub use orders::{Order, OrderState};
+pub use operator_actions::OperatorActionRow;
+pub use operator_views::{
+    BatchProgress, DeliveryQuery, PageCursor, PaymentQuery, PayoutQuery,
+};
 pub use outbox::EventRow;
 pub use payments::{Applied, Direction, PaymentEventRow, PaymentPatch, PaymentRow};
 pub use payout_batches::BatchRow;
