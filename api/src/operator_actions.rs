@@ -102,11 +102,7 @@ pub async fn retry_payment(
     if current.state != PaymentState::NeedsAttention {
         return Err(not_waiting("payment", id.as_str(), current.state.as_str()));
     }
-    let (applied, step) = match state
-        .ledger
-        .retry_payment(id, &via.detail("retry"))
-        .await
-    {
+    let (applied, step) = match state.ledger.retry_payment(id, &via.detail("retry")).await {
         Ok(done) => done,
         Err(LedgerError::InvalidTransition(t)) => {
             return Err(not_waiting("payment", id.as_str(), t.from.as_str()));
@@ -154,7 +150,11 @@ pub async fn retry_payout(
     {
         Ok(done) => done,
         Err(LedgerError::InvalidPayoutTransition(_)) => {
-            return Err(not_waiting("payout", id.as_str(), "no longer needs_attention"));
+            return Err(not_waiting(
+                "payout",
+                id.as_str(),
+                "no longer needs_attention",
+            ));
         }
         Err(e) => return Err(e.into()),
     };

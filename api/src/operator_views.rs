@@ -48,10 +48,7 @@ pub fn routes() -> Router<ApiState> {
 pub type Params = HashMap<String, String>;
 
 fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
-    params
-        .get(name)
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
+    params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 /// `limit`: 1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`].
@@ -362,9 +359,7 @@ async fn payments_route(
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit(&params)?;
     let p = payments(&state, &params, limit).await?;
-    Ok(Json(
-        json!({ "payments": p.rows, "next_before": p.next }),
-    ))
+    Ok(Json(json!({ "payments": p.rows, "next_before": p.next })))
 }
 
 async fn payment_route(

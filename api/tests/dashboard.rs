@@ -119,7 +119,10 @@ impl Dash {
 
     async fn payment_needing_attention(&self, n: u32, reason: &str) -> PaymentId {
         let id = pid(n);
-        self.ledger.record_approve_callback(&id, None).await.unwrap();
+        self.ledger
+            .record_approve_callback(&id, None)
+            .await
+            .unwrap();
         self.ledger
             .apply(
                 &id,
@@ -148,7 +151,10 @@ async fn without_credentials_it_is_401_or_the_login_form() {
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(a.json()["error"], "admin_unauthorized");
     let a = d
-        .get("/dashboard/payments", &[("authorization", "Bearer wrong-token-0123456789")])
+        .get(
+            "/dashboard/payments",
+            &[("authorization", "Bearer wrong-token-0123456789")],
+        )
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     // A browser: redirected to the login form, which comes back to the page asked for.
@@ -162,7 +168,10 @@ async fn without_credentials_it_is_401_or_the_login_form() {
     let form = d.get(a.location(), &html).await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.body.contains(r#"id="login-form""#), "{}", form.body);
-    assert!(form.body.contains(r#"value="/dashboard/payments?state=received""#));
+    assert!(
+        form.body
+            .contains(r#"value="/dashboard/payments?state=received""#)
+    );
     // A forged cookie is no credential.
     let a = d
         .get("/dashboard", &[("cookie", "pp_operator=4102444800.00ff")])
@@ -171,7 +180,11 @@ async fn without_credentials_it_is_401_or_the_login_form() {
     // Actions too.
     let id = d.payment_needing_attention(1, "stuck").await;
     let a = d
-        .post_form(&format!("/dashboard/payments/{id}/retry"), "", &[("origin", OWN_ORIGIN)])
+        .post_form(
+            &format!("/dashboard/payments/{id}/retry"),
+            "",
+            &[("origin", OWN_ORIGIN)],
+        )
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     let a = d
@@ -196,8 +209,8 @@ async fn the_login_cookie_works_and_does_not_contain_the_token() {
     assert!(a.headers.get(header::SET_COOKIE).is_none());
     assert!(a.body.contains(r#"id="login-error""#));
 
-    let form = serde_urlencoded::to_string([("token", TOKEN), ("next", "/dashboard/attention")])
-        .unwrap();
+    let form =
+        serde_urlencoded::to_string([("token", TOKEN), ("next", "/dashboard/attention")]).unwrap();
     let a = d
         .post_form("/dashboard/login", &form, &[("origin", OWN_ORIGIN)])
         .await;
@@ -215,13 +228,15 @@ async fn the_login_cookie_works_and_does_not_contain_the_token() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains(r#"data-testid="needs-attention-count""#));
     // Nobody may frame or cache it.
-    let csp = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
 
     // `next` never leads off the dashboard.
-    let form = serde_urlencoded::to_string([("token", TOKEN), ("next", "//evil.example/x")])
-        .unwrap();
+    let form =
+        serde_urlencoded::to_string([("token", TOKEN), ("next", "//evil.example/x")]).unwrap();
     let a = d
         .post_form("/dashboard/login", &form, &[("origin", OWN_ORIGIN)])
         .await;
@@ -229,13 +244,21 @@ async fn the_login_cookie_works_and_does_not_contain_the_token() {
     // A login posted from another site is refused.
     let form = serde_urlencoded::to_string([("token", TOKEN)]).unwrap();
     let a = d
-        .post_form("/dashboard/login", &form, &[("origin", "https://evil.example")])
+        .post_form(
+            "/dashboard/login",
+            &form,
+            &[("origin", "https://evil.example")],
+        )
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 
     // Logging out clears the cookie.
     let a = d
-        .post_form("/dashboard/logout", "", &[("cookie", &cookie), ("origin", OWN_ORIGIN)])
+        .post_form(
+            "/dashboard/logout",
+            "",
+            &[("cookie", &cookie), ("origin", OWN_ORIGIN)],
+        )
         .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     let cleared = a.headers[header::SET_COOKIE].to_str().unwrap();
@@ -302,9 +325,14 @@ async fn bearer_renders_the_pages_and_json_twins() {
 #[tokio::test]
 async fn pages_list_a_payment_by_state_and_its_history() {
     let d = Dash::new().await;
-    let stuck = d.payment_needing_attention(1, "approve failed 5 times").await;
+    let stuck = d
+        .payment_needing_attention(1, "approve failed 5 times")
+        .await;
     let fresh = pid(2);
-    d.ledger.record_approve_callback(&fresh, None).await.unwrap();
+    d.ledger
+        .record_approve_callback(&fresh, None)
+        .await
+        .unwrap();
     let cookie = d.login().await;
     let c = [("cookie", cookie.as_str())];
 
@@ -336,9 +364,7 @@ async fn pages_list_a_payment_by_state_and_its_history() {
     assert!(received.body.contains(r#"id="payments-received""#));
     assert!(received.body.contains(&format!(r#"id="payment-{fresh}""#)));
     assert!(!received.body.contains(&format!(r#"id="payment-{stuck}""#)));
-    let found = d
-        .get(&format!("/dashboard/payments?q={stuck}"), &c)
-        .await;
+    let found = d.get(&format!("/dashboard/payments?q={stuck}"), &c).await;
     assert!(found.body.contains(&format!(r#"id="payment-{stuck}""#)));
     assert!(!found.body.contains(&format!(r#"id="payment-{fresh}""#)));
     let since = d
@@ -368,7 +394,9 @@ async fn pages_list_a_payment_by_state_and_its_history() {
 #[tokio::test]
 async fn a_needs_attention_payment_retried_from_the_dashboard_is_reenqueued_by_the_operator() {
     let d = Dash::new().await;
-    let id = d.payment_needing_attention(1, "approve failed 5 times").await;
+    let id = d
+        .payment_needing_attention(1, "approve failed 5 times")
+        .await;
     let cookie = d.login().await;
     let a = d
         .post_form(
@@ -378,7 +406,10 @@ async fn a_needs_attention_payment_retried_from_the_dashboard_is_reenqueued_by_t
         )
         .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
-    assert_eq!(a.location(), format!("/dashboard/payments/{id}?done=retried"));
+    assert_eq!(
+        a.location(),
+        format!("/dashboard/payments/{id}?done=retried")
+    );
     // Re-enqueued: the approve job (no txid stored), once.
     assert_eq!(d.queue.jobs(), vec![Job::approve(id.clone())]);
     let row = d.ledger.payment(&id).await.unwrap().unwrap();
@@ -387,7 +418,12 @@ async fn a_needs_attention_payment_retried_from_the_dashboard_is_reenqueued_by_t
     let last = history.last().unwrap();
     assert_eq!(last.cause, "retry_approve");
     assert_eq!(last.from_state, Some(PaymentState::NeedsAttention));
-    assert!(last.detail.as_deref().unwrap().contains("operator (dashboard)"));
+    assert!(
+        last.detail
+            .as_deref()
+            .unwrap()
+            .contains("operator (dashboard)")
+    );
     // The page shows it, with the flash.
     let page = d.get(a.location(), &[("cookie", &cookie)]).await;
     assert!(page.body.contains(r#"id="flash""#));
@@ -482,16 +518,26 @@ async fn a_webhook_delivery_is_shown_and_resent() {
         .post_form(
             &format!("/dashboard/webhooks/{}/resend", event.id),
             "",
-            &[("cookie", &cookie), ("referer", "http://api.example.com/dashboard/webhooks")],
+            &[
+                ("cookie", &cookie),
+                ("referer", "http://api.example.com/dashboard/webhooks"),
+            ],
         )
         .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     let row = d.ledger.event(event.id).await.unwrap().unwrap();
     assert!(row.next_attempt_at.unwrap() <= now_ms(), "due now");
     assert_eq!(row.delivery_attempts, 1);
-    assert_eq!(d.ledger.due_deliveries(now_ms(), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        d.ledger.due_deliveries(now_ms(), 10).await.unwrap().len(),
+        1
+    );
     let page = d.get(a.location(), &c).await;
-    assert!(page.body.contains(r#"data-action="webhook_resend""#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"data-action="webhook_resend""#),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("operator (dashboard)"));
 
     // The JSON twin, and an unknown event.
@@ -505,7 +551,11 @@ async fn a_webhook_delivery_is_shown_and_resent() {
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["rearmed"], true);
     let a = d
-        .post_form("/admin/webhooks/987654/resend", "", &[("authorization", &bearer())])
+        .post_form(
+            "/admin/webhooks/987654/resend",
+            "",
+            &[("authorization", &bearer())],
+        )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let actions = d
@@ -522,13 +572,22 @@ async fn a_cross_site_form_post_is_refused() {
     let id = d.payment_needing_attention(1, "stuck").await;
     let cookie = d.login().await;
     for headers in [
-        vec![("cookie", cookie.as_str()), ("origin", "https://evil.example")],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("origin", "https://evil.example"),
+        ],
         vec![("cookie", cookie.as_str()), ("origin", "null")],
-        vec![("cookie", cookie.as_str()), ("referer", "https://evil.example/page")],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("referer", "https://evil.example/page"),
+        ],
         // Neither Origin nor Referer: refused too.
         vec![("cookie", cookie.as_str())],
         // Another port of the same host is another origin.
-        vec![("cookie", cookie.as_str()), ("origin", "http://api.example.com:8443")],
+        vec![
+            ("cookie", cookie.as_str()),
+            ("origin", "http://api.example.com:8443"),
+        ],
     ] {
         let a = d
             .post_form(&format!("/dashboard/payments/{id}/retry"), "", &headers)

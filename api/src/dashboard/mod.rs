@@ -75,9 +75,15 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/dashboard/payouts/{id}/retry", post(pages::retry_payout))
         .route("/dashboard/webhooks", get(pages::webhooks))
         .route("/dashboard/webhooks/{id}", get(pages::webhook))
-        .route("/dashboard/webhooks/{id}/resend", post(pages::resend_webhook))
+        .route(
+            "/dashboard/webhooks/{id}/resend",
+            post(pages::resend_webhook),
+        )
         .route("/dashboard/batches", get(pages::batches))
-        .route("/dashboard/drift", get(pages::drift_form).post(pages::drift_run))
+        .route(
+            "/dashboard/drift",
+            get(pages::drift_form).post(pages::drift_run),
+        )
         .route("/dashboard/logout", post(access::logout))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -178,7 +178,7 @@ pub async fn payments(State(state): State<ApiState>, Query(params): Query<Params
         let p = operator_views::payments(&state, &params, operator_views::DEFAULT_PAGE).await?;
         let id = format!("payments-{}", chosen.map_or("all", PaymentState::as_str));
         html! { (form) (payments_table(&id, &p.rows, chosen))
-                (next_link("/dashboard/payments", &params, p.next.as_ref())) }
+        (next_link("/dashboard/payments", &params, p.next.as_ref())) }
     } else {
         let mut sections = Vec::new();
         for s in ALL_STATES {
@@ -212,7 +212,7 @@ pub async fn payouts(State(state): State<ApiState>, Query(params): Query<Params>
         let p = operator_views::payouts(&state, &params, operator_views::DEFAULT_PAGE).await?;
         let id = format!("payouts-{}", chosen.map_or("all", PayoutState::as_str));
         html! { (form) (payouts_table(&id, &p.rows, chosen))
-                (next_link("/dashboard/payouts", &params, p.next.as_ref())) }
+        (next_link("/dashboard/payouts", &params, p.next.as_ref())) }
     } else {
         let mut sections = Vec::new();
         for s in ALL_PAYOUT_STATES {
@@ -498,17 +498,17 @@ pub async fn webhook(
     Query(params): Query<Params>,
 ) -> PageResult {
     let id = event_id(&id)?;
-    let event = state.ledger.event(id).await?.ok_or_else(|| {
-        ApiError::not_found("event_not_found", format!("no outbox event {id}"))
-    })?;
+    let event =
+        state.ledger.event(id).await?.ok_or_else(|| {
+            ApiError::not_found("event_not_found", format!("no outbox event {id}"))
+        })?;
     let actions = state
         .ledger
         .operator_actions("event", &id.to_string(), 50)
         .await?;
-    let body_json = serde_json::to_string_pretty(
-        &pi_payments_core::events::WebhookBody::from_row(&event),
-    )
-    .unwrap_or_default();
+    let body_json =
+        serde_json::to_string_pretty(&pi_payments_core::events::WebhookBody::from_row(&event))
+            .unwrap_or_default();
     let body = html! {
         (flash(&params))
         table #webhooks {

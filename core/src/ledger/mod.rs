@@ -57,11 +57,9 @@ pub use connection::{DbKind, Ledger, WAL_SIZE_LIMIT};
 pub use error::LedgerError;
 pub use lease_keeper::KeptLease;
 pub use leases::LeaseRow;
-pub use orders::{Order, OrderState};
 pub use operator_actions::OperatorActionRow;
-pub use operator_views::{
-    BatchProgress, DeliveryQuery, PageCursor, PaymentQuery, PayoutQuery,
-};
+pub use operator_views::{BatchProgress, DeliveryQuery, PageCursor, PaymentQuery, PayoutQuery};
+pub use orders::{Order, OrderState};
 pub use outbox::EventRow;
 pub use payments::{Applied, Direction, PaymentEventRow, PaymentPatch, PaymentRow};
 pub use payout_batches::BatchRow;

@@ -117,9 +117,19 @@ pub async fn payment_pages_filter_and_page(ledger: &Ledger) {
         state: Some(PaymentState::Received),
         ..Default::default()
     };
-    assert_eq!(ledger.payments_page(&since_start, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        ledger.payments_page(&since_start, 10).await.unwrap().len(),
+        3
+    );
     // A page never exceeds the cap, whatever is asked.
-    assert_eq!(ledger.payments_page(&PaymentQuery::default(), 1_000_000).await.unwrap().len(), 7);
+    assert_eq!(
+        ledger
+            .payments_page(&PaymentQuery::default(), 1_000_000)
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
 
     // Counts per state, every state listed.
     let counts = ledger.payment_counts().await.unwrap();
@@ -146,14 +156,14 @@ pub async fn retry_payment_goes_through_the_state_machine(ledger: &Ledger) {
     let last = history.last().unwrap();
     assert_eq!(last.cause, "retry_approve");
     assert_eq!(last.from_state, Some(PaymentState::NeedsAttention));
-    assert_eq!(
-        last.detail.as_deref(),
-        Some("operator (dashboard): retry")
-    );
+    assert_eq!(last.detail.as_deref(), Some("operator (dashboard): retry"));
     // Again: already there, nothing written.
     let (again, _) = ledger.retry_payment(&a, "operator").await.unwrap();
     assert!(!again.moved());
-    assert_eq!(ledger.payment_events(&a).await.unwrap().len(), history.len());
+    assert_eq!(
+        ledger.payment_events(&a).await.unwrap().len(),
+        history.len()
+    );
 
     // With a txid: back to completing.
     let b = received(ledger, 2).await;
@@ -174,7 +184,10 @@ pub async fn retry_payment_goes_through_the_state_machine(ledger: &Ledger) {
     assert_eq!(applied.row().state, PaymentState::Completing);
 
     // A completed or unknown payment cannot be retried.
-    let err = ledger.retry_payment(&pid(99), "operator").await.unwrap_err();
+    let err = ledger
+        .retry_payment(&pid(99), "operator")
+        .await
+        .unwrap_err();
     assert!(matches!(err, LedgerError::PaymentNotFound(_)), "{err}");
 }
 
@@ -254,7 +267,13 @@ pub async fn deliveries_and_resend(ledger: &Ledger) {
     assert_eq!(actions[0].action, "webhook_resend");
     assert!(actions[0].detail.as_deref().unwrap().contains("operator"));
     // An unknown event: nothing.
-    assert!(ledger.resend_delivery(999_999, "operator").await.unwrap().is_none());
+    assert!(
+        ledger
+            .resend_delivery(999_999, "operator")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 pub async fn payout_pages_and_batches(ledger: &Ledger) {
