@@ -272,7 +272,9 @@ pub struct CallRate {
     pub limit_per_second: u32,
     /// The same limit over a minute.
     pub limit_per_minute: u64,
-    /// Pi calls (attempts, retries included) this API process made in the last 60 s.
+    /// Pi calls (attempts, retries included) made in the last 60 s through this process's Pi
+    /// client: its API, and its workers when it runs them (`serve`, or `api` and `worker`
+    /// roles in one process).
     pub calls_last_minute: u64,
     /// Whether the budget is shared through Redis with other processes (whose calls are not
     /// counted here).

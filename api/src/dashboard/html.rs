@@ -30,6 +30,7 @@ form.inline{display:inline}button{cursor:pointer;padding:.25em .8em}
 .filters label{display:flex;flex-direction:column;font-size:.85em}
 pre{background:#fff;border:1px solid #e3e5ea;padding:.6em;overflow:auto;max-height:30em}
 .muted{color:#667}
+td.nowrap{white-space:nowrap;word-break:normal}
 "#;
 
 /// A full page: the navigation, `title` and `body`.

@@ -55,7 +55,7 @@ pub async fn overview(State(state): State<ApiState>) -> PageResult {
                     div.card #pi-rate data-calls=(rate.calls_last_minute) data-limit=(rate.limit_per_minute) {
                         div { "Pi calls, last minute" }
                         div.n { (rate.calls_last_minute) " / " (rate.limit_per_minute) }
-                        div.muted { "PI_RATE_LIMIT = " (rate.limit_per_second) "/s; calls of this API process"
+                        div.muted { "PI_RATE_LIMIT = " (rate.limit_per_second) "/s; calls made by this process"
                             @if rate.shared { " (the budget is shared through Redis with the other processes)" } }
                     }
                 },
@@ -260,10 +260,10 @@ fn history(lines: &[HistoryLine<'_>]) -> Markup {
             tr { th { "time" } th { "from" } th { "to" } th { "cause" } th { "by / detail" } th.num { "attempt" } }
             @for l in lines {
                 tr data-testid="history-row" data-cause=(l.cause) {
-                    td { (time(l.at)) }
+                    td.nowrap { (time(l.at)) }
                     td { @if let Some(f) = l.from { (state_badge(f)) } @else { "—" } }
                     td { (state_badge(l.to)) }
-                    td.mono { (l.cause) }
+                    td.mono.nowrap { (l.cause) }
                     td { (l.detail.unwrap_or("")) }
                     td.num { (l.attempt) }
                 }
