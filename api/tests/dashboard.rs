@@ -319,7 +319,21 @@ async fn bearer_renders_the_pages_and_json_twins() {
         .post_form("/dashboard/drift", "", &[("authorization", &auth)])
         .await;
     assert_eq!(drift.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(drift.body.contains("drift_unavailable"));
+    assert_eq!(drift.json()["error"], "drift_unavailable");
+    // A browser gets the same refusal as a page.
+    let drift = d
+        .post_form(
+            "/dashboard/drift",
+            "",
+            &[("authorization", &auth), ("accept", "text/html")],
+        )
+        .await;
+    assert_eq!(drift.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        drift.body.contains(r#"data-code="drift_unavailable""#),
+        "{}",
+        drift.body
+    );
 }
 
 #[tokio::test]
@@ -438,7 +452,7 @@ async fn a_needs_attention_payment_retried_from_the_dashboard_is_reenqueued_by_t
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
-    assert!(again.body.contains("not_needs_attention"));
+    assert_eq!(again.json()["error"], "not_needs_attention");
     assert_eq!(d.queue.jobs().len(), 1);
 
     // The JSON twin, for scripts: a payout in needs_attention.

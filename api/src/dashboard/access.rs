@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::extract::has_bearer;
 use crate::state::ApiState;
 use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -209,6 +210,39 @@ pub async fn dashboard_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Middleware of every dashboard route: an error answer (JSON `{error, message}`, like every
+/// route's) becomes a page for a browser that asked for HTML; scripts keep the JSON.
+pub async fn html_errors(request: Request, next: Next) -> Response {
+    let wants = wants_html(request.headers());
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !wants || !json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error bodies are a code and a sentence.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ApiError::Internal.into_response();
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let code = value["error"].as_str().unwrap_or("error");
+    let message = value["message"]
+        .as_str()
+        .unwrap_or("the request could not be served");
+    let page = html::error_page(code, message).into_string();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(page))
+}
+
 /// Where to go after logging in: a dashboard path of ours, never another site.
 fn safe_next(next: Option<&String>) -> String {
     next.filter(|n| {
@@ -236,8 +270,15 @@ pub async fn login_form(
 pub async fn login(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
+    let Ok(Form(form)) = form else {
+        return ApiError::bad_request(
+            "invalid_form",
+            "post the login form as application/x-www-form-urlencoded with a `token` field",
+        )
+        .into_response();
+    };
     // Logging someone in from another site gains nothing without the token, but the form is
     // meant to be posted from itself only.
     if (headers.contains_key(header::ORIGIN) || headers.contains_key(header::REFERER))

@@ -1,7 +1,5 @@
 //! The dashboard's page frame, style and small formatting helpers (maud escapes every value).
 
-use crate::error::ApiError;
-use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 /// Inline style: no external asset, so the dashboard works on an offline machine.
@@ -128,32 +126,13 @@ pub fn count(n: i64, cap: i64) -> String {
     }
 }
 
-/// An [`ApiError`] as a dashboard page with its status (the JSON routes answer JSON).
-#[derive(Debug)]
-pub struct PageError(pub ApiError);
-
-impl From<ApiError> for PageError {
-    fn from(e: ApiError) -> PageError {
-        PageError(e)
-    }
-}
-
-impl From<pi_payments_core::ledger::LedgerError> for PageError {
-    fn from(e: pi_payments_core::ledger::LedgerError) -> PageError {
-        PageError(e.into())
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let status = self.0.status();
-        let body = page(
-            "Could not do that",
-            html! {
-                p #error .error data-code=(self.0.code()) { (self.0.to_string()) }
-                p { a href="/dashboard" { "Back to the overview" } }
-            },
-        );
-        (status, body).into_response()
-    }
+/// An error answer as a page, for a browser: `code` and `message` of the JSON body.
+pub fn error_page(code: &str, message: &str) -> Markup {
+    page(
+        "Could not do that",
+        html! {
+            p #error .error data-code=(code) { (message) }
+            p { a href="/dashboard" { "Back to the overview" } }
+        },
+    )
 }

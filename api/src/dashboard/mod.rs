@@ -62,7 +62,8 @@ impl DashboardState {
 }
 
 /// Every dashboard route: the login form open to all, the rest behind [`access::require_operator`],
-/// all with the dashboard's response headers ([`access::dashboard_headers`]).
+/// all with the dashboard's response headers ([`access::dashboard_headers`]) and errors as
+/// pages for browsers ([`access::html_errors`]).
 pub fn routes(state: &ApiState) -> Router<ApiState> {
     let protected = Router::new()
         .route("/dashboard", get(pages::overview))
@@ -95,5 +96,6 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
             get(access::login_form).post(access::login),
         )
         .merge(protected)
+        .route_layer(middleware::from_fn(access::html_errors))
         .route_layer(middleware::from_fn(access::dashboard_headers))
 }

@@ -12,7 +12,7 @@
 //!   `data-failed`; drift: `#drift-run` (the button's form), `#drift-report` (`data-clean`);
 //! - after an action: `#flash`; errors: `#error`.
 
-use super::html::{PageError, count, page, state_badge, time, time_opt};
+use super::html::{count, page, state_badge, time, time_opt};
 use crate::error::ApiError;
 use crate::extract::PathId;
 use crate::operator_actions::{self, Via, event_id, payment_id, payout_id};
@@ -27,7 +27,7 @@ use pi_payments_core::state::{ALL_PAYOUT_STATES, ALL_STATES, PaymentState, Payou
 /// Rows per state on the listings without a state filter.
 const PER_STATE: i64 = 10;
 
-type PageResult = Result<Markup, PageError>;
+type PageResult = Result<Markup, ApiError>;
 
 fn flash(params: &Params) -> Markup {
     let text = match params.get("done").map(String::as_str) {
@@ -425,7 +425,7 @@ pub async fn attention(State(state): State<ApiState>, Query(params): Query<Param
 pub async fn retry_payment(
     State(state): State<ApiState>,
     PathId(id): PathId,
-) -> Result<Response, PageError> {
+) -> Result<Response, ApiError> {
     let id = payment_id(&id)?;
     operator_actions::retry_payment(&state, &id, Via::Dashboard).await?;
     Ok(Redirect::to(&format!("/dashboard/payments/{id}?done=retried")).into_response())
@@ -435,7 +435,7 @@ pub async fn retry_payment(
 pub async fn retry_payout(
     State(state): State<ApiState>,
     PathId(id): PathId,
-) -> Result<Response, PageError> {
+) -> Result<Response, ApiError> {
     let id = payout_id(&id)?;
     operator_actions::retry_payout(&state, &id, Via::Dashboard).await?;
     Ok(Redirect::to(&format!("/dashboard/payouts/{id}?done=retried")).into_response())
@@ -542,7 +542,7 @@ pub async fn webhook(
 pub async fn resend_webhook(
     State(state): State<ApiState>,
     PathId(id): PathId,
-) -> Result<Response, PageError> {
+) -> Result<Response, ApiError> {
     let id = event_id(&id)?;
     operator_actions::resend_webhook(&state, id, Via::Dashboard).await?;
     Ok(Redirect::to(&format!("/dashboard/webhooks/{id}?done=resent")).into_response())
@@ -599,15 +599,13 @@ pub async fn drift_run(State(state): State<ApiState>) -> PageResult {
         return Err(ApiError::unavailable(
             "drift_unavailable",
             "this API runs without Pi and Horizon clients, so it cannot compare: run `pi-payments reconcile --report` instead",
-        )
-        .into());
+        ));
     };
     let Ok(_permit) = state.dashboard.drift_gate().clone().try_acquire_owned() else {
         return Err(ApiError::retry_later(
             "drift_running",
             "a drift report is already running in this process; wait for it and try again",
-        )
-        .into());
+        ));
     };
     let report = checker.report().await?;
     let body = html! {
