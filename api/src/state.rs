@@ -81,6 +81,9 @@ pub struct ApiShared {
     /// Per-client limits of the public routes (`CLIENT_RATE_LIMIT`); `None`: unlimited (the
     /// default of [`ApiState::new`], for tests). Set with [`ApiState::with_client_limit`].
     pub client_limit: Option<crate::client_limit::ClientLimiter>,
+    /// What the operator dashboard keeps besides the ledger ([`crate::dashboard`]): the Pi
+    /// limiter it reads the call rate from (set by [`ApiState::with_auth`]) and its drift gate.
+    pub dashboard: crate::dashboard::DashboardState,
 }
 
 impl FromRef<ApiState> for AdminAuth {
@@ -126,6 +129,7 @@ impl ApiState {
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
             client_limit: None,
+            dashboard: crate::dashboard::DashboardState::default(),
         }))
     }
 
@@ -148,8 +152,10 @@ impl ApiState {
     pub fn with_auth(mut self, pi: PiClient, config: AuthConfig) -> Result<ApiState, ConfigError> {
         let browser = BrowserPolicy::new(&config)?;
         let pioneers = PioneerAuth::new(self.ledger.clone(), pi.clone(), config.session_ttl);
+        let limiter = pi.limiter().clone();
         let ads = AdRewards::new(self.ledger.clone(), pi);
         let shared = self.shared_mut();
+        shared.dashboard = shared.dashboard.clone().with_pi_limiter(limiter);
         shared.admin = AdminAuth::from_config(&config);
         shared.app_api = AdminAuth::new(config.app_api_token.as_ref());
         shared.browser = Some(browser);
