@@ -81,6 +81,11 @@ pub struct ApiShared {
     /// Per-client limits of the public routes (`CLIENT_RATE_LIMIT`); `None`: unlimited (the
     /// default of [`ApiState::new`], for tests). Set with [`ApiState::with_client_limit`].
     pub client_limit: Option<crate::client_limit::ClientLimiter>,
+    /// The demo storefront and its simulator proxy, mounted at `/demo` by [`crate::router`].
+    /// Built by the binary, only when it runs the simulator in-process; `None` everywhere
+    /// else, so a deployment against the real Pi has no `/demo`. Set with
+    /// [`ApiState::with_demo`].
+    pub demo: Option<axum::Router>,
 }
 
 impl FromRef<ApiState> for AdminAuth {
@@ -126,6 +131,7 @@ impl ApiState {
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
             client_limit: None,
+            demo: None,
         }))
     }
 
@@ -169,6 +175,13 @@ impl ApiState {
     ) -> ApiState {
         self.shared_mut().client_limit =
             limit.map(|l| crate::client_limit::ClientLimiter::new(l, trust_proxy));
+        self
+    }
+
+    /// Mount `demo` (a finished router with its own state) at `/demo`, inside the API's
+    /// tracing, body limit and browser layers.
+    pub fn with_demo(mut self, demo: axum::Router) -> ApiState {
+        self.shared_mut().demo = Some(demo);
         self
     }
 
