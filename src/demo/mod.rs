@@ -42,7 +42,10 @@ pub fn router(
             "/pi-sim-sdk.js",
             get(|| asset(PI_SIM_SDK_JS, "text/javascript; charset=utf-8")),
         )
-        .route("/style.css", get(|| asset(STYLE_CSS, "text/css; charset=utf-8")))
+        .route(
+            "/style.css",
+            get(|| asset(STYLE_CSS, "text/css; charset=utf-8")),
+        )
         .route("/products", get(list_products))
         .with_state(products);
     pages.merge(sim_proxy::routes(proxy, limiter))

@@ -60,10 +60,13 @@ impl SimProxy {
     }
 
     /// Send `request` to the simulator; its status and JSON body as they are.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(StatusCode, Bytes), ApiError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Bytes), ApiError> {
         let answer = request.send().await.map_err(|e| unreachable_sim(&e))?;
-        let status = StatusCode::from_u16(answer.status().as_u16())
-            .unwrap_or(StatusCode::BAD_GATEWAY);
+        let status =
+            StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let body = answer.bytes().await.map_err(|e| unreachable_sim(&e))?;
         Ok((status, body))
     }
@@ -76,7 +79,10 @@ impl SimProxy {
 
     /// A successful answer's JSON (a failed one is passed on as the error response).
     async fn json(&self, request: reqwest::RequestBuilder) -> Result<Value, Response> {
-        let (status, body) = self.send(request).await.map_err(IntoResponse::into_response)?;
+        let (status, body) = self
+            .send(request)
+            .await
+            .map_err(IntoResponse::into_response)?;
         if !status.is_success() {
             return Err(json_response(status, body));
         }
@@ -171,29 +177,32 @@ fn payment_not_found(id: &str) -> Response {
 
 /// A Pi payment id as the simulator makes them (letters and digits), so that it can go into
 /// a URL path as is.
-fn checked_payment_id(id: &str) -> Result<&str, Response> {
+fn checked_payment_id(id: &str) -> Result<&str, ApiError> {
     if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(id)
     } else {
-        Err(ApiError::bad_request("invalid_payment_id", "a Pi payment id is letters and digits").into_response())
+        Err(ApiError::bad_request(
+            "invalid_payment_id",
+            "a Pi payment id is letters and digits",
+        ))
     }
 }
 
 /// A demo Pioneer's uid or username: 1 to 64 letters, digits, `-` or `_`.
-fn checked_name(value: Option<&Value>, field: &str) -> Result<Option<String>, Response> {
+fn checked_name(value: Option<&Value>, field: &str) -> Result<Option<String>, ApiError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s))
             if (1..=64).contains(&s.len())
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')) =>
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')) =>
         {
             Ok(Some(s.clone()))
         }
         Some(_) => Err(ApiError::bad_request(
             "invalid_arguments",
             format!("{field} must be 1 to 64 letters, digits, '-' or '_'"),
-        )
-        .into_response()),
+        )),
     }
 }
 
@@ -218,12 +227,18 @@ pub fn routes(proxy: SimProxy, limiter: Option<ClientLimiter>) -> Router {
 
 /// `POST /demo/sim/authenticate {uid, username?, scopes?}` → `{access_token, uid, username,
 /// valid_until}`: the Pioneer (made if new, with a funded wallet) and a fresh access token.
-async fn authenticate(State(proxy): State<SimProxy>, JsonBody(body): JsonBody) -> Result<Response, Response> {
-    let uid = checked_name(body.get("uid"), "uid")?.ok_or_else(|| {
-        ApiError::bad_request("invalid_arguments", "send {\"uid\": \"demo-pioneer-1\"}")
-            .into_response()
-    })?;
-    let username = checked_name(body.get("username"), "username")?;
+async fn authenticate(
+    State(proxy): State<SimProxy>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Response> {
+    let uid = checked_name(body.get("uid"), "uid")
+        .map_err(IntoResponse::into_response)?
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_arguments", "send {\"uid\": \"demo-pioneer-1\"}")
+                .into_response()
+        })?;
+    let username =
+        checked_name(body.get("username"), "username").map_err(IntoResponse::into_response)?;
     let scopes = match body.get("scopes") {
         Some(Value::Array(list)) if list.iter().all(Value::is_string) && list.len() <= 8 => {
             Some(list.clone())
@@ -241,21 +256,29 @@ async fn authenticate(State(proxy): State<SimProxy>, JsonBody(body): JsonBody) -
         .http
         .post(proxy.url("/_sim/tokens"))
         .json(&json!({ "uid": uid, "username": username, "scopes": scopes }));
-    proxy.forward(request).await.map_err(IntoResponse::into_response)
+    proxy
+        .forward(request)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `GET /demo/sim/incomplete` → `{"payment": PaymentDTO | null}`: the Pioneer's U2A payment
 /// Pi would hand to `onIncompletePaymentFound` (approved or signed, neither completed nor
 /// cancelled), the latest if several.
-async fn incomplete(State(proxy): State<SimProxy>, headers: HeaderMap) -> Result<Response, Response> {
+async fn incomplete(
+    State(proxy): State<SimProxy>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
     let uid = proxy.pioneer(&headers).await?;
-    let all = proxy.json(proxy.http.get(proxy.url("/_sim/payments"))).await?;
+    let all = proxy
+        .json(proxy.http.get(proxy.url("/_sim/payments")))
+        .await?;
     let flag = |p: &Value, name: &str| p["status"][name].as_bool().unwrap_or(false);
     let found = all["payments"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|p| {
+        .rfind(|p| {
             p["user_uid"].as_str() == Some(uid.as_str())
                 && p["direction"].as_str() == Some("user_to_app")
                 && !flag(p, "developer_completed")
@@ -263,7 +286,6 @@ async fn incomplete(State(proxy): State<SimProxy>, headers: HeaderMap) -> Result
                 && !flag(p, "user_cancelled")
                 && (flag(p, "developer_approved") || !p["transaction"].is_null())
         })
-        .next_back()
         .cloned();
     Ok(axum::Json(json!({ "payment": found })).into_response())
 }
@@ -290,7 +312,10 @@ async fn create_payment(
         "metadata": fields.get("metadata").cloned().unwrap_or_else(|| json!({})),
     });
     let request = proxy.http.post(proxy.url("/_sim/u2a")).json(&payment);
-    proxy.forward(request).await.map_err(IntoResponse::into_response)
+    proxy
+        .forward(request)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `GET /demo/sim/payments/{id}` → PaymentDTO, for the Pioneer who pays it.
@@ -299,7 +324,7 @@ async fn show_payment(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    let id = checked_payment_id(&id)?;
+    let id = checked_payment_id(&id).map_err(IntoResponse::into_response)?;
     let uid = proxy.pioneer(&headers).await?;
     let payment = proxy.own_payment(&uid, id).await?;
     Ok(axum::Json(payment).into_response())
@@ -325,15 +350,23 @@ async fn user_cancel(
     wallet_action(&proxy, &headers, &id, "user_cancel").await
 }
 
-async fn wallet_action(proxy: &SimProxy, headers: &HeaderMap, id: &str, action: &str) -> Result<Response, Response> {
-    let id = checked_payment_id(id)?;
+async fn wallet_action(
+    proxy: &SimProxy,
+    headers: &HeaderMap,
+    id: &str,
+    action: &str,
+) -> Result<Response, Response> {
+    let id = checked_payment_id(id).map_err(IntoResponse::into_response)?;
     let uid = proxy.pioneer(headers).await?;
     proxy.own_payment(&uid, id).await?;
     let request = proxy
         .http
         .post(proxy.url(&format!("/_sim/u2a/{id}/{action}")))
         .json(&json!({}));
-    proxy.forward(request).await.map_err(IntoResponse::into_response)
+    proxy
+        .forward(request)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `POST /demo/sim/ads` → `{identifier, mediator_ack_status: "granted", …}`: a rewarded ad the
@@ -344,7 +377,10 @@ async fn play_ad(State(proxy): State<SimProxy>, headers: HeaderMap) -> Result<Re
         .http
         .post(proxy.url("/_sim/ads"))
         .json(&json!({ "status": "granted" }));
-    proxy.forward(request).await.map_err(IntoResponse::into_response)
+    proxy
+        .forward(request)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 #[cfg(test)]

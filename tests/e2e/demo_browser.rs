@@ -18,7 +18,10 @@ fn order_of(log: &[(String, String)], wanted: &[&str]) -> Vec<String> {
 
 /// The ledger's view of a payment and its order, as the app's backend reads them.
 async fn assert_paid(t: &BrowserTest, payment_id: &str, order_id: &str) {
-    let (status, payment) = t.serve.get_as_backend(&format!("/payments/{payment_id}")).await;
+    let (status, payment) = t
+        .serve
+        .get_as_backend(&format!("/payments/{payment_id}"))
+        .await;
     assert_eq!(status, 200, "{payment}");
     assert_eq!(payment["payment"]["state"], "completed", "{payment}");
     let (status, order) = t.serve.get_as_backend(&format!("/orders/{order_id}")).await;
@@ -46,9 +49,25 @@ async fn demo_purchase_goes_from_click_to_delivered() {
     assert_eq!(
         order_of(
             &log,
-            &["authenticated", "order", "approve", "signed", "complete", "completed", "delivered"]
+            &[
+                "authenticated",
+                "order",
+                "approve",
+                "signed",
+                "complete",
+                "completed",
+                "delivered"
+            ]
         ),
-        ["authenticated", "order", "approve", "signed", "complete", "completed", "delivered"],
+        [
+            "authenticated",
+            "order",
+            "approve",
+            "signed",
+            "complete",
+            "completed",
+            "delivered"
+        ],
         "{log:#?}"
     );
     assert_paid(&t, &payment_id, &order_id).await;
@@ -109,10 +128,16 @@ async fn demo_incomplete_payment_is_finished_at_the_next_sign_in() {
     // Opening the app again signs the same Pioneer in; Pi hands over the unfinished payment.
     t.browser.client.refresh().await.unwrap();
     let found = t.wait_for_step("incomplete-found", 1).await;
-    assert_eq!(found.attr("data-payment-id").await.unwrap().unwrap(), payment_id);
+    assert_eq!(
+        found.attr("data-payment-id").await.unwrap().unwrap(),
+        payment_id
+    );
     let delivered = t.wait_for_step("delivered", 1).await;
     t.browser.screenshot("delivered").await;
-    assert_eq!(delivered.attr("data-payment-id").await.unwrap().unwrap(), payment_id);
+    assert_eq!(
+        delivered.attr("data-payment-id").await.unwrap().unwrap(),
+        payment_id
+    );
     let order_id = delivered.attr("data-order-id").await.unwrap().unwrap();
     assert_paid(&t, &payment_id, &order_id).await;
     t.finish().await;

@@ -79,6 +79,8 @@ impl Drop for ServeProcess {
 impl ServeProcess {
     /// Start it with `extra_env` on top of the defaults and wait until `/healthz` answers.
     pub async fn start(extra_env: &[(&str, &str)]) -> ServeProcess {
+        // reqwest is built without a default TLS provider.
+        pi_payments_core::pi_client::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
@@ -115,7 +117,11 @@ impl ServeProcess {
             if let Some(status) = serve.child.try_wait().unwrap() {
                 panic!("pi-payments serve exited ({status}):\n{}", serve.log());
             }
-            let health = serve.http.get(format!("{}/healthz", serve.url)).send().await;
+            let health = serve
+                .http
+                .get(format!("{}/healthz", serve.url))
+                .send()
+                .await;
             if health.is_ok_and(|r| r.status().is_success()) {
                 return serve;
             }
@@ -184,6 +190,7 @@ impl Browser {
     /// chromedriver and a headless Chromium for `test`; `None` (after saying why and how to
     /// install them) when they are missing and `CI` is unset.
     pub async fn start(test: &str) -> Option<Browser> {
+        pi_payments_core::pi_client::install_crypto_provider();
         let Some((driver_bin, chrome_bin)) = browser_binaries() else {
             let advice = "chromedriver and Chromium are not installed: `apt-get install chromium chromium-driver` (scripts/test installs them), or set CHROMEDRIVER and CHROME_BIN";
             assert!(
@@ -229,7 +236,7 @@ impl Browser {
                     "--no-sandbox",
                     "--disable-gpu",
                     "--disable-dev-shm-usage",
-                    "--window-size=1280,1000",
+                    "--window-size=1400,1000",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
             }),
@@ -336,7 +343,9 @@ impl BrowserTest {
             if let Some(error) = errors.first() {
                 let text = error.text().await.unwrap_or_default();
                 return self
-                    .fail(&format!("the page logged an error waiting for {step}: {text}"))
+                    .fail(&format!(
+                        "the page logged an error waiting for {step}: {text}"
+                    ))
                     .await;
             }
             let mut found = client
@@ -347,7 +356,9 @@ impl BrowserTest {
                 return found.swap_remove(n - 1);
             }
             if Instant::now() > deadline {
-                return self.fail(&format!("step {step} (#{n}) never showed up")).await;
+                return self
+                    .fail(&format!("step {step} (#{n}) never showed up"))
+                    .await;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
