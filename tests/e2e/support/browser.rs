@@ -286,7 +286,9 @@ impl Drop for DriverGuard {
 /// A browser test of a page of the service: the service, the browser, and waits on the
 /// page's step log.
 pub struct BrowserTest {
+    /// The service under test.
     pub serve: ServeProcess,
+    /// The browser looking at it.
     pub browser: Browser,
 }
 
