@@ -5,7 +5,7 @@ use clap::Parser;
 use pi_payments::cli::{BenchCommand, Cli, Command};
 use pi_payments::services::migrate;
 use pi_payments::startup::{Role, RunningApp};
-use pi_payments::telemetry::{init_tracing, stop_signal};
+use pi_payments::telemetry::{LogFormat, init_tracing, stop_signal};
 use pi_payments::{Config, bench, bench_payouts};
 use pi_sim::cli::SimArgs;
 use std::process::ExitCode;
@@ -20,10 +20,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     // clap prints its own errors and exits with code 2.
     let cli = Cli::parse();
+    // Read before anything logs (and checked by --check-config too).
+    let log_format = match LogFormat::from_env() {
+        Ok(format) => format,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.check_config {
         return pi_payments::check_config::run(&cli);
     }
-    init_tracing();
+    init_tracing(log_format);
     pi_payments_core::pi_client::install_crypto_provider();
     let result = match cli.command {
         Some(Command::Sim(args)) => run_sim(args).await,
