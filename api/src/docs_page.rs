@@ -22,7 +22,7 @@ section.op{border:1px solid #dde;border-radius:6px;padding:.2rem 1rem 1rem;margi
 .m-get{background:#2f7d32}.m-post{background:#1f5fa8}.m-put,.m-patch{background:#a06400}.m-delete{background:#b3261e}\
 code{background:#f2f3f7;padding:0 .25rem;border-radius:3px}table{border-collapse:collapse;width:100%;margin:.4rem 0}\
 th,td{border:1px solid #dde;padding:.25rem .5rem;text-align:left;vertical-align:top}th{background:#f6f7fb}\
-nav ul{columns:2}p.d{white-space:pre-line}";
+nav ul{columns:2}";
 
 /// Render `document` (an OpenAPI 3 document) as an HTML page.
 pub fn render(document: &utoipa::openapi::OpenApi) -> String {
@@ -45,7 +45,7 @@ pub fn render_value(doc: &Value) -> String {
         v = escape(version),
     );
     if let Some(description) = text(&doc["info"]["description"]) {
-        let _ = write!(page, "<p class=\"d\">{}</p>", inline(description));
+        page.push_str(&paragraphs(description));
     }
     let operations = operations(doc);
     write_contents(&mut page, doc, &operations);
@@ -193,7 +193,7 @@ fn write_operation(page: &mut String, doc: &Value, op: &Operation<'_>) {
         let _ = write!(page, "<p><strong>{}</strong></p>", inline(summary));
     }
     if let Some(description) = text(&op.op["description"]) {
-        let _ = write!(page, "<p class=\"d\">{}</p>", inline(description));
+        page.push_str(&paragraphs(description));
     }
     if let Some(id) = text(&op.op["operationId"]) {
         let _ = write!(page, "<p>Operation id: <code>{}</code></p>", escape(id));
@@ -307,7 +307,7 @@ fn write_schemas(page: &mut String, doc: &Value) {
             n = escape(name)
         );
         if let Some(description) = text(&schema["description"]) {
-            let _ = write!(page, "<p class=\"d\">{}</p>", inline(description));
+            page.push_str(&paragraphs(description));
         }
         match schema["properties"].as_object() {
             Some(properties) => {
@@ -437,6 +437,16 @@ fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// A description as paragraphs: a blank line separates them, a single line break (from the
+/// wrapping of doc comments) is a space.
+fn paragraphs(text: &str) -> String {
+    text.split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("<p>{}</p>", inline(&p.replace('\n', " "))))
+        .collect()
 }
 
 /// Escape text for HTML and show its `backquoted` parts as code (the descriptions' one bit

@@ -62,11 +62,11 @@ pub struct Order {
     pub state: OrderState,
     /// The payment bound to (or that paid) this order.
     pub payment_id: Option<PaymentId>,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
-    /// Unix milliseconds, once paid.
+    /// Unix milliseconds, once paid (an RFC 3339 time in JSON).
     #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub paid_at: Option<i64>,

@@ -63,11 +63,11 @@ pub struct PaymentRow {
     pub reason: Option<String>,
     /// Attempts of the current step's job, as the last transition recorded it.
     pub attempts: i64,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
-    /// Unix milliseconds of the last change.
+    /// Unix milliseconds of the last change (an RFC 3339 time in JSON).
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub updated_at: i64,
@@ -89,7 +89,7 @@ pub struct PaymentEventRow {
     pub cause: String,
     pub detail: Option<String>,
     pub attempt: i64,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub at: i64,

@@ -40,7 +40,7 @@ pub struct PayoutRow {
     pub envelope_b64: Option<String>,
     /// The current envelope's hash (the txid once confirmed).
     pub tx_hash: Option<String>,
-    /// Unix seconds after which the current envelope can no longer land.
+    /// Unix seconds after which the current envelope can no longer land (an RFC 3339 time in JSON).
     #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_s_opt")]
     pub max_time: Option<i64>,
@@ -52,11 +52,11 @@ pub struct PayoutRow {
     pub attempts: i64,
     /// Why the payout failed, needs attention, or waits.
     pub reason: Option<String>,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
-    /// Unix milliseconds of the last change.
+    /// Unix milliseconds of the last change (an RFC 3339 time in JSON).
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub updated_at: i64,
@@ -78,7 +78,7 @@ pub struct PayoutEventRow {
     pub cause: String,
     pub detail: Option<String>,
     pub attempt: i64,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub at: i64,

@@ -13,7 +13,7 @@ pub struct RunRow {
     pub id: i64,
     /// Which process ran it (`{worker id}:{nonce}`).
     pub holder: String,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub started_at: i64,

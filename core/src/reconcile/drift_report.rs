@@ -82,7 +82,7 @@ pub struct AttentionItem {
     pub subject_type: String,
     pub subject: String,
     pub reason: Option<String>,
-    /// Unix milliseconds of its last change.
+    /// Unix milliseconds of its last change (an RFC 3339 time in JSON).
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub since: i64,
@@ -99,7 +99,7 @@ pub struct Checked {
     pub payouts: u64,
     pub chain_transactions: u64,
     pub incomplete_server_payments: u64,
-    /// Settled rows older than this (unix ms) were not compared.
+    /// Settled rows older than this (unix ms) were not compared (an RFC 3339 time in JSON).
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub settled_since: i64,
@@ -108,7 +108,7 @@ pub struct Checked {
 /// The report.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DriftReport {
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub generated_at: i64,
