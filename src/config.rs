@@ -3,6 +3,11 @@
 //! a subcommand reads only the groups it uses, the others keep their defaults. A bad value
 //! becomes a [`ConfigError`] whose text is one line naming the variable and saying what a good
 //! value looks like. Secret values are never echoed back.
+//!
+//! Two variables are read outside this configuration, because logging starts before it:
+//! `RUST_LOG` (the log filter, default `info`) and `LOG_FORMAT` (`text`, the default, or `json`:
+//! one JSON object per line; anything else stops the process with exit code 2), both in
+//! [`crate::telemetry`].
 
 use crate::cli::ConfigArgs;
 use pi_payments_api::auth::{self as api_auth, AuthConfig};

@@ -5,7 +5,7 @@ use clap::Parser;
 use pi_payments::cli::{BenchCommand, Cli, Command};
 use pi_payments::services::migrate;
 use pi_payments::startup::{Role, RunningApp};
-use pi_payments::telemetry::{init_tracing, stop_signal};
+use pi_payments::telemetry::{LogFormat, init_tracing, stop_signal};
 use pi_payments::{Config, bench, bench_payouts};
 use pi_sim::cli::SimArgs;
 use std::process::ExitCode;
@@ -24,10 +24,18 @@ async fn main() -> ExitCode {
         Ok(command) => command,
         Err(err) => err.exit(),
     };
+    // Read before anything logs (and checked by --check-config too).
+    let log_format = match LogFormat::from_env() {
+        Ok(format) => format,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.check_config {
         return pi_payments::check_config::run(&command, cli.json);
     }
-    init_tracing();
+    init_tracing(log_format);
     pi_payments_core::pi_client::install_crypto_provider();
     let json = cli.json;
     let result = match command {

@@ -7,7 +7,7 @@
 //! Pi unreachable 503.
 
 use crate::auth::{AuthState, AuthenticatedPioneer};
-use crate::error::{ApiError, FIELDS_SIZE_ADVICE};
+use crate::error::{ApiError, ErrorBody, FIELDS_SIZE_ADVICE};
 use crate::extract::{BODY_LIMIT, body_error};
 use axum::Json;
 use axum::Router;
@@ -84,7 +84,50 @@ fn claim_body(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
     Ok((ad_id, product_id))
 }
 
-async fn claim(
+/// `POST /ads/claim`'s body (`ad_id` / `product_id` are read too).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // Describes the body for the OpenAPI document; `claim_body` reads it.
+pub struct AdClaimRequest {
+    /// The `adId` of the SDK's `AD_REWARDED` result.
+    ad_id: String,
+    /// What the reward is for, if the app says.
+    product_id: Option<String>,
+}
+
+/// The state of a claim.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AdClaimAnswer {
+    /// `granted`, `denied`, `revoked` (200) or `pending` (202: claim again in a few seconds).
+    #[schema(example = "granted")]
+    status: &'static str,
+    /// The ad claimed.
+    ad_id: String,
+}
+
+/// Claim the reward of a rewarded ad the signed-in Pioneer watched.
+///
+/// Pi's ad status decides; the first claimant owns the ad; the reward is recorded once.
+#[utoipa::path(
+    post,
+    path = "/ads/claim",
+    tag = "pioneers",
+    operation_id = "claim_ad",
+    request_body = AdClaimRequest,
+    security(("pioneer_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Granted, denied or revoked", body = AdClaimAnswer),
+        (status = 202, description = "Pi has not decided yet: claim again in a few seconds", body = AdClaimAnswer),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Another Pioneer's ad, or a browser request from an origin that is not allowed", body = ErrorBody),
+        (status = 404, description = "Pi does not know the ad", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 429, description = "Over CLIENT_RATE_LIMIT", body = ErrorBody),
+        (status = 503, description = "Pi or the ledger unreachable; retry (Retry-After)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn claim(
     State(rewards): State<AdRewards>,
     who: AuthenticatedPioneer,
     body: Result<Bytes, BytesRejection>,
@@ -99,7 +142,10 @@ async fn claim(
         AdClaimStatus::Pending => StatusCode::ACCEPTED,
         _ => StatusCode::OK,
     };
-    let body = serde_json::json!({ "status": row.status.as_str(), "ad_id": row.ad_id });
+    let body = AdClaimAnswer {
+        status: row.status.as_str(),
+        ad_id: row.ad_id,
+    };
     Ok((status, Json(body)).into_response())
 }
 

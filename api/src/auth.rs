@@ -9,7 +9,7 @@
 //! `FromRef<S> for AuthState` (and for [`pi_payments_core::ads::AdRewards`] and
 //! [`crate::admin::AdminAuth`] for the other modules).
 
-use crate::error::{ApiError, FIELDS_SIZE_ADVICE};
+use crate::error::{ApiError, ErrorBody, FIELDS_SIZE_ADVICE};
 use crate::extract::{AccessToken, BODY_LIMIT, MAX_TOKEN_LEN, bearer_from_headers, body_error};
 use crate::session::{self, Credential};
 /// The settings, also under this module's path (the binary's configuration imports them here).
@@ -151,12 +151,35 @@ pub async fn approve_credential_for_request(
     }
 }
 
-/// `{uid, username, scopes}`: what sign-in and `GET /me` answer.
-#[derive(Serialize)]
-struct PioneerBody<'a> {
+/// `{uid, username, scopes}`: what sign-in and `GET /me` answer (`Pioneer` in the OpenAPI
+/// document).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Pioneer)]
+pub struct PioneerBody<'a> {
+    /// The Pioneer's app-scoped user id (from Pi's /v2/me).
     uid: &'a str,
+    /// Their username, when the `username` scope was granted.
     username: Option<&'a str>,
+    /// The scopes the access token was granted.
     scopes: &'a [String],
+}
+
+/// `POST /auth/pi`'s body (`access_token` is read too); the `Authorization: Bearer` header
+/// may carry the token instead.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // Describes the body for the OpenAPI document; `sign_in_token` reads it.
+pub struct SignInRequest {
+    /// The access token `Pi.authenticate()` returned.
+    access_token: String,
+}
+
+/// `POST /auth/logout`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SignedOut {
+    /// Always `signed_out`.
+    #[schema(example = "signed_out")]
+    status: &'static str,
 }
 
 fn pioneer_body(p: &VerifiedPioneer) -> PioneerBody<'_> {
@@ -226,7 +249,28 @@ fn sign_in_token(headers: &HeaderMap, body: &[u8]) -> Result<AccessToken, ApiErr
     }
 }
 
-async fn sign_in(
+/// Sign a Pioneer in with their Pi access token.
+///
+/// The token is verified with Pi's /v2/me (a `uid` in the body is ignored); the answer sets
+/// the session cookie and names the Pioneer. A cookie from an earlier sign-in is replaced.
+#[utoipa::path(
+    post,
+    path = "/auth/pi",
+    tag = "pioneers",
+    operation_id = "sign_in",
+    request_body = SignInRequest,
+    security((), ("pioneer_token" = [])),
+    responses(
+        (status = 200, description = "Signed in; `Set-Cookie` carries the session", body = PioneerBody),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No token, or Pi refused it", body = ErrorBody),
+        (status = 403, description = "A browser request from an origin that is not allowed", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 429, description = "Over CLIENT_RATE_LIMIT", body = ErrorBody),
+        (status = 503, description = "Pi or the ledger unreachable; retry (Retry-After)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn sign_in(
     State(auth): State<AuthState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -249,15 +293,49 @@ async fn sign_in(
     Ok(no_store(response))
 }
 
-async fn me(who: AuthenticatedPioneer) -> Response {
+/// The signed-in Pioneer.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "pioneers",
+    operation_id = "me",
+    security(("pioneer_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Who the credential names", body = PioneerBody),
+        (status = 401, description = "No credential, an expired session, or a token Pi refused", body = ErrorBody),
+        (status = 429, description = "Over CLIENT_RATE_LIMIT", body = ErrorBody),
+        (status = 503, description = "Pi or the ledger unreachable; retry (Retry-After)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn me(who: AuthenticatedPioneer) -> Response {
     no_store(Json(pioneer_body(&who.pioneer)).into_response())
 }
 
-async fn sign_out(State(auth): State<AuthState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// End the session of the request's cookie (if any) and clear the cookie.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "pioneers",
+    operation_id = "sign_out",
+    security((), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Signed out; `Set-Cookie` clears the session", body = SignedOut),
+        (status = 403, description = "A browser request from an origin that is not allowed", body = ErrorBody),
+        (status = 429, description = "Over CLIENT_RATE_LIMIT", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable; retry (Retry-After)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn sign_out(
+    State(auth): State<AuthState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(s) = session::session_from_headers(&headers, &auth.config.cookie_name) {
         auth.pioneers.sign_out(&s).await?;
     }
-    let mut response = Json(serde_json::json!({ "status": "signed_out" })).into_response();
+    let mut response = Json(SignedOut {
+        status: "signed_out",
+    })
+    .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         session::clear_session_cookie(&auth.config.cookie_name),

@@ -8,7 +8,7 @@
 //! limiter), so it is meant for an operator's look or a monitor polling every few minutes, not
 //! for every request.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::ApiState;
 use axum::extract::State;
 use axum::routing::get;
@@ -20,7 +20,23 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/admin/drift", get(drift))
 }
 
-async fn drift(State(state): State<ApiState>) -> Result<Json<DriftReport>, ApiError> {
+/// The drift report: ledger against Pi against the chain.
+///
+/// 200 with `clean: true|false` either way. It reads Pi once per payment compared: for an
+/// operator's look or a monitor every few minutes.
+#[utoipa::path(
+    get,
+    path = "/admin/drift",
+    tag = "operator",
+    operation_id = "drift_report",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The report", body = DriftReport),
+        (status = 401, description = "No or wrong ADMIN_TOKEN (or none configured)", body = ErrorBody),
+        (status = 503, description = "This API has no Pi and Horizon clients, or the ledger is unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn drift(State(state): State<ApiState>) -> Result<Json<DriftReport>, ApiError> {
     let Some(checker) = &state.drift else {
         return Err(ApiError::unavailable(
             "drift_unavailable",

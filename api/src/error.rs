@@ -66,10 +66,14 @@ pub enum ApiError {
     Internal,
 }
 
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize)]
-struct ErrorBody<'a> {
+/// The JSON body of every error answer (`Error` in the OpenAPI document).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error, example = json!({"error": "invalid_payment_id", "message": "paymentId is not a Pi payment identifier (those are 28 letters and digits); send the id Pi's SDK passed to the callback"}))]
+pub struct ErrorBody<'a> {
+    /// A stable, machine-readable code (e.g. `payment_not_found`, `not_found` for an unknown
+    /// route, `method_not_allowed`).
     error: &'a str,
+    /// What went wrong and what to do next, for a person.
     message: String,
 }
 

@@ -13,12 +13,56 @@ use std::time::Duration;
 /// How long a readiness probe waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `GET /healthz`: the process is up.
+/// `/healthz`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct Alive {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: String,
+}
+
+/// `/readyz`'s answer: `ready`, or (503) what is not reachable.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct Readiness {
+    /// `ready` (200).
+    status: Option<String>,
+    /// `not_ready` (503).
+    error: Option<String>,
+    /// What is down and what that means (503).
+    message: Option<String>,
+    /// `ok`, or why the ledger cannot be reached.
+    ledger: String,
+    /// `ok`, or why the queue cannot be reached.
+    queue: String,
+}
+
+/// Liveness: the process serves HTTP (no I/O).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "healthz",
+    responses((status = 200, description = "The process is up", body = Alive))
+)]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when the ledger and the queue both answer; 503 naming each that does not.
+/// Readiness: the ledger and the queue both answer.
+///
+/// 200 when both answer within 2 s; 503 naming each that does not.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ledger and queue reachable", body = Readiness),
+        (status = 503, description = "The ledger or the queue is not reachable", body = Readiness),
+    )
+)]
 pub async fn readyz(State(state): State<ApiState>) -> Response {
     let (ledger, queue) = tokio::join!(
         tokio::time::timeout(PROBE_TIMEOUT, state.ledger.ping()),

@@ -6,15 +6,21 @@
 //! Pioneer sign-in and sessions ([`auth`], [`session`]), rewarded ads ([`ads`]), operator
 //! routes behind `ADMIN_TOKEN` ([`operator`], [`admin`]) and the browser posture for Pi's
 //! iframe ([`browser`]), all configured by [`settings`], are mounted in [`router`].
+//! Every request gets an id and an access log line ([`access_log`]); the routes describe
+//! themselves in an OpenAPI document served at `/openapi.json` and rendered at `/docs`
+//! ([`openapi`], [`docs_page`]).
 
+pub mod access_log;
 pub mod callbacks;
 pub mod client_limit;
 pub mod dashboard;
+pub mod docs_page;
 pub mod drift;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod openapi;
 pub mod operator;
 pub mod operator_actions;
 pub mod operator_views;
@@ -35,27 +41,19 @@ pub use state::{ApiShared, ApiState, PioneerServices};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Request};
+use axum::http::Method;
 use axum::routing::get;
 use std::future::Future;
-use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
-/// Every route of the API, with its state, body limit and request tracing.
+/// Every route of the API, with its state, body limit, request ids and access log.
 ///
-/// The trace span records only the method and the path: never headers (the Authorization
-/// header carries access tokens) and never bodies.
+/// The access log and the request span record only the method, the path and the request id:
+/// never query strings, headers (the Authorization header carries access tokens) or bodies.
+/// Every route is described in [`openapi::ApiDoc`] (a test fails when one is missing).
 ///
 /// Operator routes go through [`operator_routes`] (behind `ADMIN_TOKEN`); the browser layers
 /// (CSRF guard, CORS, framing headers) wrap everything, refusals and 404s included.
 pub fn router(state: ApiState) -> Router {
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|req: &Request<_>| {
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        })
-        .on_request(())
-        .on_response(DefaultOnResponse::new().level(Level::DEBUG))
-        .on_failure(DefaultOnFailure::new().level(Level::ERROR));
     // The public routes that write or ask Pi are limited per client (CLIENT_RATE_LIMIT).
     let limited = |router: Router<ApiState>| match &state.client_limit {
         Some(limiter) => limiter.protect(router),
@@ -72,7 +70,9 @@ pub fn router(state: ApiState) -> Router {
         // GET /admin/drift, behind ADMIN_TOKEN like every operator route.
         .merge(admin::protect(drift::routes(), state.admin.clone()))
         // /dashboard: HTML for operators, behind ADMIN_TOKEN or its login cookie.
-        .merge(dashboard::routes(&state));
+        .merge(dashboard::routes(&state))
+        // GET /openapi.json and /docs: public, they describe the routes and hold no secret.
+        .merge(openapi::routes());
     if let Some(pioneers) = &state.pioneers {
         // Sign-in, /me, logout and ad claims run on their own state (auth + ads).
         let pioneer_routes = Router::new().merge(auth::routes()).merge(ads::routes());
@@ -91,13 +91,14 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .layer(trace)
         .with_state(state);
-    // Last, so that it wraps every answer (see browser::apply).
-    match &browser_policy {
+    // After the routes, so that it wraps every answer (see browser::apply).
+    let app = match &browser_policy {
         Some(policy) => browser::apply(app, policy),
         None => app,
-    }
+    };
+    // Outermost: browser refusals are logged and carry X-Request-Id too.
+    app.layer(axum::middleware::from_fn(access_log::log_requests))
 }
 
 /// Serve the API on `listener` within `limits` (header-read and request timeouts, a connection

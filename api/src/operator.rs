@@ -5,6 +5,7 @@
 //! To add an operator route, merge its router in [`operator_routes`]; nothing else is needed.
 
 use crate::admin::{self, AdminAuth};
+use crate::error::ErrorBody;
 use crate::state::ApiState;
 use axum::Json;
 use axum::Router;
@@ -23,7 +24,31 @@ pub fn operator_routes(admin: AdminAuth) -> Router<ApiState> {
     admin::protect(routes, admin)
 }
 
-/// `GET /admin/ping`: lets an operator (or a deploy check) confirm that its token is accepted.
-async fn ping() -> Json<Value> {
+/// `/admin/ping`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct OperatorPing {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: String,
+    /// Always true: the token was accepted.
+    operator: bool,
+}
+
+/// Check the operator token.
+///
+/// Lets an operator (or a deploy check) confirm that its ADMIN_TOKEN is accepted.
+#[utoipa::path(
+    get,
+    path = "/admin/ping",
+    tag = "operator",
+    operation_id = "admin_ping",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The token is accepted", body = OperatorPing),
+        (status = 401, description = "No or wrong ADMIN_TOKEN (or none configured)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn ping() -> Json<Value> {
     Json(json!({ "status": "ok", "operator": true }))
 }

@@ -3,7 +3,7 @@
 //! order from the catalogue and answers what the frontend passes to `Pi.createPayment`;
 //! the approve job later checks Pi's payment against it.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathId};
 use crate::read_access;
 use crate::state::ApiState;
@@ -33,7 +33,37 @@ fn order_json(order: &Order) -> Value {
     serde_json::to_value(order).unwrap_or(Value::Null)
 }
 
-async fn create(
+/// `POST /orders`'s body (`productId` is accepted for `product_id`).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the body for the OpenAPI document; `create` reads it field by field.
+pub struct OrderRequest {
+    /// A product of the catalogue (PRODUCTS_FILE, or the demo catalogue).
+    product_id: String,
+    /// How many, 1 to 1000 (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
+    quantity: Option<u32>,
+}
+
+/// Create an order: the server prices it from the catalogue.
+///
+/// The answer holds what the frontend passes to `Pi.createPayment` (`amount`, `memo`,
+/// `metadata`); the approve job later checks Pi's payment against the order.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "orders",
+    operation_id = "create_order",
+    request_body = OrderRequest,
+    responses(
+        (status = 201, description = "The order, priced", body = Order),
+        (status = 400, description = "Bad body, product id or quantity", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 422, description = "The order cannot be priced (amount overflow)", body = ErrorBody),
+        (status = 429, description = "Over CLIENT_RATE_LIMIT", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable; retry", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create(
     State(state): State<ApiState>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -114,10 +144,25 @@ fn not_found(id: &OrderId) -> ApiError {
     )
 }
 
-/// `GET /orders/{id}`: for the Pioneer of the payment bound to it, the app's backend and the
-/// operator; 404 to anyone else (an order without a payment has no Pioneer yet: the frontend
+/// Show an order.
+///
+/// For the Pioneer of the payment bound to it, the app's backend and the operator; 404 to anyone else (an order without a payment has no Pioneer yet: the frontend
 /// has the `POST /orders` answer).
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "orders",
+    operation_id = "show_order",
+    params(("id" = String, Path, description = "The order id from POST /orders")),
+    security(("pioneer_token" = []), ("session_cookie" = []), ("app_api_token" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 400, description = "Not an order id", body = ErrorBody),
+        (status = 404, description = "Unknown, or not yours", body = ErrorBody),
+        (status = 503, description = "Ledger or Pi unreachable; retry", body = ErrorBody),
+    )
+)]
+pub(crate) async fn show(
     State(state): State<ApiState>,
     headers: HeaderMap,
     PathId(id): PathId,

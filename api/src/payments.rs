@@ -5,7 +5,7 @@
 //! (`APP_API_TOKEN`) and the operator (`ADMIN_TOKEN`); anyone else gets the 404 of an unknown
 //! payment ([`crate::read_access`]).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::PathId;
 use crate::read_access;
 use crate::state::ApiState;
@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use pi_payments_core::PaymentId;
-use serde_json::{Value, json};
+use pi_payments_core::ledger::{PaymentEventRow, PaymentRow};
 
 /// `GET /payments/{id}`.
 pub fn routes() -> Router<ApiState> {
@@ -31,11 +31,38 @@ fn not_found(id: &PaymentId) -> ApiError {
     )
 }
 
-async fn show(
+/// A payment and its history, oldest event first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PaymentWithHistory {
+    /// The ledger's row (never the access token).
+    pub payment: PaymentRow,
+    /// Every state change, oldest first.
+    pub events: Vec<PaymentEventRow>,
+}
+
+/// Show a payment and its history.
+///
+/// For the payment's own Pioneer, the app's backend and the operator; anyone else gets the
+/// 404 of an unknown payment.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}",
+    tag = "payments",
+    operation_id = "show_payment",
+    params(("id" = String, Path, description = "Pi's payment identifier")),
+    security(("pioneer_token" = []), ("session_cookie" = []), ("app_api_token" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "The payment and its history", body = PaymentWithHistory),
+        (status = 400, description = "Not a payment id", body = ErrorBody),
+        (status = 404, description = "Unknown, or not yours", body = ErrorBody),
+        (status = 503, description = "Ledger or Pi unreachable; retry", body = ErrorBody),
+    )
+)]
+pub(crate) async fn show(
     State(state): State<ApiState>,
     headers: HeaderMap,
     PathId(id): PathId,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PaymentWithHistory>, ApiError> {
     let id = PaymentId::parse(&id)
         .map_err(|e| ApiError::bad_request("invalid_payment_id", e.to_string()))?;
     let reader = read_access::reader(&state, &headers).await?;
@@ -49,5 +76,5 @@ async fn show(
         return Err(not_found(&id));
     }
     let events = state.ledger.payment_events(&id).await?;
-    Ok(Json(json!({ "payment": payment, "events": events })))
+    Ok(Json(PaymentWithHistory { payment, events }))
 }

@@ -15,7 +15,7 @@
 //! repeated request enqueues again, so a lost enqueue is repaired by retrying the same call
 //! (and by the sweeper for payouts left in flight).
 
-use crate::error::{ApiError, CALLBACK_SIZE_ADVICE};
+use crate::error::{ApiError, CALLBACK_SIZE_ADVICE, ErrorBody};
 use crate::extract::{BODY_LIMIT, PathId};
 use crate::state::ApiState;
 use axum::body::Bytes;
@@ -26,7 +26,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use pi_payments_core::ids::{BatchId, PayoutId};
 use pi_payments_core::jobs::Job;
-use pi_payments_core::ledger::{LedgerError, PayoutFilter, PayoutRow};
+use pi_payments_core::ledger::{BatchRow, LedgerError, PayoutEventRow, PayoutFilter, PayoutRow};
+use pi_payments_core::payout_import::PayoutRequestJson;
 use pi_payments_core::payout_import::{
     BulkError, BulkFormat, BulkOutcome, BulkRecordError, ImportPace, parse_bulk,
     parse_json_request, run_import, start_import,
@@ -109,8 +110,68 @@ async fn enqueue(state: &ApiState, row: &PayoutRow) -> Result<(), ApiError> {
         })
 }
 
-/// `POST /payouts`.
-async fn create(
+/// The answer of `POST /payouts`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct PayoutCreated {
+    /// The payout (new, or the one this idempotency key already made).
+    payout: PayoutRow,
+    /// Whether this request created it.
+    created: bool,
+}
+
+/// One payout, as `GET /payouts/{id}` and `POST /payouts/{id}/cancel` answer it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct PayoutWithHistory {
+    /// The payout (without its signed envelope).
+    payout: PayoutRow,
+    /// Its history, oldest first (`GET /payouts/{id}` only).
+    events: Option<Vec<PayoutEventRow>>,
+}
+
+/// A page of `GET /payouts`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct PayoutsPage {
+    /// Oldest first.
+    payouts: Vec<PayoutRow>,
+    /// What to send as `after` for the next page (null on the last page).
+    next_after: Option<PayoutId>,
+    /// The batch asked for with `batch`, with its counts.
+    batch: Option<BatchRow>,
+}
+
+/// `POST /payouts/{id}/cancel`'s optional body.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the body for the OpenAPI document; `cancel` reads it.
+pub struct CancelPayoutRequest {
+    /// Why (kept in the payout's history, at most 500 characters).
+    reason: Option<String>,
+}
+
+/// Request one payout to a Pioneer (A2U).
+///
+/// Idempotent by `idempotency_key`: the same key and body answer the existing payout (200),
+/// the same key with another body is 409. The payout job does the rest.
+#[utoipa::path(
+    post,
+    path = "/payouts",
+    tag = "payouts",
+    operation_id = "create_payout",
+    request_body = PayoutRequestJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Recorded and queued", body = PayoutCreated),
+        (status = 200, description = "This key's payout, already requested", body = PayoutCreated),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 409, description = "The key was used with another body", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 503, description = "Ledger or queue unreachable; send the same request again", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create(
     State(state): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -130,8 +191,32 @@ async fn create(
     ))
 }
 
-/// `POST /payouts/bulk`.
-async fn bulk(
+/// Request many payouts from a CSV or JSON-lines file.
+///
+/// CSV columns `uid,amount,memo,idempotency_key`, or one `PayoutRequest` JSON object per line;
+/// up to 16 MiB. Good rows are recorded, refused ones reported by line; a file whose every row
+/// was already imported answers 200 naming the existing batch.
+#[utoipa::path(
+    post,
+    path = "/payouts/bulk",
+    tag = "payouts",
+    operation_id = "bulk_payouts",
+    params(("source" = Option<String>, Query, description = "A name for the batch (e.g. the file name; default `api`)")),
+    request_body(content(
+        (String = "text/csv"),
+        (String = "application/x-ndjson"),
+    ), description = "The file"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "A new batch", body = BulkOutcome),
+        (status = 200, description = "Every row was already imported", body = BulkOutcome),
+        (status = 400, description = "Unsupported content type, unreadable file or too many rows", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 413, description = "Body over 16 MiB", body = ErrorBody),
+        (status = 503, description = "Ledger or queue unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn bulk(
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -205,8 +290,26 @@ async fn load(state: &ApiState, id: &PayoutId) -> Result<PayoutRow, ApiError> {
         .ok_or_else(|| LedgerError::PayoutNotFound(id.clone()).into())
 }
 
-/// `GET /payouts/{id}`: the payout and its history.
-async fn show(State(state): State<ApiState>, PathId(id): PathId) -> Result<Json<Value>, ApiError> {
+/// Show a payout and its history.
+#[utoipa::path(
+    get,
+    path = "/payouts/{id}",
+    tag = "payouts",
+    operation_id = "show_payout",
+    params(("id" = String, Path, description = "The payout id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The payout and its history", body = PayoutWithHistory),
+        (status = 400, description = "Not a payout id", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such payout", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn show(
+    State(state): State<ApiState>,
+    PathId(id): PathId,
+) -> Result<Json<Value>, ApiError> {
     let id = payout_id(&id)?;
     let row = load(&state, &id).await?;
     let events = state.ledger.payout_events(&id).await?;
@@ -215,8 +318,28 @@ async fn show(State(state): State<ApiState>, PathId(id): PathId) -> Result<Json<
     ))
 }
 
-/// `GET /payouts?batch=&state=&limit=&after=`: oldest first; `next_after` pages on.
-async fn list(
+/// List payouts, oldest first; `next_after` pages on.
+#[utoipa::path(
+    get,
+    path = "/payouts",
+    tag = "payouts",
+    operation_id = "list_payouts",
+    params(
+        ("batch" = Option<String>, Query, description = "Only this bulk batch's payouts"),
+        ("state" = Option<PayoutState>, Query, description = "Only payouts in this state"),
+        ("limit" = Option<i64>, Query, description = "Most payouts to answer, 1 to 1000 (default 100)"),
+        ("after" = Option<String>, Query, description = "The `next_after` of the previous page"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "A page of payouts", body = PayoutsPage),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such batch", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -285,10 +408,28 @@ async fn list(
     })))
 }
 
-/// `POST /payouts/{id}/cancel` (optional body `{"reason": "…"}`): only before an envelope was
-/// stored; 409 once the payout may be on its way to the chain. The payout job runs after, so
-/// that an open Pi payment is cancelled at Pi too.
-async fn cancel(
+/// Cancel a payout that has no signed transaction yet.
+///
+/// Only before an envelope was stored; 409 once the payout may be on its way to the chain. The
+/// payout job runs after, so that an open Pi payment is cancelled at Pi too.
+#[utoipa::path(
+    post,
+    path = "/payouts/{id}/cancel",
+    tag = "payouts",
+    operation_id = "cancel_payout",
+    params(("id" = String, Path, description = "The payout id")),
+    request_body(content = Option<CancelPayoutRequest>, description = "Optional: why"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Cancelled", body = PayoutWithHistory),
+        (status = 400, description = "Not a payout id, or a body that is not JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such payout", body = ErrorBody),
+        (status = 409, description = "Too late: the payout may already be on the chain", body = ErrorBody),
+        (status = 503, description = "Ledger or queue unreachable; send the cancel again", body = ErrorBody),
+    )
+)]
+pub(crate) async fn cancel(
     State(state): State<ApiState>,
     PathId(id): PathId,
     body: Result<Bytes, BytesRejection>,

@@ -99,9 +99,19 @@ impl TestApi {
     }
 
     /// The jobs pushed so far, once every answered callback's push has happened.
+    /// The jobs enqueued so far, without the request ids they carry (every request has one;
+    /// `callbacks_carry_their_request_id_into_the_job` checks them).
     async fn jobs(&self) -> Vec<Job> {
         self.state.callbacks.flush().await;
-        self.queue.jobs()
+        self.queue
+            .jobs()
+            .into_iter()
+            .map(|job| {
+                let mut value = serde_json::to_value(&job).unwrap();
+                value.as_object_mut().unwrap().remove("request_id");
+                serde_json::from_value(value).unwrap()
+            })
+            .collect()
     }
 
     async fn payment_count(&self) -> i64 {
@@ -680,4 +690,67 @@ async fn a_request_that_never_finishes_times_out_with_json() {
     assert_eq!(api.payment_count().await, 0);
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn callbacks_carry_their_request_id_into_the_job() {
+    let api = TestApi::new().await;
+    let send = |id: &str, request_id: Option<&str>| {
+        let mut req =
+            Request::post("/pi_payment/cancel").header(header::CONTENT_TYPE, "application/json");
+        if let Some(request_id) = request_id {
+            req = req.header("x-request-id", request_id);
+        }
+        let req = req
+            .body(Body::from(json!({ "paymentId": id }).to_string()))
+            .unwrap();
+        let router = api.router.clone();
+        async move {
+            let response = router.oneshot(req).await.unwrap();
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    // The client's own id, when sane, is echoed and reaches the job.
+    let echoed = send(&pid(1), Some("abc-client-id-42")).await;
+    assert_eq!(echoed, "abc-client-id-42");
+    // Without one, or with one that is not sane, a new id is made.
+    let made = send(&pid(2), None).await;
+    assert_eq!(made.len(), 26, "{made}");
+    let hostile = "x".repeat(65);
+    let replaced = send(&pid(3), Some(&hostile)).await;
+    assert_ne!(replaced, hostile);
+    assert_eq!(replaced.len(), 26, "{replaced}");
+    api.state.callbacks.flush().await;
+    let ids: Vec<(String, Option<String>)> = api
+        .queue
+        .jobs()
+        .iter()
+        .map(|job| {
+            (
+                job.payment_id().unwrap().to_string(),
+                job.request_id().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (pid(1), Some("abc-client-id-42".to_string())),
+            (pid(2), Some(made)),
+            (pid(3), Some(replaced)),
+        ]
+    );
+    // Every answer carries one, errors included.
+    let response = api
+        .router
+        .clone()
+        .oneshot(Request::get("/no/such/route").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.headers()["x-request-id"].len(), 26);
 }

@@ -190,6 +190,21 @@ pub fn as_json_number<S: serde::Serializer>(amount: &PiAmount, s: S) -> Result<S
     serde::Serialize::serialize(&raw, s)
 }
 
+/// In the API's OpenAPI document: a decimal string, as [`Serialize`](serde::Serialize) writes it.
+impl utoipa::PartialSchema for PiAmount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "An exact amount of Pi as a decimal string (at most 7 decimals), e.g. \"3.14\"",
+            ))
+            .examples(["3.14"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PiAmount {}
+
 /// Deserialized from a JSON number (or numeric string) by its text, never through a float.
 /// Works with serde_json; other formats should carry amounts as strings.
 impl<'de> serde::Deserialize<'de> for PiAmount {

@@ -19,7 +19,7 @@ pub struct IdError {
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $expected:literal, $check:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(String);
 

@@ -195,6 +195,11 @@ pub struct ApproveJob {
     /// next approve callback, which brings the token again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<ApproveCredential>,
+    /// The `X-Request-Id` of the callback that asked for this job, so that the worker's logs
+    /// of the job can be joined to the API's access log. `None` for jobs no request made (the
+    /// sweeper's) and for jobs queued before jobs carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// How an approve callback named the Pioneer who pays, for the approve job to check against
@@ -242,18 +247,33 @@ pub struct CompleteJob {
     /// difference is noted in the payment's history), never bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txid_hint: Option<Txid>,
+    /// The `X-Request-Id` of the callback that asked for this job, so that the worker's logs
+    /// of the job can be joined to the API's access log. `None` for jobs no request made (the
+    /// sweeper's) and for jobs queued before jobs carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The Pioneer cancelled: re-read the payment at Pi and record what Pi says.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CancelJob {
     pub payment_id: PaymentId,
+    /// The `X-Request-Id` of the callback that asked for this job, so that the worker's logs
+    /// of the job can be joined to the API's access log. `None` for jobs no request made (the
+    /// sweeper's) and for jobs queued before jobs carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The frontend reported an error: re-read the payment at Pi and record what Pi says.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordErrorJob {
     pub payment_id: PaymentId,
+    /// The `X-Request-Id` of the callback that asked for this job, so that the worker's logs
+    /// of the job can be joined to the API's access log. `None` for jobs no request made (the
+    /// sweeper's) and for jobs queued before jobs carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// An incomplete payment without a txid: re-read it; cancel an approved one with no tx when
@@ -266,6 +286,11 @@ pub struct IncompleteJob {
     /// approved payment left without a transaction: the service's own decision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<ApproveCredential>,
+    /// The `X-Request-Id` of the callback that asked for this job, so that the worker's logs
+    /// of the job can be joined to the API's access log. `None` for jobs no request made (the
+    /// sweeper's) and for jobs queued before jobs carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Advance one A2U payout by one `PayoutProcessor::step` (it resumes from the stored step; the
@@ -293,6 +318,34 @@ impl Job {
         }
     }
 
+    /// The `X-Request-Id` of the request that asked for this job, if one did (for the
+    /// worker's tracing span; see [`ApproveJob::request_id`]).
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Job::Approve(j) => j.request_id.as_deref(),
+            Job::Complete(j) => j.request_id.as_deref(),
+            Job::Cancel(j) => j.request_id.as_deref(),
+            Job::RecordError(j) => j.request_id.as_deref(),
+            Job::Incomplete(j) => j.request_id.as_deref(),
+            Job::Payout(_) => None,
+        }
+    }
+
+    /// This job, marked as asked for by the request `request_id` (the API's callbacks do this
+    /// as they enqueue). Payout jobs are left as they are.
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Job {
+        let slot = match &mut self {
+            Job::Approve(j) => &mut j.request_id,
+            Job::Complete(j) => &mut j.request_id,
+            Job::Cancel(j) => &mut j.request_id,
+            Job::RecordError(j) => &mut j.request_id,
+            Job::Incomplete(j) => &mut j.request_id,
+            Job::Payout(_) => return self,
+        };
+        *slot = Some(request_id.into());
+        self
+    }
+
     /// The payout this job is about, if it is about one (for tracing spans).
     pub fn payout_id(&self) -> Option<&PayoutId> {
         match self {
@@ -311,6 +364,7 @@ impl Job {
         Job::Approve(ApproveJob {
             payment_id,
             credential: None,
+            request_id: None,
         })
     }
     /// The approve job an approve callback asks for, carrying what it said about who pays.
@@ -318,6 +372,7 @@ impl Job {
         Job::Approve(ApproveJob {
             payment_id,
             credential: Some(credential),
+            request_id: None,
         })
     }
     /// See [`CompleteJob`].
@@ -325,6 +380,7 @@ impl Job {
         Job::Complete(CompleteJob {
             payment_id,
             txid_hint: None,
+            request_id: None,
         })
     }
     /// A complete job for a callback that claimed `txid` (see [`CompleteJob::txid_hint`]).
@@ -332,21 +388,29 @@ impl Job {
         Job::Complete(CompleteJob {
             payment_id,
             txid_hint: Some(txid),
+            request_id: None,
         })
     }
     /// See [`CancelJob`].
     pub fn cancel(payment_id: PaymentId) -> Job {
-        Job::Cancel(CancelJob { payment_id })
+        Job::Cancel(CancelJob {
+            payment_id,
+            request_id: None,
+        })
     }
     /// See [`RecordErrorJob`].
     pub fn record_error(payment_id: PaymentId) -> Job {
-        Job::RecordError(RecordErrorJob { payment_id })
+        Job::RecordError(RecordErrorJob {
+            payment_id,
+            request_id: None,
+        })
     }
     /// See [`IncompleteJob`].
     pub fn incomplete(payment_id: PaymentId) -> Job {
         Job::Incomplete(IncompleteJob {
             payment_id,
             credential: None,
+            request_id: None,
         })
     }
     /// An incomplete job for a callback that came with `credential` (see
@@ -355,6 +419,7 @@ impl Job {
         Job::Incomplete(IncompleteJob {
             payment_id,
             credential: Some(credential),
+            request_id: None,
         })
     }
 }
@@ -480,6 +545,7 @@ mod tests {
         let plain = serde_json::to_value(CompleteJob {
             payment_id: pid(),
             txid_hint: None,
+            request_id: None,
         })
         .unwrap();
         assert_eq!(plain, serde_json::json!({"payment_id": "abc123"}));
@@ -509,6 +575,25 @@ mod tests {
             ApproveCredential::from_token(None),
             ApproveCredential::Missing
         );
+    }
+
+    #[test]
+    fn request_ids_travel_in_the_payload_and_old_jobs_still_decode() {
+        let job = Job::complete(pid()).with_request_id("req-42");
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "complete", "payment_id": "abc123", "request_id": "req-42"})
+        );
+        let back: Job = serde_json::from_value(json).unwrap();
+        assert_eq!(back.request_id(), Some("req-42"));
+        // A job queued before request ids existed.
+        let old: Job =
+            serde_json::from_value(serde_json::json!({"kind": "cancel", "payment_id": "abc123"}))
+                .unwrap();
+        assert_eq!(old.request_id(), None);
+        let payout = Job::payout(PayoutId::generate()).with_request_id("req-43");
+        assert_eq!(payout.request_id(), None);
     }
 
     #[test]

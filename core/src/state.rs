@@ -13,7 +13,9 @@ use crate::ids::Txid;
 use std::fmt;
 
 /// Where a U2A payment stands in our ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentState {
     /// The approve callback was recorded; the approve job is due.
@@ -235,7 +237,9 @@ pub fn next(
 /// from it (pi-platform.md §5): `requested` → `created` (Pi payment identifier stored) →
 /// `signed` (envelope, hash and max time stored: it may have been submitted) → `confirmed` (the
 /// transaction is in a ledger, successful) → `completed` (Pi answered 2xx to `/complete`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PayoutState {
     /// Accepted; no Pi payment yet.

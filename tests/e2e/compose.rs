@@ -21,7 +21,7 @@ const COMPOSE_ONLY: &[&str] = &[
     "WORKER_REPLICAS",
 ];
 /// Read by the binary without a flag of its own.
-const READ_OUTSIDE_CLAP: &[&str] = &["RUST_LOG"];
+const READ_OUTSIDE_CLAP: &[&str] = &["RUST_LOG", "LOG_FORMAT"];
 /// Listed ahead of the code that reads them (issue 15 adds them in parallel): accepted in
 /// .env.example while the binary does not know them yet.
 const ANNOUNCED: &[&str] = &["HORIZON_RATE_LIMIT", "WORKER_QUEUES", "STUCK_AFTER"];

@@ -3,6 +3,9 @@
 //! compile until it is handled here. When a payment's or payout's job ends, the ledger hears of
 //! it (`Ledger::job_finished`): the sweeper counts a row as stuck only when a job finished on it
 //! and the row did not move, never while its job is queued or still running.
+//!
+//! A job asked for by an HTTP request runs inside a `request{request_id=…}` span, so that every
+//! log line of the job carries the id that the API's access log and `X-Request-Id` gave it.
 
 use crate::context::HandlerCtx;
 use crate::{payout, u2a};
@@ -11,6 +14,7 @@ use pi_payments_core::jobs::{Job, JobPayload};
 use pi_payments_core::ledger::Swept;
 use pi_payments_core::u2a::{StepInput, U2aStep};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// apalis handler for jobs of payload type `J`.
 pub(crate) async fn handle_job<J: JobPayload>(
@@ -19,6 +23,19 @@ pub(crate) async fn handle_job<J: JobPayload>(
     ctx: Data<Arc<HandlerCtx>>,
 ) -> Result<(), BoxDynError> {
     let job: Job = job.into();
+    let span = match job.request_id() {
+        Some(request_id) => tracing::info_span!("request", request_id = %request_id),
+        None => tracing::Span::none(),
+    };
+    run_job(job, attempt, ctx).instrument(span).await
+}
+
+/// Run `job` and tell the ledger that it finished.
+async fn run_job(
+    job: Job,
+    attempt: Attempt,
+    ctx: Data<Arc<HandlerCtx>>,
+) -> Result<(), BoxDynError> {
     let (kind, subject) = match &job {
         Job::Approve(j) => (Swept::Payment, j.payment_id.to_string()),
         Job::Complete(j) => (Swept::Payment, j.payment_id.to_string()),

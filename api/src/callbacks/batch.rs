@@ -17,6 +17,7 @@
 //! too far behind (bounded channel), so memory stays bounded under a sustained burst.
 //! [`CallbackBatcher::flush`] waits until everything submitted before it has been pushed.
 
+use crate::access_log::RequestId;
 use crate::error::ApiError;
 use pi_payments_core::jobs::{Job, JobQueue};
 use pi_payments_core::ledger::{Callback, Ledger, LedgerError, Recorded};
@@ -54,6 +55,8 @@ enum Pending {
     /// One callback waiting for its batch.
     Callback {
         callback: Callback,
+        /// The request that sent it: its job carries the id (see [`RequestId`]).
+        request_id: Option<RequestId>,
         reply: oneshot::Sender<Reply>,
     },
     /// Answered once everything submitted before it has been pushed to the queue.
@@ -102,9 +105,23 @@ impl CallbackBatcher {
     /// Record `callback` (in some batch) and return what the ledger did, once committed. Its
     /// job, if any, is pushed right after by the enqueuer.
     pub async fn submit(&self, callback: Callback) -> Reply {
+        self.submit_for_request(callback, None).await
+    }
+
+    /// [`submit`](Self::submit) for the request `request_id`: the job the callback causes
+    /// carries the id, so that the worker's log lines for it can be joined to the request's.
+    pub async fn submit_for_request(
+        &self,
+        callback: Callback,
+        request_id: Option<RequestId>,
+    ) -> Reply {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Pending::Callback { callback, reply })
+            .send(Pending::Callback {
+                callback,
+                request_id,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
@@ -141,17 +158,23 @@ async fn record_loop(
         }
         let mut callbacks = Vec::with_capacity(batch.len());
         let mut waiters = Vec::with_capacity(batch.len());
+        let mut request_ids = Vec::with_capacity(batch.len());
         let mut flushes = Vec::new();
         for pending in batch.drain(..) {
             match pending {
-                Pending::Callback { callback, reply } => {
+                Pending::Callback {
+                    callback,
+                    request_id,
+                    reply,
+                } => {
                     callbacks.push(callback);
+                    request_ids.push(request_id);
                     waiters.push(reply);
                 }
                 Pending::Flush(done) => flushes.push(done),
             }
         }
-        let jobs = record_and_answer(&ledger, callbacks, waiters).await;
+        let jobs = record_and_answer(&ledger, callbacks, request_ids, waiters).await;
         // The flushes of this round come after its jobs, so they see them pushed.
         let messages =
             std::iter::once(ToEnqueue::Jobs(jobs)).chain(flushes.into_iter().map(ToEnqueue::Flush));
@@ -167,10 +190,12 @@ async fn record_loop(
     }
 }
 
-/// Record one batch, answer its requests, and return the jobs to push.
+/// Record one batch, answer its requests, and return the jobs to push (each marked with the
+/// id of the request that caused it, when there is one).
 async fn record_and_answer(
     ledger: &Ledger,
     callbacks: Vec<Callback>,
+    request_ids: Vec<Option<RequestId>>,
     waiters: Vec<oneshot::Sender<Reply>>,
 ) -> Vec<Job> {
     let mut jobs = Vec::new();
@@ -190,10 +215,13 @@ async fn record_and_answer(
         }
         return jobs;
     }
-    for (waiter, result) in waiters.into_iter().zip(results) {
+    for ((waiter, result), request_id) in waiters.into_iter().zip(results).zip(request_ids) {
         let reply = match result {
             Ok(recorded) => {
-                jobs.extend(recorded.job.clone());
+                jobs.extend(recorded.job.clone().map(|job| match &request_id {
+                    Some(id) => job.with_request_id(id.as_str()),
+                    None => job,
+                }));
                 Ok(recorded)
             }
             Err(err) => Err(refusal(err)),

@@ -13,7 +13,7 @@ pub const SIGNATURE_HEADER: &str = "Pi-Payments-Signature";
 /// The JSON body POSTed to `APP_WEBHOOK_URL` (and listed by `GET /events`); built from an
 /// outbox row by `WebhookBody::from_row` (in `ledger::webhook_body`, so that this module does
 /// not depend on the ledger, which depends on it).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct WebhookBody {
     /// The outbox id: unique and increasing; apps dedupe deliveries by it.
     pub id: i64,

@@ -12,7 +12,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 /// Where an order stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderState {
     /// Waiting to be paid (a payment may be bound to it while in flight).
@@ -46,7 +48,7 @@ impl OrderState {
 }
 
 /// One order.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: OrderId,
     pub product_id: String,
@@ -60,10 +62,12 @@ pub struct Order {
     pub state: OrderState,
     /// The payment bound to (or that paid) this order.
     pub payment_id: Option<PaymentId>,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
-    /// Unix milliseconds, once paid.
+    /// Unix milliseconds, once paid (an RFC 3339 time in JSON).
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub paid_at: Option<i64>,
 }

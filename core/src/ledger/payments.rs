@@ -15,7 +15,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 /// Which way the money goes (pi-platform.md §3 `direction`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// A Pioneer pays the app (U2A).
@@ -44,7 +46,7 @@ impl Direction {
 
 /// One payment as the ledger knows it. Rows are logged and served by the API, so the legacy
 /// `access_token` column is never part of one; see [`Ledger::access_token`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PaymentRow {
     pub id: PaymentId,
     pub direction: Direction,
@@ -61,19 +63,22 @@ pub struct PaymentRow {
     pub reason: Option<String>,
     /// Attempts of the current step's job, as the last transition recorded it.
     pub attempts: i64,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
-    /// Unix milliseconds of the last change.
+    /// Unix milliseconds of the last change (an RFC 3339 time in JSON).
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub updated_at: i64,
     /// The sweeper leaves the payment alone until then (unix ms), when set.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub next_check_at: Option<i64>,
 }
 
 /// One line of a payment's append-only history.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PaymentEventRow {
     pub id: i64,
     pub payment_id: PaymentId,
@@ -84,7 +89,8 @@ pub struct PaymentEventRow {
     pub cause: String,
     pub detail: Option<String>,
     pub attempt: i64,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub at: i64,
 }

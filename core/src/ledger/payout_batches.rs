@@ -12,11 +12,12 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 /// A bulk import.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct BatchRow {
     pub id: BatchId,
     /// Where the rows came from (e.g. the file name).
     pub source: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
     /// New payouts this batch created.

@@ -15,7 +15,7 @@ use sqlx::{AnyConnection, Row};
 pub const PAYOUT_ID_METADATA_KEY: &str = "payout_id";
 
 /// One payout as the ledger knows it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PayoutRow {
     pub id: PayoutId,
     pub idempotency_key: String,
@@ -40,7 +40,8 @@ pub struct PayoutRow {
     pub envelope_b64: Option<String>,
     /// The current envelope's hash (the txid once confirmed).
     pub tx_hash: Option<String>,
-    /// Unix seconds after which the current envelope can no longer land.
+    /// Unix seconds after which the current envelope can no longer land (an RFC 3339 time in JSON).
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_s_opt")]
     pub max_time: Option<i64>,
     /// The ledger the transaction landed in, once confirmed.
@@ -51,19 +52,22 @@ pub struct PayoutRow {
     pub attempts: i64,
     /// Why the payout failed, needs attention, or waits.
     pub reason: Option<String>,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
-    /// Unix milliseconds of the last change.
+    /// Unix milliseconds of the last change (an RFC 3339 time in JSON).
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub updated_at: i64,
     /// The sweeper leaves the payout alone until then (unix ms), when set.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub next_check_at: Option<i64>,
 }
 
 /// One line of a payout's append-only history.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PayoutEventRow {
     pub id: i64,
     pub payout_id: PayoutId,
@@ -74,7 +78,8 @@ pub struct PayoutEventRow {
     pub cause: String,
     pub detail: Option<String>,
     pub attempt: i64,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub at: i64,
 }

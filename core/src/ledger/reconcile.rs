@@ -8,15 +8,17 @@ use super::error::LedgerError;
 use sqlx::Row;
 
 /// One reconcile run, as recorded.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RunRow {
     pub id: i64,
     /// Which process ran it (`{worker id}:{nonce}`).
     pub holder: String,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub started_at: i64,
     /// Unix milliseconds; `None` while running (or if the process died during the run).
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub finished_at: Option<i64>,
     /// The run's [`crate::reconcile::RunSummary`] as JSON.

@@ -73,7 +73,7 @@ pub struct BulkRow {
 }
 
 /// A refused row, as the API and the CLI report it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RejectedRow {
     /// Line number in the file (1-based).
     pub line: u64,
@@ -98,8 +98,9 @@ pub enum BulkError {
 /// The JSON form of one payout request (`POST /payouts` and JSON lines). Amounts are read from
 /// the number's text (never through a float); unknown fields are refused so that a typo such
 /// as `idempotencyKey` is not silently ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PayoutRequest)]
 pub struct PayoutRequestJson {
     /// The Pioneer's uid.
     pub uid: String,

@@ -62,7 +62,7 @@ impl ImportPace {
 }
 
 /// What a bulk request (or `payouts import`) did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BulkOutcome {
     /// The batch the new payouts belong to.
     pub batch_id: Option<BatchId>,

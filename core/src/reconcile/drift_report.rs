@@ -6,7 +6,17 @@ use crate::ledger::RunRow;
 
 /// What kind of disagreement an item is.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
@@ -48,7 +58,7 @@ impl DriftKind {
 }
 
 /// One disagreement.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DriftItem {
     pub kind: DriftKind,
     /// `payment`, `payout`, `transaction` or `pi_payment`.
@@ -66,13 +76,14 @@ pub struct DriftItem {
 }
 
 /// A row waiting for a person.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AttentionItem {
     /// `payment` or `payout`.
     pub subject_type: String,
     pub subject: String,
     pub reason: Option<String>,
-    /// Unix milliseconds of its last change.
+    /// Unix milliseconds of its last change (an RFC 3339 time in JSON).
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub since: i64,
     /// What Pi says about it, when it was read.
@@ -80,21 +91,25 @@ pub struct AttentionItem {
 }
 
 /// How much was looked at.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Checked {
     pub payments: u64,
     pub payouts: u64,
     pub chain_transactions: u64,
     pub incomplete_server_payments: u64,
-    /// Settled rows older than this (unix ms) were not compared.
+    /// Settled rows older than this (unix ms) were not compared (an RFC 3339 time in JSON).
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub settled_since: i64,
 }
 
 /// The report.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DriftReport {
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub generated_at: i64,
     /// No drift and every source could be read.

@@ -81,6 +81,7 @@ async fn bulk_push_writes_what_apalis_writes() {
         .push(ApproveJob {
             payment_id: pid(5000),
             credential: None,
+            request_id: None,
         })
         .await
         .unwrap();
