@@ -502,6 +502,11 @@ pub struct WorkerArgs {
     /// payment without a transaction cancelled (its Pioneer may at once) [default: 300].
     #[arg(long, env = "ANONYMOUS_CANCEL_GRACE")]
     pub anonymous_cancel_grace: Option<String>,
+    /// Tries of one payment or payout job (the first included) before the payment or payout
+    /// is handed to an operator (`needs_attention`); the waits between tries double from 1 s
+    /// to 30 s [default: 8, about two minutes].
+    #[arg(long, env = "JOB_MAX_ATTEMPTS")]
+    pub job_max_attempts: Option<String>,
     /// Where the app's webhooks are POSTed.
     #[arg(long, env = "APP_WEBHOOK_URL")]
     pub app_webhook_url: Option<String>,
@@ -517,6 +522,7 @@ impl WorkerArgs {
         out.require_order.clone_from(&self.require_order);
         out.anonymous_cancel_grace
             .clone_from(&self.anonymous_cancel_grace);
+        out.job_max_attempts.clone_from(&self.job_max_attempts);
         out.app_webhook_url.clone_from(&self.app_webhook_url);
         out.app_webhook_secret.clone_from(&self.app_webhook_secret);
     }
@@ -601,6 +607,7 @@ pub struct ConfigArgs {
     pub pi_rate_limit: Option<String>,
     pub horizon_rate_limit: Option<String>,
     pub worker_concurrency: Option<String>,
+    pub job_max_attempts: Option<String>,
     pub bind_addr: Option<String>,
     pub http_header_timeout: Option<String>,
     pub http_request_timeout: Option<String>,
