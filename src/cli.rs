@@ -35,7 +35,7 @@ impl Cli {
             Some(command) => Ok(command.clone()),
             None => Cli::try_parse_from(["pi-payments", "serve"]).map(|cli| {
                 cli.command
-                    .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+                    .unwrap_or_else(|| Command::Serve(Box::default()))
             }),
         }
     }
@@ -46,7 +46,8 @@ impl Cli {
 pub enum Command {
     /// API and workers in one process (the default). Without PI_API_KEY it embeds the Pi
     /// simulator (a trial run, never real Pi) and says so.
-    Serve(ServeArgs),
+    // Boxed: it holds every group of flags, the other variants far fewer (clippy: large_enum_variant).
+    Serve(Box<ServeArgs>),
     /// Only the HTTP API (workers run elsewhere, sharing the ledger and Redis). Needs
     /// PI_API_KEY: Pi's, or a shared simulator's (`pi-payments sim`).
     Api(ApiRoleArgs),
