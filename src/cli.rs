@@ -35,7 +35,7 @@ impl Cli {
             Some(command) => Ok(command.clone()),
             None => Cli::try_parse_from(["pi-payments", "serve"]).map(|cli| {
                 cli.command
-                    .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+                    .unwrap_or_else(|| Command::Serve(Box::default()))
             }),
         }
     }
@@ -46,7 +46,8 @@ impl Cli {
 pub enum Command {
     /// API and workers in one process (the default). Without PI_API_KEY it embeds the Pi
     /// simulator (a trial run, never real Pi) and says so.
-    Serve(ServeArgs),
+    // Boxed: it holds every group of flags, the other variants far fewer (clippy: large_enum_variant).
+    Serve(Box<ServeArgs>),
     /// Only the HTTP API (workers run elsewhere, sharing the ledger and Redis). Needs
     /// PI_API_KEY: Pi's, or a shared simulator's (`pi-payments sim`).
     Api(ApiRoleArgs),
@@ -502,6 +503,11 @@ pub struct WorkerArgs {
     /// payment without a transaction cancelled (its Pioneer may at once) [default: 300].
     #[arg(long, env = "ANONYMOUS_CANCEL_GRACE")]
     pub anonymous_cancel_grace: Option<String>,
+    /// Tries of one payment or payout job (the first included) before the payment or payout
+    /// is handed to an operator (`needs_attention`); the waits between tries double from 1 s
+    /// to 30 s [default: 8, about two minutes].
+    #[arg(long, env = "JOB_MAX_ATTEMPTS")]
+    pub job_max_attempts: Option<String>,
     /// Where the app's webhooks are POSTed.
     #[arg(long, env = "APP_WEBHOOK_URL")]
     pub app_webhook_url: Option<String>,
@@ -517,6 +523,7 @@ impl WorkerArgs {
         out.require_order.clone_from(&self.require_order);
         out.anonymous_cancel_grace
             .clone_from(&self.anonymous_cancel_grace);
+        out.job_max_attempts.clone_from(&self.job_max_attempts);
         out.app_webhook_url.clone_from(&self.app_webhook_url);
         out.app_webhook_secret.clone_from(&self.app_webhook_secret);
     }
@@ -601,6 +608,7 @@ pub struct ConfigArgs {
     pub pi_rate_limit: Option<String>,
     pub horizon_rate_limit: Option<String>,
     pub worker_concurrency: Option<String>,
+    pub job_max_attempts: Option<String>,
     pub bind_addr: Option<String>,
     pub http_header_timeout: Option<String>,
     pub http_request_timeout: Option<String>,

@@ -141,6 +141,10 @@ pub struct Config {
     pub horizon_rate_limit: NonZeroU32,
     /// Jobs run at once by this process's workers.
     pub worker_concurrency: usize,
+    /// `JOB_MAX_ATTEMPTS`: tries of one payment or payout job (the first included) before the
+    /// row goes to `needs_attention` (default 8, about two minutes of backoff). Fewer hands a
+    /// stuck payment to a person sooner; the sweeper still re-enqueues stuck rows.
+    pub job_max_attempts: u32,
     /// The API's listening address.
     pub bind_addr: SocketAddr,
     /// `HTTP_HEADER_TIMEOUT`, `HTTP_REQUEST_TIMEOUT`, `HTTP_MAX_CONNECTIONS`: the bounds of
@@ -627,6 +631,10 @@ impl Config {
             Some(v) => whole_number("WORKER_CONCURRENCY", v, "jobs at once (e.g. 16)")?,
             None => 16,
         };
+        let job_max_attempts = match given(&args.job_max_attempts) {
+            Some(v) => whole_number("JOB_MAX_ATTEMPTS", v, "tries (e.g. 8)")?,
+            None => pi_payments_worker::JobRetry::default().max_attempts,
+        };
         let bind = given(&args.bind_addr).unwrap_or(DEFAULT_BIND_ADDR);
         let bind_addr = bind.parse::<SocketAddr>().map_err(|_| {
             ConfigError::new(
@@ -673,6 +681,7 @@ impl Config {
             horizon_rate_limit: NonZeroU32::new(horizon_rate_limit)
                 .unwrap_or(DEFAULT_HORIZON_RATE_LIMIT),
             worker_concurrency: usize::try_from(worker_concurrency).unwrap_or(16),
+            job_max_attempts,
             bind_addr,
             server_limits: server_limits(args)?,
             products_file,
@@ -714,6 +723,7 @@ mod tests {
             SIMULATOR_HORIZON_RATE_LIMIT
         );
         assert_eq!(config.worker_concurrency, 16);
+        assert_eq!(config.job_max_attempts, 8);
         assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
     }
 

@@ -191,7 +191,10 @@ impl RunningApp {
                 require_order: config.require_order,
                 anonymous_cancel_grace: config.anonymous_cancel_grace,
                 webhook,
-                retry: JobRetry::default(),
+                retry: JobRetry {
+                    max_attempts: config.job_max_attempts,
+                    ..JobRetry::default()
+                },
                 // A2U payouts (PI_WALLET_SEED, or the simulator's wallet); None: jobs wait.
                 payouts: payouts.clone(),
             };

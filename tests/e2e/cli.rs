@@ -23,6 +23,7 @@ fn a_bad_value_is_one_line_naming_the_variable_and_exit_2() {
         ("PI_RATE_LIMIT", "abc"),
         ("HORIZON_RATE_LIMIT", "1.5"),
         ("WORKER_CONCURRENCY", "-3"),
+        ("JOB_MAX_ATTEMPTS", "0"),
         ("BIND_ADDR", "localhost"),
         ("REQUIRE_ORDER", "maybe"),
         ("PI_API_BASE_URL", "ftp://x"),

@@ -1,7 +1,8 @@
 //! The root package's end-to-end tests in one binary (one link of the whole service instead of
 //! fourteen): the service started from a `Config` as `main` does, or the real binary, against
 //! pi-sim — U2A payments, refusals and faults, webhooks, sign-in and ads, A2U payouts from the
-//! API and the command line, reconciliation, logs without secrets, the CLI and the compose file.
+//! API and the command line, reconciliation, logs without secrets, the CLI and the compose file,
+//! and the demo page and operator dashboard in a browser.
 //! `support` is the harness they share.
 
 // Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
@@ -14,6 +15,7 @@ mod auth_e2e;
 mod chaos;
 mod cli;
 mod compose;
+mod dashboard_browser;
 mod demo_browser;
 mod demo_routes;
 mod deployment;

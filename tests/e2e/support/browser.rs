@@ -382,7 +382,8 @@ impl BrowserTest {
         steps
     }
 
-    async fn fail<T>(&self, why: &str) -> T {
+    /// Fail the test: `why`, the page's step log, a screenshot and the service's output.
+    pub async fn fail<T>(&self, why: &str) -> T {
         let shot = self.browser.screenshot("failure").await;
         let log: Vec<String> = self
             .steps()
