@@ -147,6 +147,21 @@ fn env_example_lists_every_variable_the_binary_reads() {
     }
 }
 
+#[test]
+fn the_readme_configuration_table_lists_every_variable_the_binary_reads() {
+    let readme = read("README.md");
+    for var in binary_variables()
+        .iter()
+        .map(String::as_str)
+        .chain(READ_OUTSIDE_CLAP.iter().copied())
+    {
+        assert!(
+            readme.contains(&format!("| `{var}` |")),
+            "README.md has no table row for {var}: add it to the Configuration table"
+        );
+    }
+}
+
 /// As shipped, .env.example is trial mode: one `sim` service that the API and every worker
 /// reach by URL and key, holding the wallet they pay out from.
 #[test]
