@@ -206,6 +206,11 @@ pub struct ConfigArgs {
     /// Address the API listens on [default: 127.0.0.1:8080].
     #[arg(long, env = "BIND_ADDR", global = true)]
     pub bind_addr: Option<String>,
+    /// Address a worker process serves /healthz, /readyz and /metrics on [default for
+    /// `worker`: 127.0.0.1:8081; `serve` binds it only when set; `api` never: its /metrics is
+    /// on BIND_ADDR].
+    #[arg(long, env = "WORKER_ADDR", global = true)]
+    pub worker_addr: Option<String>,
     /// Seconds a client may take to send a request's headers; also ends idle keep-alive
     /// connections [default: 10].
     #[arg(long, env = "HTTP_HEADER_TIMEOUT", global = true)]

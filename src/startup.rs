@@ -3,7 +3,7 @@
 //! `main` and the end-to-end tests both go through [`RunningApp::start`], so the tests run the
 //! real wiring.
 
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_WORKER_ADDR};
 use crate::services::{PiEndpoints, PiServices, Services};
 use anyhow::Context;
 use pi_payments_api::ApiState;
@@ -44,6 +44,8 @@ impl Role {
 pub struct RunningApp {
     /// The API's bound address (`None` for [`Role::Worker`]).
     pub addr: Option<SocketAddr>,
+    /// Where this process serves the worker probes (`WORKER_ADDR`), if it does.
+    pub probe_addr: Option<SocketAddr>,
     /// Where Pi is (the in-process simulator's URLs when `simulated`).
     pub pi: PiEndpoints,
     /// Whether pi-sim runs inside this process.
@@ -59,6 +61,7 @@ impl std::fmt::Debug for RunningApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningApp")
             .field("addr", &self.addr)
+            .field("probe_addr", &self.probe_addr)
             .field("pi", &self.pi)
             .field("simulated", &self.simulated)
             .finish_non_exhaustive()
@@ -69,6 +72,8 @@ impl RunningApp {
     /// Open the ledger (migrating it), connect the queue, start the simulator if needed, bind
     /// the API and spawn what `role` runs. Returns once the API listens.
     pub async fn start(config: Config, role: Role) -> anyhow::Result<RunningApp> {
+        // Before anything records (the clients set their rate-limit gauges when built).
+        pi_payments_api::metrics::install();
         let Services {
             ledger,
             queue,
@@ -113,6 +118,18 @@ impl RunningApp {
                 pi_payments_api::serve(listener, state, server_limits, shutdown)
                     .await
                     .context("the HTTP server failed")
+            });
+        }
+        let mut probe_addr = None;
+        if let Some(listener) = probe_listener(&config, role).await? {
+            let bound = listener.local_addr()?;
+            probe_addr = Some(bound);
+            let (ledger, queue) = (ledger.clone(), Arc::new(queue.clone()));
+            let shutdown = stop.clone().cancelled_owned();
+            tasks.spawn(async move {
+                tracing::info!(addr = %bound, "worker probes listening (/healthz, /readyz, /metrics)");
+                pi_payments_api::probes::serve(listener, ledger, queue, shutdown).await;
+                Ok(())
             });
         }
         if role.runs_workers() {
@@ -180,6 +197,7 @@ impl RunningApp {
         }
         Ok(RunningApp {
             addr,
+            probe_addr,
             simulated: sim.is_some(),
             pi: pi.endpoints,
             ledger,
@@ -242,6 +260,42 @@ impl RunningApp {
         }
         let api = self.addr.map(|a| format!("http://{a}"))?;
         Some(walkthrough_text(&api, &self.pi))
+    }
+}
+
+/// The listener of the worker probes (`/healthz`, `/readyz`, `/metrics`), if this process
+/// serves them: a `worker` always tries, on `WORKER_ADDR` or [`DEFAULT_WORKER_ADDR`]; `serve`
+/// only with `WORKER_ADDR` set (its API has the same routes); `api` never. An explicit address
+/// that cannot be bound stops the start; the default one only costs a warning (a second worker
+/// on the same host runs on, without probes, until it is given its own `WORKER_ADDR`).
+async fn probe_listener(
+    config: &Config,
+    role: Role,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match (config.worker_addr, role) {
+        (Some(addr), Role::Worker | Role::Serve) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .with_context(|| {
+                format!(
+                    "cannot listen on WORKER_ADDR={addr}: is another process using it? give each worker process its own port"
+                )
+            }),
+        (None, Role::Worker) => {
+            let addr = DEFAULT_WORKER_ADDR;
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => Ok(Some(listener)),
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        addr,
+                        "worker probes off: the default WORKER_ADDR is taken (another worker on this host?); set WORKER_ADDR to a free address:port for /healthz, /readyz and /metrics"
+                    );
+                    Ok(None)
+                }
+            }
+        }
+        _ => Ok(None),
     }
 }
 

@@ -81,6 +81,8 @@ pub struct ApiShared {
     /// Per-client limits of the public routes (`CLIENT_RATE_LIMIT`); `None`: unlimited (the
     /// default of [`ApiState::new`], for tests). Set with [`ApiState::with_client_limit`].
     pub client_limit: Option<crate::client_limit::ClientLimiter>,
+    /// The ledger and queue gauges of `GET /metrics`, refreshed at most every few seconds.
+    pub scrape_gauges: crate::metrics::ScrapeGauges,
 }
 
 impl FromRef<ApiState> for AdminAuth {
@@ -126,6 +128,7 @@ impl ApiState {
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
             client_limit: None,
+            scrape_gauges: crate::metrics::ScrapeGauges::default(),
         }))
     }
 
