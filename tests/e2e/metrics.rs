@@ -6,8 +6,8 @@
 //! The recorder is per process and the tests of this binary run side by side, so counters are
 //! compared before and after (they only grow) and the ledger gauges are polled.
 
+use crate::support::prometheus::{Exposition, parse};
 use crate::support::{APP_API_TOKEN, DEADLINE, Harness, Options, RemotePi, Stack};
-use prometheus_parse::{Sample, Scrape, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,56 +25,13 @@ async fn fetch(url: &str) -> (u16, String, String) {
     (status, content_type, res.text().await.unwrap())
 }
 
-/// `GET {base}/metrics`, parsed; the raw text too (for the secret checks).
-async fn scrape(base: &str) -> (Scrape, String) {
+/// `GET {base}/metrics`, parsed (strictly: see `support::prometheus`); the raw text too.
+async fn scrape(base: &str) -> (Exposition, String) {
     let (status, content_type, text) = fetch(&format!("{base}/metrics")).await;
     assert_eq!(status, 200, "{text}");
     assert!(content_type.starts_with("text/plain"), "{content_type}");
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    let parsed = Scrape::parse(lines).expect("Prometheus text format");
-    (parsed, text)
-}
-
-/// The value of the counter or gauge `name` whose labels include `labels` (0 when absent).
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name && has_labels(s, labels))
-        .map(|s| match s.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
-}
-
-/// The sample count of the histogram `name` with `labels` (0 when absent).
-fn histogram_count(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> u64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name && has_labels(s, labels))
-        .map(|s| match &s.value {
-            Value::Histogram(buckets) => buckets.last().map_or(0, |b| b.count as u64),
-            _ => 0,
-        })
-        .sum()
-}
-
-fn has_labels(sample: &Sample, labels: &[(&str, &str)]) -> bool {
-    labels.iter().all(|(k, v)| sample.labels.get(k) == Some(*v))
-}
-
-/// Every value the `label` takes in `scrape`.
-fn label_values(scrape: &Scrape, label: &str) -> Vec<String> {
-    let mut values: Vec<String> = scrape
-        .samples
-        .iter()
-        .filter_map(|s| s.labels.get(label).map(str::to_string))
-        .collect();
-    values.sort();
-    values.dedup();
-    values
+    let page = parse(&text).unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{text}"));
+    (page, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +88,7 @@ async fn api_metrics_count_callbacks_and_pi_calls_by_template_and_leak_nothing()
     let start = Instant::now();
     let (after, text) = loop {
         let (after, text) = scrape(&h.api).await;
-        if value(&after, "pi_payments_payments", &[("state", "completed")]) >= 1.0 {
+        if after.value("pi_payments_payments", &[("state", "completed")]) >= 1.0 {
             break (after, text);
         }
         assert!(
@@ -142,7 +99,7 @@ async fn api_metrics_count_callbacks_and_pi_calls_by_template_and_leak_nothing()
     };
 
     let grew = |name: &str, labels: &[(&str, &str)]| {
-        value(&after, name, labels) - value(&before, name, labels)
+        after.value(name, labels) - before.value(name, labels)
     };
     assert!(
         grew("pi_payments_http_requests_total", &approve_callback) >= 1.0,
@@ -168,15 +125,14 @@ async fn api_metrics_count_callbacks_and_pi_calls_by_template_and_leak_nothing()
         "the approve job is not counted:\n{text}"
     );
     assert!(
-        histogram_count(&after, "pi_payments_job_duration_seconds", &approve_jobs) >= 1,
+        after.value("pi_payments_job_duration_seconds_count", &approve_jobs) >= 1.0,
         "{text}"
     );
     assert!(
-        histogram_count(
-            &after,
-            "pi_payments_limiter_wait_seconds",
+        after.value(
+            "pi_payments_limiter_wait_seconds_count",
             &[("upstream", "pi")]
-        ) >= 1,
+        ) >= 1.0,
         "{text}"
     );
     assert!(
@@ -187,7 +143,7 @@ async fn api_metrics_count_callbacks_and_pi_calls_by_template_and_leak_nothing()
         "the complete job's look at the chain is not counted:\n{text}"
     );
     assert!(
-        value(&after, "pi_payments_pi_rate_limit", &[]) > 0.0,
+        after.value("pi_payments_pi_rate_limit", &[]) > 0.0,
         "{text}"
     );
     assert!(
@@ -203,11 +159,10 @@ async fn api_metrics_count_callbacks_and_pi_calls_by_template_and_leak_nothing()
     );
     // Queue depth per kind is there (read from the embedded queue at scrape time).
     assert!(
-        after
-            .samples
-            .iter()
-            .any(|s| s.metric == "pi_payments_queue_depth"
-                && has_labels(s, &[("kind", "approve"), ("state", "ready")])),
+        after.has(
+            "pi_payments_queue_depth",
+            &[("kind", "approve"), ("state", "ready")]
+        ),
         "{text}"
     );
     // Every metric says what it is.
@@ -217,10 +172,10 @@ async fn api_metrics_count_callbacks_and_pi_calls_by_template_and_leak_nothing()
         "pi_payments_jobs_total",
         "pi_payments_payments",
     ] {
-        assert!(after.docs.contains_key(name), "no HELP for {name}");
+        assert!(after.help.contains_key(name), "no HELP for {name}");
     }
     // Route labels are templates: no id ever becomes a label.
-    for route in label_values(&after, "route") {
+    for route in after.label_values("route") {
         assert!(
             route == "unmatched" || !route.contains(&payment),
             "route label {route}"
@@ -343,37 +298,27 @@ fn a_worker_process_serves_probes_and_metrics_on_worker_addr() {
         let (metrics, text) = scrape(&probes).await;
         // This process's own limit, and the ledger and queue gauges read at scrape time.
         assert_eq!(
-            value(&metrics, "pi_payments_pi_rate_limit", &[]),
+            metrics.value("pi_payments_pi_rate_limit", &[]),
             7.0,
             "{text}"
         );
         assert!(
-            metrics
-                .samples
-                .iter()
-                .any(|s| s.metric == "pi_payments_payments"
-                    && has_labels(s, &[("state", "completed")])),
+            metrics.has("pi_payments_payments", &[("state", "completed")]),
             "{text}"
         );
         assert!(
-            metrics
-                .samples
-                .iter()
-                .any(|s| s.metric == "pi_payments_payouts"
-                    && has_labels(s, &[("state", "needs_attention")])),
+            metrics.has("pi_payments_payouts", &[("state", "needs_attention")]),
             "{text}"
         );
         assert!(
-            metrics
-                .samples
-                .iter()
-                .any(|s| s.metric == "pi_payments_queue_depth"
-                    && has_labels(s, &[("kind", "payout"), ("state", "scheduled")])),
+            metrics.has(
+                "pi_payments_queue_depth",
+                &[("kind", "payout"), ("state", "scheduled")]
+            ),
             "{text}"
         );
         assert!(
-            value(
-                &metrics,
+            metrics.value(
                 "pi_payments_http_requests_total",
                 &[("route", "/readyz"), ("status", "200")]
             ) >= 1.0,
