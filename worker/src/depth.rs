@@ -1,6 +1,6 @@
-//! How many jobs wait in the queue, per kind, read for `/metrics` at scrape time: a few
-//! constant-time reads per kind on Redis (`LLEN` of the active list, `ZCARD` of the scheduled
-//! set, in one pipeline), one indexed `GROUP BY` on the embedded queue.
+//! How many jobs wait in the queue, per kind, read for `/metrics` at scrape time: three cheap
+//! reads per kind on Redis (`LLEN` of the active list, two `ZCOUNT`s of the scheduled set, in
+//! one pipeline), one indexed `GROUP BY` on the embedded queue.
 
 use crate::backend::{Backend, full_name};
 use pi_payments_core::jobs::{JobKind, QueueDepth};
@@ -10,13 +10,22 @@ use sqlx::Row;
 pub(crate) async fn read(backend: &Backend, namespace: &str) -> Result<Vec<QueueDepth>, String> {
     match backend {
         Backend::Redis(conn) => {
+            // apalis-redis puts every pushed job in the scheduled set (scored by its run time in
+            // unix seconds) and moves due ones to the active list when a worker polls: due
+            // scheduled jobs are ready too.
+            let now = chrono::Utc::now().timestamp();
             let mut conn = conn.clone();
             let mut pipe = redis::pipe();
             for kind in JobKind::ALL {
                 let config =
                     apalis_redis::Config::default().queue(full_name(namespace, kind.queue_name()));
+                let scheduled = config.scheduled_jobs_set();
                 pipe.cmd("LLEN").arg(config.active_jobs_list());
-                pipe.cmd("ZCARD").arg(config.scheduled_jobs_set());
+                pipe.cmd("ZCOUNT").arg(&scheduled).arg("-inf").arg(now);
+                pipe.cmd("ZCOUNT")
+                    .arg(&scheduled)
+                    .arg(format!("({now}"))
+                    .arg("+inf");
             }
             let counts: Vec<u64> = pipe
                 .query_async(&mut conn)
@@ -24,11 +33,11 @@ pub(crate) async fn read(backend: &Backend, namespace: &str) -> Result<Vec<Queue
                 .map_err(|e| e.to_string())?;
             Ok(JobKind::ALL
                 .iter()
-                .zip(counts.chunks(2))
-                .map(|(&kind, pair)| QueueDepth {
+                .zip(counts.chunks(3))
+                .map(|(&kind, counts)| QueueDepth {
                     kind,
-                    ready: pair.first().copied().unwrap_or(0),
-                    scheduled: pair.get(1).copied().unwrap_or(0),
+                    ready: counts.iter().take(2).sum(),
+                    scheduled: counts.get(2).copied().unwrap_or(0),
                 })
                 .collect())
         }
