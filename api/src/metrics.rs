@@ -133,18 +133,19 @@ impl ScrapeGauges {
     }
 }
 
-/// The recorded metrics as a Prometheus text page.
-pub fn render() -> Response {
-    ([(CONTENT_TYPE, TEXT_FORMAT)], install().render()).into_response()
+/// The recorded metrics as a Prometheus text page, the ledger and queue gauges refreshed
+/// through `gauges` first (the API's `/metrics` and a worker's).
+pub async fn scrape(gauges: &ScrapeGauges, ledger: &Ledger, queue: &dyn JobQueue) -> Response {
+    // Installed before the gauges are set (it is at start already; this covers a router
+    // built on its own, as in tests).
+    let handle = install();
+    gauges.refresh(ledger, queue).await;
+    ([(CONTENT_TYPE, TEXT_FORMAT)], handle.render()).into_response()
 }
 
 /// `GET /metrics` of the API.
 pub async fn metrics(State(state): State<ApiState>) -> Response {
-    state
-        .scrape_gauges
-        .refresh(&state.ledger, &*state.queue)
-        .await;
-    render()
+    scrape(&state.scrape_gauges, &state.ledger, &*state.queue).await
 }
 
 /// Middleware: count and time every request by method, route template (never the raw path:

@@ -61,8 +61,7 @@ async fn readyz(State(state): State<ProbeState>) -> Response {
 }
 
 async fn scrape(State(state): State<ProbeState>) -> Response {
-    state.gauges.refresh(&state.ledger, &*state.queue).await;
-    metrics::render()
+    metrics::scrape(&state.gauges, &state.ledger, &*state.queue).await
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
