@@ -143,7 +143,23 @@ async fn measure(
         Some(db) => db.url().to_string(),
         None => format!("sqlite://{}", scratch.0.join("bench.db").display()),
     };
+    // `api` never embeds a simulator: without the workers the bench gives it one by URL and
+    // key, as a deployment would.
+    let sim = if args.workers {
+        None
+    } else {
+        Some(
+            pi_sim::start(pi_sim::SimConfig::default())
+                .await
+                .context("starting pi-sim")?,
+        )
+    };
     let config_args = ConfigArgs {
+        pi_api_key: sim.as_ref().map(|s| s.api_key.clone()),
+        pi_api_base_url: sim.as_ref().map(|s| s.platform_url.clone()),
+        pi_horizon_url: sim.as_ref().map(|s| s.horizon_url.clone()),
+        pi_network: sim.as_ref().map(|s| s.network_passphrase.clone()),
+        pi_app_wallet: sim.as_ref().map(|s| s.app_wallet_public_key.clone()),
         database_url: Some(database_url),
         redis_url: args.redis.clone(),
         bind_addr: Some("127.0.0.1:0".to_string()),
@@ -158,6 +174,7 @@ async fn measure(
     if let QueueTarget::Sqlite(_) = config.queue {
         config.queue = QueueTarget::Sqlite(scratch.0.join("queue.db"));
     }
+    config.sim_state_file = Some(scratch.0.join("sim.json"));
     let role = if args.workers { Role::Serve } else { Role::Api };
     let app = RunningApp::start(config, role).await?;
     let addr = app.addr.context("the bench's service has no API address")?;
@@ -195,6 +212,9 @@ async fn measure(
     )
     .await;
     app.stop().await?;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
     Ok((callbacks, healthz))
 }
 

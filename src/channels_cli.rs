@@ -30,10 +30,24 @@ pub const MAX_CHANNELS: usize = 100;
 
 /// Run a `channels` subcommand: 0 on success, 1 when funding failed (the seeds are saved: run
 /// again with them in `PI_CHANNEL_SEEDS`… or simply fund them again), 2 on bad arguments.
-pub async fn run(command: ChannelsCommand, config: Config) -> ExitCode {
+/// With `json` stdout is one JSON object (`seeds`, `accounts`, `funding`) instead of the
+/// line, printed as early as the line (before any funding); the outcome of the funding goes to
+/// stderr and the exit code either way.
+pub async fn run(command: ChannelsCommand, config: Config, json: bool) -> ExitCode {
     match command {
-        ChannelsCommand::Create(args) => create(args, &config).await,
+        ChannelsCommand::Create(args) => create(args, &config, json).await,
     }
+}
+
+/// `channels create --json`: the seeds (secret), their accounts, and what happens to them
+/// next (`"from the app wallet"`, or `"by the embedded simulator at start"`).
+fn json_report(wallets: &[Wallet], funding: &str) -> String {
+    serde_json::json!({
+        "seeds": wallets.iter().map(Wallet::expose_seed).collect::<Vec<_>>(),
+        "accounts": wallets.iter().map(Wallet::public_key).collect::<Vec<_>>(),
+        "funding": funding,
+    })
+    .to_string()
 }
 
 fn bad_args(message: &str) -> ExitCode {
@@ -41,7 +55,7 @@ fn bad_args(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn create(args: CreateArgs, config: &Config) -> ExitCode {
+async fn create(args: CreateArgs, config: &Config, json: bool) -> ExitCode {
     if args.count == 0 || args.count > MAX_CHANNELS {
         return bad_args(&format!(
             "give a number of channels from 1 to {MAX_CHANNELS} (e.g. `channels create 4`)"
@@ -80,7 +94,16 @@ async fn create(args: CreateArgs, config: &Config) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    println!("{line}");
+    if json {
+        let funding = if remote {
+            "from the app wallet"
+        } else {
+            "by the embedded simulator at start"
+        };
+        println!("{}", json_report(&wallets, funding));
+    } else {
+        println!("{line}");
+    }
     let _ = std::io::stdout().flush();
     if !remote {
         eprintln!(

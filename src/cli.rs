@@ -1,8 +1,11 @@
-//! The command line: every subcommand with its flags, and the configuration flags, each of
-//! which can also come from the environment variable of the same meaning (clap's `env`). All
-//! clap types live here, so the subcommand modules depend on the command line and never the
-//! other way round. Values are taken as text here and checked in [`crate::config`], so that a
-//! bad value gets one line naming the variable rather than clap's generic message.
+//! The command line: every subcommand with its own flags. The service's settings come in groups
+//! (ledger, queue, Pi, API, workers, timing, payouts, operator), each flattened only into the
+//! subcommands that use it, so that `pi-payments <command> --help` lists what that command
+//! reads and nothing else. Every setting can also come from the environment variable of the
+//! same meaning (clap's `env`), named as before the split. All clap types live here, so the
+//! subcommand modules depend on the command line and never the other way round. Values are
+//! taken as text here and checked in [`crate::config`], so that a bad value gets one line
+//! naming the variable rather than clap's generic message.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -11,29 +14,46 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "pi-payments", version, about, long_about = None)]
 pub struct Cli {
-    /// What to run; `serve` when omitted.
+    /// What to run; `serve` when omitted (with its settings from the environment).
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Only check the configuration the command would run with, connecting nothing: print a
     /// summary and exit 0, or the error and exit 2.
     #[arg(long, global = true)]
     pub check_config: bool,
-    /// Configuration shared by every subcommand.
-    #[command(flatten)]
-    pub config: ConfigArgs,
+    /// Print the command's report as JSON (`--check-config`, `migrate`, `reconcile`,
+    /// `payouts import`/`status`, `channels create`).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Cli {
+    /// The subcommand to run: the one given, or `serve` with its settings read from the
+    /// environment (clap reads a group's variables only for a subcommand it parses).
+    pub fn command_or_serve(&self) -> Result<Command, clap::Error> {
+        match &self.command {
+            Some(command) => Ok(command.clone()),
+            None => Cli::try_parse_from(["pi-payments", "serve"]).map(|cli| {
+                cli.command
+                    .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+            }),
+        }
+    }
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// API and workers in one process (the default).
-    Serve,
-    /// Only the HTTP API (workers run elsewhere, sharing the ledger and Redis).
-    Api,
-    /// Only the workers.
-    Worker,
+    /// API and workers in one process (the default). Without PI_API_KEY it embeds the Pi
+    /// simulator (a trial run, never real Pi) and says so.
+    Serve(ServeArgs),
+    /// Only the HTTP API (workers run elsewhere, sharing the ledger and Redis). Needs
+    /// PI_API_KEY: Pi's, or a shared simulator's (`pi-payments sim`).
+    Api(ApiRoleArgs),
+    /// Only the workers. Needs PI_API_KEY: Pi's, or a shared simulator's (`pi-payments sim`).
+    Worker(WorkerRoleArgs),
     /// Apply the ledger's database migrations and exit.
-    Migrate,
+    Migrate(MigrateArgs),
     /// Run the Pi Platform + Horizon simulator on its own.
     Sim(pi_sim::cli::SimArgs),
     /// Measure the service on this machine.
@@ -50,6 +70,144 @@ pub enum Command {
     Channels(ChannelsCommand),
 }
 
+impl Command {
+    /// The service settings this subcommand reads, as one [`ConfigArgs`] (the groups it does
+    /// not take stay unset, i.e. their defaults); `None` for `sim` and `bench`, which take
+    /// flags of their own.
+    pub fn config_args(&self) -> Option<ConfigArgs> {
+        let mut out = ConfigArgs::default();
+        match self {
+            Command::Serve(a) => {
+                a.ledger.fill(&mut out);
+                a.queue.fill(&mut out);
+                a.pi.fill(&mut out);
+                a.api.fill(&mut out);
+                a.workers.fill(&mut out);
+                a.timing.fill(&mut out);
+                a.payouts.fill(&mut out);
+                a.operator.fill(&mut out);
+            }
+            Command::Api(a) => {
+                a.ledger.fill(&mut out);
+                a.queue.fill(&mut out);
+                a.pi.fill(&mut out);
+                a.api.fill(&mut out);
+                a.timing.fill(&mut out);
+                a.operator.fill(&mut out);
+            }
+            Command::Worker(a) => {
+                a.ledger.fill(&mut out);
+                a.queue.fill(&mut out);
+                a.pi.fill(&mut out);
+                a.workers.fill(&mut out);
+                a.timing.fill(&mut out);
+                a.payouts.fill(&mut out);
+                // A worker serves no operator routes: its seed needs no ADMIN_TOKEN.
+                out.no_operator_routes = true;
+            }
+            Command::Migrate(a) => a.ledger.fill(&mut out),
+            Command::Reconcile(a) => {
+                a.ledger.fill(&mut out);
+                a.queue.fill(&mut out);
+                a.pi.fill(&mut out);
+                a.timing.fill(&mut out);
+            }
+            Command::Payouts(PayoutsCommand::Import(a)) => {
+                a.ledger.fill(&mut out);
+                a.queue.fill(&mut out);
+            }
+            Command::Payouts(PayoutsCommand::Status(a)) => a.ledger.fill(&mut out),
+            Command::Channels(ChannelsCommand::Create(a)) => {
+                a.ledger.fill(&mut out);
+                a.pi.fill(&mut out);
+                a.payouts.fill(&mut out);
+                // Funding channels is an operator's act at a shell, not a route to guard.
+                out.no_operator_routes = true;
+            }
+            Command::Sim(_) | Command::Bench(_) => return None,
+        }
+        Some(out)
+    }
+
+    /// The subcommand's name as the user typed it (`payouts import`), for summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "serve",
+            Command::Api(_) => "api",
+            Command::Worker(_) => "worker",
+            Command::Migrate(_) => "migrate",
+            Command::Sim(_) => "sim",
+            Command::Bench(_) => "bench",
+            Command::Reconcile(_) => "reconcile",
+            Command::Payouts(PayoutsCommand::Import(_)) => "payouts import",
+            Command::Payouts(PayoutsCommand::Status(_)) => "payouts status",
+            Command::Channels(ChannelsCommand::Create(_)) => "channels create",
+        }
+    }
+}
+
+/// Flags of `serve`: every group.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub pi: PiArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub workers: WorkerArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    #[command(flatten)]
+    pub payouts: PayoutArgs,
+    #[command(flatten)]
+    pub operator: OperatorArgs,
+}
+
+/// Flags of `api`: no worker or payout settings (the API never signs).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ApiRoleArgs {
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub pi: PiArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    #[command(flatten)]
+    pub operator: OperatorArgs,
+}
+
+/// Flags of `worker`: no listener or operator settings.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WorkerRoleArgs {
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub pi: PiArgs,
+    #[command(flatten)]
+    pub workers: WorkerArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    #[command(flatten)]
+    pub payouts: PayoutArgs,
+}
+
+/// Flags of `migrate`: only the ledger.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
 /// Flags of `reconcile`.
 #[derive(Debug, Clone, Args)]
 pub struct ReconcileArgs {
@@ -57,16 +215,21 @@ pub struct ReconcileArgs {
     /// drift or a source could not be read, 0 when clean.
     #[arg(long)]
     pub report: bool,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
     /// With --report: settled rows changed within this many hours are compared with Pi.
     #[arg(long, default_value_t = 24)]
     pub since_hours: u64,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub pi: PiArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
 }
 
 /// Benchmarks.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum BenchCommand {
     /// Approve-callback throughput and latency next to `/healthz`, in one run.
     Callbacks(BenchCallbacksArgs),
@@ -122,7 +285,7 @@ pub struct BenchPayoutsArgs {
 }
 
 /// `pi-payments payouts …`.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum PayoutsCommand {
     /// Import a CSV (uid,amount,memo,idempotency_key; header optional) or JSON-lines file of
     /// payouts. Running it again skips rows already accepted. Exit 1 if a row was rejected.
@@ -136,6 +299,10 @@ pub enum PayoutsCommand {
 pub struct ImportArgs {
     /// The file: `.csv`, or `.jsonl` / `.ndjson` (one JSON payout per line).
     pub file: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
 }
 
 /// Flags of `payouts status`.
@@ -144,10 +311,12 @@ pub struct StatusArgs {
     /// Only this batch (`bat_…`, printed by `payouts import` and `POST /payouts/bulk`).
     #[arg(long)]
     pub batch: Option<String>,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
 }
 
 /// `pi-payments channels …`.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum ChannelsCommand {
     /// Generate N channel accounts, print (and save) their seeds, then create and fund them
     /// from the app wallet (PI_WALLET_SEED).
@@ -165,138 +334,305 @@ pub struct CreateArgs {
     /// Also write `PI_CHANNEL_SEEDS=…` to this file (created with mode 0600; never overwritten).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub pi: PiArgs,
+    #[command(flatten)]
+    pub payouts: PayoutArgs,
 }
 
-/// Every configuration value, as text (see [`crate::config::Config`] for their meaning and
-/// defaults). Secrets hide their environment values from `--help`.
+/// `DATABASE_URL`: the ledger.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ConfigArgs {
-    /// Pi server API key; unset → run against the built-in simulator.
-    #[arg(long, env = "PI_API_KEY", global = true, hide_env_values = true)]
+#[command(next_help_heading = "Ledger")]
+pub struct LedgerArgs {
+    /// Ledger database [default: sqlite://pi-payments.db].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl LedgerArgs {
+    fn fill(&self, out: &mut ConfigArgs) {
+        out.database_url.clone_from(&self.database_url);
+    }
+}
+
+/// `REDIS_URL`: the job queue.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Job queue")]
+pub struct QueueArgs {
+    /// Redis for the job queue; unset → embedded SQLite queue next to the ledger.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+}
+
+impl QueueArgs {
+    fn fill(&self, out: &mut ConfigArgs) {
+        out.redis_url.clone_from(&self.redis_url);
+    }
+}
+
+/// Where Pi is and how fast the deployment may call it.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Pi")]
+pub struct PiArgs {
+    /// Pi server API key. Unset: `serve` embeds the simulator; `api`, `worker` and the tools
+    /// refuse to run.
+    #[arg(long, env = "PI_API_KEY", hide_env_values = true)]
     pub pi_api_key: Option<String>,
     /// Pi Platform API base URL (the service appends /v2) [default: https://api.minepi.com].
-    #[arg(long, env = "PI_API_BASE_URL", global = true)]
+    #[arg(long, env = "PI_API_BASE_URL")]
     pub pi_api_base_url: Option<String>,
     /// Horizon URL of the Pi blockchain [default: Pi Testnet's, or mainnet's for PI_NETWORK="Pi Network"].
-    #[arg(long, env = "PI_HORIZON_URL", global = true)]
+    #[arg(long, env = "PI_HORIZON_URL")]
     pub pi_horizon_url: Option<String>,
     /// Network passphrase: "Pi Network" or "Pi Testnet" [default: Pi Testnet].
-    #[arg(long, env = "PI_NETWORK", global = true)]
+    #[arg(long, env = "PI_NETWORK")]
     pub pi_network: Option<String>,
     /// The app wallet's G… address that receives U2A payments (required with PI_API_KEY).
-    #[arg(long, env = "PI_APP_WALLET", global = true)]
+    #[arg(long, env = "PI_APP_WALLET")]
     pub pi_app_wallet: Option<String>,
-    /// Ledger database [default: sqlite://pi-payments.db].
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Redis for the job queue; unset → embedded SQLite queue next to the ledger.
-    #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
-    pub redis_url: Option<String>,
     /// Requests per second to Pi for the whole deployment: with REDIS_URL every process
     /// sharing the API key takes its turn from one schedule in Redis [default: 10].
-    #[arg(long, env = "PI_RATE_LIMIT", global = true)]
+    #[arg(long, env = "PI_RATE_LIMIT")]
     pub pi_rate_limit: Option<String>,
     /// Requests per second to Horizon for the whole deployment (shared through REDIS_URL like
     /// PI_RATE_LIMIT) [default: 1, Horizon's stock 3,600 requests an hour per IP].
-    #[arg(long, env = "HORIZON_RATE_LIMIT", global = true)]
+    #[arg(long, env = "HORIZON_RATE_LIMIT")]
     pub horizon_rate_limit: Option<String>,
-    /// Jobs run at once per worker process [default: 16].
-    #[arg(long, env = "WORKER_CONCURRENCY", global = true)]
-    pub worker_concurrency: Option<String>,
+    /// Percent of PI_RATE_LIMIT that work for payments nobody vouched for (no valid token or
+    /// session, never approved) may use [default: 20].
+    #[arg(long, env = "PI_UNVERIFIED_SHARE")]
+    pub pi_unverified_share: Option<String>,
+}
+
+impl PiArgs {
+    fn fill(&self, out: &mut ConfigArgs) {
+        out.pi_api_key.clone_from(&self.pi_api_key);
+        out.pi_api_base_url.clone_from(&self.pi_api_base_url);
+        out.pi_horizon_url.clone_from(&self.pi_horizon_url);
+        out.pi_network.clone_from(&self.pi_network);
+        out.pi_app_wallet.clone_from(&self.pi_app_wallet);
+        out.pi_rate_limit.clone_from(&self.pi_rate_limit);
+        out.horizon_rate_limit.clone_from(&self.horizon_rate_limit);
+        out.pi_unverified_share
+            .clone_from(&self.pi_unverified_share);
+    }
+}
+
+/// The HTTP API: its listener, the browser and Pioneer posture, per-client limits.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "HTTP API")]
+pub struct ApiArgs {
     /// Address the API listens on [default: 127.0.0.1:8080].
-    #[arg(long, env = "BIND_ADDR", global = true)]
+    #[arg(long, env = "BIND_ADDR")]
     pub bind_addr: Option<String>,
-    /// Address a worker process serves /healthz, /readyz and /metrics on [default for
-    /// `worker`: 127.0.0.1:8081; `serve` binds it only when set; `api` never: its /metrics is
-    /// on BIND_ADDR].
-    #[arg(long, env = "WORKER_ADDR", global = true)]
-    pub worker_addr: Option<String>,
     /// Seconds a client may take to send a request's headers; also ends idle keep-alive
     /// connections [default: 10].
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT", global = true)]
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT")]
     pub http_header_timeout: Option<String>,
     /// Seconds within which every request is answered (503 request_timeout otherwise;
     /// POST /payouts/bulk gets at least 600) [default: 30].
-    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", global = true)]
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT")]
     pub http_request_timeout: Option<String>,
     /// Connections the API keeps open at once; more wait to be accepted [default: 512].
-    #[arg(long, env = "HTTP_MAX_CONNECTIONS", global = true)]
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<String>,
     /// TOML products catalogue for POST /orders.
-    #[arg(long, env = "PRODUCTS_FILE", global = true)]
+    #[arg(long, env = "PRODUCTS_FILE")]
     pub products_file: Option<String>,
-    /// true → refuse payments whose metadata carries no orderId [default: false].
-    #[arg(long, env = "REQUIRE_ORDER", global = true)]
-    pub require_order: Option<String>,
-    /// Where the app's webhooks are POSTed.
-    #[arg(long, env = "APP_WEBHOOK_URL", global = true)]
-    pub app_webhook_url: Option<String>,
-    /// HMAC-SHA256 key of the webhook signature.
-    #[arg(
-        long,
-        env = "APP_WEBHOOK_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
-    pub app_webhook_secret: Option<String>,
     /// The app's own origins (comma-separated, e.g. https://app.example.com): allowed by CORS
     /// with credentials, trusted for cookie-authenticated changes, allowed to frame the app.
-    #[arg(long, env = "APP_ORIGINS", global = true)]
+    #[arg(long, env = "APP_ORIGINS")]
     pub app_origins: Option<String>,
     /// Requests per second each client (IP address) may send to the public routes (callbacks,
     /// /auth/pi, /ads/claim, /orders); 0 turns the limit off [default: 5].
-    #[arg(long, env = "CLIENT_RATE_LIMIT", global = true)]
+    #[arg(long, env = "CLIENT_RATE_LIMIT")]
     pub client_rate_limit: Option<String>,
     /// Requests a client may send at once before CLIENT_RATE_LIMIT applies [default: 50].
-    #[arg(long, env = "CLIENT_RATE_BURST", global = true)]
+    #[arg(long, env = "CLIENT_RATE_BURST")]
     pub client_rate_burst: Option<String>,
-    /// Percent of PI_RATE_LIMIT that work for payments nobody vouched for (no valid token or
-    /// session, never approved) may use [default: 20].
-    #[arg(long, env = "PI_UNVERIFIED_SHARE", global = true)]
-    pub pi_unverified_share: Option<String>,
-    /// Seconds after approval before an anonymous incomplete callback may have an approved
-    /// payment without a transaction cancelled (its Pioneer may at once) [default: 300].
-    #[arg(long, env = "ANONYMOUS_CANCEL_GRACE", global = true)]
-    pub anonymous_cancel_grace: Option<String>,
     /// true → a TLS-terminating proxy sits in front: trust X-Forwarded-Host/-Proto for the
     /// API's own origin [default: false].
-    #[arg(long, env = "TRUST_PROXY", global = true)]
+    #[arg(long, env = "TRUST_PROXY")]
     pub trust_proxy: Option<String>,
-    /// Bearer token of the operator routes (/admin, /payouts); at least 16 characters.
-    /// Unset → those routes answer 401 to everyone.
-    #[arg(long, env = "ADMIN_TOKEN", global = true, hide_env_values = true)]
-    pub admin_token: Option<String>,
     /// Read-only Bearer token for the app's own backend: GET /events and any payment or
     /// order; at least 16 characters. Unset → only ADMIN_TOKEN reads /events.
-    #[arg(long, env = "APP_API_TOKEN", global = true, hide_env_values = true)]
+    #[arg(long, env = "APP_API_TOKEN", hide_env_values = true)]
     pub app_api_token: Option<String>,
     /// Longest Pioneer session, in seconds (never beyond the Pi token's validity) [default: 86400].
-    #[arg(long, env = "SESSION_TTL", global = true)]
+    #[arg(long, env = "SESSION_TTL")]
     pub session_ttl: Option<String>,
-    /// The app wallet seed (S…) for A2U payouts; requires ADMIN_TOKEN.
-    #[arg(long, env = "PI_WALLET_SEED", global = true, hide_env_values = true)]
-    pub pi_wallet_seed: Option<String>,
-    /// Channel accounts for A2U payouts: comma-separated S… seeds (see `channels create`);
-    /// each one lets one more payout land per ledger.
-    #[arg(long, env = "PI_CHANNEL_SEEDS", global = true, hide_env_values = true)]
-    pub pi_channel_seeds: Option<String>,
+}
+
+impl ApiArgs {
+    fn fill(&self, out: &mut ConfigArgs) {
+        out.bind_addr.clone_from(&self.bind_addr);
+        out.http_header_timeout
+            .clone_from(&self.http_header_timeout);
+        out.http_request_timeout
+            .clone_from(&self.http_request_timeout);
+        out.http_max_connections
+            .clone_from(&self.http_max_connections);
+        out.products_file.clone_from(&self.products_file);
+        out.app_origins.clone_from(&self.app_origins);
+        out.client_rate_limit.clone_from(&self.client_rate_limit);
+        out.client_rate_burst.clone_from(&self.client_rate_burst);
+        out.trust_proxy.clone_from(&self.trust_proxy);
+        out.app_api_token.clone_from(&self.app_api_token);
+        out.session_ttl.clone_from(&self.session_ttl);
+    }
+}
+
+/// The workers: how many jobs, which kinds, what they refuse, where webhooks go.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Workers")]
+pub struct WorkerArgs {
+    /// Jobs run at once per worker process [default: 16].
+    #[arg(long, env = "WORKER_CONCURRENCY")]
+    pub worker_concurrency: Option<String>,
+    /// Job kinds this process's workers run, comma-separated (approve, complete, cancel,
+    /// record-error, incomplete, payout) [default: all].
+    #[arg(long, env = "WORKER_QUEUES")]
+    pub worker_queues: Option<String>,
+    /// true → refuse payments whose metadata carries no orderId [default: false].
+    #[arg(long, env = "REQUIRE_ORDER")]
+    pub require_order: Option<String>,
+    /// Seconds after approval before an anonymous incomplete callback may have an approved
+    /// payment without a transaction cancelled (its Pioneer may at once) [default: 300].
+    #[arg(long, env = "ANONYMOUS_CANCEL_GRACE")]
+    pub anonymous_cancel_grace: Option<String>,
+    /// Where the app's webhooks are POSTed.
+    #[arg(long, env = "APP_WEBHOOK_URL")]
+    pub app_webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the webhook signature.
+    #[arg(long, env = "APP_WEBHOOK_SECRET", hide_env_values = true)]
+    pub app_webhook_secret: Option<String>,
+    /// Address a worker process serves /healthz, /readyz and /metrics on [default for
+    /// `worker`: 127.0.0.1:8081; `serve` binds it only when set, its API has them already].
+    #[arg(long, env = "WORKER_ADDR")]
+    pub worker_addr: Option<String>,
+}
+
+impl WorkerArgs {
+    fn fill(&self, out: &mut ConfigArgs) {
+        out.worker_concurrency.clone_from(&self.worker_concurrency);
+        out.worker_queues.clone_from(&self.worker_queues);
+        out.require_order.clone_from(&self.require_order);
+        out.anonymous_cancel_grace
+            .clone_from(&self.anonymous_cancel_grace);
+        out.app_webhook_url.clone_from(&self.app_webhook_url);
+        out.app_webhook_secret.clone_from(&self.app_webhook_secret);
+        out.worker_addr.clone_from(&self.worker_addr);
+    }
+}
+
+/// When rows count as stuck or abandoned, and how often reconciliation runs.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Reconciliation")]
+pub struct TimingArgs {
     /// Seconds between reconcile runs (sweeper + incomplete server payments); a worker that
     /// dies mid-run blocks the next one for about two of these [default: 60].
-    #[arg(long, env = "RECONCILE_EVERY", global = true)]
+    #[arg(long, env = "RECONCILE_EVERY")]
     pub reconcile_every: Option<String>,
     /// Seconds an in-flight payment or payout may stay unchanged before its job is
     /// re-enqueued (by the sweeper, or at once by a repeated approve/complete callback, at
     /// most once per this interval) [default: 120].
-    #[arg(long, env = "STUCK_AFTER", global = true)]
+    #[arg(long, env = "STUCK_AFTER")]
     pub stuck_after: Option<String>,
     /// Seconds after which an approved U2A payment without a transaction is cancelled at Pi
     /// (the Pioneer is unblocked) [default: 300].
-    #[arg(long, env = "ABANDON_AFTER", global = true)]
+    #[arg(long, env = "ABANDON_AFTER")]
     pub abandon_after: Option<String>,
-    /// Job kinds this process's workers run, comma-separated (approve, complete, cancel,
-    /// record-error, incomplete, payout) [default: all].
-    #[arg(long, env = "WORKER_QUEUES", global = true)]
+}
+
+impl TimingArgs {
+    fn fill(&self, out: &mut ConfigArgs) {
+        out.reconcile_every.clone_from(&self.reconcile_every);
+        out.stuck_after.clone_from(&self.stuck_after);
+        out.abandon_after.clone_from(&self.abandon_after);
+    }
+}
+
+/// The seeds that sign A2U payouts.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Payouts (A2U)")]
+pub struct PayoutArgs {
+    /// The app wallet seed (S…) for A2U payouts; `serve` also needs the operator token with it.
+    #[arg(long, env = "PI_WALLET_SEED", hide_env_values = true)]
+    pub pi_wallet_seed: Option<String>,
+    /// Channel accounts for A2U payouts: comma-separated S… seeds (see `channels create`);
+    /// each one lets one more payout land per ledger.
+    #[arg(long, env = "PI_CHANNEL_SEEDS", hide_env_values = true)]
+    pub pi_channel_seeds: Option<String>,
+}
+
+impl PayoutArgs {
+    fn fill(&self, out: &mut ConfigArgs) {
+        out.pi_wallet_seed.clone_from(&self.pi_wallet_seed);
+        out.pi_channel_seeds.clone_from(&self.pi_channel_seeds);
+    }
+}
+
+/// The operator's token (routes under /admin, /payouts).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Operator")]
+pub struct OperatorArgs {
+    /// Bearer token of the operator routes (/admin, /payouts); at least 16 characters.
+    /// Unset → those routes answer 401 to everyone, except that `serve` with its embedded
+    /// simulator on a loopback address generates one and prints it.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+impl OperatorArgs {
+    fn fill(&self, out: &mut ConfigArgs) {
+        out.admin_token.clone_from(&self.admin_token);
+    }
+}
+
+/// Every configuration value, as text (see [`crate::config::Config`] for their meaning and
+/// defaults): what [`crate::config::Config::from_args`] checks. The subcommands fill the
+/// groups they take ([`Command::config_args`]); tests and benchmarks fill it directly.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigArgs {
+    pub pi_api_key: Option<String>,
+    pub pi_api_base_url: Option<String>,
+    pub pi_horizon_url: Option<String>,
+    pub pi_network: Option<String>,
+    pub pi_app_wallet: Option<String>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub pi_rate_limit: Option<String>,
+    pub horizon_rate_limit: Option<String>,
+    pub worker_concurrency: Option<String>,
+    pub bind_addr: Option<String>,
+    pub http_header_timeout: Option<String>,
+    pub http_request_timeout: Option<String>,
+    pub http_max_connections: Option<String>,
+    pub products_file: Option<String>,
+    pub require_order: Option<String>,
+    pub app_webhook_url: Option<String>,
+    pub app_webhook_secret: Option<String>,
+    pub app_origins: Option<String>,
+    pub client_rate_limit: Option<String>,
+    pub client_rate_burst: Option<String>,
+    pub pi_unverified_share: Option<String>,
+    pub anonymous_cancel_grace: Option<String>,
+    pub trust_proxy: Option<String>,
+    pub admin_token: Option<String>,
+    pub app_api_token: Option<String>,
+    pub session_ttl: Option<String>,
+    pub pi_wallet_seed: Option<String>,
+    pub pi_channel_seeds: Option<String>,
+    pub reconcile_every: Option<String>,
+    pub stuck_after: Option<String>,
+    pub abandon_after: Option<String>,
     pub worker_queues: Option<String>,
+    pub worker_addr: Option<String>,
+    /// This process serves no operator routes (`worker`, `channels create`): a wallet seed
+    /// then needs no `ADMIN_TOKEN`.
+    pub no_operator_routes: bool,
 }
 
 #[cfg(test)]
@@ -313,9 +649,27 @@ mod tests {
     fn no_subcommand_means_serve() {
         let cli = Cli::try_parse_from(["pi-payments"]).unwrap();
         assert!(cli.command.is_none());
+        assert!(matches!(cli.command_or_serve(), Ok(Command::Serve(_))));
         let cli =
             Cli::try_parse_from(["pi-payments", "serve", "--bind-addr", "0.0.0.0:1"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Serve)));
-        assert_eq!(cli.config.bind_addr.as_deref(), Some("0.0.0.0:1"));
+        let args = cli.command.unwrap().config_args().unwrap();
+        assert_eq!(args.bind_addr.as_deref(), Some("0.0.0.0:1"));
+    }
+
+    #[test]
+    fn a_subcommand_takes_only_its_groups() {
+        assert!(Cli::try_parse_from(["pi-payments", "migrate", "--pi-rate-limit", "3"]).is_err());
+        assert!(Cli::try_parse_from(["pi-payments", "worker", "--admin-token", "x"]).is_err());
+        let cli = Cli::try_parse_from([
+            "pi-payments",
+            "channels",
+            "create",
+            "2",
+            "--pi-wallet-seed",
+            "S",
+        ])
+        .unwrap();
+        let args = cli.command.unwrap().config_args().unwrap();
+        assert!(args.no_operator_routes && args.pi_wallet_seed.is_some());
     }
 }

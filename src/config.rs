@@ -1,7 +1,8 @@
 //! The service's configuration, checked once at start. Every value comes from a flag or its
-//! environment variable ([`crate::cli::ConfigArgs`]); a bad one becomes a [`ConfigError`]
-//! whose text is one line naming the variable and saying what a good value looks like.
-//! Secret values are never echoed back.
+//! environment variable (the groups of [`crate::cli`], gathered in [`crate::cli::ConfigArgs`]);
+//! a subcommand reads only the groups it uses, the others keep their defaults. A bad value
+//! becomes a [`ConfigError`] whose text is one line naming the variable and saying what a good
+//! value looks like. Secret values are never echoed back.
 
 use crate::cli::ConfigArgs;
 use pi_payments_api::auth::{self as api_auth, AuthConfig};
@@ -55,6 +56,18 @@ impl ConfigError {
             Some(configured),
             format!(
                 "does not match the Horizon at {horizon_url}, which serves {served:?}: set PI_NETWORK to the network of your app (and its API key), or point PI_HORIZON_URL at that network's Horizon"
+            ),
+        )
+    }
+
+    /// `PI_API_KEY` is unset for a process `role` (`api`, `worker`) that must never fall back
+    /// to a simulator of its own: a missing secret in production must not fail open.
+    pub fn pi_api_key_required(role: &str) -> ConfigError {
+        ConfigError::new(
+            "PI_API_KEY",
+            None,
+            format!(
+                "is not set: `pi-payments {role}` talks to Pi and never starts a simulator of its own. Set PI_API_KEY and PI_APP_WALLET (Pi Developer Portal); for a trial, start one `pi-payments sim` and give every process its PI_API_BASE_URL, PI_HORIZON_URL, PI_API_KEY and PI_APP_WALLET (from its ready line), or run `pi-payments serve`, which embeds a simulator"
             ),
         )
     }
@@ -118,6 +131,9 @@ pub struct Config {
     pub database_url: String,
     /// The job queue.
     pub queue: QueueTarget,
+    /// Where the embedded simulator keeps its state across restarts (see
+    /// [`sim_state_file_for`]); `None`: in memory. Used only without `PI_API_KEY`.
+    pub sim_state_file: Option<PathBuf>,
     /// Requests per second to Pi.
     pub rate_limit: NonZeroU32,
     /// Requests per second to Horizon (`HORIZON_RATE_LIMIT`).
@@ -295,6 +311,24 @@ pub fn queue_file_for(database_url: &str) -> PathBuf {
     path.with_file_name(format!("{stem}-queue.db"))
 }
 
+/// The embedded simulator's state file (`serve` without `PI_API_KEY`): beside the ledger's
+/// file, `<name>-sim.json`, so that a restart finds at the simulated Pi what the ledger
+/// remembers; `None` for an in-memory ledger; `pi-payments-sim.json` in the working directory
+/// for a Postgres ledger.
+pub fn sim_state_file_for(database_url: &str) -> Option<PathBuf> {
+    match queue_file_for(database_url) {
+        path if path == std::path::Path::new(":memory:") => None,
+        path => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let stem = stem.strip_suffix("-queue").unwrap_or(&stem).to_string();
+            Some(path.with_file_name(format!("{stem}-sim.json")))
+        }
+    }
+}
+
 fn app_wallet(value: &str) -> Result<String, ConfigError> {
     match stellar_strkey::ed25519::PublicKey::from_string(value) {
         Ok(_) => Ok(value.to_string()),
@@ -353,7 +387,10 @@ fn auth_settings(args: &ConfigArgs) -> Result<(AuthConfig, Option<Secret>), Conf
         None => None,
     };
     let admin_token = given(&args.admin_token);
-    pi_payments_api::admin::check_startup(wallet_seed.is_some(), admin_token)
+    // The rule guards the payout routes; a process that serves none (a worker, `channels
+    // create`) holds the seed without them.
+    let seed_needs_operator = wallet_seed.is_some() && !args.no_operator_routes;
+    pi_payments_api::admin::check_startup(seed_needs_operator, admin_token)
         .map_err(|e| auth_error("ADMIN_TOKEN", &e))?;
     let app_api_token = given(&args.app_api_token);
     pi_payments_api::admin::check_app_api_token(app_api_token)
@@ -643,6 +680,7 @@ impl Config {
         let (client_limit, unverified_share, anonymous_cancel_grace) = abuse_settings(args)?;
         Ok(Config {
             pi,
+            sim_state_file: sim_state_file_for(&database_url),
             database_url,
             queue,
             rate_limit: NonZeroU32::new(rate_limit).unwrap_or(NonZeroU32::MIN),
@@ -828,6 +866,16 @@ mod tests {
     }
 
     #[test]
+    fn a_process_without_operator_routes_holds_a_seed_without_an_admin_token() {
+        let args = ConfigArgs {
+            pi_wallet_seed: Some(pi_payments_core::stellar::Wallet::generate().expose_seed()),
+            no_operator_routes: true,
+            ..Default::default()
+        };
+        assert!(Config::from_args(&args).unwrap().wallet_seed.is_some());
+    }
+
+    #[test]
     fn a_wallet_seed_needs_an_admin_token() {
         let seed = "SCTK2ZM24AOEPCWDM5BGYGIJYQXMJ6ICF74FAG7WFUJ6OBYYOCLWVBG7".to_string();
         let args = ConfigArgs {
@@ -935,5 +983,14 @@ mod tests {
             queue_file_for("postgres://h/db"),
             PathBuf::from("pi-payments-queue.db")
         );
+        assert_eq!(
+            sim_state_file_for("sqlite:///var/lib/pi/ledger.db"),
+            Some(PathBuf::from("/var/lib/pi/ledger-sim.json"))
+        );
+        assert_eq!(
+            sim_state_file_for(DEFAULT_DATABASE_URL),
+            Some(PathBuf::from("pi-payments-sim.json"))
+        );
+        assert_eq!(sim_state_file_for("sqlite::memory:"), None);
     }
 }

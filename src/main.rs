@@ -20,29 +20,42 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     // clap prints its own errors and exits with code 2.
     let cli = Cli::parse();
+    let command = match cli.command_or_serve() {
+        Ok(command) => command,
+        Err(err) => err.exit(),
+    };
     if cli.check_config {
-        return pi_payments::check_config::run(&cli);
+        return pi_payments::check_config::run(&command, cli.json);
     }
     init_tracing();
     pi_payments_core::pi_client::install_crypto_provider();
-    let result = match cli.command {
-        Some(Command::Sim(args)) => run_sim(args).await,
-        Some(Command::Bench(BenchCommand::Callbacks(args))) => bench::run(args).await,
-        Some(Command::Bench(BenchCommand::Payouts(args))) => bench_payouts::run(args).await,
+    let json = cli.json;
+    let result = match command {
+        Command::Sim(args) => run_sim(args).await,
+        Command::Bench(BenchCommand::Callbacks(args)) => bench::run(args).await,
+        Command::Bench(BenchCommand::Payouts(args)) => bench_payouts::run(args).await,
         command => {
-            let config = match Config::from_args(&cli.config) {
-                Ok(config) => config,
-                Err(err) => {
+            let config = match command.config_args().map(|args| Config::from_args(&args)) {
+                Some(Ok(config)) => config,
+                Some(Err(err)) => {
                     eprintln!("error: {err}");
                     return ExitCode::from(2);
                 }
+                None => unreachable_command(),
             };
             match command {
-                Some(Command::Migrate) => migrate(&config).await.map(|()| {
-                    println!("migrations applied to the ledger");
+                Command::Migrate(_) => migrate(&config).await.map(|()| {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"migrated": true, "ledger": ledger_kind(&config)})
+                        );
+                    } else {
+                        println!("migrations applied to the ledger");
+                    }
                 }),
-                Some(Command::Reconcile(args)) => {
-                    return match pi_payments::reconcile::run(&config, &args).await {
+                Command::Reconcile(args) => {
+                    return match pi_payments::reconcile::run(&config, &args, json).await {
                         Ok(code) => code,
                         Err(err) => {
                             eprintln!("error: {err:#}");
@@ -50,21 +63,22 @@ async fn main() -> ExitCode {
                         }
                     };
                 }
-                Some(Command::Payouts(command)) => {
-                    return pi_payments::payouts_cli::run(command, config).await;
+                Command::Payouts(command) => {
+                    return pi_payments::payouts_cli::run(command, config, json).await;
                 }
-                Some(Command::Channels(command)) => {
-                    return pi_payments::channels_cli::run(command, config).await;
+                Command::Channels(command) => {
+                    return pi_payments::channels_cli::run(command, config, json).await;
                 }
-                Some(Command::Api) => serve(config, Role::Api).await,
-                Some(Command::Worker) => serve(config, Role::Worker).await,
+                Command::Api(_) => serve(config, Role::Api).await,
+                Command::Worker(_) => serve(config, Role::Worker).await,
                 _ => serve(config, Role::Serve).await,
             }
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // A setting found wrong only once the service could look (PI_NETWORK against Horizon).
+        // A setting found wrong only once the service could look (PI_NETWORK against Horizon,
+        // PI_API_KEY for a role that needs it).
         Err(err)
             if err
                 .chain()
@@ -80,9 +94,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `sim` and `bench` are handled before the service's configuration is read.
+fn unreachable_command() -> ! {
+    eprintln!("error: this subcommand takes no service configuration");
+    std::process::exit(2)
+}
+
+fn ledger_kind(config: &Config) -> &'static str {
+    if config.database_url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    }
+}
+
 async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
     let app = RunningApp::start(config, role).await?;
-    if let Some(text) = app.walkthrough() {
+    if let Some(text) = app.walkthrough_running(&program_for_banner()) {
         println!("{text}");
     }
     app.run_until(stop_signal()).await
@@ -94,4 +122,20 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     stop_signal().await;
     sim.shutdown().await;
     Ok(())
+}
+
+/// How the banner names this binary: its path (relative to the current directory when it is
+/// below it, e.g. `target/debug/pi-payments` after `cargo run`), so that its lines work as
+/// pasted before `pi-payments` is installed on the PATH.
+fn program_for_banner() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "pi-payments".to_string();
+    };
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(std::path::Path::to_path_buf));
+    match relative {
+        Some(path) => format!("./{}", path.display()),
+        None => exe.display().to_string(),
+    }
 }

@@ -23,12 +23,12 @@ use std::process::ExitCode;
 /// Failed payouts listed by `payouts status` (the rest are counted).
 const MAX_LISTED: usize = 50;
 
-/// Run a `payouts` subcommand: exit 0 on success, 1 on rejected rows or a failure, 2 on bad
-/// arguments (an unreadable file, an unknown batch id).
-pub async fn run(command: PayoutsCommand, config: Config) -> ExitCode {
+/// Run a `payouts` subcommand (its report as JSON with `json`): exit 0 on success, 1 on
+/// rejected rows or a failure, 2 on bad arguments (an unreadable file, an unknown batch id).
+pub async fn run(command: PayoutsCommand, config: Config, json: bool) -> ExitCode {
     let result = match command {
-        PayoutsCommand::Import(args) => import(args, &config).await,
-        PayoutsCommand::Status(args) => status(args, &config).await,
+        PayoutsCommand::Import(args) => import(args, &config, json).await,
+        PayoutsCommand::Status(args) => status(args, &config, json).await,
     };
     match result {
         Ok(code) => code,
@@ -98,7 +98,7 @@ impl Progress {
     }
 }
 
-async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
+async fn import(args: ImportArgs, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let bytes = match std::fs::read(&args.file) {
         Ok(b) => b,
         Err(err) => {
@@ -134,7 +134,7 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(stopped) => {
-            print_outcome(&batch_id, &stopped.outcome);
+            print_outcome(Some(&batch_id), &stopped.outcome, json);
             ledger.close().await;
             return Err(anyhow::Error::new(stopped.error).context(format!(
                 "importing {} stopped; run the same command again to resume (accepted rows are skipped)",
@@ -147,7 +147,7 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
     } else {
         Some(batch_id)
     };
-    print_outcome_of(shown.as_ref(), &outcome);
+    print_outcome(shown.as_ref(), &outcome, json);
     ledger.close().await;
     Ok(if outcome.rejected.is_empty() {
         ExitCode::SUCCESS
@@ -156,13 +156,15 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_outcome(batch: &BatchId, outcome: &BulkOutcome) {
-    print_outcome_of(Some(batch), outcome);
-}
-
-/// The outcome on stdout; `batch` is `None` when every row was already imported under
-/// several batches.
-fn print_outcome_of(batch: Option<&BatchId>, outcome: &BulkOutcome) {
+/// The outcome on stdout (one JSON object with `json`); `batch` is `None` when every row was
+/// already imported under several batches.
+fn print_outcome(batch: Option<&BatchId>, outcome: &BulkOutcome, json: bool) {
+    if json {
+        let mut value = serde_json::to_value(outcome).unwrap_or_default();
+        value["batch_id"] = serde_json::to_value(batch).unwrap_or_default();
+        println!("{value}");
+        return;
+    }
     match batch {
         Some(batch) => println!("batch {batch}"),
         None => println!("batch -"),
@@ -183,19 +185,29 @@ fn print_outcome_of(batch: Option<&BatchId>, outcome: &BulkOutcome) {
     }
 }
 
-async fn status(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> {
+async fn status(args: StatusArgs, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let batch = match args.batch.as_deref().map(BatchId::parse).transpose() {
         Ok(b) => b,
         Err(err) => return bad_args(format!("--batch: {err}")),
     };
-    let (ledger, _queue) = connect(config).await?;
+    // Reading only: the ledger, not the queue.
+    let ledger = open_ledger(config).await?;
+    if json {
+        let report = status_json(&ledger, batch.as_ref()).await;
+        ledger.close().await;
+        return match report? {
+            Some(value) => {
+                println!("{value}");
+                Ok(ExitCode::SUCCESS)
+            }
+            None => unknown_batch(batch.as_ref()),
+        };
+    }
     let counts: Vec<(PayoutState, i64)> = match &batch {
         Some(id) => {
             let Some(row) = ledger.batch(id).await? else {
                 ledger.close().await;
-                return bad_args(format!(
-                    "batch {id} is not in this ledger: check DATABASE_URL and the id `payouts import` printed"
-                ));
+                return unknown_batch(Some(id));
             };
             println!(
                 "batch {} ({}): {} accepted, {} duplicates, {} rejected",
@@ -248,6 +260,52 @@ async fn status(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> {
     }
     ledger.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn unknown_batch(batch: Option<&BatchId>) -> anyhow::Result<ExitCode> {
+    let id = batch.map(ToString::to_string).unwrap_or_default();
+    bad_args(format!(
+        "batch {id} is not in this ledger: check DATABASE_URL and the id `payouts import` printed"
+    ))
+}
+
+/// `payouts status --json`: `{batch, counts: {state: n}, total, failed: [...],
+/// needs_attention: [...], more: {state: bool}}`; `None` for an unknown batch.
+async fn status_json(
+    ledger: &Ledger,
+    batch: Option<&BatchId>,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let (batch_row, counts) = match batch {
+        Some(id) => {
+            let Some(row) = ledger.batch(id).await? else {
+                return Ok(None);
+            };
+            (Some(row), ledger.batch_state_counts(id).await?)
+        }
+        None => (None, ledger.payout_state_counts().await?),
+    };
+    let mut by_state = serde_json::Map::new();
+    let mut total = 0;
+    for state in ALL_PAYOUT_STATES {
+        let n = counts
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        total += n;
+        by_state.insert(state.as_str().to_string(), n.into());
+    }
+    let mut report = serde_json::json!({
+        "batch": batch_row,
+        "counts": by_state,
+        "total": total,
+    });
+    for state in [PayoutState::Failed, PayoutState::NeedsAttention] {
+        let (listed, more) = first_in_state(ledger, batch, state).await?;
+        report[state.as_str()] = serde_json::to_value(&listed)?;
+        report[format!("more_{}", state.as_str())] = more.into();
+    }
+    Ok(Some(report))
 }
 
 /// The first [`MAX_LISTED`] payouts in `state`, and whether there are more.

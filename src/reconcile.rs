@@ -13,11 +13,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run `reconcile` with `args`; the exit code says what it found.
-pub async fn run(config: &Config, args: &ReconcileArgs) -> anyhow::Result<ExitCode> {
+/// Run `reconcile` with `args` (JSON output with `json`); the exit code says what it found.
+pub async fn run(config: &Config, args: &ReconcileArgs, json: bool) -> anyhow::Result<ExitCode> {
     let Some(endpoints) = PiEndpoints::remote(config) else {
         eprintln!(
-            "error: PI_API_KEY is required: reconcile compares the ledger with Pi and the chain (set PI_API_KEY, PI_API_BASE_URL, PI_HORIZON_URL and PI_APP_WALLET)"
+            "error: PI_API_KEY is required: reconcile compares the ledger with Pi and the chain (set PI_API_KEY, PI_API_BASE_URL, PI_HORIZON_URL and PI_APP_WALLET; against `serve`'s embedded simulator, paste the `reconcile --report` line its banner printed)"
         );
         return Ok(ExitCode::from(2));
     };
@@ -41,7 +41,7 @@ pub async fn run(config: &Config, args: &ReconcileArgs) -> anyhow::Result<ExitCo
             },
         );
         let report = checker.report().await?;
-        if args.json {
+        if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             print!("{}", render_table(&report));
@@ -64,7 +64,7 @@ pub async fn run(config: &Config, args: &ReconcileArgs) -> anyhow::Result<ExitCo
         let holder = format!("cli-{}", std::process::id());
         match reconciler.run_once(&holder).await? {
             RunOutcome::Ran(summary) => {
-                if args.json {
+                if json {
                     println!("{}", serde_json::to_string_pretty(&summary)?);
                 } else {
                     println!(
@@ -91,7 +91,7 @@ pub async fn run(config: &Config, args: &ReconcileArgs) -> anyhow::Result<ExitCo
                 }
             }
             RunOutcome::Skipped { holder } => {
-                if args.json {
+                if json {
                     println!(
                         "{}",
                         serde_json::json!({ "skipped": true, "holder": holder })

@@ -50,6 +50,12 @@ impl std::fmt::Debug for PiEndpoints {
 }
 
 impl PiEndpoints {
+    /// The API key, for `serve`'s banner only: the embedded simulator's key is printed so that
+    /// `reconcile --report` and other tools can reach it. Never log it.
+    pub(crate) fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
     /// The configured Pi (`PI_API_KEY` and its URLs); `None` when the configuration asks for
     /// the built-in simulator, which only [`Services::connect`] starts.
     pub fn remote(config: &Config) -> Option<PiEndpoints> {
@@ -208,36 +214,90 @@ pub fn budget_limiter(
     Ok(Arc::new(limiter))
 }
 
+/// How long a start waits for the ledger's database or Redis to accept a connection before it
+/// stops with one line naming the variable (instead of retrying in silence).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `host:port` of a server URL, without user or password, for messages.
+fn server_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            _ => "(no host)".to_string(),
+        },
+        Err(_) => "(unparsable URL)".to_string(),
+    }
+}
+
+/// Connect to the ledger of `DATABASE_URL` without migrating, within [`CONNECT_TIMEOUT`] for a
+/// server (a SQLite file opens locally).
+async fn connect_ledger(config: &Config) -> anyhow::Result<Ledger> {
+    let url = &config.database_url;
+    let connect = Ledger::connect_without_migrating(url);
+    if url.starts_with("sqlite:") {
+        return connect.await.context("opening the ledger (DATABASE_URL)");
+    }
+    let server = server_of(url);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(ledger)) => Ok(ledger),
+        Ok(Err(err)) => Err(anyhow::anyhow!(
+            "DATABASE_URL: the ledger's database at {server} refused the connection ({err}): check the user, password and database name in DATABASE_URL"
+        )),
+        Err(_) => Err(anyhow::anyhow!(
+            "DATABASE_URL: the ledger's database at {server} did not accept a connection within {} s: check that PostgreSQL runs there and that DATABASE_URL points at it",
+            CONNECT_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// Open the ledger of `DATABASE_URL`, applying its migrations; repeated callbacks of a row
 /// idle for `STUCK_AFTER` re-enqueue its job.
 pub async fn open_ledger(config: &Config) -> anyhow::Result<Ledger> {
-    Ok(Ledger::connect(&config.database_url)
+    let ledger = connect_ledger(config).await?;
+    ledger
+        .migrate()
         .await
-        .context("opening the ledger (DATABASE_URL)")?
-        .with_stuck_after(config.reconcile.stuck_after))
+        .context("migrating the ledger (DATABASE_URL)")?;
+    Ok(ledger.with_stuck_after(config.reconcile.stuck_after))
 }
 
 /// Apply the ledger migrations and close it again (`pi-payments migrate`).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let ledger = Ledger::connect_without_migrating(&config.database_url).await?;
+    let ledger = connect_ledger(config).await?;
     ledger.migrate().await?;
     ledger.close().await;
     Ok(())
 }
 
-/// Connect the job queue: Redis (`REDIS_URL`) or the embedded SQLite queue file.
+/// Connect the job queue: Redis (`REDIS_URL`, within [`CONNECT_TIMEOUT`]) or the embedded
+/// SQLite queue file.
 pub async fn open_queue(config: &Config) -> anyhow::Result<Queue> {
     let (redis_url, sqlite_path) = match &config.queue {
         QueueTarget::Redis(url) => (Some(url.clone()), PathBuf::new()),
         QueueTarget::Sqlite(path) => (None, path.clone()),
     };
-    connect_queue(&QueueConfig {
-        redis_url,
+    let queue_config = QueueConfig {
+        redis_url: redis_url.clone(),
         sqlite_path,
         namespace: config.queue_namespace.clone(),
-    })
-    .await
-    .context("connecting the job queue (REDIS_URL, or the embedded queue file)")
+    };
+    let Some(url) = redis_url else {
+        return connect_queue(&queue_config)
+            .await
+            .context("opening the embedded job queue file");
+    };
+    let server = server_of(&url);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect_queue(&queue_config)).await {
+        Ok(Ok(queue)) => Ok(queue),
+        Ok(Err(err)) => Err(anyhow::anyhow!(
+            "REDIS_URL: Redis at {server} refused the connection ({err}): check REDIS_URL (password, database number)"
+        )),
+        Err(_) => Err(anyhow::anyhow!(
+            "REDIS_URL: Redis at {server} did not accept a connection within {} s: check that Redis runs there and that REDIS_URL points at it",
+            CONNECT_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 /// Start pi-sim on free ports (`PI_API_KEY` is unset): a given `PI_WALLET_SEED` becomes the
@@ -248,6 +308,8 @@ async fn start_simulator(config: &Config) -> anyhow::Result<pi_sim::RunningSim> 
         platform_port: 0,
         horizon_port: 0,
         app_wallet_seed: config.wallet_seed.as_ref().map(|s| s.expose().to_string()),
+        // Kept beside the ledger: a restart finds what the ledger remembers.
+        state_file: config.sim_state_file.clone(),
         ..pi_sim::SimConfig::default()
     })
     .await

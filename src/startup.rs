@@ -3,7 +3,7 @@
 //! `main` and the end-to-end tests both go through [`RunningApp::start`], so the tests run the
 //! real wiring.
 
-use crate::config::{Config, DEFAULT_WORKER_ADDR};
+use crate::config::{Config, ConfigError, DEFAULT_WORKER_ADDR, PiTarget};
 use crate::services::{PiEndpoints, PiServices, Services};
 use anyhow::Context;
 use pi_payments_api::ApiState;
@@ -30,6 +30,27 @@ pub enum Role {
 }
 
 impl Role {
+    /// The subcommand that runs this role.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Serve => "serve",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+
+    /// Refuse what this role must not run with: `api` and `worker` never start a simulator of
+    /// their own (a missing `PI_API_KEY` in production must not fail open, and processes that
+    /// each had their own simulator could not see each other's payments). Only `serve` embeds one.
+    pub fn check(self, config: &Config) -> Result<(), ConfigError> {
+        match (self, &config.pi) {
+            (Role::Api | Role::Worker, PiTarget::Simulator { .. }) => {
+                Err(ConfigError::pi_api_key_required(self.name()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn runs_api(self) -> bool {
         matches!(self, Role::Serve | Role::Api)
     }
@@ -52,6 +73,15 @@ pub struct RunningApp {
     pub simulated: bool,
     /// The ledger, for tests that inspect it.
     pub ledger: Ledger,
+    /// The operator token `serve` generated (embedded simulator, loopback bind, no
+    /// `ADMIN_TOKEN`): printed once in the banner, then this process's `ADMIN_TOKEN`.
+    pub generated_admin_token: Option<pi_payments_api::auth::Secret>,
+    /// Whether the embedded simulator found its state file (a restart).
+    pub sim_restored: bool,
+    /// `DATABASE_URL`, for the banner's `reconcile --report` line.
+    database_url: String,
+    /// The embedded simulator's state file, for the banner.
+    sim_state_file: Option<std::path::PathBuf>,
     stop: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
     sim: Option<pi_sim::RunningSim>,
@@ -71,9 +101,11 @@ impl std::fmt::Debug for RunningApp {
 impl RunningApp {
     /// Open the ledger (migrating it), connect the queue, start the simulator if needed, bind
     /// the API and spawn what `role` runs. Returns once the API listens.
-    pub async fn start(config: Config, role: Role) -> anyhow::Result<RunningApp> {
+    pub async fn start(mut config: Config, role: Role) -> anyhow::Result<RunningApp> {
+        role.check(&config)?;
         // Before anything records (the clients set their rate-limit gauges when built).
         pi_payments_api::metrics::install();
+        let generated_admin_token = operator_token_for_trial(&mut config, role);
         let Services {
             ledger,
             queue,
@@ -195,9 +227,18 @@ impl RunningApp {
                 ran.context("the workers failed")
             });
         }
+        if role.runs_api() && config.auth.admin_token.is_none() {
+            tracing::warn!(
+                "ADMIN_TOKEN is unset: the operator routes (/admin, /payouts) answer 401 to everyone; set ADMIN_TOKEN to use them"
+            );
+        }
         Ok(RunningApp {
             addr,
             probe_addr,
+            generated_admin_token,
+            sim_restored: sim.as_ref().is_some_and(pi_sim::RunningSim::restored),
+            database_url: config.database_url.clone(),
+            sim_state_file: config.sim_state_file.clone(),
             simulated: sim.is_some(),
             pi: pi.endpoints,
             ledger,
@@ -252,14 +293,33 @@ impl RunningApp {
         result
     }
 
-    /// The simulator's control URL and a ready-to-paste walk-through of one payment, when the
-    /// simulator runs in this process.
+    /// What `serve` prints on start with its embedded simulator: that it is a simulator (not
+    /// real Pi), its URLs and key, a `reconcile --report` line that works, the demo and
+    /// dashboard addresses, the operator token it generated, and a walk-through of one
+    /// payment. `None` against a real Pi.
     pub fn walkthrough(&self) -> Option<String> {
+        self.walkthrough_running("pi-payments")
+    }
+
+    /// [`RunningApp::walkthrough`] with `program` as the command its lines run (`main` passes
+    /// the path of the running binary, so that they work before `pi-payments` is installed).
+    pub fn walkthrough_running(&self, program: &str) -> Option<String> {
         if !self.simulated {
             return None;
         }
-        let api = self.addr.map(|a| format!("http://{a}"))?;
-        Some(walkthrough_text(&api, &self.pi))
+        let addr = self.addr?;
+        Some(banner_text(&Banner {
+            addr,
+            pi: &self.pi,
+            database_url: &self.database_url,
+            sim_state_file: self.sim_state_file.as_deref(),
+            generated_admin_token: self
+                .generated_admin_token
+                .as_ref()
+                .map(pi_payments_api::auth::Secret::expose),
+            restored: self.sim_restored,
+            program,
+        }))
     }
 }
 
@@ -297,6 +357,29 @@ async fn probe_listener(
         }
         _ => Ok(None),
     }
+}
+
+/// `serve` with its embedded simulator on a loopback address and no `ADMIN_TOKEN`: a random
+/// operator token becomes this process's `ADMIN_TOKEN` (printed once in the banner), so that
+/// payouts and the dashboard work out of the box on the developer's machine. Never on another
+/// address: there, unset stays closed (401), as everywhere else.
+fn operator_token_for_trial(
+    config: &mut Config,
+    role: Role,
+) -> Option<pi_payments_api::auth::Secret> {
+    let trial = role == Role::Serve
+        && matches!(config.pi, PiTarget::Simulator { .. })
+        && config.auth.admin_token.is_none()
+        && config.bind_addr.ip().is_loopback();
+    if !trial {
+        return None;
+    }
+    let token = pi_payments_api::auth::Secret::new(format!(
+        "op_{}",
+        pi_payments_core::ids::random_alnum(32)
+    ));
+    config.auth.admin_token = Some(token.clone());
+    Some(token)
 }
 
 /// The A2U payout pipeline for this process's workers: the app wallet from `PI_WALLET_SEED`
@@ -349,10 +432,16 @@ fn payout_processor(
         }
         channels.push(channel);
     }
+    if let Some(sim) = sim {
+        // The channels funded above belong in the simulator's state file at once.
+        if let Err(error) = sim.save_state() {
+            tracing::warn!(%error, "could not save the simulator's state file");
+        }
+    }
     tracing::info!(
         app_wallet = %pi.app_wallet,
         channels = channels.len(),
-        "A2U payouts enabled"
+        "A2U payouts: this process's workers sign and send them"
     );
     Ok(Some(services.payout_processor(ledger, wallet, channels)))
 }
@@ -366,15 +455,88 @@ fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::
     }
 }
 
-fn walkthrough_text(api: &str, pi: &PiEndpoints) -> String {
-    let sim = &pi.api_base_url;
+/// What the embedded-mode banner shows.
+struct Banner<'a> {
+    addr: SocketAddr,
+    pi: &'a PiEndpoints,
+    database_url: &'a str,
+    sim_state_file: Option<&'a std::path::Path>,
+    generated_admin_token: Option<&'a str>,
+    restored: bool,
+    /// How the banner's command lines name this binary.
+    program: &'a str,
+}
+
+/// A value for a shell line: single-quoted unless plainly safe.
+fn shell_word(value: &str) -> String {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain && !value.is_empty() {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
+/// The `reconcile --report` line for the embedded simulator: every variable it needs, pasted
+/// into another shell (in the same directory) while `serve` runs.
+pub fn reconcile_line(pi: &PiEndpoints, database_url: &str, program: &str) -> String {
+    // A server URL may carry a password: refer to the variable rather than print it.
+    let database = if database_url.starts_with("sqlite:") {
+        shell_word(database_url)
+    } else {
+        "\"$DATABASE_URL\"".to_string()
+    };
+    format!(
+        "PI_API_KEY={} PI_API_BASE_URL={} PI_HORIZON_URL={} PI_APP_WALLET={} PI_NETWORK={} DATABASE_URL={database} {} reconcile --report",
+        shell_word(pi.api_key()),
+        shell_word(&pi.api_base_url),
+        shell_word(&pi.horizon_url),
+        shell_word(&pi.app_wallet),
+        shell_word(&pi.network),
+        shell_word(program),
+    )
+}
+
+fn banner_text(b: &Banner<'_>) -> String {
+    let api = format!("http://{}", b.addr);
+    let sim = &b.pi.api_base_url;
+    let operator = match b.generated_admin_token {
+        Some(token) => format!(
+            "{token}\n                             (generated for this run: this process's ADMIN_TOKEN for /dashboard, /payouts, /admin; shown only here)"
+        ),
+        None if b.addr.ip().is_loopback() => "ADMIN_TOKEN as you set it".to_string(),
+        None => "none: BIND_ADDR is not a loopback address, so no token is generated; set ADMIN_TOKEN to open /dashboard, /payouts, /admin".to_string(),
+    };
+    let state = match (b.sim_state_file, b.restored) {
+        (Some(path), true) => format!(
+            "{} (restored: same key, wallet, payments and chain as before)",
+            path.display()
+        ),
+        (Some(path), false) => format!("{} (new; kept across restarts)", path.display()),
+        (None, _) => "in memory only (the ledger is in memory too)".to_string(),
+    };
+    let rule = "=".repeat(78);
     format!(
         r#"
-PI_API_KEY is unset: running against the built-in Pi simulator (for trying things out only).
+{rule}
+  SIMULATED PI. PI_API_KEY is unset, so this process runs pi-sim, a local stand-in for
+  Pi's Platform API and blockchain: no real Pi moves and no real Pioneer is involved.
+  For real Pi set PI_API_KEY and PI_APP_WALLET (`pi-payments serve --help`).
+{rule}
+  demo storefront:           {api}/demo
+  operator dashboard:        {api}/dashboard
+  operator token:            {operator}
+  pi-payments API:           {api}
   simulated Pi Platform API: {sim}/v2   (control API: {sim}/_sim/...)
   simulated Horizon:         {horizon}
+  simulator API key:         {key}
   app wallet:                {wallet}
-  pi-payments API:           {api}
+  simulator state:           {state}
+
+Drift report (ledger vs the simulator and its chain), from another shell in this directory:
+  {reconcile}
 
 One U2A payment, end to end (paste into a shell; needs only curl and sed):
 
@@ -393,8 +555,80 @@ TXID=$(curl -s -X POST $SIM/_sim/u2a/$PAYMENT/submit -H "$J" -d '{{}}' | sed -n 
 curl -s -X POST $API/pi_payment/complete -H "$J" -d '{{"paymentId":"'$PAYMENT'","txid":"'$TXID'"}}'; echo; sleep 3
 # 7. the ledger's view, as the Pioneer who paid: state "completed" and the payment's history
 curl -s -H "Authorization: Bearer $TOKEN" $API/payments/$PAYMENT; echo
+
+One A2U payout (the app pays the Pioneer 0.5 Pi), with the operator token:
+
+OP="Authorization: Bearer {operator_token}"
+# 8. request it (idempotent by key: the same request again answers the same payout)
+PAYOUT=$(curl -s -X POST $API/payouts -H "$OP" -H "$J" -d '{{"uid":"pioneer-1","amount":"0.5","memo":"Welcome reward","idempotency_key":"welcome-pioneer-1"}}' | sed -n 's/.*"id":"\(po_[^"]*\)".*/\1/p'); echo "payout $PAYOUT"; sleep 5
+# 9. the payout and its history: created at Pi, signed, confirmed on chain, completed
+curl -s -H "$OP" $API/payouts/$PAYOUT; echo
 "#,
-        horizon = pi.horizon_url,
-        wallet = pi.app_wallet,
+        horizon = b.pi.horizon_url,
+        key = b.pi.api_key(),
+        wallet = b.pi.app_wallet,
+        reconcile = reconcile_line(b.pi, b.database_url, b.program),
+        operator_token = b.generated_admin_token.unwrap_or("$ADMIN_TOKEN"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ConfigArgs;
+
+    fn config(bind: &str, admin_token: Option<&str>) -> Config {
+        Config::from_args(&ConfigArgs {
+            bind_addr: Some(bind.into()),
+            admin_token: admin_token.map(str::to_string),
+            ..ConfigArgs::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_operator_token_is_generated_only_for_serve_on_loopback_without_one() {
+        let mut c = config("127.0.0.1:8080", None);
+        let token = operator_token_for_trial(&mut c, Role::Serve).expect("generated");
+        assert!(token.expose().len() >= pi_payments_api::admin::MIN_ADMIN_TOKEN_LEN);
+        assert_eq!(
+            c.auth.admin_token.as_ref().map(|t| t.expose().to_string()),
+            Some(token.expose().to_string())
+        );
+        let mut c = config("[::1]:8080", None);
+        assert!(operator_token_for_trial(&mut c, Role::Serve).is_some());
+        // Reachable from other machines: nothing is opened silently.
+        let mut c = config("0.0.0.0:8080", None);
+        assert!(operator_token_for_trial(&mut c, Role::Serve).is_none());
+        assert!(c.auth.admin_token.is_none());
+        // A token given is kept.
+        let mut c = config("127.0.0.1:8080", Some("0123456789abcdef-given"));
+        assert!(operator_token_for_trial(&mut c, Role::Serve).is_none());
+        // Against a real Pi there is no trial token either.
+        let mut c = Config::from_args(&ConfigArgs {
+            pi_api_key: Some("key".into()),
+            pi_app_wallet: Some(pi_payments_core::stellar::Wallet::generate().public_key()),
+            ..ConfigArgs::default()
+        })
+        .unwrap();
+        assert!(operator_token_for_trial(&mut c, Role::Serve).is_none());
+    }
+
+    #[test]
+    fn api_and_worker_need_a_key_serve_does_not() {
+        let c = config("127.0.0.1:8080", None);
+        assert!(Role::Serve.check(&c).is_ok());
+        for role in [Role::Api, Role::Worker] {
+            let err = role.check(&c).unwrap_err();
+            assert_eq!(err.variable, "PI_API_KEY");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn the_reconcile_line_quotes_what_the_shell_would_split() {
+        assert_eq!(shell_word("Pi Testnet"), "'Pi Testnet'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
 }

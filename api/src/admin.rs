@@ -104,6 +104,28 @@ impl AdminAuth {
         }
     }
 
+    /// A 32-byte key for `purpose`, derived from the configured token (`None` without one):
+    /// what signs the dashboard's login cookie, so that every API process with the same
+    /// `ADMIN_TOKEN` accepts it and changing the token logs every operator out.
+    pub fn derive_key(&self, purpose: &str) -> Option<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let digest = self.digest?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&digest).ok()?;
+        mac.update(purpose.as_bytes());
+        Some(mac.finalize().into_bytes().into())
+    }
+
+    /// Whether `token` (as typed into the dashboard's login form) is the configured token;
+    /// the same constant-time comparison of digests as [`AdminAuth::accepts`].
+    pub fn accepts_token(&self, token: &str) -> bool {
+        let token = token.trim();
+        let given = digest(token);
+        match &self.digest {
+            Some(expected) => bool::from(given.ct_eq(expected)) && !token.is_empty(),
+            None => false,
+        }
+    }
+
     /// Whether a token is configured at all.
     pub fn is_configured(&self) -> bool {
         self.digest.is_some()

@@ -142,6 +142,13 @@ impl BrowserPolicy {
         ))
     }
 
+    /// Whether the request's `Origin` (or `Referer`) is the API's own origin: what the
+    /// operator dashboard demands of its cookie-authenticated form posts (`APP_ORIGINS` are
+    /// not enough there: an app's page has no business posting to the dashboard).
+    pub fn is_own_origin(&self, headers: &HeaderMap) -> bool {
+        request_origin(headers).is_some_and(|origin| self.same_origin(&origin, headers))
+    }
+
     /// Whether `origin` is the API's own origin (from `Host`, or the proxy's forwarded headers
     /// with `TRUST_PROXY`).
     fn same_origin(&self, origin: &str, headers: &HeaderMap) -> bool {

@@ -10,6 +10,7 @@
 
 pub mod callbacks;
 pub mod client_limit;
+pub mod dashboard;
 pub mod drift;
 pub mod error;
 pub mod events;
@@ -17,6 +18,8 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod operator;
+pub mod operator_actions;
+pub mod operator_views;
 pub mod orders;
 pub mod payments;
 pub mod payouts;
@@ -72,7 +75,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .merge(operator_routes(state.admin.clone()))
         // GET /admin/drift, behind ADMIN_TOKEN like every operator route.
-        .merge(admin::protect(drift::routes(), state.admin.clone()));
+        .merge(admin::protect(drift::routes(), state.admin.clone()))
+        // /dashboard: HTML for operators, behind ADMIN_TOKEN or its login cookie.
+        .merge(dashboard::routes(&state));
     if let Some(pioneers) = &state.pioneers {
         // Sign-in, /me, logout and ad claims run on their own state (auth + ads).
         let pioneer_routes = Router::new().merge(auth::routes()).merge(ads::routes());

@@ -15,8 +15,11 @@ use serde_json::{Value, json};
 pub fn operator_routes(admin: AdminAuth) -> Router<ApiState> {
     let routes = Router::new()
         .route("/admin/ping", get(ping))
-        .merge(crate::payouts::payout_routes());
-    // Payout and dashboard routers are merged here as they are built (issue 6 wiring).
+        .merge(crate::payouts::payout_routes())
+        // What the dashboard shows and does, as JSON for scripts.
+        .merge(crate::operator_views::routes())
+        .merge(crate::operator_actions::routes());
+    // The HTML dashboard (`crate::dashboard`) has its own guard: Bearer or its login cookie.
     admin::protect(routes, admin)
 }
 

@@ -70,7 +70,7 @@ impl From<BulkRecordError> for ApiError {
 
 /// A payout as the API shows it: the ledger row without the signed envelope (large, and of
 /// no use to an app); the amount a decimal string and times RFC 3339, like every answer.
-fn payout_json(row: &PayoutRow) -> Value {
+pub fn payout_json(row: &PayoutRow) -> Value {
     let mut value = serde_json::to_value(row).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.remove("envelope_b64");

@@ -83,6 +83,9 @@ pub struct ApiShared {
     pub client_limit: Option<crate::client_limit::ClientLimiter>,
     /// The ledger and queue gauges of `GET /metrics`, refreshed at most every few seconds.
     pub scrape_gauges: crate::metrics::ScrapeGauges,
+    /// What the operator dashboard keeps besides the ledger ([`crate::dashboard`]): the Pi
+    /// limiter it reads the call rate from (set by [`ApiState::with_auth`]) and its drift gate.
+    pub dashboard: crate::dashboard::DashboardState,
 }
 
 impl FromRef<ApiState> for AdminAuth {
@@ -129,6 +132,7 @@ impl ApiState {
             drift: None,
             client_limit: None,
             scrape_gauges: crate::metrics::ScrapeGauges::default(),
+            dashboard: crate::dashboard::DashboardState::default(),
         }))
     }
 
@@ -151,8 +155,10 @@ impl ApiState {
     pub fn with_auth(mut self, pi: PiClient, config: AuthConfig) -> Result<ApiState, ConfigError> {
         let browser = BrowserPolicy::new(&config)?;
         let pioneers = PioneerAuth::new(self.ledger.clone(), pi.clone(), config.session_ttl);
+        let limiter = pi.limiter().clone();
         let ads = AdRewards::new(self.ledger.clone(), pi);
         let shared = self.shared_mut();
+        shared.dashboard = shared.dashboard.clone().with_pi_limiter(limiter);
         shared.admin = AdminAuth::from_config(&config);
         shared.app_api = AdminAuth::new(config.app_api_token.as_ref());
         shared.browser = Some(browser);

@@ -5,6 +5,7 @@
 
 pub mod ads;
 pub mod amount;
+pub mod call_window;
 pub mod dto;
 pub mod events;
 #[cfg(test)]

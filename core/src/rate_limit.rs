@@ -129,6 +129,8 @@ impl RedisClock {
 pub struct RateLimiter {
     per_second: NonZeroU32,
     backend: Backend,
+    /// Permits this process took in the last minute (the operator dashboard shows it).
+    recent: crate::call_window::CallWindow,
 }
 
 /// `PI_UNVERIFIED_SHARE`'s default: the percent of `PI_RATE_LIMIT` that work for payments
@@ -258,6 +260,7 @@ impl RateLimiter {
         RateLimiter {
             per_second,
             backend: Backend::Local(even_quota(per_second)),
+            recent: crate::call_window::CallWindow::new(),
         }
     }
 
@@ -287,6 +290,7 @@ impl RateLimiter {
                 degraded_until: AtomicU64::new(0),
                 clock: std::sync::Mutex::new(RedisClock::default()),
             })),
+            recent: crate::call_window::CallWindow::new(),
         }
     }
 
@@ -319,6 +323,13 @@ impl RateLimiter {
             Backend::Local(limiter) => limiter.until_ready().await,
             Backend::Shared(schedule) => schedule.acquire().await,
         }
+        self.recent.record();
+    }
+
+    /// Permits this process took in the last minute (each one a call attempt upstream). Of
+    /// this process only, also when the budget is shared through Redis.
+    pub fn calls_last_minute(&self) -> u64 {
+        self.recent.last_minute()
     }
 
     /// How many processes share this budget: 1 for a limiter of this process alone; for a

@@ -70,6 +70,11 @@ pub struct SimArgs {
     /// Balance of every new Pioneer wallet, in Pi.
     #[arg(long, default_value = "1000", value_parser = parse_pi)]
     pub pioneer_balance: i64,
+    /// Keep the state (payments, Pioneers, chain, API key, app wallet) in this JSON file
+    /// across restarts: loaded at start if it exists, saved while running and at shutdown.
+    /// It holds seeds: keep it private.
+    #[arg(long)]
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 fn parse_target(text: &str) -> Result<Target, String> {
@@ -108,6 +113,7 @@ impl SimArgs {
             seed: self.seed,
             app_balance: self.app_balance,
             pioneer_balance: self.pioneer_balance,
+            state_file: self.state_file,
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)

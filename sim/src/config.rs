@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::amount::STROOPS_PER_PI;
@@ -52,6 +53,9 @@ pub struct SimConfig {
     pub pioneer_balance: i64,
     /// Whom the one-open-A2U-payment limit counts (per Pioneer or per app).
     pub a2u_open_limit: crate::state::A2uOpenLimit,
+    /// Keep the simulator's state (payments, Pioneers, chain, API key, app wallet) in this
+    /// file across restarts; `None`: in memory only.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -76,6 +80,7 @@ impl Default for SimConfig {
             seed: None,
             app_balance: 1_000_000 * STROOPS_PER_PI,
             pioneer_balance: 1_000 * STROOPS_PER_PI,
+            state_file: None,
         }
     }
 }
@@ -105,6 +110,7 @@ impl fmt::Debug for SimConfig {
             .field("seed", &self.seed)
             .field("app_balance", &self.app_balance)
             .field("pioneer_balance", &self.pioneer_balance)
+            .field("state_file", &self.state_file)
             .finish()
     }
 }

@@ -21,6 +21,7 @@ pub mod signal;
 mod audit;
 mod control;
 mod layer;
+mod persist;
 mod platform;
 mod request_log;
 mod response;
@@ -75,6 +76,8 @@ pub struct RunningSim {
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// `--state-file`, saved at shutdown.
+    state_file: Option<std::path::PathBuf>,
 }
 
 impl RunningSim {
@@ -96,10 +99,26 @@ impl RunningSim {
         &self.shared.chain
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to a few seconds) and returns.
+    /// Whether the state was loaded from `--state-file` (a restart) rather than made fresh.
+    pub fn restored(&self) -> bool {
+        self.shared.restored
+    }
+
+    /// Write the state file now (no-op without one); the simulator also saves on its own.
+    pub fn save_state(&self) -> std::io::Result<()> {
+        match &self.state_file {
+            Some(path) => persist::save(&self.shared, path),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to a few seconds), saves the state
+    /// file (if any) and returns.
     pub async fn shutdown(self) {
         let token = self.shutdown.clone();
         let tracker = self.tracker.clone();
+        let shared = self.shared.clone();
+        let state_file = self.state_file.clone();
         drop(self);
         token.cancel();
         tracker.close();
@@ -108,6 +127,11 @@ impl RunningSim {
             .is_err()
         {
             tracing::warn!("pi-sim: some requests were still running at shutdown");
+        }
+        if let Some(path) = state_file
+            && let Err(error) = persist::save(&shared, &path)
+        {
+            tracing::warn!(%error, path = %path.display(), "pi-sim: could not save the state file at shutdown");
         }
     }
 }
@@ -133,13 +157,39 @@ async fn bind(host: std::net::IpAddr, port: u16) -> Result<TcpListener, SimError
 /// [`RunningSim`] is shut down or dropped. Must be called inside a tokio runtime.
 pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
     config.validate()?;
-    let app_wallet = match &config.app_wallet_seed {
-        Some(seed) => Keypair::from_seed(seed.trim()).ok_or(SimError::InvalidSeed)?,
-        None => Keypair::random(),
+    let saved = match &config.state_file {
+        Some(path) => persist::load(path)?,
+        None => None,
     };
+    let configured_wallet = match &config.app_wallet_seed {
+        Some(seed) => Some(Keypair::from_seed(seed.trim()).ok_or(SimError::InvalidSeed)?),
+        None => None,
+    };
+    let saved_wallet = match &saved {
+        Some(s) => Some(Keypair::from_seed(&s.app_wallet_seed).ok_or(SimError::InvalidSeed)?),
+        None => None,
+    };
+    if let (Some(saved), Some(path)) = (&saved, &config.state_file) {
+        let other_wallet = match (&configured_wallet, &saved_wallet) {
+            (Some(c), Some(s)) => c.public_key() != s.public_key(),
+            _ => false,
+        };
+        if saved.network != config.network || other_wallet {
+            return Err(SimError::Config(format!(
+                "the state file {} was made for another network or app wallet; give the same ones, or move the file away to start with an empty simulator",
+                path.display()
+            )));
+        }
+    }
+    let app_wallet = match (configured_wallet, saved_wallet) {
+        (Some(wallet), _) | (None, Some(wallet)) => wallet,
+        (None, None) => Keypair::random(),
+    };
+    // A configured key wins (clients use it); otherwise the saved one keeps working.
     let api_key = config
         .api_key
         .clone()
+        .or_else(|| saved.as_ref().map(|s| s.api_key.clone()))
         .unwrap_or_else(|| random_alphanumeric(64).to_lowercase());
     let platform_listener = bind(config.host, config.platform_port).await?;
     let horizon_listener = bind(config.host, config.horizon_port).await?;
@@ -168,7 +218,26 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         clock_offset_seconds: config.clock_offset_seconds,
     });
     let app_address = app_wallet.public_key();
-    chain.fund_account(&app_address, config.app_balance);
+    let (platform, restored) = match saved {
+        Some(saved) => {
+            let unreadable = || {
+                SimError::Config(
+                    "the state file holds an unreadable account or seed; move it away to start with an empty simulator".into(),
+                )
+            };
+            if !chain.restore(saved.chain) {
+                return Err(unreadable());
+            }
+            (
+                PlatformState::restore(saved.platform).ok_or_else(unreadable)?,
+                true,
+            )
+        }
+        None => {
+            chain.fund_account(&app_address, config.app_balance);
+            (PlatformState::default(), false)
+        }
+    };
 
     let knobs = FaultKnobs {
         latency_ms: config.latency_ms,
@@ -200,14 +269,18 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
             a2u_open_limit: config.a2u_open_limit,
         },
         chain: chain.clone(),
-        platform: Mutex::new(PlatformState::default()),
+        platform: Mutex::new(platform),
         faults: Mutex::new(Faults::new(knobs.clone())),
         log: Mutex::new(RequestLog::default()),
         initial_knobs: knobs,
         platform_port,
         horizon_port,
+        changes: std::sync::atomic::AtomicU64::new(0),
+        restored,
     });
 
+    // Counts the requests that may change state, for the state file's saver.
+    let count_changes = axum::middleware::from_fn_with_state(shared.clone(), count_changes);
     let platform_router = Router::new()
         .merge(platform::routes())
         .merge(control::routes())
@@ -220,14 +293,17 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
                 target: Target::Platform,
             },
             fault_layer,
-        ));
-    let horizon_router = horizon::router(chain).layer(axum::middleware::from_fn_with_state(
-        LayerState {
-            shared: shared.clone(),
-            target: Target::Horizon,
-        },
-        fault_layer,
-    ));
+        ))
+        .layer(count_changes.clone());
+    let horizon_router = horizon::router(chain)
+        .layer(axum::middleware::from_fn_with_state(
+            LayerState {
+                shared: shared.clone(),
+                target: Target::Horizon,
+            },
+            fault_layer,
+        ))
+        .layer(count_changes);
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -243,7 +319,22 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         shutdown.clone(),
         tracker.clone(),
     );
-    tracing::info!(platform_port, horizon_port, network = %config.network, "pi-sim listening");
+    if let Some(path) = &config.state_file {
+        // Written at once, so the file exists (and a restart finds the key and wallet) even
+        // if this process is killed before anything changes.
+        persist::save(&shared, path).map_err(|e| {
+            SimError::Config(format!(
+                "cannot write the state file {} ({e}); give a writable path",
+                path.display()
+            ))
+        })?;
+        tracker.spawn(persist::saver(
+            shared.clone(),
+            path.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tracing::info!(platform_port, horizon_port, network = %config.network, restored, "pi-sim listening");
 
     Ok(RunningSim {
         platform_url: shared.settings.platform_url.clone(),
@@ -257,5 +348,25 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         shared,
         shutdown,
         tracker,
+        state_file: config.state_file,
     })
+}
+
+/// Counts answered requests that may have changed the simulator's state (all but GET/HEAD).
+async fn count_changes(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let changes = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let response = next.run(request).await;
+    if changes {
+        shared
+            .changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+    response
 }

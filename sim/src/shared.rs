@@ -1,5 +1,6 @@
 //! The state every simulator handler shares: settings, the chain and the locked Platform state.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::chain::Chain;
@@ -18,6 +19,11 @@ pub(crate) struct Shared {
     pub(crate) initial_knobs: FaultKnobs,
     pub(crate) platform_port: u16,
     pub(crate) horizon_port: u16,
+    /// Requests answered that may have changed state (anything but GET/HEAD): the state
+    /// file's saver writes when this moves.
+    pub(crate) changes: AtomicU64,
+    /// Whether the state came from the state file.
+    pub(crate) restored: bool,
 }
 
 /// Locks a mutex; a panicked holder cannot leave these states half-changed (every change is a

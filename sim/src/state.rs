@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::amount::format_decimal;
@@ -53,7 +53,7 @@ pub enum A2uOpenLimit {
 }
 
 /// Who pays whom (`PaymentDTO.direction`, as serde spells it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// U2A: a Pioneer pays the app.
@@ -63,7 +63,7 @@ pub enum Direction {
 }
 
 /// `PaymentDTO.status`.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct PaymentStatus {
     pub developer_approved: bool,
     pub transaction_verified: bool,
@@ -73,14 +73,14 @@ pub struct PaymentStatus {
 }
 
 /// The transaction Pi has linked to a payment.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LinkedTx {
     pub txid: String,
     pub verified: bool,
 }
 
-/// A payment as the Platform stores it.
-#[derive(Clone, Debug)]
+/// A payment as the Platform stores it (and the state file keeps it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Payment {
     // Fixed at creation: who pays whom, what and why.
     pub identifier: String,
@@ -186,7 +186,7 @@ pub struct User {
 }
 
 /// An access token minted by the control API.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Token {
     pub uid: String,
     pub scopes: Vec<String>,
@@ -194,7 +194,7 @@ pub struct Token {
 }
 
 /// `RewardedAdStatusDTO`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AdStatus {
     pub identifier: String,
     pub mediator_ack_status: Option<String>,
@@ -222,6 +222,96 @@ pub struct PlatformState {
     users: HashMap<String, User>,
     tokens: HashMap<String, Token>,
     ads: HashMap<String, AdStatus>,
+}
+
+/// A Pioneer as the state file keeps it: the wallet as its seed.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct UserSnapshot {
+    uid: String,
+    username: String,
+    wallet_seed: String,
+    wallet_address_granted: bool,
+}
+
+/// What the state file keeps of the Platform; the indexes are rebuilt from it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PlatformSnapshot {
+    payments: Vec<Payment>,
+    users: Vec<UserSnapshot>,
+    tokens: Vec<(String, Token)>,
+    ads: Vec<AdStatus>,
+}
+
+impl PlatformState {
+    /// Everything worth keeping across a restart (a submission in flight is not: it is
+    /// answered, or not, before shutdown).
+    pub(crate) fn snapshot(&self) -> PlatformSnapshot {
+        PlatformSnapshot {
+            payments: self
+                .payments
+                .iter()
+                .cloned()
+                .map(|p| Payment {
+                    submitting: false,
+                    ..p
+                })
+                .collect(),
+            users: self
+                .users
+                .values()
+                .map(|u| UserSnapshot {
+                    uid: u.uid.clone(),
+                    username: u.username.clone(),
+                    wallet_seed: u.wallet.secret_seed(),
+                    wallet_address_granted: u.wallet_address_granted,
+                })
+                .collect(),
+            tokens: self
+                .tokens
+                .iter()
+                .map(|(k, t)| (k.clone(), t.clone()))
+                .collect(),
+            ads: self.ads.values().cloned().collect(),
+        }
+    }
+
+    /// The state a snapshot describes, its indexes rebuilt; `None` if a Pioneer's wallet
+    /// seed is unreadable.
+    pub(crate) fn restore(snapshot: PlatformSnapshot) -> Option<PlatformState> {
+        let mut state = PlatformState::default();
+        for user in snapshot.users {
+            let wallet = Keypair::from_seed(&user.wallet_seed)?;
+            state.users.insert(
+                user.uid.clone(),
+                User {
+                    uid: user.uid,
+                    username: user.username,
+                    wallet,
+                    wallet_address_granted: user.wallet_address_granted,
+                },
+            );
+        }
+        for payment in snapshot.payments {
+            if payment.direction == Direction::AppToUser && payment.is_open() {
+                state
+                    .open_a2u
+                    .insert(payment.user_uid.clone(), payment.identifier.clone());
+            }
+            if let Some(tx) = &payment.transaction {
+                state
+                    .linked
+                    .insert(tx.txid.clone(), payment.identifier.clone());
+            }
+            state.insert(payment);
+        }
+        state.tokens = snapshot.tokens.into_iter().collect();
+        state.ads = snapshot
+            .ads
+            .into_iter()
+            .map(|ad| (ad.identifier.clone(), ad))
+            .collect();
+        Some(state)
+    }
 }
 
 /// `n` random ASCII letters and digits.

@@ -29,13 +29,18 @@ struct Harness {
 
 impl Harness {
     async fn start(admin_token: Option<&str>) -> Harness {
+        Harness::start_on(admin_token, "127.0.0.1:0").await
+    }
+
+    /// The service listening on `bind` (a wildcard address is reached through loopback).
+    async fn start_on(admin_token: Option<&str>, bind: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let args = ConfigArgs {
             database_url: Some(format!(
                 "sqlite://{}",
                 dir.path().join("ledger.db").display()
             )),
-            bind_addr: Some("127.0.0.1:0".into()),
+            bind_addr: Some(bind.into()),
             app_origins: Some(APP_ORIGIN.into()),
             admin_token: admin_token.map(str::to_string),
             app_api_token: Some(BACKEND_TOKEN.into()),
@@ -45,7 +50,8 @@ impl Harness {
         config.queue_namespace = format!("test{}", pi_payments_core::ids::random_alnum(10));
         config.queue = pi_payments::config::QueueTarget::Sqlite(dir.path().join("queue.db"));
         let app = RunningApp::start(config, Role::Serve).await.unwrap();
-        let api = format!("http://{}", app.addr.unwrap());
+        let port = app.addr.unwrap().port();
+        let api = format!("http://127.0.0.1:{port}");
         let control = SimControl::new(&app.pi.api_base_url).unwrap();
         Harness {
             app,
@@ -303,8 +309,10 @@ async fn operator_routes_need_the_admin_token() {
     assert_eq!(me.status, 401, "{}", me.body);
     h.app.stop().await.unwrap();
 
-    // Without ADMIN_TOKEN the operator routes are closed to everyone.
-    let h = Harness::start(None).await;
+    // Without ADMIN_TOKEN, on an address other machines reach, the operator routes are
+    // closed to everyone: nothing is generated or opened silently.
+    let h = Harness::start_on(None, "0.0.0.0:0").await;
+    assert!(h.app.generated_admin_token.is_none());
     let closed = h
         .send(
             reqwest::Method::GET,
@@ -315,6 +323,37 @@ async fn operator_routes_need_the_admin_token() {
         .await;
     assert_eq!(closed.status, 401);
     assert_eq!(closed.body["error"], "admin_disabled");
+    h.app.stop().await.unwrap();
+
+    // On loopback, `serve` with its embedded simulator generates an operator token: it opens
+    // the operator routes, and only it.
+    let h = Harness::start(None).await;
+    let generated = h
+        .app
+        .generated_admin_token
+        .as_ref()
+        .expect("a generated operator token")
+        .expose()
+        .to_string();
+    assert!(h.app.walkthrough().unwrap().contains(&generated));
+    let open = h
+        .send(
+            reqwest::Method::GET,
+            "/admin/ping",
+            &[("authorization", &format!("Bearer {generated}"))],
+            None,
+        )
+        .await;
+    assert_eq!(open.status, 200, "{}", open.body);
+    let closed = h
+        .send(
+            reqwest::Method::GET,
+            "/admin/ping",
+            &[("authorization", &right)],
+            None,
+        )
+        .await;
+    assert_eq!(closed.status, 401);
     h.app.stop().await.unwrap();
 }
 

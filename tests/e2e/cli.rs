@@ -55,7 +55,7 @@ fn the_exact_message_for_a_horizon_rate_limit() {
         stderr.trim_end(),
         r#"error: HORIZON_RATE_LIMIT="fast" is not a whole number of requests per second (e.g. 1)"#
     );
-    let (code, stderr) = run_with(&[], &["--horizon-rate-limit", "0", "serve"]);
+    let (code, stderr) = run_with(&[], &["serve", "--horizon-rate-limit", "0"]);
     assert_eq!(code, Some(2));
     assert!(
         stderr.starts_with(r#"error: HORIZON_RATE_LIMIT="0" "#),
@@ -193,4 +193,205 @@ async fn a_network_other_than_horizons_stops_the_service_at_start() {
         "{stderr}"
     );
     sim.shutdown().await;
+}
+
+/// Output of the binary run with only `env` (and `args`), in a scratch directory.
+fn output_with(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pi-payments"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
+/// `api` and `worker` never fall back to a simulator of their own: without PI_API_KEY they
+/// exit 2 with one line naming it and saying how to point them at a shared simulator, at
+/// start and under `--check-config` alike.
+#[test]
+fn api_and_worker_refuse_to_start_without_a_key() {
+    for role in ["api", "worker"] {
+        for check in [false, true] {
+            let mut args = vec![role];
+            if check {
+                args.push("--check-config");
+            }
+            let (code, stderr) = run_with(&[], &args);
+            assert_eq!(code, Some(2), "{args:?}: {stderr}");
+            let lines: Vec<&str> = stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+            assert!(
+                lines[0].starts_with("error: PI_API_KEY is not set"),
+                "{stderr}"
+            );
+            assert!(
+                lines[0].contains(&format!("`pi-payments {role}`")),
+                "{stderr}"
+            );
+            assert!(
+                lines[0].contains("pi-payments sim") && lines[0].contains("PI_API_BASE_URL"),
+                "{stderr}"
+            );
+        }
+    }
+    // `serve` alone embeds the simulator.
+    let out = output_with(&[], &["serve", "--check-config"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("built-in simulator"));
+}
+
+/// Each subcommand's help lists its own flags only.
+#[test]
+fn help_lists_only_the_subcommands_own_flags() {
+    let help = |args: &[&str]| {
+        let out = output_with(&[], args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let migrate = help(&["migrate", "--help"]);
+    assert!(migrate.contains("DATABASE_URL"), "{migrate}");
+    for unrelated in [
+        "PI_RATE_LIMIT",
+        "PI_API_KEY",
+        "BIND_ADDR",
+        "ADMIN_TOKEN",
+        "REDIS_URL",
+    ] {
+        assert!(
+            !migrate.contains(unrelated),
+            "migrate --help lists {unrelated}:\n{migrate}"
+        );
+    }
+    let sim = help(&["sim", "--help"]);
+    assert!(
+        sim.contains("--ledger-seconds") && sim.contains("--state-file"),
+        "{sim}"
+    );
+    for unrelated in ["DATABASE_URL", "PI_RATE_LIMIT", "BIND_ADDR", "REDIS_URL"] {
+        assert!(
+            !sim.contains(unrelated),
+            "sim --help lists {unrelated}:\n{sim}"
+        );
+    }
+    let import = help(&["payouts", "import", "--help"]);
+    assert!(
+        import.contains("DATABASE_URL") && import.contains("REDIS_URL"),
+        "{import}"
+    );
+    for unrelated in ["PI_API_KEY", "PI_WALLET_SEED", "BIND_ADDR", "PI_RATE_LIMIT"] {
+        assert!(
+            !import.contains(unrelated),
+            "payouts import --help lists {unrelated}:\n{import}"
+        );
+    }
+    let worker = help(&["worker", "--help"]);
+    assert!(worker.contains("WORKER_CONCURRENCY") && worker.contains("PI_WALLET_SEED"));
+    for unrelated in ["BIND_ADDR", "ADMIN_TOKEN", "APP_ORIGINS"] {
+        assert!(
+            !worker.contains(unrelated),
+            "worker --help lists {unrelated}:\n{worker}"
+        );
+    }
+    let api = help(&["api", "--help"]);
+    assert!(api.contains("BIND_ADDR") && api.contains("ADMIN_TOKEN"));
+    assert!(!api.contains("PI_WALLET_SEED") && !api.contains("WORKER_CONCURRENCY"));
+    // Environment variables still reach the commands that read them, flags or not.
+    let out = output_with(&[("BIND_ADDR", "nope")], &["api", "--check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    // ...and are ignored by those that do not.
+    let out = output_with(&[("BIND_ADDR", "nope")], &["migrate", "--check-config"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// `--json` reports parse as JSON.
+#[test]
+fn json_reports_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("j.db").display());
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = output_with(&[("DATABASE_URL", url.as_str())], args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+    };
+    let checked = json(&["serve", "--check-config", "--json"]);
+    assert_eq!(checked["command"], "serve");
+    assert_eq!(checked["ledger"], "sqlite");
+    assert_eq!(json(&["--json", "migrate"])["migrated"], true);
+    let status = json(&["payouts", "status", "--json"]);
+    assert_eq!(status["total"], 0);
+    assert_eq!(status["counts"]["completed"], 0);
+    let csv = dir.path().join("p.csv");
+    std::fs::write(&csv, "uid,amount,memo,idempotency_key\nu1,1,reward,k1\n").unwrap();
+    let imported = json(&["payouts", "import", csv.to_str().unwrap(), "--json"]);
+    assert_eq!(imported["accepted"], 1);
+    assert!(imported["batch_id"].as_str().unwrap().starts_with("bat_"));
+}
+
+/// A port nothing listens on (bound, then freed).
+fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// An unreachable Postgres or Redis: a line naming the variable (never its password) and a
+/// non-zero exit, instead of retrying in silence.
+#[test]
+fn an_unreachable_database_or_redis_names_its_variable() {
+    let port = unused_port();
+    let url = format!("postgres://pi:hunter2@127.0.0.1:{port}/ledger");
+    let out = output_with(&[("DATABASE_URL", url.as_str())], &["migrate"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: DATABASE_URL: "), "{stderr}");
+    assert!(last.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("l.db").display());
+    let redis = format!("redis://:hunter3@127.0.0.1:{}", unused_port());
+    let csv = dir.path().join("p.csv");
+    std::fs::write(&csv, "uid,amount,memo,idempotency_key\nu1,1,m,k1\n").unwrap();
+    let out = output_with(
+        &[
+            ("DATABASE_URL", ledger.as_str()),
+            ("REDIS_URL", redis.as_str()),
+        ],
+        &["payouts", "import", csv.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: REDIS_URL: "), "{stderr}");
+    assert!(!stderr.contains("hunter3"), "{stderr}");
+}
+
+/// `channels create` is an operator's act at a shell: it takes the wallet seed without
+/// ADMIN_TOKEN (that token guards routes, which it does not serve), and with the embedded
+/// simulator it only prints the seeds.
+#[test]
+fn channels_create_needs_no_admin_token() {
+    let seed = pi_payments_core::stellar::Wallet::generate().expose_seed();
+    let out = output_with(
+        &[("PI_WALLET_SEED", seed.as_str())],
+        &["channels", "create", "1", "--check-config"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = output_with(&[], &["channels", "create", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["seeds"].as_array().unwrap().len(), 2);
 }

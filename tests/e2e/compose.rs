@@ -26,15 +26,24 @@ const READ_OUTSIDE_CLAP: &[&str] = &["RUST_LOG"];
 /// .env.example while the binary does not know them yet.
 const ANNOUNCED: &[&str] = &["HORIZON_RATE_LIMIT", "WORKER_QUEUES", "STUCK_AFTER"];
 
-/// Every environment variable the binary's command line knows (`env = …` of its flags).
+/// Every environment variable the binary's command line knows (`env = …` of the flags of
+/// every subcommand: each takes only the groups it uses).
 fn binary_variables() -> Vec<String> {
-    let cli = pi_payments::cli::Cli::command();
-    let mut vars: Vec<String> = cli
-        .get_arguments()
-        .filter_map(|a| a.get_env())
-        .map(|v| v.to_string_lossy().into_owned())
-        .collect();
+    fn collect(command: &clap::Command, vars: &mut Vec<String>) {
+        vars.extend(
+            command
+                .get_arguments()
+                .filter_map(|a| a.get_env())
+                .map(|v| v.to_string_lossy().into_owned()),
+        );
+        for sub in command.get_subcommands() {
+            collect(sub, vars);
+        }
+    }
+    let mut vars = Vec::new();
+    collect(&pi_payments::cli::Cli::command(), &mut vars);
     vars.sort();
+    vars.dedup();
     vars
 }
 
@@ -177,8 +186,8 @@ fn trial_mode_validates_and_shares_one_simulator() {
     }
 }
 
-/// A real key, wallet, seed and channels: every service starts (before, `migrate` exited 2
-/// without PI_APP_WALLET), Horizon follows PI_NETWORK, and only `payouts` holds the seeds.
+/// A real key, wallet, seed and channels: every service starts (`migrate` reads only the
+/// ledger), Horizon follows PI_NETWORK, and only `payouts` holds the seeds.
 #[test]
 fn a_real_deployment_validates_with_horizon_chosen_by_network() {
     let wallet = Wallet::generate();
@@ -192,6 +201,10 @@ fn a_real_deployment_validates_with_horizon_chosen_by_network() {
             assert!(names.contains(&wanted), "{wanted} not checked: {names:?}");
         }
         for (name, summary) in &checked {
+            if name == "migrate" {
+                assert!(!summary.contains_key("pi"), "migrate reads only the ledger");
+                continue;
+            }
             assert_eq!(summary["pi"], "https://api.minepi.com", "{name}");
             assert_eq!(summary["horizon"], horizon, "{name} on {network}");
             assert_eq!(summary["network"], network, "{name}");
@@ -258,8 +271,8 @@ fn a_missing_variable_fails_the_check() {
     let mut vars = production("Pi Network", &Wallet::generate());
     vars.remove("PI_APP_WALLET");
     let all = services(&compose_file(), &vars).expect("compose interpolates");
-    let migrate = all.iter().find(|s| s.name == "migrate").expect("migrate");
-    let (code, _, stderr) = check_config(&migrate.command, &migrate.env);
+    let api = all.iter().find(|s| s.name == "api").expect("api");
+    let (code, _, stderr) = check_config(&api.command, &api.env);
     assert_eq!(code, Some(2));
     assert!(
         stderr.starts_with("error: PI_APP_WALLET is required"),

@@ -206,12 +206,16 @@ async fn channels_create_saves_the_seeds_first_and_funds_the_accounts() {
     let seeds_value = line["PI_CHANNEL_SEEDS=".len()..].to_string();
     let (code, _, err) = run(
         &env,
-        &["payouts", "status"],
+        &["worker", "--check-config"],
         &[("PI_CHANNEL_SEEDS", &seeds_value)],
     );
     assert_eq!(code, 0, "{err}");
     let bad = format!("{},SNOTASEED", seeds[0]);
-    let (code, out, err) = run(&env, &["payouts", "status"], &[("PI_CHANNEL_SEEDS", &bad)]);
+    let (code, out, err) = run(
+        &env,
+        &["worker", "--check-config"],
+        &[("PI_CHANNEL_SEEDS", &bad)],
+    );
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(err.starts_with("error: PI_CHANNEL_SEEDS "), "{err}");
     assert!(err.contains("entry 2"), "{err}");

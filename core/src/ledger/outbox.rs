@@ -31,9 +31,9 @@ pub struct EventRow {
     pub last_error: Option<String>,
 }
 
-const EVENT_COLS: &str = "id, event_type, subject_id, payload, created_at, delivered_at, delivery_attempts, next_attempt_at, last_error";
+pub(super) const EVENT_COLS: &str = "id, event_type, subject_id, payload, created_at, delivered_at, delivery_attempts, next_attempt_at, last_error";
 
-fn event_from_row(row: &AnyRow) -> Result<EventRow, LedgerError> {
+pub(super) fn event_from_row(row: &AnyRow) -> Result<EventRow, LedgerError> {
     let payload: String = row.try_get(3)?;
     Ok(EventRow {
         id: row.try_get(0)?,

@@ -27,7 +27,7 @@ pub struct BatchRow {
     pub rejected: i64,
 }
 
-fn batch_from_row(row: &AnyRow) -> Result<BatchRow, LedgerError> {
+pub(super) fn batch_from_row(row: &AnyRow) -> Result<BatchRow, LedgerError> {
     let id: String = row.try_get(0)?;
     Ok(BatchRow {
         id: BatchId::parse(&id).map_err(corrupt("payout_batches.id"))?,

@@ -216,6 +216,12 @@ impl PiClient {
         self.inner.bad_tokens.is_bad(access_token)
     }
 
+    /// The rate limiter every call of this client waits on (`PI_RATE_LIMIT`): the operator
+    /// dashboard reads its configured rate and the calls of the last minute from it.
+    pub fn limiter(&self) -> &Arc<PiRateLimiter> {
+        &self.inner.limiter
+    }
+
     /// The normalized API base, ending in `/v2`.
     pub fn base_url(&self) -> &str {
         self.inner.base.as_str()

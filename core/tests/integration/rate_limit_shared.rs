@@ -83,6 +83,25 @@ async fn an_idle_budget_gives_its_first_permit_at_once() {
     assert!(limiter.is_shared());
 }
 
+/// The operator dashboard's figure: permits this process took in the last minute, counted by
+/// local and shared limiters alike (each process its own).
+#[tokio::test]
+async fn limiters_count_the_calls_of_the_last_minute() {
+    let local = RateLimiter::new(NonZeroU32::new(1000).unwrap());
+    let shared = RateLimiter::shared(
+        connection().await,
+        unique_key("count"),
+        NonZeroU32::new(1000).unwrap(),
+    );
+    for limiter in [&local, &shared] {
+        assert_eq!(limiter.calls_last_minute(), 0);
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        assert_eq!(limiter.calls_last_minute(), 3);
+    }
+}
+
 #[tokio::test]
 async fn without_redis_a_process_slows_to_its_fallback_share() {
     // Nothing listens on port 1: every reservation fails, so permits come from this process's

@@ -13,6 +13,23 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// An account as the state file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct AccountSnapshot {
+    id: String,
+    balance: Stroops,
+    sequence: i64,
+    last_modified: u32,
+}
+
+/// What the state file keeps of the chain.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct ChainSnapshot {
+    accounts: Vec<AccountSnapshot>,
+    ledgers: Vec<LedgerInfo>,
+    txs: Vec<TxRecord>,
+}
+
 /// How long a transaction built by [`Chain::pay`] stays valid (its `maxTime` = now + this).
 const PAY_VALIDITY_SECS: u64 = 300;
 
@@ -267,6 +284,57 @@ impl Chain {
     pub fn close_ledger_now(&self) {
         self.state().close_ledger();
     }
+    /// What the state file keeps of the chain: accounts, closed ledgers and applied
+    /// transactions (queued ones are not kept: their submitters are gone after a restart).
+    pub(crate) fn snapshot(&self) -> ChainSnapshot {
+        let st = self.state();
+        ChainSnapshot {
+            accounts: st
+                .accounts
+                .iter()
+                .map(|(key, acc)| AccountSnapshot {
+                    id: encode_account_id(key),
+                    balance: acc.balance,
+                    sequence: acc.sequence,
+                    last_modified: acc.last_modified,
+                })
+                .collect(),
+            ledgers: st.ledgers.clone(),
+            txs: st.txs.clone(),
+        }
+    }
+
+    /// Replace the chain's accounts, ledgers and transactions with a snapshot's (the config
+    /// stays); `false`, changing nothing, if an account id is unreadable.
+    pub(crate) fn restore(&self, snapshot: ChainSnapshot) -> bool {
+        let mut accounts = std::collections::HashMap::new();
+        for acc in snapshot.accounts {
+            let Some(key) = crate::keys::decode_account_id(&acc.id) else {
+                return false;
+            };
+            accounts.insert(
+                key,
+                Account {
+                    balance: acc.balance,
+                    sequence: acc.sequence,
+                    last_modified: acc.last_modified,
+                },
+            );
+        }
+        let mut st = self.state();
+        let config = st.config.clone();
+        let mut fresh = State::new(config);
+        if !snapshot.ledgers.is_empty() {
+            fresh.ledgers = snapshot.ledgers;
+        }
+        fresh.accounts = accounts;
+        for tx in snapshot.txs {
+            fresh.record(tx);
+        }
+        *st = fresh;
+        true
+    }
+
     /// Forget everything (accounts, txs, ledgers) but the config.
     pub fn reset(&self) {
         let mut st = self.state();

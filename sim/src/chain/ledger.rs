@@ -322,7 +322,6 @@ impl State {
         let mut results = Vec::with_capacity(op_count as usize);
         let mut op_records = Vec::with_capacity(op_count as usize);
         let tx_toid = (i64::from(ledger) << 32) | (i64::from(index) << 12);
-        let mut participants: Vec<String> = vec![source_id.clone()];
         for (n, op) in tx.operations.iter().enumerate() {
             let op_source = op
                 .source_account
@@ -333,8 +332,6 @@ impl State {
                 self.apply_op(&mut overlay, &op.body, op_source, ledger);
             let from = encode_account_id(&op_source);
             let to = encode_account_id(&to);
-            participants.push(from.clone());
-            participants.push(to.clone());
             let token = (tx_toid | (n as i64 + 1)).to_string();
             op_records.push(OpRecord {
                 id: token.clone(),
@@ -391,15 +388,26 @@ impl State {
             ops: op_records,
             result_codes,
         };
+        self.record(record.clone());
+        record
+    }
+
+    /// Adds an applied transaction to the record and its indexes (by hash; by every account
+    /// that took part: source, and each operation's payer and payee).
+    pub(super) fn record(&mut self, record: TxRecord) {
         let idx = self.txs.len();
         self.by_hash.insert(record.hash.clone(), idx);
+        let mut participants: Vec<String> = vec![record.source_account.clone()];
+        for op in &record.ops {
+            participants.push(op.from.clone());
+            participants.push(op.to.clone());
+        }
         participants.sort();
         participants.dedup();
         for a in participants {
             self.by_account.entry(a).or_default().push(idx);
         }
-        self.txs.push(record.clone());
-        record
+        self.txs.push(record);
     }
 
     /// Looks an account up through the overlay of the transaction being applied.

@@ -38,7 +38,7 @@ pub struct AccountInfo {
 }
 
 /// A closed ledger.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LedgerInfo {
     pub sequence: u32,
     pub hash: String,
@@ -50,7 +50,7 @@ pub struct LedgerInfo {
 }
 
 /// One operation of an applied transaction (only `payment` and `create_account` exist here).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct OpRecord {
     pub id: String,
     pub paging_token: String,
@@ -65,7 +65,7 @@ pub struct OpRecord {
 }
 
 /// A transaction that made it into a ledger (successful or failed in-ledger).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TxRecord {
     pub hash: String,
     pub ledger: u32,
@@ -90,7 +90,7 @@ pub struct TxRecord {
 }
 
 /// Horizon's `extras.result_codes`.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ResultCodes {
     pub transaction: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -15,3 +15,4 @@ mod cross_check;
 mod faults;
 mod horizon;
 mod platform;
+mod state_file;

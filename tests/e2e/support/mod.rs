@@ -166,6 +166,9 @@ impl Harness {
         if let QueueTarget::Sqlite(_) = config.queue {
             config.queue = QueueTarget::Sqlite(dir.path().join("queue.db"));
         }
+        // The embedded simulator's state beside this test's ledger (a Postgres ledger would
+        // put it in the working directory, shared by every test).
+        config.sim_state_file = Some(dir.path().join("sim.json"));
         let app = RunningApp::start(config.clone(), Role::Serve)
             .await
             .unwrap();
@@ -195,15 +198,18 @@ impl Harness {
     }
 
     /// Stop the service gracefully and start it again on the same ledger and queue (on a new
-    /// port). Only meaningful with [`Options::remote_pi`]: an in-process pi-sim would restart
-    /// empty.
+    /// port). With the in-process simulator, it restarts from its state file (same key,
+    /// wallet, payments and chain) on new ports.
     pub async fn restart(mut self) -> Harness {
-        assert!(!self.app.simulated, "restart needs Options::remote_pi");
         self.app.stop().await.unwrap();
         self.app = RunningApp::start(self.config.clone(), Role::Serve)
             .await
             .unwrap();
         self.api = format!("http://{}", self.app.addr.unwrap());
+        if self.app.simulated {
+            self.sim = self.app.pi.api_base_url.clone();
+            self.control = SimControl::new(&self.sim).unwrap();
+        }
         self
     }
 

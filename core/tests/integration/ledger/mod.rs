@@ -2,6 +2,7 @@
 //! reconcile lease, and what only one database does.
 
 mod lease;
+mod operator_scenarios;
 mod payout_scenarios;
 mod postgres;
 mod recovery;

@@ -1,0 +1,101 @@
+//! The operator dashboard at `/dashboard`: server-rendered HTML (maud, no script, no external
+//! asset) over the same ledger reads and actions as the JSON operator routes
+//! ([`crate::operator_views`], [`crate::operator_actions`]).
+//!
+//! Who may see it ([`access`]): `Authorization: Bearer <ADMIN_TOKEN>`, or the login cookie
+//! that `POST /dashboard/login` sets after the operator pastes the token (an HMAC-signed expiry,
+//! never the token). Without either, a browser asking for HTML is sent to the login form and
+//! anything else gets 401 JSON. Cookie-authenticated form posts must come from the API's own
+//! origin (and the cookie is `SameSite=Strict`). Every page forbids framing and caching.
+//!
+//! Pages ([`pages`]): the overview, payments and payouts by state with filters and their
+//! histories, `needs_attention` with retry, webhook deliveries with resend, bulk batches, the
+//! drift report (on demand: it calls Pi) and the Pi call rate. Element ids and `data-testid`
+//! attributes are stable for browser tests (listed in [`pages`]).
+
+pub mod access;
+mod html;
+mod pages;
+
+use crate::state::ApiState;
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use pi_payments_core::rate_limit::PiRateLimiter;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// What the dashboard keeps besides the ledger: the Pi limiter it reads the call rate from,
+/// and the gate that lets one drift report run at a time in this process (each one reads Pi
+/// once per payment it compares).
+#[derive(Clone, Debug)]
+pub struct DashboardState {
+    pi_limiter: Option<Arc<PiRateLimiter>>,
+    drift_gate: Arc<Semaphore>,
+}
+
+impl Default for DashboardState {
+    fn default() -> DashboardState {
+        DashboardState {
+            pi_limiter: None,
+            drift_gate: Arc::new(Semaphore::new(1)),
+        }
+    }
+}
+
+impl DashboardState {
+    /// Read the Pi call rate from `limiter` (the process's Pi client's).
+    pub fn with_pi_limiter(mut self, limiter: Arc<PiRateLimiter>) -> DashboardState {
+        self.pi_limiter = Some(limiter);
+        self
+    }
+
+    /// The Pi limiter, when this API has a Pi client.
+    pub fn pi_limiter(&self) -> Option<&Arc<PiRateLimiter>> {
+        self.pi_limiter.as_ref()
+    }
+
+    /// The drift gate (one report at a time).
+    pub(crate) fn drift_gate(&self) -> &Arc<Semaphore> {
+        &self.drift_gate
+    }
+}
+
+/// Every dashboard route: the login form open to all, the rest behind [`access::require_operator`],
+/// all with the dashboard's response headers ([`access::dashboard_headers`]) and errors as
+/// pages for browsers ([`access::html_errors`]).
+pub fn routes(state: &ApiState) -> Router<ApiState> {
+    let protected = Router::new()
+        .route("/dashboard", get(pages::overview))
+        .route("/dashboard/attention", get(pages::attention))
+        .route("/dashboard/payments", get(pages::payments))
+        .route("/dashboard/payments/{id}", get(pages::payment))
+        .route("/dashboard/payments/{id}/retry", post(pages::retry_payment))
+        .route("/dashboard/payouts", get(pages::payouts))
+        .route("/dashboard/payouts/{id}", get(pages::payout))
+        .route("/dashboard/payouts/{id}/retry", post(pages::retry_payout))
+        .route("/dashboard/webhooks", get(pages::webhooks))
+        .route("/dashboard/webhooks/{id}", get(pages::webhook))
+        .route(
+            "/dashboard/webhooks/{id}/resend",
+            post(pages::resend_webhook),
+        )
+        .route("/dashboard/batches", get(pages::batches))
+        .route(
+            "/dashboard/drift",
+            get(pages::drift_form).post(pages::drift_run),
+        )
+        .route("/dashboard/logout", post(access::logout))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::require_operator,
+        ));
+    Router::new()
+        .route(
+            "/dashboard/login",
+            get(access::login_form).post(access::login),
+        )
+        .merge(protected)
+        .route_layer(middleware::from_fn(access::html_errors))
+        .route_layer(middleware::from_fn(access::dashboard_headers))
+}

@@ -1,0 +1,397 @@
+//! What the operator dashboard shows, as JSON for scripts (behind `ADMIN_TOKEN`), and the
+//! filter parsing both share:
+//!
+//! - `GET /admin/overview`: payments and payouts per state (counted up to
+//!   [`COUNT_CAP`]), undelivered webhooks, the Pi call rate against `PI_RATE_LIMIT`;
+//! - `GET /admin/payments?state=&since=&q=&before=&limit=`: newest first; `q` is a payment id
+//!   or a Pioneer uid; `before` is the `next_before` of the previous page;
+//! - `GET /admin/payments/{id}`: the payment and its history;
+//! - `GET /admin/webhooks?undelivered=1&before=&limit=`: outbox events with their delivery
+//!   attempts, last error and next attempt;
+//! - `GET /admin/batches?before=&limit=`: bulk imports with their progress.
+//!
+//! Every page is at most [`MAX_PAGE`] rows of one index range (see
+//! `pi_payments_core::ledger::operator_views`).
+
+use crate::error::ApiError;
+use crate::extract::PathId;
+use crate::operator_actions::payment_id;
+use crate::state::ApiState;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use pi_payments_core::ids::{BatchId, PaymentId, PayoutId, Uid};
+use pi_payments_core::ledger::operator_views::{COUNT_CAP, MAX_PAGE};
+use pi_payments_core::ledger::{
+    BatchProgress, DeliveryQuery, EventRow, LedgerError, PageCursor, PaymentQuery, PaymentRow,
+    PayoutQuery, PayoutRow,
+};
+use pi_payments_core::state::{PaymentState, PayoutState};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The page size when none is asked for.
+pub const DEFAULT_PAGE: i64 = 50;
+
+/// The JSON routes (mount them behind the admin token).
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/admin/overview", get(overview_route))
+        .route("/admin/payments", get(payments_route))
+        .route("/admin/payments/{id}", get(payment_route))
+        .route("/admin/webhooks", get(webhooks_route))
+        .route("/admin/batches", get(batches_route))
+}
+
+/// The query string of a listing, as text (parsed by the functions below, each refusing bad
+/// input with a 400 that names the field).
+pub type Params = HashMap<String, String>;
+
+fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// `limit`: 1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`].
+pub fn limit(params: &Params) -> Result<i64, ApiError> {
+    match param(params, "limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+                )
+            }),
+    }
+}
+
+/// `since`: a date (`2026-01-31`, midnight UTC) or an RFC 3339 time, as unix ms.
+pub fn since(params: &Params) -> Result<Option<i64>, ApiError> {
+    let Some(text) = param(params, "since") else {
+        return Ok(None);
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.timestamp_millis()));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Some(t.and_utc().timestamp_millis()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "since must be a date like 2026-01-31 or an RFC 3339 time like 2026-01-31T12:00:00Z",
+            )
+        })
+}
+
+/// `before`: the `next_before` cursor of the previous page.
+pub fn before(params: &Params) -> Result<Option<PageCursor>, ApiError> {
+    param(params, "before")
+        .map(|text| {
+            PageCursor::parse(text).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    "before must be the next_before value of the previous page",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `state` of a payment.
+pub fn payment_state(params: &Params) -> Result<Option<PaymentState>, ApiError> {
+    param(params, "state")
+        .map(|s| {
+            PaymentState::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_state",
+                    "state must be one of received, approved, completing, completed, cancelled, needs_attention",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `state` of a payout.
+pub fn payout_state(params: &Params) -> Result<Option<PayoutState>, ApiError> {
+    param(params, "state")
+        .map(|s| {
+            PayoutState::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_state",
+                    "state must be one of requested, created, signed, confirmed, completed, failed, cancelled, needs_attention",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `batch` of a payout listing.
+pub fn batch(params: &Params) -> Result<Option<BatchId>, ApiError> {
+    param(params, "batch")
+        .map(|b| {
+            BatchId::parse(b).map_err(|e| ApiError::bad_request("invalid_batch_id", e.to_string()))
+        })
+        .transpose()
+}
+
+/// `q`, the search box: an id or a Pioneer uid.
+pub fn search(params: &Params) -> Result<Option<&str>, ApiError> {
+    match param(params, "q") {
+        Some(q) if q.len() > 128 => Err(ApiError::bad_request(
+            "invalid_query",
+            "q is a payment or payout id or a Pioneer uid (at most 128 characters)",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn uid(q: &str) -> Result<Uid, ApiError> {
+    Uid::parse(q).map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))
+}
+
+/// One page of a listing and where the next one starts.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The rows, newest first.
+    pub rows: Vec<T>,
+    /// The `before` of the next page, when this one was full.
+    pub next: Option<String>,
+}
+
+fn page<T>(rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit;
+    let next = if full { rows.last().map(cursor) } else { None };
+    Page { rows, next }
+}
+
+/// Payments matching the query string: `q` naming a stored payment id shows that payment
+/// alone; any other `q` is a Pioneer uid.
+pub async fn payments(
+    state: &ApiState,
+    params: &Params,
+    limit: i64,
+) -> Result<Page<PaymentRow>, ApiError> {
+    let mut query = PaymentQuery {
+        state: payment_state(params)?,
+        uid: None,
+        created_since: since(params)?,
+        before: before(params)?,
+    };
+    if let Some(q) = search(params)? {
+        if let Ok(id) = PaymentId::parse(q)
+            && let Some(row) = state.ledger.payment(&id).await?
+        {
+            return Ok(Page {
+                rows: vec![row],
+                next: None,
+            });
+        }
+        query.uid = Some(uid(q)?);
+    }
+    let rows = state.ledger.payments_page(&query, limit).await?;
+    Ok(page(rows, limit, |r| {
+        PageCursor::after(r.created_at, r.id.as_str()).encode()
+    }))
+}
+
+/// Payouts matching the query string: `q` naming a payout id shows that payout alone; any
+/// other `q` is a Pioneer uid.
+pub async fn payouts(
+    state: &ApiState,
+    params: &Params,
+    limit: i64,
+) -> Result<Page<PayoutRow>, ApiError> {
+    let mut query = PayoutQuery {
+        state: payout_state(params)?,
+        uid: None,
+        batch: batch(params)?,
+        created_since: since(params)?,
+        before: before(params)?,
+    };
+    if let Some(q) = search(params)? {
+        if let Ok(id) = PayoutId::parse(q) {
+            let rows = state.ledger.payout(&id).await?.into_iter().collect();
+            return Ok(Page { rows, next: None });
+        }
+        query.uid = Some(uid(q)?);
+    }
+    let rows = state.ledger.payouts_page(&query, limit).await?;
+    Ok(page(rows, limit, |r| {
+        PageCursor::after(r.created_at, r.id.as_str()).encode()
+    }))
+}
+
+/// Outbox events: `undelivered=1` for those the app has not acknowledged; `before` an id.
+pub async fn deliveries(
+    state: &ApiState,
+    params: &Params,
+    limit: i64,
+) -> Result<Page<EventRow>, ApiError> {
+    let before_id = param(params, "before")
+        .map(|b| {
+            b.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    "before must be the next_before value of the previous page",
+                )
+            })
+        })
+        .transpose()?;
+    let query = DeliveryQuery {
+        undelivered_only: matches!(param(params, "undelivered"), Some("1" | "true" | "on")),
+        before_id,
+    };
+    let rows = state.ledger.deliveries_page(query, limit).await?;
+    Ok(page(rows, limit, |e| e.id.to_string()))
+}
+
+/// Bulk batches with their progress.
+pub async fn batches(
+    state: &ApiState,
+    params: &Params,
+    limit: i64,
+) -> Result<Page<BatchProgress>, ApiError> {
+    let rows = state
+        .ledger
+        .batches_page(before(params)?.as_ref(), limit)
+        .await?;
+    Ok(page(rows, limit, |b| {
+        PageCursor::after(b.batch.created_at, b.batch.id.as_str()).encode()
+    }))
+}
+
+/// The Pi call rate this process sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CallRate {
+    /// `PI_RATE_LIMIT`: requests per second for the whole deployment.
+    pub limit_per_second: u32,
+    /// The same limit over a minute.
+    pub limit_per_minute: u64,
+    /// Pi calls (attempts, retries included) made in the last 60 s through this process's Pi
+    /// client: its API, and its workers when it runs them (`serve`, or `api` and `worker`
+    /// roles in one process).
+    pub calls_last_minute: u64,
+    /// Whether the budget is shared through Redis with other processes (whose calls are not
+    /// counted here).
+    pub shared: bool,
+}
+
+/// The call rate, when this API has a Pi client.
+pub fn call_rate(state: &ApiState) -> Option<CallRate> {
+    state.dashboard.pi_limiter().map(|limiter| {
+        let per_second = limiter.per_second().get();
+        CallRate {
+            limit_per_second: per_second,
+            limit_per_minute: u64::from(per_second) * 60,
+            calls_last_minute: limiter.calls_last_minute(),
+            shared: limiter.is_shared(),
+        }
+    })
+}
+
+/// What the overview shows.
+#[derive(Debug, serde::Serialize)]
+pub struct Overview {
+    /// Payments per state (each count stops at `count_cap`).
+    pub payments: Vec<(PaymentState, i64)>,
+    /// Payouts per state (each count stops at `count_cap`).
+    pub payouts: Vec<(PayoutState, i64)>,
+    /// Outbox events the app's webhook has not acknowledged.
+    pub undelivered_webhooks: i64,
+    /// Where counts stop.
+    pub count_cap: i64,
+    /// The Pi call rate, if this API has a Pi client.
+    pub pi_calls: Option<CallRate>,
+}
+
+impl Overview {
+    /// Payments plus payouts in `needs_attention`.
+    pub fn needs_attention(&self) -> i64 {
+        let payments = self
+            .payments
+            .iter()
+            .filter(|(s, _)| *s == PaymentState::NeedsAttention)
+            .map(|(_, n)| n);
+        let payouts = self
+            .payouts
+            .iter()
+            .filter(|(s, _)| *s == PayoutState::NeedsAttention)
+            .map(|(_, n)| n);
+        payments.chain(payouts).sum()
+    }
+}
+
+/// Read the overview.
+pub async fn overview(state: &ApiState) -> Result<Overview, ApiError> {
+    Ok(Overview {
+        payments: state.ledger.payment_counts().await?,
+        payouts: state.ledger.payout_counts().await?,
+        undelivered_webhooks: state.ledger.undelivered_count().await?,
+        count_cap: COUNT_CAP,
+        pi_calls: call_rate(state),
+    })
+}
+
+async fn overview_route(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let o = overview(&state).await?;
+    let as_map = |pairs: Vec<(&'static str, i64)>| -> serde_json::Map<String, Value> {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::from(v)))
+            .collect()
+    };
+    Ok(Json(json!({
+        "payments": as_map(o.payments.iter().map(|(s, n)| (s.as_str(), *n)).collect()),
+        "payouts": as_map(o.payouts.iter().map(|(s, n)| (s.as_str(), *n)).collect()),
+        "needs_attention": o.needs_attention(),
+        "undelivered_webhooks": o.undelivered_webhooks,
+        "count_cap": o.count_cap,
+        "pi_calls": o.pi_calls,
+    })))
+}
+
+async fn payments_route(
+    State(state): State<ApiState>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit(&params)?;
+    let p = payments(&state, &params, limit).await?;
+    Ok(Json(json!({ "payments": p.rows, "next_before": p.next })))
+}
+
+async fn payment_route(
+    State(state): State<ApiState>,
+    PathId(id): PathId,
+) -> Result<Json<Value>, ApiError> {
+    let id = payment_id(&id)?;
+    let row = state
+        .ledger
+        .payment(&id)
+        .await?
+        .ok_or_else(|| ApiError::from(LedgerError::PaymentNotFound(id.clone())))?;
+    let events = state.ledger.payment_events(&id).await?;
+    Ok(Json(json!({ "payment": row, "events": events })))
+}
+
+async fn webhooks_route(
+    State(state): State<ApiState>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit(&params)?;
+    let p = deliveries(&state, &params, limit).await?;
+    Ok(Json(json!({ "events": p.rows, "next_before": p.next })))
+}
+
+async fn batches_route(
+    State(state): State<ApiState>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit(&params)?;
+    let p = batches(&state, &params, limit).await?;
+    Ok(Json(json!({ "batches": p.rows, "next_before": p.next })))
+}
