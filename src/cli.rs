@@ -43,6 +43,8 @@ impl Cli {
 
 /// The subcommands.
 #[derive(Debug, Clone, Subcommand)]
+// Parsed once per process: the size difference of the variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// API and workers in one process (the default). Without PI_API_KEY it embeds the Pi
     /// simulator (a trial run, never real Pi) and says so.
