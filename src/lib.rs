@@ -1,5 +1,6 @@
 //! The `pi-payments` binary's library: command line ([`cli`]), configuration ([`config`]),
-//! connections ([`services`]), running the service ([`startup`]) and the benchmarks
+//! connections ([`services`]), running the service ([`startup`]), the embedded-mode storefront
+//! ([`demo`]) and the benchmarks
 //! ([`bench`], [`bench_payouts`]). `main.rs` only dispatches; the end-to-end tests start the
 //! service in-process through [`startup::RunningApp`].
 
@@ -9,6 +10,7 @@ pub mod channels_cli;
 pub mod check_config;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod payouts_cli;
 pub mod reconcile;
 pub mod services;

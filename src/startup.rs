@@ -143,6 +143,18 @@ impl RunningApp {
                         ..Default::default()
                     },
                 ));
+            // The demo storefront exists only beside the built-in simulator (its wallet signs).
+            let state = match &sim {
+                Some(sim) => {
+                    let demo = crate::demo::router(
+                        state.products.clone(),
+                        crate::demo::sim_proxy::SimProxy::new(sim)?,
+                        state.client_limit.clone(),
+                    );
+                    state.with_demo(demo)
+                }
+                None => state,
+            };
             let shutdown = stop.clone().cancelled_owned();
             let server_limits = config.server_limits;
             tasks.spawn(async move {

@@ -87,6 +87,10 @@ pub fn router(state: ApiState) -> Router {
         };
         routes = routes.merge(pioneer_routes.with_state(pioneers.clone()));
     }
+    if let Some(demo) = &state.demo {
+        // The embedded-mode storefront (the binary builds it only with the in-process pi-sim).
+        routes = routes.nest_service("/demo", demo.clone());
+    }
     let browser_policy = state.browser.clone();
     let app = routes
         .fallback(not_found)

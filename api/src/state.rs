@@ -86,6 +86,11 @@ pub struct ApiShared {
     /// What the operator dashboard keeps besides the ledger ([`crate::dashboard`]): the Pi
     /// limiter it reads the call rate from (set by [`ApiState::with_auth`]) and its drift gate.
     pub dashboard: crate::dashboard::DashboardState,
+    /// The demo storefront and its simulator proxy, mounted at `/demo` by [`crate::router`].
+    /// Built by the binary, only when it runs the simulator in-process; `None` everywhere
+    /// else, so a deployment against the real Pi has no `/demo`. Set with
+    /// [`ApiState::with_demo`].
+    pub demo: Option<axum::Router>,
 }
 
 impl FromRef<ApiState> for AdminAuth {
@@ -133,6 +138,7 @@ impl ApiState {
             client_limit: None,
             scrape_gauges: crate::metrics::ScrapeGauges::default(),
             dashboard: crate::dashboard::DashboardState::default(),
+            demo: None,
         }))
     }
 
@@ -178,6 +184,13 @@ impl ApiState {
     ) -> ApiState {
         self.shared_mut().client_limit =
             limit.map(|l| crate::client_limit::ClientLimiter::new(l, trust_proxy));
+        self
+    }
+
+    /// Mount `demo` (a finished router with its own state) at `/demo`, inside the API's
+    /// tracing, body limit and browser layers.
+    pub fn with_demo(mut self, demo: axum::Router) -> ApiState {
+        self.shared_mut().demo = Some(demo);
         self
     }
 

@@ -15,6 +15,8 @@ mod auth_e2e;
 mod chaos;
 mod cli;
 mod compose;
+mod demo_browser;
+mod demo_routes;
 mod deployment;
 mod e2e_u2a;
 mod e2e_u2a_faults;

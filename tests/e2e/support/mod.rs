@@ -12,6 +12,7 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod compose;
 pub mod deployment;
 pub mod http;
