@@ -514,6 +514,10 @@ pub struct WorkerArgs {
     /// HMAC-SHA256 key of the webhook signature.
     #[arg(long, env = "APP_WEBHOOK_SECRET", hide_env_values = true)]
     pub app_webhook_secret: Option<String>,
+    /// Address a worker process serves /healthz, /readyz and /metrics on [default for
+    /// `worker`: 127.0.0.1:8081; `serve` binds it only when set, its API has them already].
+    #[arg(long, env = "WORKER_ADDR")]
+    pub worker_addr: Option<String>,
 }
 
 impl WorkerArgs {
@@ -526,6 +530,7 @@ impl WorkerArgs {
         out.job_max_attempts.clone_from(&self.job_max_attempts);
         out.app_webhook_url.clone_from(&self.app_webhook_url);
         out.app_webhook_secret.clone_from(&self.app_webhook_secret);
+        out.worker_addr.clone_from(&self.worker_addr);
     }
 }
 
@@ -632,6 +637,7 @@ pub struct ConfigArgs {
     pub stuck_after: Option<String>,
     pub abandon_after: Option<String>,
     pub worker_queues: Option<String>,
+    pub worker_addr: Option<String>,
     /// This process serves no operator routes (`worker`, `channels create`): a wallet seed
     /// then needs no `ADMIN_TOKEN`.
     pub no_operator_routes: bool,

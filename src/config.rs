@@ -36,6 +36,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://pi-payments.db";
 pub const DEFAULT_QUEUE_NAMESPACE: &str = "prod";
 /// Where the API listens when `BIND_ADDR` is unset.
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+/// Where `pi-payments worker` serves its probes and metrics when `WORKER_ADDR` is unset: on
+/// loopback (a scraper on another host needs an explicit `0.0.0.0:8081`), next to the API's
+/// port and clear of Prometheus' own 9090.
+pub const DEFAULT_WORKER_ADDR: &str = "127.0.0.1:8081";
 
 /// A configuration value that cannot be used. `Display` is the one line the user sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,6 +151,10 @@ pub struct Config {
     pub job_max_attempts: u32,
     /// The API's listening address.
     pub bind_addr: SocketAddr,
+    /// `WORKER_ADDR`: where a worker process serves `/healthz`, `/readyz` and `/metrics`.
+    /// `None` when unset: `worker` then tries [`DEFAULT_WORKER_ADDR`] (and runs without probes
+    /// if that port is taken, e.g. by a second worker on the host); `serve` serves none.
+    pub worker_addr: Option<SocketAddr>,
     /// `HTTP_HEADER_TIMEOUT`, `HTTP_REQUEST_TIMEOUT`, `HTTP_MAX_CONNECTIONS`: the bounds of
     /// the API's listener.
     pub server_limits: pi_payments_api::ServerLimits,
@@ -643,6 +651,17 @@ impl Config {
                 "is not an address:port (e.g. 127.0.0.1:8080 or 0.0.0.0:8080)",
             )
         })?;
+        let worker_addr = given(&args.worker_addr)
+            .map(|addr| {
+                addr.parse::<SocketAddr>().map_err(|_| {
+                    ConfigError::new(
+                        "WORKER_ADDR",
+                        Some(addr),
+                        "is not an address:port (e.g. 127.0.0.1:8081 or 0.0.0.0:8081)",
+                    )
+                })
+            })
+            .transpose()?;
         let products_file = given(&args.products_file).map(PathBuf::from);
         if let Some(path) = &products_file
             && !path.is_file()
@@ -683,6 +702,7 @@ impl Config {
             worker_concurrency: usize::try_from(worker_concurrency).unwrap_or(16),
             job_max_attempts,
             bind_addr,
+            worker_addr,
             server_limits: server_limits(args)?,
             products_file,
             require_order,
@@ -725,6 +745,26 @@ mod tests {
         assert_eq!(config.worker_concurrency, 16);
         assert_eq!(config.job_max_attempts, 8);
         assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+        assert_eq!(config.worker_addr, None);
+    }
+
+    #[test]
+    fn worker_addr_is_an_address() {
+        let with = |v: &str| {
+            Config::from_args(&ConfigArgs {
+                worker_addr: Some(v.into()),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            with("0.0.0.0:9000").unwrap().worker_addr,
+            Some("0.0.0.0:9000".parse().unwrap())
+        );
+        let err = with("localhost").unwrap_err().to_string();
+        assert!(
+            err.starts_with(r#"WORKER_ADDR="localhost" is not an address:port"#),
+            "{err}"
+        );
     }
 
     #[test]

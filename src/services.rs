@@ -130,6 +130,10 @@ impl PiServices {
             &[&endpoints.horizon_url],
             config.horizon_rate_limit,
         )?;
+        pi_payments_core::telemetry::set_rate_limits(
+            config.rate_limit.get(),
+            config.horizon_rate_limit.get(),
+        );
         tracing::info!(
             pi_rate_limit = config.rate_limit.get(),
             horizon_rate_limit = config.horizon_rate_limit.get(),

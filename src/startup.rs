@@ -3,7 +3,7 @@
 //! `main` and the end-to-end tests both go through [`RunningApp::start`], so the tests run the
 //! real wiring.
 
-use crate::config::{Config, ConfigError, PiTarget};
+use crate::config::{Config, ConfigError, DEFAULT_WORKER_ADDR, PiTarget};
 use crate::services::{PiEndpoints, PiServices, Services};
 use anyhow::Context;
 use pi_payments_api::ApiState;
@@ -65,6 +65,8 @@ impl Role {
 pub struct RunningApp {
     /// The API's bound address (`None` for [`Role::Worker`]).
     pub addr: Option<SocketAddr>,
+    /// Where this process serves the worker probes (`WORKER_ADDR`), if it does.
+    pub probe_addr: Option<SocketAddr>,
     /// Where Pi is (the in-process simulator's URLs when `simulated`).
     pub pi: PiEndpoints,
     /// Whether pi-sim runs inside this process.
@@ -89,6 +91,7 @@ impl std::fmt::Debug for RunningApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningApp")
             .field("addr", &self.addr)
+            .field("probe_addr", &self.probe_addr)
             .field("pi", &self.pi)
             .field("simulated", &self.simulated)
             .finish_non_exhaustive()
@@ -100,6 +103,8 @@ impl RunningApp {
     /// the API and spawn what `role` runs. Returns once the API listens.
     pub async fn start(mut config: Config, role: Role) -> anyhow::Result<RunningApp> {
         role.check(&config)?;
+        // Before anything records (the clients set their rate-limit gauges when built).
+        pi_payments_api::metrics::install();
         let generated_admin_token = operator_token_for_trial(&mut config, role);
         let Services {
             ledger,
@@ -157,6 +162,18 @@ impl RunningApp {
                 pi_payments_api::serve(listener, state, server_limits, shutdown)
                     .await
                     .context("the HTTP server failed")
+            });
+        }
+        let mut probe_addr = None;
+        if let Some(listener) = probe_listener(&config, role).await? {
+            let bound = listener.local_addr()?;
+            probe_addr = Some(bound);
+            let (ledger, queue) = (ledger.clone(), Arc::new(queue.clone()));
+            let shutdown = stop.clone().cancelled_owned();
+            tasks.spawn(async move {
+                tracing::info!(addr = %bound, "worker probes listening (/healthz, /readyz, /metrics)");
+                pi_payments_api::probes::serve(listener, ledger, queue, shutdown).await;
+                Ok(())
             });
         }
         if role.runs_workers() {
@@ -232,6 +249,7 @@ impl RunningApp {
         }
         Ok(RunningApp {
             addr,
+            probe_addr,
             generated_admin_token,
             sim_restored: sim.as_ref().is_some_and(pi_sim::RunningSim::restored),
             database_url: config.database_url.clone(),
@@ -317,6 +335,42 @@ impl RunningApp {
             restored: self.sim_restored,
             program,
         }))
+    }
+}
+
+/// The listener of the worker probes (`/healthz`, `/readyz`, `/metrics`), if this process
+/// serves them: a `worker` always tries, on `WORKER_ADDR` or [`DEFAULT_WORKER_ADDR`]; `serve`
+/// only with `WORKER_ADDR` set (its API has the same routes); `api` never. An explicit address
+/// that cannot be bound stops the start; the default one only costs a warning (a second worker
+/// on the same host runs on, without probes, until it is given its own `WORKER_ADDR`).
+async fn probe_listener(
+    config: &Config,
+    role: Role,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match (config.worker_addr, role) {
+        (Some(addr), Role::Worker | Role::Serve) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .with_context(|| {
+                format!(
+                    "cannot listen on WORKER_ADDR={addr}: is another process using it? give each worker process its own port"
+                )
+            }),
+        (None, Role::Worker) => {
+            let addr = DEFAULT_WORKER_ADDR;
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => Ok(Some(listener)),
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        addr,
+                        "worker probes off: the default WORKER_ADDR is taken (another worker on this host?); set WORKER_ADDR to a free address:port for /healthz, /readyz and /metrics"
+                    );
+                    Ok(None)
+                }
+            }
+        }
+        _ => Ok(None),
     }
 }
 

@@ -7,6 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pi_payments_core::jobs::JobQueue;
+use pi_payments_core::ledger::Ledger;
 use serde_json::json;
 use std::time::Duration;
 
@@ -64,9 +66,15 @@ pub async fn healthz() -> Json<serde_json::Value> {
     )
 )]
 pub async fn readyz(State(state): State<ApiState>) -> Response {
+    readiness(&state.ledger, &*state.queue).await
+}
+
+/// The answer of a readiness probe over `ledger` and `queue` (the API's `/readyz`, and a
+/// worker's on `WORKER_ADDR`).
+pub async fn readiness(ledger: &Ledger, queue: &dyn JobQueue) -> Response {
     let (ledger, queue) = tokio::join!(
-        tokio::time::timeout(PROBE_TIMEOUT, state.ledger.ping()),
-        tokio::time::timeout(PROBE_TIMEOUT, state.queue.ping()),
+        tokio::time::timeout(PROBE_TIMEOUT, ledger.ping()),
+        tokio::time::timeout(PROBE_TIMEOUT, queue.ping()),
     );
     let ledger = match ledger {
         Ok(Ok(())) => Ok(()),

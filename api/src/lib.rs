@@ -2,7 +2,8 @@
 //!
 //! One module per concern: [`callbacks`] (the five Pi frontend callbacks, group-committed to
 //! the ledger), [`payments`], [`orders`], [`events`] (outbox polling), [`health`], with
-//! [`error`] and [`extract`] shared by all. Every answer, including 404, 405 and 413, is JSON.
+//! [`error`] and [`extract`] shared by all. Every answer, including 404, 405 and 413, is JSON
+//! (except [`metrics`]' Prometheus text). [`probes`] is the small server of worker processes.
 //! Pioneer sign-in and sessions ([`auth`], [`session`]), rewarded ads ([`ads`]), operator
 //! routes behind `ADMIN_TOKEN` ([`operator`], [`admin`]) and the browser posture for Pi's
 //! iframe ([`browser`]), all configured by [`settings`], are mounted in [`router`].
@@ -20,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod operator;
 pub mod operator_actions;
@@ -27,6 +29,7 @@ pub mod operator_views;
 pub mod orders;
 pub mod payments;
 pub mod payouts;
+pub mod probes;
 pub mod read_access;
 pub mod request_timeout;
 pub mod server;
@@ -66,6 +69,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(events::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Prometheus text; open like the probes (see `metrics` for why nothing in it is secret).
+        .route("/metrics", get(metrics::metrics))
         .merge(operator_routes(state.admin.clone()))
         // GET /admin/drift, behind ADMIN_TOKEN like every operator route.
         .merge(admin::protect(drift::routes(), state.admin.clone()))
@@ -111,10 +116,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let callbacks = state.callbacks.clone();
-    let app = router(state).layer(axum::middleware::from_fn_with_state(
-        limits.request_timeout,
-        request_timeout::enforce,
-    ));
+    let app = router(state)
+        .layer(axum::middleware::from_fn_with_state(
+            limits.request_timeout,
+            request_timeout::enforce,
+        ))
+        // Outermost, so that refusals and timeouts are counted too (by route template).
+        .layer(axum::middleware::from_fn(metrics::record_requests));
     server::serve_bounded(listener, app, limits, shutdown).await;
     // Push the jobs of callbacks answered just before the stop (their rows are stored either
     // way; this only spares them a wait for the sweeper).

@@ -50,6 +50,7 @@ The Pi callbacks are also mounted under /api/pi_payment/ (operation ids ending i
         crate::ads::claim,
         crate::health::healthz,
         crate::health::readyz,
+        crate::metrics::metrics,
         crate::operator::ping,
         crate::drift::drift,
         crate::payouts::create,

@@ -81,6 +81,8 @@ pub struct ApiShared {
     /// Per-client limits of the public routes (`CLIENT_RATE_LIMIT`); `None`: unlimited (the
     /// default of [`ApiState::new`], for tests). Set with [`ApiState::with_client_limit`].
     pub client_limit: Option<crate::client_limit::ClientLimiter>,
+    /// The ledger and queue gauges of `GET /metrics`, refreshed at most every few seconds.
+    pub scrape_gauges: crate::metrics::ScrapeGauges,
     /// What the operator dashboard keeps besides the ledger ([`crate::dashboard`]): the Pi
     /// limiter it reads the call rate from (set by [`ApiState::with_auth`]) and its drift gate.
     pub dashboard: crate::dashboard::DashboardState,
@@ -134,6 +136,7 @@ impl ApiState {
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
             client_limit: None,
+            scrape_gauges: crate::metrics::ScrapeGauges::default(),
             dashboard: crate::dashboard::DashboardState::default(),
             demo: None,
         }))

@@ -544,6 +544,48 @@ async fn health_and_readiness() {
     assert_ne!(body["ledger"], "ok");
 }
 
+/// A worker's probe server (`WORKER_ADDR`): the same readiness as the API's, Prometheus text at
+/// `/metrics`, JSON 404 elsewhere.
+#[tokio::test]
+async fn worker_probes_answer_health_readiness_and_metrics() {
+    let api = TestApi::new().await;
+    let probes = pi_payments_api::probes::router(api.ledger.clone(), Arc::new(api.queue.clone()));
+    let get = |path: &str| {
+        let probes = probes.clone();
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        async move {
+            let response = probes.oneshot(req).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, StatusCode::OK);
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.queue.set_failing(true);
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "not_ready");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("queue"),
+        "{body}"
+    );
+    let (status, text) = get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    // The ledger gauges, read at scrape time.
+    assert!(
+        text.contains("pi_payments_payments{state=\"completed\"} 0"),
+        "{text}"
+    );
+    let (status, body) = get("/elsewhere").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("/readyz"), "{body}");
+}
+
 #[tokio::test]
 async fn a_failing_queue_still_answers_202_after_the_write() {
     let api = TestApi::new().await;

@@ -447,6 +447,21 @@ pub trait JobQueue: Send + Sync {
     fn enqueue_many(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<(), QueueError>>;
     /// Whether the queue is reachable (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// How many jobs wait per kind (for `/metrics`); a queue that cannot tell lists none.
+    fn depths(&self) -> BoxFuture<'_, Result<Vec<QueueDepth>, QueueError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// Jobs of one kind waiting in the queue (read for `/metrics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// The job kind.
+    pub kind: JobKind,
+    /// Jobs that may run now (no worker has taken them yet).
+    pub ready: u64,
+    /// Jobs waiting for the time they were scheduled for (delayed steps, retries).
+    pub scheduled: u64,
 }
 
 /// An in-memory [`JobQueue`] that records what was enqueued: for tests.

@@ -24,6 +24,7 @@ pub mod reconcile;
 pub mod secret;
 pub mod state;
 pub mod stellar;
+pub mod telemetry;
 pub mod throttle;
 pub mod timestamp;
 pub mod u2a;

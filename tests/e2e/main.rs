@@ -1,8 +1,8 @@
 //! The root package's end-to-end tests in one binary (one link of the whole service instead of
 //! fourteen): the service started from a `Config` as `main` does, or the real binary, against
 //! pi-sim — U2A payments, refusals and faults, webhooks, sign-in and ads, A2U payouts from the
-//! API and the command line, reconciliation, logs without secrets, the CLI and the compose file,
-//! and the demo page and operator dashboard in a browser.
+//! API and the command line, reconciliation, logs without secrets, metrics and worker probes,
+//! the CLI and the compose file, and the demo page and operator dashboard in a browser.
 //! `support` is the harness they share.
 
 // Test code: a failed unwrap is a failed test (the workspace denies unwrap outside tests).
@@ -25,6 +25,7 @@ mod e2e_u2a_refusals;
 mod e2e_webhooks;
 mod embedded;
 mod logs;
+mod metrics;
 mod payouts_api;
 mod payouts_cli;
 mod payouts_faults;

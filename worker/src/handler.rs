@@ -2,19 +2,22 @@
 //! U2A processor or payout processor). The match is exhaustive, so a new job kind does not
 //! compile until it is handled here. When a payment's or payout's job ends, the ledger hears of
 //! it (`Ledger::job_finished`): the sweeper counts a row as stuck only when a job finished on it
-//! and the row did not move, never while its job is queued or still running.
+//! and the row did not move, never while its job is queued or still running. Every job's end
+//! is counted and timed by kind and outcome (`pi_payments_jobs_total`).
 //!
 //! A job asked for by an HTTP request runs inside a `request{request_id=…}` span, so that every
 //! log line of the job carries the id that the API's access log and `X-Request-Id` gave it.
 
 use crate::context::HandlerCtx;
 use crate::{payout, u2a};
-use apalis::prelude::{Attempt, BoxDynError, Data};
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
 use pi_payments_core::jobs::{Job, JobPayload};
 use pi_payments_core::ledger::Swept;
+use pi_payments_core::telemetry::{self, JobOutcome};
 use pi_payments_core::u2a::{StepInput, U2aStep};
 use std::sync::Arc;
 use tracing::Instrument;
+use std::time::Instant;
 
 /// apalis handler for jobs of payload type `J`.
 pub(crate) async fn handle_job<J: JobPayload>(
@@ -22,6 +25,7 @@ pub(crate) async fn handle_job<J: JobPayload>(
     attempt: Attempt,
     ctx: Data<Arc<HandlerCtx>>,
 ) -> Result<(), BoxDynError> {
+    let started = Instant::now();
     let job: Job = job.into();
     let span = match job.request_id() {
         Some(request_id) => tracing::info_span!("request", request_id = %request_id),
@@ -80,5 +84,11 @@ async fn run_job(
         // Only the sweeper's count of this row misses one run; the job's outcome stands.
         tracing::warn!(%error, subject, "could not record that a job finished");
     }
+    let outcome = match &result {
+        Ok(()) => JobOutcome::Ok,
+        Err(error) if error.is::<AbortError>() => JobOutcome::GaveUp,
+        Err(_) => JobOutcome::Retry,
+    };
+    telemetry::record_job(J::KIND, outcome, started.elapsed());
     result
 }

@@ -20,6 +20,7 @@
 mod backend;
 mod context;
 mod deps;
+mod depth;
 mod error;
 mod handler;
 mod housekeeping;

@@ -17,7 +17,8 @@ use apalis_redis::RedisStorage;
 use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
 use futures::future::{BoxFuture, join_all};
 use pi_payments_core::jobs::{
-    BoxFuture as CoreBoxFuture, Job, JobKind, JobKindVisitor, JobPayload, JobQueue, QueueError,
+    BoxFuture as CoreBoxFuture, Job, JobKind, JobKindVisitor, JobPayload, JobQueue, QueueDepth,
+    QueueError,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -358,5 +359,13 @@ impl JobQueue for Queue {
 
     fn ping(&self) -> CoreBoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move { self.check().await.map_err(to_queue_error) })
+    }
+
+    fn depths(&self) -> CoreBoxFuture<'_, Result<Vec<QueueDepth>, QueueError>> {
+        Box::pin(async move {
+            crate::depth::read(&self.backend, &self.namespace)
+                .await
+                .map_err(QueueError::Unavailable)
+        })
     }
 }

@@ -11,6 +11,7 @@ use crate::context::HandlerCtx;
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::{Schedule, Tick};
 use pi_payments_core::reconcile::{ReconcileConfig, Reconciler, RunOutcome};
+use pi_payments_core::telemetry::{self, ReconcileTick};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
@@ -85,10 +86,12 @@ pub(crate) async fn reconcile_tick(
     let span = tracing::info_span!("reconcile", tick = tick.get_timestamp());
     match ctx.reconciler.run_once(&ctx.holder).instrument(span).await {
         Ok(RunOutcome::Ran(summary)) => {
+            telemetry::record_reconcile(ReconcileTick::Ran(&summary));
             tracing::debug!(run_id = summary.run_id, "reconcile tick ran");
             Ok(())
         }
         Ok(RunOutcome::Skipped { holder }) => {
+            telemetry::record_reconcile(ReconcileTick::Skipped);
             tracing::debug!(
                 ?holder,
                 "reconcile tick skipped: another run holds the lease"
@@ -96,6 +99,7 @@ pub(crate) async fn reconcile_tick(
             Ok(())
         }
         Err(error) => {
+            telemetry::record_reconcile(ReconcileTick::Failed);
             // Not retried: the next tick is the retry.
             tracing::warn!(%error, "reconcile run failed; the next tick tries again");
             Ok(())

@@ -114,6 +114,7 @@ impl Deliverer {
         );
         async {
         let outcome = self.post(&event).await;
+        pi_payments_core::telemetry::record_webhook(outcome.is_ok());
         let result = match outcome {
             Ok(()) => self.ledger.mark_delivered(event.id).await,
             Err(error) => {

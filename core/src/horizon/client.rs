@@ -9,10 +9,11 @@ use super::wire::{
     parse_stroops, problem_detail,
 };
 use crate::rate_limit::RateLimiter;
+use crate::telemetry::{self, CallStatus, Upstream};
 use backon::{ExponentialBuilder, Retryable};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use url::Url;
 
 /// Extra tries of a Horizon read after a dropped connection or a non-throttling 5xx.
@@ -84,7 +85,9 @@ impl HorizonClient {
     /// Wait for a permit of the Horizon budget; called right before every request.
     async fn permit(&self) {
         if let Some(limiter) = &self.limiter {
+            let waiting = Instant::now();
             limiter.acquire().await;
+            telemetry::record_limiter_wait(Upstream::Horizon, waiting.elapsed());
         }
     }
 
@@ -111,12 +114,17 @@ impl HorizonClient {
     /// ([`READ_RETRIES`]): one flaky page must not fail a memo scan of many pages, nor count as a
     /// failed attempt of a payout. Throttles (429, 503, 504, timeouts) go back to the caller,
     /// which waits as a throttle should instead of asking again sooner.
-    async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<Option<T>, HorizonError> {
+    /// `endpoint` is the path template (e.g. `/accounts/{id}`) for the metrics.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        url: Url,
+    ) -> Result<Option<T>, HorizonError> {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(READ_RETRY_DELAY)
             .with_max_times(READ_RETRIES)
             .with_jitter();
-        (|| self.get_json_once(url.clone()))
+        (|| self.get_json_once(endpoint, url.clone()))
             .retry(backoff)
             .when(HorizonError::is_flaky_read)
             .notify(|error, wait| {
@@ -128,18 +136,24 @@ impl HorizonClient {
     /// One GET of `url` (see [`HorizonClient::get_json`]).
     async fn get_json_once<T: DeserializeOwned>(
         &self,
+        endpoint: &'static str,
         url: Url,
     ) -> Result<Option<T>, HorizonError> {
         let shown = url.to_string();
         self.permit().await;
+        let sent = Instant::now();
         let resp = self
             .http
             .get(url)
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| transport_error(&shown, &e))?;
+            .map_err(|e| {
+                record_call("GET", endpoint, call_status(&e), sent);
+                transport_error(&shown, &e)
+            })?;
         let status = resp.status();
+        record_call("GET", endpoint, CallStatus::Http(status.as_u16()), sent);
         let body = resp
             .bytes()
             .await
@@ -171,7 +185,7 @@ impl HorizonClient {
         }
         let url = self.base.clone();
         let shown = url.to_string();
-        match self.get_json::<Root>(url).await? {
+        match self.get_json::<Root>("/", url).await? {
             Some(root) => Ok(root.network_passphrase),
             None => Err(HorizonError::Decode {
                 url: shown,
@@ -185,7 +199,7 @@ impl HorizonClient {
     pub async fn account(&self, account_id: &str) -> Result<Option<Account>, HorizonError> {
         let url = self.url(&["accounts", account_id])?;
         let shown = url.to_string();
-        let Some(a) = self.get_json::<AccountJson>(url).await? else {
+        let Some(a) = self.get_json::<AccountJson>("/accounts/{id}", url).await? else {
             return Ok(None);
         };
         let decode = |detail: String| HorizonError::Decode {
@@ -216,7 +230,7 @@ impl HorizonClient {
         let url = self.url(&["fee_stats"])?;
         let shown = url.to_string();
         let stats: FeeStatsJson =
-            self.get_json(url)
+            self.get_json("/fee_stats", url)
                 .await?
                 .ok_or_else(|| HorizonError::Status {
                     url: shown.clone(),
@@ -240,7 +254,9 @@ impl HorizonClient {
             .append_pair("order", "desc")
             .append_pair("limit", "1");
         let shown = url.to_string();
-        let page = self.get_json::<Embedded<LedgerJson>>(url).await?;
+        let page = self
+            .get_json::<Embedded<LedgerJson>>("/ledgers", url)
+            .await?;
         let Some(latest) = page.and_then(|p| p.embedded.records.into_iter().next()) else {
             return Err(HorizonError::Decode {
                 url: shown,
@@ -269,6 +285,7 @@ impl HorizonClient {
             .url(&["transactions"])
             .map_err(|e| SubmitError::Transport(e.to_string()))?;
         self.permit().await;
+        let sent = Instant::now();
         let resp = self
             .http
             .post(url)
@@ -277,6 +294,7 @@ impl HorizonClient {
             .send()
             .await
             .map_err(|e| {
+                record_call("POST", "/transactions", call_status(&e), sent);
                 if e.is_timeout() {
                     SubmitError::Timeout
                 } else {
@@ -284,6 +302,12 @@ impl HorizonClient {
                 }
             })?;
         let status = resp.status();
+        record_call(
+            "POST",
+            "/transactions",
+            CallStatus::Http(status.as_u16()),
+            sent,
+        );
         let body = resp.bytes().await.map_err(|e| {
             if e.is_timeout() {
                 SubmitError::Timeout
@@ -297,7 +321,10 @@ impl HorizonClient {
     /// `GET /transactions/{hash}`; `None` if Horizon does not know it (not applied yet, or never).
     pub async fn transaction(&self, hash: &str) -> Result<Option<TxInfo>, HorizonError> {
         let url = self.url(&["transactions", hash])?;
-        Ok(self.get_json::<TxJson>(url).await?.map(TxInfo::from))
+        Ok(self
+            .get_json::<TxJson>("/transactions/{hash}", url)
+            .await?
+            .map(TxInfo::from))
     }
 
     /// `GET /transactions/{hash}/payments`: the payment and create_account operations of a
@@ -307,7 +334,10 @@ impl HorizonClient {
         url.query_pairs_mut()
             .append_pair("limit", &MAX_PAGE_LIMIT.to_string());
         let shown = url.to_string();
-        let Some(page) = self.get_json::<Embedded<OpJson>>(url).await? else {
+        let Some(page) = self
+            .get_json::<Embedded<OpJson>>("/transactions/{hash}/payments", url)
+            .await?
+        else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
@@ -371,7 +401,10 @@ impl HorizonClient {
             q.append_pair("limit", &limit.clamp(1, MAX_PAGE_LIMIT).to_string());
             q.append_pair("order", order.as_str());
         }
-        let records: Vec<TxInfo> = match self.get_json::<Embedded<TxJson>>(url).await? {
+        let records: Vec<TxInfo> = match self
+            .get_json::<Embedded<TxJson>>("/accounts/{id}/transactions", url)
+            .await?
+        {
             Some(page) => page
                 .embedded
                 .records
@@ -448,6 +481,20 @@ fn close_time_ms(created_at: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(created_at)
         .ok()
         .map(|t| t.timestamp_millis())
+}
+
+/// One attempt at `endpoint` (a path template), for the metrics.
+fn record_call(method: &str, endpoint: &'static str, status: CallStatus, sent: Instant) {
+    telemetry::record_upstream_call(Upstream::Horizon, method, endpoint, status, sent.elapsed());
+}
+
+/// A failure before any answer, as the metrics' `status` label.
+fn call_status(e: &reqwest::Error) -> CallStatus {
+    if e.is_timeout() {
+        CallStatus::Timeout
+    } else {
+        CallStatus::ConnectionError
+    }
 }
 
 fn transport_error(url: &str, e: &reqwest::Error) -> HorizonError {

@@ -434,6 +434,20 @@ pub(crate) async fn move_payment(
 }
 
 impl Ledger {
+    /// Payments per state (states without payments are left out): one `GROUP BY` over the
+    /// `(state, updated_at)` index, for `/metrics`.
+    pub async fn payment_state_counts(&self) -> Result<Vec<(PaymentState, i64)>, LedgerError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM payments GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get(0)?;
+                Ok((parse_state(&state)?, r.try_get::<i64, _>(1)?))
+            })
+            .collect()
+    }
+
     /// One payment, or `None` if no callback ever mentioned it.
     pub async fn payment(&self, id: &PaymentId) -> Result<Option<PaymentRow>, LedgerError> {
         let row = sqlx::query(SELECT_PAYMENT)

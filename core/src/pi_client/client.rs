@@ -14,12 +14,13 @@ use crate::dto::{
 use crate::ids::{PaymentId, Txid};
 use crate::rate_limit::{DEFAULT_UNVERIFIED_SHARE_PERCENT, PiRateLimiter, UnverifiedShare};
 use crate::secret::{AccessToken, Secret};
+use crate::telemetry::{self, CallStatus, Upstream};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 use url::Url;
 
@@ -142,6 +143,8 @@ struct Call<'a> {
     method: Method,
     /// Path template for logs, e.g. `/payments/{id}/approve`.
     endpoint: &'static str,
+    /// The same under `/v2`, as the metrics' `endpoint` label.
+    metric_endpoint: &'static str,
     segments: Vec<&'a str>,
     body: Option<Vec<u8>>,
     credential: Credential<'a>,
@@ -236,6 +239,7 @@ impl PiClient {
             .send(Call {
                 method: Method::GET,
                 endpoint: "/me",
+                metric_endpoint: "/v2/me",
                 segments: vec!["me"],
                 body: None,
                 credential: Credential::AccessToken(access_token),
@@ -253,6 +257,7 @@ impl PiClient {
         self.send(Call {
             method: Method::GET,
             endpoint: "/payments/{id}",
+            metric_endpoint: "/v2/payments/{id}",
             segments: vec!["payments", id.as_str()],
             body: None,
             credential: Credential::ServerKey,
@@ -264,8 +269,13 @@ impl PiClient {
     /// `POST /v2/payments/{id}/approve`. After a retry, [`PiError::AlreadyApproved`] may mean
     /// an earlier attempt succeeded: confirm with [`PiClient::get_payment`].
     pub async fn approve(&self, id: &PaymentId) -> Result<PaymentDto, PiError> {
-        self.post_payment_action(id, "approve", "/payments/{id}/approve", None)
-            .await
+        self.post_payment_action(
+            id,
+            "approve",
+            ("/payments/{id}/approve", "/v2/payments/{id}/approve"),
+            None,
+        )
+        .await
     }
 
     /// `POST /v2/payments/{id}/complete {"txid"}`. After a retry, [`PiError::AlreadyCompleted`]
@@ -273,14 +283,24 @@ impl PiClient {
     /// linked txid is `txid`.
     pub async fn complete(&self, id: &PaymentId, txid: &Txid) -> Result<PaymentDto, PiError> {
         let body = serde_json::json!({ "txid": txid });
-        self.post_payment_action(id, "complete", "/payments/{id}/complete", Some(body))
-            .await
+        self.post_payment_action(
+            id,
+            "complete",
+            ("/payments/{id}/complete", "/v2/payments/{id}/complete"),
+            Some(body),
+        )
+        .await
     }
 
     /// `POST /v2/payments/{id}/cancel`.
     pub async fn cancel(&self, id: &PaymentId) -> Result<PaymentDto, PiError> {
-        self.post_payment_action(id, "cancel", "/payments/{id}/cancel", None)
-            .await
+        self.post_payment_action(
+            id,
+            "cancel",
+            ("/payments/{id}/cancel", "/v2/payments/{id}/cancel"),
+            None,
+        )
+        .await
     }
 
     /// `POST /v2/payments`: create an A2U payment (Pi creates it already approved). Store the
@@ -293,6 +313,7 @@ impl PiClient {
         self.send(Call {
             method: Method::POST,
             endpoint: "/payments",
+            metric_endpoint: "/v2/payments",
             segments: vec!["payments"],
             body: Some(body),
             credential: Credential::ServerKey,
@@ -326,6 +347,7 @@ impl PiClient {
             .send(Call {
                 method: Method::GET,
                 endpoint: "/payments/incomplete_server_payments",
+                metric_endpoint: "/v2/payments/incomplete_server_payments",
                 segments: vec!["payments", "incomplete_server_payments"],
                 body: None,
                 credential: Credential::ServerKey,
@@ -344,6 +366,7 @@ impl PiClient {
         self.send(Call {
             method: Method::GET,
             endpoint: "/ads_network/status/{adId}",
+            metric_endpoint: "/v2/ads_network/status/{adId}",
             segments: vec!["ads_network", "status", ad_id],
             body: None,
             credential: Credential::ServerKey,
@@ -356,7 +379,7 @@ impl PiClient {
         &self,
         id: &PaymentId,
         action: &'static str,
-        endpoint: &'static str,
+        (endpoint, metric_endpoint): (&'static str, &'static str),
         body: Option<serde_json::Value>,
     ) -> Result<PaymentDto, PiError> {
         // Pi's SDKs send a JSON object even when there is nothing to say.
@@ -367,6 +390,7 @@ impl PiClient {
         self.send(Call {
             method: Method::POST,
             endpoint,
+            metric_endpoint,
             segments: vec!["payments", id.as_str(), action],
             body: Some(body),
             credential: Credential::ServerKey,
@@ -410,7 +434,10 @@ impl PiClient {
         let call = &call;
         let (url, auth, secrets) = (&url, &auth, &secrets);
         let result = with_retries(&self.inner.retry, |attempt| async move {
+            let waiting = Instant::now();
             self.inner.limiter.acquire().await;
+            telemetry::record_limiter_wait(Upstream::Pi, waiting.elapsed());
+            let sent = Instant::now();
             let mut req = self
                 .inner
                 .http
@@ -426,11 +453,29 @@ impl PiClient {
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {
+                    let status = match e {
+                        PiError::Timeout => CallStatus::Timeout,
+                        _ => CallStatus::ConnectionError,
+                    };
+                    telemetry::record_upstream_call(
+                        Upstream::Pi,
+                        call.method.as_str(),
+                        call.metric_endpoint,
+                        status,
+                        sent.elapsed(),
+                    );
                     tracing::debug!(attempt, error = %e, "Pi call failed before an answer");
                     return Err(e);
                 }
             };
             let status = resp.status();
+            telemetry::record_upstream_call(
+                Upstream::Pi,
+                call.method.as_str(),
+                call.metric_endpoint,
+                CallStatus::Http(status.as_u16()),
+                sent.elapsed(),
+            );
             let retry_after = resp
                 .headers()
                 .get(RETRY_AFTER)

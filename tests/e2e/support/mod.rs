@@ -17,6 +17,7 @@ pub mod compose;
 pub mod deployment;
 pub mod http;
 pub mod payouts;
+pub mod prometheus;
 
 use pi_payments::cli::ConfigArgs;
 use pi_payments::config::QueueTarget;

@@ -8,6 +8,7 @@
 mod support;
 
 mod payout;
+mod queue_depth;
 mod reconcile;
 mod redis_namespace;
 mod sqlite_bulk_push;
