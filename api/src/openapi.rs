@@ -22,7 +22,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ObjectBuilder, Required, Type};
 
 /// The document's description: what every route shares.
-const DESCRIPTION: &str = "The HTTP API of pi-payments: the five Pi frontend callbacks, orders, payments, the event outbox, Pioneer sign-in and rewarded ads, and the operator routes (payouts, drift) behind ADMIN_TOKEN.
+const DESCRIPTION: &str = "The HTTP API of pi-payments: the five Pi frontend callbacks, orders, payments, the event outbox, Pioneer sign-in and rewarded ads, and the operator routes (payouts, drift, the /admin views and actions, the HTML dashboard) behind ADMIN_TOKEN.
 
 Every error is JSON `{\"error\": \"<code>\", \"message\": \"<what to do next>\"}` (the `Error` schema); an unknown route answers 404 `not_found` and a wrong method 405 `method_not_allowed`. Bodies are limited to 64 KiB (16 MiB for POST /payouts/bulk).
 
@@ -58,6 +58,31 @@ The Pi callbacks are also mounted under /api/pi_payment/ (operation ids ending i
         crate::payouts::list,
         crate::payouts::show,
         crate::payouts::cancel,
+        crate::operator_views::overview_route,
+        crate::operator_views::payments_route,
+        crate::operator_views::payment_route,
+        crate::operator_views::webhooks_route,
+        crate::operator_views::batches_route,
+        crate::operator_actions::retry_payment_route,
+        crate::operator_actions::retry_payout_route,
+        crate::operator_actions::resend_route,
+        crate::dashboard::access::login_form,
+        crate::dashboard::access::login,
+        crate::dashboard::access::logout,
+        crate::dashboard::pages::overview,
+        crate::dashboard::pages::attention,
+        crate::dashboard::pages::payments,
+        crate::dashboard::pages::payment,
+        crate::dashboard::pages::retry_payment,
+        crate::dashboard::pages::payouts,
+        crate::dashboard::pages::payout,
+        crate::dashboard::pages::retry_payout,
+        crate::dashboard::pages::webhooks,
+        crate::dashboard::pages::webhook,
+        crate::dashboard::pages::resend_webhook,
+        crate::dashboard::pages::batches,
+        crate::dashboard::pages::drift_form,
+        crate::dashboard::pages::drift_run,
         openapi_json,
         docs,
     ),
@@ -70,6 +95,7 @@ The Pi callbacks are also mounted under /api/pi_payment/ (operation ids ending i
         (name = "pioneers", description = "Pioneer sign-in (through Pi's /v2/me), sessions and rewarded ads."),
         (name = "health", description = "Liveness and readiness probes."),
         (name = "operator", description = "Operator routes: every one needs `Authorization: Bearer <ADMIN_TOKEN>`."),
+        (name = "dashboard", description = "The operator dashboard: HTML pages and form posts for people. Each needs `Authorization: Bearer <ADMIN_TOKEN>` or the `pp_operator` login cookie set by POST /dashboard/login (the login form itself is open); form posts with the cookie must come from the dashboard's own origin. Scripts use the /admin JSON routes instead."),
         (name = "payouts", description = "A2U payouts (operator routes, behind ADMIN_TOKEN)."),
         (name = "docs", description = "This document and its rendered form."),
     )
@@ -147,6 +173,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::session::DEFAULT_COOKIE_NAME,
                 "The session cookie set by POST /auth/pi. Changes sent with it from a browser must come from an allowed origin (CSRF guard).",
+            ))),
+        );
+        components.add_security_scheme(
+            "operator_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::dashboard::access::COOKIE_NAME,
+                "The dashboard's login cookie, set by POST /dashboard/login after the operator pastes ADMIN_TOKEN: a signed expiry (never the token), valid 8 hours, for /dashboard only. Form posts sent with it must come from the dashboard's own origin.",
             ))),
         );
     }

@@ -11,7 +11,7 @@
 //! for deliveries). A row that is not in `needs_attention` is 409; nothing is enqueued twice
 //! by a double click (only a row that moved gets a job).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::PathId;
 use crate::state::ApiState;
 use axum::extract::State;
@@ -193,7 +193,57 @@ pub async fn resend_webhook(state: &ApiState, id: i64, via: Via) -> Result<Event
     Ok(event)
 }
 
-async fn retry_payment_route(
+/// `POST /admin/payments/{id}/retry`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct RetriedPayment {
+    /// The payment as it is now (back in `completing` or `received`).
+    payment: PaymentRow,
+    /// Always true: its job is queued.
+    enqueued: bool,
+}
+
+/// `POST /admin/payouts/{id}/retry`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct RetriedPayout {
+    /// The payout as it is now (without its signed envelope).
+    payout: PayoutRow,
+    /// Always true: its job is queued.
+    enqueued: bool,
+}
+
+/// `POST /admin/webhooks/{id}/resend`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct ResentWebhook {
+    /// The outbox event, now due for delivery.
+    event: EventRow,
+    /// Always true: the deliverer sends it again shortly.
+    rearmed: bool,
+}
+
+/// Retry a payment that needs attention.
+///
+/// Sends a `needs_attention` payment back through the state machine (to `completing` when a
+/// txid is stored, else `received`), records the operator in its history and queues its job.
+#[utoipa::path(
+    post,
+    path = "/admin/payments/{id}/retry",
+    tag = "operator",
+    operation_id = "admin_retry_payment",
+    params(("id" = String, Path, description = "The payment id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Back in work and queued", body = RetriedPayment),
+        (status = 400, description = "Not a payment id", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such payment", body = ErrorBody),
+        (status = 409, description = "The payment is not in needs_attention", body = ErrorBody),
+        (status = 503, description = "Ledger or queue unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn retry_payment_route(
     State(state): State<ApiState>,
     PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
@@ -202,7 +252,27 @@ async fn retry_payment_route(
     Ok(Json(json!({ "payment": row, "enqueued": true })))
 }
 
-async fn retry_payout_route(
+/// Retry a payout that needs attention.
+///
+/// Sends a `needs_attention` payout back to the step its stored data implies, records the
+/// operator in its history and queues its job.
+#[utoipa::path(
+    post,
+    path = "/admin/payouts/{id}/retry",
+    tag = "operator",
+    operation_id = "admin_retry_payout",
+    params(("id" = String, Path, description = "The payout id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Back in work and queued", body = RetriedPayout),
+        (status = 400, description = "Not a payout id", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such payout", body = ErrorBody),
+        (status = 409, description = "The payout is not in needs_attention", body = ErrorBody),
+        (status = 503, description = "Ledger or queue unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn retry_payout_route(
     State(state): State<ApiState>,
     PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
@@ -213,7 +283,26 @@ async fn retry_payout_route(
     ))
 }
 
-async fn resend_route(
+/// Resend a webhook delivery.
+///
+/// Makes an outbox event due for delivery now (again, if it was delivered: apps dedupe by
+/// event id) and records the operator.
+#[utoipa::path(
+    post,
+    path = "/admin/webhooks/{id}/resend",
+    tag = "operator",
+    operation_id = "admin_resend_webhook",
+    params(("id" = i64, Path, description = "The outbox event id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Due for delivery now", body = ResentWebhook),
+        (status = 400, description = "Not an event id", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn resend_route(
     State(state): State<ApiState>,
     PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {

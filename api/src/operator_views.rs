@@ -13,7 +13,7 @@
 //! Every page is at most [`MAX_PAGE`] rows of one index range (see
 //! `pi_payments_core::ledger::operator_views`).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::PathId;
 use crate::operator_actions::payment_id;
 use crate::state::ApiState;
@@ -266,7 +266,7 @@ pub async fn batches(
 }
 
 /// The Pi call rate this process sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CallRate {
     /// `PI_RATE_LIMIT`: requests per second for the whole deployment.
     pub limit_per_second: u32,
@@ -337,7 +337,71 @@ pub async fn overview(state: &ApiState) -> Result<Overview, ApiError> {
     })
 }
 
-async fn overview_route(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+/// `GET /admin/overview`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct OperatorOverview {
+    /// Payments per state name (each count stops at `count_cap`).
+    payments: HashMap<String, i64>,
+    /// Payouts per state name (each count stops at `count_cap`).
+    payouts: HashMap<String, i64>,
+    /// Payments plus payouts in `needs_attention`.
+    needs_attention: i64,
+    /// Outbox events the app's webhook has not acknowledged.
+    undelivered_webhooks: i64,
+    /// Where counts stop.
+    count_cap: i64,
+    /// The Pi call rate, null when this API has no Pi client.
+    pi_calls: Option<CallRate>,
+}
+
+/// A page of `GET /admin/payments`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct OperatorPaymentsPage {
+    /// Newest first.
+    payments: Vec<PaymentRow>,
+    /// What to send as `before` for the next page (null on the last page).
+    next_before: Option<String>,
+}
+
+/// A page of `GET /admin/webhooks`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct OperatorWebhooksPage {
+    /// Outbox events with their delivery state, newest first.
+    events: Vec<EventRow>,
+    /// What to send as `before` for the next page (null on the last page).
+    next_before: Option<String>,
+}
+
+/// A page of `GET /admin/batches`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the answer for the OpenAPI document (built with `json!`).
+pub struct OperatorBatchesPage {
+    /// Bulk imports with their progress, newest first.
+    batches: Vec<BatchProgress>,
+    /// What to send as `before` for the next page (null on the last page).
+    next_before: Option<String>,
+}
+
+/// Count payments and payouts per state.
+///
+/// The dashboard's overview as JSON: counts per state (capped), undelivered webhooks and the
+/// Pi call rate of this process.
+#[utoipa::path(
+    get,
+    path = "/admin/overview",
+    tag = "operator",
+    operation_id = "admin_overview",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The counts", body = OperatorOverview),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn overview_route(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let o = overview(&state).await?;
     let as_map = |pairs: Vec<(&'static str, i64)>| -> serde_json::Map<String, Value> {
         pairs
@@ -355,7 +419,30 @@ async fn overview_route(State(state): State<ApiState>) -> Result<Json<Value>, Ap
     })))
 }
 
-async fn payments_route(
+/// List payments, newest first, with filters.
+///
+/// `q` naming a stored payment id answers that payment alone; any other `q` is a Pioneer uid.
+#[utoipa::path(
+    get,
+    path = "/admin/payments",
+    tag = "operator",
+    operation_id = "admin_list_payments",
+    params(
+        ("state" = Option<PaymentState>, Query, description = "Only payments in this state"),
+        ("since" = Option<String>, Query, description = "Only payments created since this date (`2026-01-31`, midnight UTC) or RFC 3339 time"),
+        ("q" = Option<String>, Query, description = "A payment id or a Pioneer uid (at most 128 characters)"),
+        ("before" = Option<String>, Query, description = "The `next_before` of the previous page"),
+        ("limit" = Option<i64>, Query, description = "Rows per page, 1 to 100 (default 50)"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "A page of payments", body = OperatorPaymentsPage),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn payments_route(
     State(state): State<ApiState>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
@@ -364,7 +451,23 @@ async fn payments_route(
     Ok(Json(json!({ "payments": p.rows, "next_before": p.next })))
 }
 
-async fn payment_route(
+/// Show any payment and its history.
+#[utoipa::path(
+    get,
+    path = "/admin/payments/{id}",
+    tag = "operator",
+    operation_id = "admin_show_payment",
+    params(("id" = String, Path, description = "The payment id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The payment and its history", body = crate::payments::PaymentWithHistory),
+        (status = 400, description = "Not a payment id", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 404, description = "No such payment", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn payment_route(
     State(state): State<ApiState>,
     PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
@@ -378,7 +481,28 @@ async fn payment_route(
     Ok(Json(json!({ "payment": row, "events": events })))
 }
 
-async fn webhooks_route(
+/// List outbox events with their webhook delivery state.
+///
+/// Newest first, with delivery attempts, last error and next attempt.
+#[utoipa::path(
+    get,
+    path = "/admin/webhooks",
+    tag = "operator",
+    operation_id = "admin_list_webhooks",
+    params(
+        ("undelivered" = Option<String>, Query, description = "`1` (or `true`, `on`) for only the events the app has not acknowledged"),
+        ("before" = Option<i64>, Query, description = "The `next_before` of the previous page (an event id)"),
+        ("limit" = Option<i64>, Query, description = "Rows per page, 1 to 100 (default 50)"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = OperatorWebhooksPage),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn webhooks_route(
     State(state): State<ApiState>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
@@ -387,7 +511,25 @@ async fn webhooks_route(
     Ok(Json(json!({ "events": p.rows, "next_before": p.next })))
 }
 
-async fn batches_route(
+/// List bulk payout batches with their progress.
+#[utoipa::path(
+    get,
+    path = "/admin/batches",
+    tag = "operator",
+    operation_id = "admin_list_batches",
+    params(
+        ("before" = Option<String>, Query, description = "The `next_before` of the previous page"),
+        ("limit" = Option<i64>, Query, description = "Rows per page, 1 to 100 (default 50)"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "A page of batches", body = OperatorBatchesPage),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "No or wrong ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn batches_route(
     State(state): State<ApiState>,
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {

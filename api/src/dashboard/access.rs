@@ -14,7 +14,7 @@
 
 use super::html;
 use crate::admin::AdminAuth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::has_bearer;
 use crate::state::ApiState;
 use axum::Form;
@@ -256,7 +256,28 @@ fn safe_next(next: Option<&String>) -> String {
     .unwrap_or_else(|| "/dashboard".to_string())
 }
 
-/// `GET /dashboard/login`: the form where the operator pastes `ADMIN_TOKEN`.
+/// The login form's fields (`POST /dashboard/login`).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the body for the OpenAPI document; `login` reads it as a map.
+pub struct LoginForm {
+    /// The server's ADMIN_TOKEN, pasted by the operator.
+    token: String,
+    /// The dashboard page to go to after logging in (default `/dashboard`; other sites are
+    /// ignored).
+    next: Option<String>,
+}
+
+/// The dashboard's login form.
+///
+/// Where the operator pastes `ADMIN_TOKEN` (open to everyone: it shows nothing else).
+#[utoipa::path(
+    get,
+    path = "/dashboard/login",
+    tag = "dashboard",
+    operation_id = "dashboard_login_form",
+    params(("next" = Option<String>, Query, description = "The dashboard page to go to after logging in (default `/dashboard`)")),
+    responses((status = 200, description = "The form", content_type = "text/html", body = String))
+)]
 pub async fn login_form(
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
@@ -265,8 +286,24 @@ pub async fn login_form(
     html::login_page(&next, None, state.admin.is_configured()).into_response()
 }
 
-/// `POST /dashboard/login` (form `token`, `next`): sets the login cookie and goes on to
-/// `next`; a wrong token shows the form again (401).
+/// Log in to the dashboard.
+///
+/// Checks the pasted token, sets the login cookie (`pp_operator`: a signed expiry, never the
+/// token; valid 8 hours) and goes on to `next`; a wrong token shows the form again.
+#[utoipa::path(
+    post,
+    path = "/dashboard/login",
+    tag = "dashboard",
+    operation_id = "dashboard_login",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Logged in: the `pp_operator` cookie is set and the browser is sent to `next`",
+            headers(("Set-Cookie" = String, description = "The login cookie (`HttpOnly`, `SameSite=Strict`, `Path=/dashboard`)"))),
+        (status = 400, description = "Not a form (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "Wrong token, or no ADMIN_TOKEN configured: the form again with the reason", content_type = "text/html", body = String),
+        (status = 403, description = "Posted from another origin (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn login(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -313,7 +350,22 @@ pub async fn login(
     response
 }
 
-/// `POST /dashboard/logout`: clears the login cookie.
+/// Log out of the dashboard.
+///
+/// Clears the login cookie in this browser (a copied cookie stays valid until it expires).
+#[utoipa::path(
+    post,
+    path = "/dashboard/logout",
+    tag = "dashboard",
+    operation_id = "dashboard_logout",
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 303, description = "Logged out: the cookie is cleared and the browser is sent to `/dashboard/login`",
+            headers(("Set-Cookie" = String, description = "The login cookie, expired"))),
+        (status = 401, description = "No or wrong credential", body = ErrorBody),
+        (status = 403, description = "A cookie-authenticated form posted from another origin (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn logout(headers: HeaderMap) -> Response {
     let mut response = Redirect::to("/dashboard/login").into_response();
     response.headers_mut().insert(

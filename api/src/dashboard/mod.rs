@@ -15,7 +15,7 @@
 
 pub mod access;
 mod html;
-mod pages;
+pub(crate) mod pages;
 
 use crate::state::ApiState;
 use axum::Router;

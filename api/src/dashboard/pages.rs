@@ -13,7 +13,7 @@
 //! - after an action: `#flash`; errors: `#error`.
 
 use super::html::{count, page, state_badge, time, time_opt};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::PathId;
 use crate::operator_actions::{self, Via, event_id, payment_id, payout_id};
 use crate::operator_views::{self, Params};
@@ -38,7 +38,23 @@ fn flash(params: &Params) -> Markup {
     html! { @if let Some(t) = text { p #flash .flash { (t) } } }
 }
 
-/// `GET /dashboard`.
+/// The dashboard's overview page.
+///
+/// Needs-attention and undelivered-webhook counts, payments and payouts per state, the Pi
+/// call rate.
+#[utoipa::path(
+    get,
+    path = "/dashboard",
+    tag = "dashboard",
+    operation_id = "dashboard_overview",
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn overview(State(state): State<ApiState>) -> PageResult {
     let o = operator_views::overview(&state).await?;
     let cap = o.count_cap;
@@ -169,7 +185,27 @@ fn has_filter(params: &Params) -> bool {
         .any(|k| params.get(*k).is_some_and(|v| !v.trim().is_empty()))
 }
 
-/// `GET /dashboard/payments?state=&since=&q=&before=`.
+/// The payments page, by state, with filters.
+#[utoipa::path(
+    get,
+    path = "/dashboard/payments",
+    tag = "dashboard",
+    operation_id = "dashboard_payments",
+    params(
+        ("state" = Option<PaymentState>, Query, description = "Only payments in this state (without any filter: the newest of every state)"),
+        ("since" = Option<String>, Query, description = "Only rows created since this date (`2026-01-31`) or RFC 3339 time"),
+        ("q" = Option<String>, Query, description = "An id or a Pioneer uid (at most 128 characters)"),
+        ("before" = Option<String>, Query, description = "The cursor of the \"Older\" link"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 400, description = "Bad filter (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn payments(State(state): State<ApiState>, Query(params): Query<Params>) -> PageResult {
     let states = ALL_STATES.map(PaymentState::as_str);
     let form = filters("/dashboard/payments", &params, &states, html! {});
@@ -201,7 +237,28 @@ pub async fn payments(State(state): State<ApiState>, Query(params): Query<Params
     Ok(page("Payments", body))
 }
 
-/// `GET /dashboard/payouts?state=&since=&q=&batch=&before=`.
+/// The payouts page, by state, with filters.
+#[utoipa::path(
+    get,
+    path = "/dashboard/payouts",
+    tag = "dashboard",
+    operation_id = "dashboard_payouts",
+    params(
+        ("state" = Option<PayoutState>, Query, description = "Only payouts in this state (without any filter: the newest of every state)"),
+        ("since" = Option<String>, Query, description = "Only rows created since this date (`2026-01-31`) or RFC 3339 time"),
+        ("q" = Option<String>, Query, description = "An id or a Pioneer uid (at most 128 characters)"),
+        ("batch" = Option<String>, Query, description = "Only payouts of this bulk batch"),
+        ("before" = Option<String>, Query, description = "The cursor of the \"Older\" link"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 400, description = "Bad filter (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn payouts(State(state): State<ApiState>, Query(params): Query<Params>) -> PageResult {
     let states = ALL_PAYOUT_STATES.map(PayoutState::as_str);
     let batch = params.get("batch").cloned().unwrap_or_default();
@@ -272,7 +329,26 @@ fn history(lines: &[HistoryLine<'_>]) -> Markup {
     }
 }
 
-/// `GET /dashboard/payments/{id}`.
+/// One payment's page: its fields, its history and, when it needs attention, the retry button.
+#[utoipa::path(
+    get,
+    path = "/dashboard/payments/{id}",
+    tag = "dashboard",
+    operation_id = "dashboard_payment",
+    params(
+        ("id" = String, Path, description = "The payment id"),
+        ("done" = Option<String>, Query, description = "Set by the redirect after an action (`retried`, `resent`): shows a confirmation"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 400, description = "Not a payment id (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 404, description = "No such payment (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn payment(
     State(state): State<ApiState>,
     PathId(id): PathId,
@@ -328,7 +404,26 @@ pub async fn payment(
     Ok(page(&format!("Payment {}", row.id), body))
 }
 
-/// `GET /dashboard/payouts/{id}`.
+/// One payout's page: its fields, its history and, when it needs attention, the retry button.
+#[utoipa::path(
+    get,
+    path = "/dashboard/payouts/{id}",
+    tag = "dashboard",
+    operation_id = "dashboard_payout",
+    params(
+        ("id" = String, Path, description = "The payout id"),
+        ("done" = Option<String>, Query, description = "Set by the redirect after an action (`retried`, `resent`): shows a confirmation"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 400, description = "Not a payout id (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 404, description = "No such payout (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn payout(
     State(state): State<ApiState>,
     PathId(id): PathId,
@@ -381,7 +476,25 @@ pub async fn payout(
     Ok(page(&format!("Payout {}", row.id), body))
 }
 
-/// `GET /dashboard/attention`: every `needs_attention` payment and payout with its reason.
+/// The needs-attention page: every `needs_attention` payment and payout with its reason.
+///
+/// Each row has a retry button.
+#[utoipa::path(
+    get,
+    path = "/dashboard/attention",
+    tag = "dashboard",
+    operation_id = "dashboard_attention",
+    params(
+        ("done" = Option<String>, Query, description = "Set by the redirect after an action (`retried`, `resent`): shows a confirmation"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn attention(State(state): State<ApiState>, Query(params): Query<Params>) -> PageResult {
     let mut one = Params::new();
     one.insert("state".into(), "needs_attention".into());
@@ -421,7 +534,29 @@ pub async fn attention(State(state): State<ApiState>, Query(params): Query<Param
     Ok(page("Needs attention", body))
 }
 
-/// `POST /dashboard/payments/{id}/retry`.
+/// The retry button of a payment that needs attention.
+///
+/// Does what `POST /admin/payments/{id}/retry` does (recorded as done from the dashboard), then
+/// shows the payment.
+#[utoipa::path(
+    post,
+    path = "/dashboard/payments/{id}/retry",
+    tag = "dashboard",
+    operation_id = "dashboard_retry_payment",
+    params(
+        ("id" = String, Path, description = "The payment id"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 303, description = "Retried: sent to `/dashboard/payments/{id}?done=retried`"),
+        (status = 400, description = "Not a payment id (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No or wrong credential", body = ErrorBody),
+        (status = 403, description = "A cookie-authenticated form posted from another origin (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 404, description = "No such payment (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 409, description = "The payment is not in needs_attention (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 503, description = "Ledger or queue unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn retry_payment(
     State(state): State<ApiState>,
     PathId(id): PathId,
@@ -431,7 +566,29 @@ pub async fn retry_payment(
     Ok(Redirect::to(&format!("/dashboard/payments/{id}?done=retried")).into_response())
 }
 
-/// `POST /dashboard/payouts/{id}/retry`.
+/// The retry button of a payout that needs attention.
+///
+/// Does what `POST /admin/payouts/{id}/retry` does (recorded as done from the dashboard), then
+/// shows the payout.
+#[utoipa::path(
+    post,
+    path = "/dashboard/payouts/{id}/retry",
+    tag = "dashboard",
+    operation_id = "dashboard_retry_payout",
+    params(
+        ("id" = String, Path, description = "The payout id"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 303, description = "Retried: sent to `/dashboard/payouts/{id}?done=retried`"),
+        (status = 400, description = "Not a payout id (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No or wrong credential", body = ErrorBody),
+        (status = 403, description = "A cookie-authenticated form posted from another origin (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 404, description = "No such payout (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 409, description = "The payout is not in needs_attention (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 503, description = "Ledger or queue unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn retry_payout(
     State(state): State<ApiState>,
     PathId(id): PathId,
@@ -459,7 +616,25 @@ fn delivery_cells(e: &EventRow) -> Markup {
     }
 }
 
-/// `GET /dashboard/webhooks?undelivered=1&before=`.
+/// The webhook deliveries page: outbox events with attempts, last error and resend buttons.
+#[utoipa::path(
+    get,
+    path = "/dashboard/webhooks",
+    tag = "dashboard",
+    operation_id = "dashboard_webhooks",
+    params(
+        ("undelivered" = Option<String>, Query, description = "`1` (or `true`, `on`) for only the events the app has not acknowledged"),
+        ("before" = Option<i64>, Query, description = "The cursor of the \"Older\" link (an event id)"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 400, description = "Bad query (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn webhooks(State(state): State<ApiState>, Query(params): Query<Params>) -> PageResult {
     let p = operator_views::deliveries(&state, &params, operator_views::DEFAULT_PAGE).await?;
     let undelivered = matches!(
@@ -491,7 +666,26 @@ pub async fn webhooks(State(state): State<ApiState>, Query(params): Query<Params
     Ok(page("Webhook deliveries", body))
 }
 
-/// `GET /dashboard/webhooks/{id}`: one event, its body and what operators did to it.
+/// One webhook event's page: its delivery state, its body and what operators did to it.
+#[utoipa::path(
+    get,
+    path = "/dashboard/webhooks/{id}",
+    tag = "dashboard",
+    operation_id = "dashboard_webhook",
+    params(
+        ("id" = i64, Path, description = "The outbox event id"),
+        ("done" = Option<String>, Query, description = "Set by the redirect after an action (`retried`, `resent`): shows a confirmation"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 400, description = "Not an event id (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 404, description = "No such event (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn webhook(
     State(state): State<ApiState>,
     PathId(id): PathId,
@@ -538,7 +732,28 @@ pub async fn webhook(
     Ok(page(&format!("Webhook event {id}"), body))
 }
 
-/// `POST /dashboard/webhooks/{id}/resend`.
+/// The resend button of a webhook event.
+///
+/// Does what `POST /admin/webhooks/{id}/resend` does (recorded as done from the dashboard), then
+/// shows the event.
+#[utoipa::path(
+    post,
+    path = "/dashboard/webhooks/{id}/resend",
+    tag = "dashboard",
+    operation_id = "dashboard_resend_webhook",
+    params(
+        ("id" = i64, Path, description = "The outbox event id"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 303, description = "Re-armed: sent to `/dashboard/webhooks/{id}?done=resent`"),
+        (status = 400, description = "Not an event id (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No or wrong credential", body = ErrorBody),
+        (status = 403, description = "A cookie-authenticated form posted from another origin (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 404, description = "No such event (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn resend_webhook(
     State(state): State<ApiState>,
     PathId(id): PathId,
@@ -548,7 +763,24 @@ pub async fn resend_webhook(
     Ok(Redirect::to(&format!("/dashboard/webhooks/{id}?done=resent")).into_response())
 }
 
-/// `GET /dashboard/batches?before=`.
+/// The bulk batches page: each import with its counts and progress.
+#[utoipa::path(
+    get,
+    path = "/dashboard/batches",
+    tag = "dashboard",
+    operation_id = "dashboard_batches",
+    params(
+        ("before" = Option<String>, Query, description = "The cursor of the \"Older\" link"),
+    ),
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 400, description = "Bad query (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+        (status = 503, description = "Ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn batches(State(state): State<ApiState>, Query(params): Query<Params>) -> PageResult {
     let p = operator_views::batches(&state, &params, 20).await?;
     let cap = pi_payments_core::ledger::operator_views::BATCH_COUNT_CAP;
@@ -588,12 +820,42 @@ fn drift_button() -> Markup {
     }
 }
 
-/// `GET /dashboard/drift`: the button (the report calls Pi, so never on a page view).
+/// The drift report page: only its button.
+///
+/// The report calls Pi, so it never runs on a page view.
+#[utoipa::path(
+    get,
+    path = "/dashboard/drift",
+    tag = "dashboard",
+    operation_id = "dashboard_drift_form",
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 303, description = "A browser asking for HTML without a credential: sent to `/dashboard/login?next=<this page>`"),
+        (status = 401, description = "No credential (not a browser), or a wrong or unset ADMIN_TOKEN", body = ErrorBody),
+    )
+)]
 pub async fn drift_form() -> Markup {
     page("Drift report", drift_button())
 }
 
-/// `POST /dashboard/drift`: run the report (one at a time per process) and show it.
+/// Run the drift report and show it.
+///
+/// Compares the ledger with Pi and the chain (one Pi call per payment compared), one report
+/// at a time per process.
+#[utoipa::path(
+    post,
+    path = "/dashboard/drift",
+    tag = "dashboard",
+    operation_id = "dashboard_drift_run",
+    security(("admin_token" = []), ("operator_cookie" = [])),
+    responses(
+        (status = 200, description = "The report", content_type = "text/html", body = String),
+        (status = 401, description = "No or wrong credential", body = ErrorBody),
+        (status = 403, description = "A cookie-authenticated form posted from another origin (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 503, description = "No Pi and Horizon clients, a report already running (retry later), or Pi, Horizon or the ledger unreachable (an error page for a browser asking for HTML)", content((ErrorBody = "application/json"), (String = "text/html"))),
+    )
+)]
 pub async fn drift_run(State(state): State<ApiState>) -> PageResult {
     let Some(checker) = &state.drift else {
         return Err(ApiError::unavailable(

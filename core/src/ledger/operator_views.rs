@@ -101,7 +101,7 @@ pub struct DeliveryQuery {
 }
 
 /// A batch with how far its payouts got (each count capped at [`BATCH_COUNT_CAP`]).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct BatchProgress {
     /// The batch and its import counts.
     pub batch: BatchRow,

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 /// One outbox event.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EventRow {
     /// Increasing; pollers page with `after = last id seen`.
     pub id: i64,
@@ -20,12 +20,17 @@ pub struct EventRow {
     pub subject_id: String,
     /// The event's `data` (a snapshot of the subject at the time of the event).
     pub payload: serde_json::Value,
-    /// Unix milliseconds.
+    /// Unix milliseconds in Rust; an RFC 3339 time (UTC) in JSON.
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms")]
     pub created_at: i64,
+    /// When the app's webhook acknowledged it (null while undelivered).
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub delivered_at: Option<i64>,
     pub delivery_attempts: i64,
+    /// When the deliverer tries again (null once delivered).
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "crate::timestamp::unix_ms_opt")]
     pub next_attempt_at: Option<i64>,
     pub last_error: Option<String>,
