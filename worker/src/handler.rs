@@ -16,8 +16,8 @@ use pi_payments_core::ledger::Swept;
 use pi_payments_core::telemetry::{self, JobOutcome};
 use pi_payments_core::u2a::{StepInput, U2aStep};
 use std::sync::Arc;
-use tracing::Instrument;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// apalis handler for jobs of payload type `J`.
 pub(crate) async fn handle_job<J: JobPayload>(
