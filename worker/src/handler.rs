@@ -31,7 +31,14 @@ pub(crate) async fn handle_job<J: JobPayload>(
         Some(request_id) => tracing::info_span!("request", request_id = %request_id),
         None => tracing::Span::none(),
     };
-    run_job(job, attempt, ctx).instrument(span).await
+    let result = run_job(job, attempt, ctx).instrument(span).await;
+    let outcome = match &result {
+        Ok(()) => JobOutcome::Ok,
+        Err(error) if error.is::<AbortError>() => JobOutcome::GaveUp,
+        Err(_) => JobOutcome::Retry,
+    };
+    telemetry::record_job(J::KIND, outcome, started.elapsed());
+    result
 }
 
 /// Run `job` and tell the ledger that it finished.
@@ -84,11 +91,5 @@ async fn run_job(
         // Only the sweeper's count of this row misses one run; the job's outcome stands.
         tracing::warn!(%error, subject, "could not record that a job finished");
     }
-    let outcome = match &result {
-        Ok(()) => JobOutcome::Ok,
-        Err(error) if error.is::<AbortError>() => JobOutcome::GaveUp,
-        Err(_) => JobOutcome::Retry,
-    };
-    telemetry::record_job(J::KIND, outcome, started.elapsed());
     result
 }
