@@ -32,6 +32,7 @@ pub mod payouts;
 pub mod probes;
 pub mod read_access;
 pub mod request_timeout;
+pub mod scrape_gauges;
 pub mod server;
 pub mod state;
 

@@ -4,7 +4,7 @@
 //! What is recorded, and under which names and labels, is core's `telemetry` module; this
 //! module installs the Prometheus recorder that keeps it ([`install`], once per process) and
 //! renders it. The gauges read from the ledger and the queue (payments and payouts by state,
-//! queue depth) are refreshed at scrape time, at most every [`REFRESH_EVERY`], so a flood of
+//! queue depth) are refreshed at scrape time, at most every [`crate::scrape_gauges::REFRESH_EVERY`], so a flood of
 //! scrapes costs at most one `GROUP BY` per interval.
 //!
 //! The route is open, like `/healthz`: every label comes from a fixed list or a route
@@ -12,6 +12,7 @@
 //! no secret (every payment to the app wallet is public on the chain). Keep it off the public
 //! internet at the proxy if its traffic figures should stay private.
 
+use crate::scrape_gauges::ScrapeGauges;
 use crate::state::ApiState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -21,13 +22,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use pi_payments_core::jobs::JobQueue;
 use pi_payments_core::ledger::Ledger;
 use pi_payments_core::telemetry;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// How long the ledger and queue gauges are reused before a scrape reads them again.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
-/// How long a scrape waits for the ledger or the queue before it shows the last values.
-const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often histogram samples are folded into their buckets between scrapes (otherwise they
 /// pile up in memory while nobody scrapes).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -83,54 +80,6 @@ fn builder() -> PrometheusBuilder {
         });
     // Only an empty bucket list is refused, and ours are constants.
     with_buckets.unwrap_or_else(|_| PrometheusBuilder::new())
-}
-
-/// The gauges read from the ledger and the queue, refreshed at most every [`REFRESH_EVERY`].
-/// One per router; clones share the refresh time.
-#[derive(Clone, Debug, Default)]
-pub struct ScrapeGauges {
-    last: Arc<tokio::sync::Mutex<Option<Instant>>>,
-}
-
-impl ScrapeGauges {
-    /// Read payments and payouts by state and the queue's depth, unless they were read within
-    /// [`REFRESH_EVERY`] or another scrape is reading them now. A source that fails or does
-    /// not answer in time keeps its last values (and counts a scrape error).
-    pub async fn refresh(&self, ledger: &Ledger, queue: &dyn JobQueue) {
-        let Ok(mut last) = self.last.try_lock() else {
-            return;
-        };
-        if last.is_some_and(|at| at.elapsed() < REFRESH_EVERY) {
-            return;
-        }
-        *last = Some(Instant::now());
-        let (payments, payouts, depths) = tokio::join!(
-            tokio::time::timeout(READ_TIMEOUT, ledger.payment_state_counts()),
-            tokio::time::timeout(READ_TIMEOUT, ledger.payout_state_counts()),
-            tokio::time::timeout(READ_TIMEOUT, queue.depths()),
-        );
-        match (payments, payouts) {
-            (Ok(Ok(payments)), Ok(Ok(payouts))) => {
-                telemetry::set_payment_states(&payments);
-                telemetry::set_payout_states(&payouts);
-            }
-            _ => {
-                tracing::warn!("reading payment and payout states for /metrics failed");
-                telemetry::record_scrape_error("ledger");
-            }
-        }
-        match depths {
-            Ok(Ok(depths)) => telemetry::set_queue_depths(&depths),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "reading the queue's depth for /metrics failed");
-                telemetry::record_scrape_error("queue");
-            }
-            Err(_) => {
-                tracing::warn!("the queue's depth did not come in time for /metrics");
-                telemetry::record_scrape_error("queue");
-            }
-        }
-    }
 }
 
 /// The recorded metrics as a Prometheus text page, the ledger and queue gauges refreshed

@@ -4,7 +4,8 @@
 
 use crate::error::ApiError;
 use crate::health;
-use crate::metrics::{self, ScrapeGauges};
+use crate::metrics;
+use crate::scrape_gauges::ScrapeGauges;
 use crate::server::{ServerLimits, serve_bounded};
 use axum::Router;
 use axum::extract::State;

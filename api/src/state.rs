@@ -82,10 +82,10 @@ pub struct ApiShared {
     /// default of [`ApiState::new`], for tests). Set with [`ApiState::with_client_limit`].
     pub client_limit: Option<crate::client_limit::ClientLimiter>,
     /// The ledger and queue gauges of `GET /metrics`, refreshed at most every few seconds.
-    pub scrape_gauges: crate::metrics::ScrapeGauges,
+    pub scrape_gauges: crate::scrape_gauges::ScrapeGauges,
     /// What the operator dashboard keeps besides the ledger ([`crate::dashboard`]): the Pi
     /// limiter it reads the call rate from (set by [`ApiState::with_auth`]) and its drift gate.
-    pub dashboard: crate::dashboard::DashboardState,
+    pub dashboard: crate::dashboard::dashboard_state::DashboardState,
     /// The demo storefront and its simulator proxy, mounted at `/demo` by [`crate::router`].
     /// Built by the binary, only when it runs the simulator in-process; `None` everywhere
     /// else, so a deployment against the real Pi has no `/demo`. Set with
@@ -136,8 +136,8 @@ impl ApiState {
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
             client_limit: None,
-            scrape_gauges: crate::metrics::ScrapeGauges::default(),
-            dashboard: crate::dashboard::DashboardState::default(),
+            scrape_gauges: crate::scrape_gauges::ScrapeGauges::default(),
+            dashboard: crate::dashboard::dashboard_state::DashboardState::default(),
             demo: None,
         }))
     }

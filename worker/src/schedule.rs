@@ -86,7 +86,7 @@ pub(crate) async fn reconcile_tick(
     let span = tracing::info_span!("reconcile", tick = tick.get_timestamp());
     match ctx.reconciler.run_once(&ctx.holder).instrument(span).await {
         Ok(RunOutcome::Ran(summary)) => {
-            telemetry::record_reconcile(ReconcileTick::Ran(&summary));
+            telemetry::record_reconcile(ReconcileTick::Ran(&summary.findings()));
             tracing::debug!(run_id = summary.run_id, "reconcile tick ran");
             Ok(())
         }

@@ -14,6 +14,7 @@
 //! attributes are stable for browser tests (listed in [`pages`]).
 
 pub mod access;
+pub mod dashboard_state;
 mod html;
 pub(crate) mod pages;
 
@@ -21,45 +22,7 @@ use crate::state::ApiState;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
-use pi_payments_core::rate_limit::PiRateLimiter;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
-
-/// What the dashboard keeps besides the ledger: the Pi limiter it reads the call rate from,
-/// and the gate that lets one drift report run at a time in this process (each one reads Pi
-/// once per payment it compares).
-#[derive(Clone, Debug)]
-pub struct DashboardState {
-    pi_limiter: Option<Arc<PiRateLimiter>>,
-    drift_gate: Arc<Semaphore>,
-}
-
-impl Default for DashboardState {
-    fn default() -> DashboardState {
-        DashboardState {
-            pi_limiter: None,
-            drift_gate: Arc::new(Semaphore::new(1)),
-        }
-    }
-}
-
-impl DashboardState {
-    /// Read the Pi call rate from `limiter` (the process's Pi client's).
-    pub fn with_pi_limiter(mut self, limiter: Arc<PiRateLimiter>) -> DashboardState {
-        self.pi_limiter = Some(limiter);
-        self
-    }
-
-    /// The Pi limiter, when this API has a Pi client.
-    pub fn pi_limiter(&self) -> Option<&Arc<PiRateLimiter>> {
-        self.pi_limiter.as_ref()
-    }
-
-    /// The drift gate (one report at a time).
-    pub(crate) fn drift_gate(&self) -> &Arc<Semaphore> {
-        &self.drift_gate
-    }
-}
+pub use dashboard_state::DashboardState;
 
 /// Every dashboard route: the login form open to all, the rest behind [`access::require_operator`],
 /// all with the dashboard's response headers ([`access::dashboard_headers`]) and errors as

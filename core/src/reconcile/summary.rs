@@ -28,3 +28,25 @@ pub struct RunSummary {
     /// Parts that failed (the rest of the run still happened).
     pub errors: Vec<String>,
 }
+
+impl RunSummary {
+    /// What the run found and did, by kind, as counts: the labels of the
+    /// `pi_payments_reconcile_findings_total` metric.
+    pub fn findings(&self) -> [(&'static str, usize); 10] {
+        [
+            ("requeued_payment", self.requeued_payments.len()),
+            ("requeued_payout", self.requeued_payouts.len()),
+            ("gave_up", self.gave_up.len()),
+            (
+                "server_payment",
+                usize::try_from(self.server_payments).unwrap_or(usize::MAX),
+            ),
+            ("server_resumed", self.server_resumed.len()),
+            ("server_waiting", self.server_waiting.len()),
+            ("server_unknown", self.server_unknown.len()),
+            ("server_settled", self.server_settled.len()),
+            ("server_superseded", self.server_superseded.len()),
+            ("error", self.errors.len()),
+        ]
+    }
+}
