@@ -59,6 +59,26 @@ impl fmt::Display for RequestId {
     }
 }
 
+tokio::task_local! {
+    /// The id of the request whose handler runs on this task (set by [`log_requests`]).
+    static CURRENT: RequestId;
+}
+
+/// The id of the request being handled, when called from a handler (or anything it awaits
+/// on its own task; not from tasks it spawns).
+pub fn current() -> Option<RequestId> {
+    CURRENT.try_with(RequestId::clone).ok()
+}
+
+/// `job`, marked with the id of the request being handled (if any), so that the worker's
+/// logs of it join this request's access log line.
+pub fn tag(job: pi_payments_core::jobs::Job) -> pi_payments_core::jobs::Job {
+    match current() {
+        Some(id) => job.with_request_id(id.as_str()),
+        None => job,
+    }
+}
+
 /// Middleware: give the request its id, run it inside a `request{method, path, request_id}`
 /// span (every log line of its handler carries them), log one access line, and answer with
 /// `X-Request-Id`.
@@ -77,7 +97,9 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(id.clone());
     let span = tracing::info_span!("request", %method, %path, request_id = %id);
     let started = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response = CURRENT
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
     let status = response.status().as_u16();
     span.in_scope(|| tracing::info!(status, latency_ms, "request served"));

@@ -74,18 +74,9 @@ impl ClientLimiter {
         }
     }
 
-    /// Who sent `req`: see the module docs. Unknown (no peer address, e.g. in-process tests)
-    /// counts as one client, `0.0.0.0`.
+    /// Who sent `req`: see [`client_address`].
     fn client(&self, req: &Request) -> IpAddr {
-        if self.inner.trust_proxy
-            && let Some(ip) = forwarded_client(req)
-        {
-            return ip;
-        }
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        client_address(req, self.inner.trust_proxy)
     }
 
     /// Let one request of `client` through, or say how many whole seconds to wait.
@@ -107,6 +98,19 @@ impl ClientLimiter {
     pub fn protect<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
         router.route_layer(middleware::from_fn_with_state(self.clone(), limit))
     }
+}
+
+/// Who sent `req`: the peer's address, or with `trust_proxy` the last address of
+/// `X-Forwarded-For` (see the module docs). Unknown (no peer address, e.g. in-process tests)
+/// counts as one client, `0.0.0.0`.
+pub(crate) fn client_address(req: &Request, trust_proxy: bool) -> IpAddr {
+    if trust_proxy && let Some(ip) = forwarded_client(req) {
+        return ip;
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
 /// The last address of the last `X-Forwarded-For` header, if it parses.

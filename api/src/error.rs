@@ -61,6 +61,15 @@ pub enum ApiError {
         "too many requests from this client address; retry in {retry_after_secs} s (each client address may send CLIENT_RATE_LIMIT requests per second to the public routes)"
     )]
     TooManyRequests { retry_after_secs: u32 },
+    /// This client presented too many wrong operator tokens lately ([`crate::token_guesses`]):
+    /// 429 with `Retry-After`, whatever it presents now.
+    #[error(
+        "too many wrong operator tokens from this client address; retry in {retry_after_secs} s with the server's ADMIN_TOKEN (each address may present {per_window} wrong ones per minute)"
+    )]
+    TooManyWrongTokens {
+        retry_after_secs: u32,
+        per_window: u32,
+    },
     /// Our bug or an unexpected storage failure: 500. Details go to the log, not the client.
     #[error("internal error")]
     Internal,
@@ -156,7 +165,9 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::TooManyWrongTokens { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,6 +185,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::TooManyWrongTokens { .. } => "too_many_wrong_tokens",
             ApiError::Internal => "internal_error",
         }
     }
@@ -278,6 +290,10 @@ impl IntoResponse for ApiError {
             }
             | ApiError::TooManyRequests {
                 retry_after_secs: secs,
+            }
+            | ApiError::TooManyWrongTokens {
+                retry_after_secs: secs,
+                ..
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }

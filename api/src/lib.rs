@@ -35,6 +35,7 @@ pub mod request_timeout;
 pub mod scrape_gauges;
 pub mod server;
 pub mod state;
+pub mod token_guesses;
 
 pub use callbacks::{BatchConfig, CallbackBatcher, CallbackKind};
 pub use client_limit::{ClientLimit, ClientLimiter};
@@ -72,9 +73,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         // Prometheus text; open like the probes (see `metrics` for why nothing in it is secret).
         .route("/metrics", get(metrics::metrics))
-        .merge(operator_routes(state.admin.clone()))
+        // Behind ADMIN_TOKEN, and a brake on guessing it (token_guesses).
+        .merge(
+            state
+                .token_guesses
+                .protect(operator_routes(state.admin.clone())),
+        )
         // GET /admin/drift, behind ADMIN_TOKEN like every operator route.
-        .merge(admin::protect(drift::routes(), state.admin.clone()))
+        .merge(
+            state
+                .token_guesses
+                .protect(admin::protect(drift::routes(), state.admin.clone())),
+        )
         // /dashboard: HTML for operators, behind ADMIN_TOKEN or its login cookie.
         .merge(dashboard::routes(&state))
         // GET /openapi.json and /docs: public, they describe the routes and hold no secret.

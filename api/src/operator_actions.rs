@@ -121,6 +121,7 @@ pub async fn retry_payment(
         RetryStep::Complete => Job::complete(id.clone()),
     };
     tracing::info!(payment_id = %id, ?step, "operator retried a payment");
+    let job = crate::access_log::tag(job);
     state.queue.enqueue(job).await.map_err(|err| {
         tracing::error!(payment_id = %id, error = %err, "retried payment not enqueued");
         queue_down("payment", id.as_str())
@@ -168,7 +169,7 @@ pub async fn retry_payout(
     tracing::info!(payout_id = %id, "operator retried a payout");
     state
         .queue
-        .enqueue(Job::payout(id.clone()))
+        .enqueue(crate::access_log::tag(Job::payout(id.clone())))
         .await
         .map_err(|err| {
             tracing::error!(payout_id = %id, error = %err, "retried payout not enqueued");

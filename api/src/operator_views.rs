@@ -265,32 +265,62 @@ pub async fn batches(
     }))
 }
 
-/// The Pi call rate this process sees.
+/// The Pi call rate against `PI_RATE_LIMIT`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CallRate {
     /// `PI_RATE_LIMIT`: requests per second for the whole deployment.
     pub limit_per_second: u32,
     /// The same limit over a minute.
     pub limit_per_minute: u64,
-    /// Pi calls (attempts, retries included) made in the last 60 s through this process's Pi
-    /// client: its API, and its workers when it runs them (`serve`, or `api` and `worker`
-    /// roles in one process).
+    /// Pi calls (attempts, retries included) made in the last 60 s: by every process of the
+    /// deployment when `counted_in` is `deployment`, by this one when it is `process`.
     pub calls_last_minute: u64,
-    /// Whether the budget is shared through Redis with other processes (whose calls are not
-    /// counted here).
+    /// Whose calls `calls_last_minute` counts.
+    pub counted_in: CountedIn,
+    /// Pi calls made in the last 60 s through this process's Pi client: its API, and its
+    /// workers when it runs them (`serve`, or `api` and `worker` roles in one process).
+    pub process_calls_last_minute: u64,
+    /// Whether the budget is shared through Redis with other processes.
     pub shared: bool,
 }
 
-/// The call rate, when this API has a Pi client.
-pub fn call_rate(state: &ApiState) -> Option<CallRate> {
-    state.dashboard.pi_limiter().map(|limiter| {
-        let per_second = limiter.per_second().get();
-        CallRate {
-            limit_per_second: per_second,
-            limit_per_minute: u64::from(per_second) * 60,
-            calls_last_minute: limiter.calls_last_minute(),
-            shared: limiter.is_shared(),
+/// Whose calls a [`CallRate`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CountedIn {
+    /// Every process sharing the budget through Redis (counted there).
+    Deployment,
+    /// This process only: the budget is not shared, or Redis did not answer.
+    Process,
+}
+
+impl CountedIn {
+    /// The name the JSON answer uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CountedIn::Deployment => "deployment",
+            CountedIn::Process => "process",
         }
+    }
+}
+
+/// The call rate, when this API has a Pi client: the deployment's when the budget is shared
+/// and Redis answers, since the process serving the dashboard is rarely the one calling Pi.
+pub async fn call_rate(state: &ApiState) -> Option<CallRate> {
+    let limiter = state.dashboard.pi_limiter()?;
+    let per_second = limiter.per_second().get();
+    let process = limiter.calls_last_minute();
+    let (calls, counted_in) = match limiter.deployment_calls_last_minute().await {
+        Some(calls) => (calls, CountedIn::Deployment),
+        None => (process, CountedIn::Process),
+    };
+    Some(CallRate {
+        limit_per_second: per_second,
+        limit_per_minute: u64::from(per_second) * 60,
+        calls_last_minute: calls,
+        counted_in,
+        process_calls_last_minute: process,
+        shared: limiter.is_shared(),
     })
 }
 
@@ -333,7 +363,7 @@ pub async fn overview(state: &ApiState) -> Result<Overview, ApiError> {
         payouts: state.ledger.payout_counts().await?,
         undelivered_webhooks: state.ledger.undelivered_count().await?,
         count_cap: COUNT_CAP,
-        pi_calls: call_rate(state),
+        pi_calls: call_rate(state).await,
     })
 }
 
@@ -388,7 +418,7 @@ pub struct OperatorBatchesPage {
 /// Count payments and payouts per state.
 ///
 /// The dashboard's overview as JSON: counts per state (capped), undelivered webhooks and the
-/// Pi call rate of this process.
+/// Pi call rate of the deployment.
 #[utoipa::path(
     get,
     path = "/admin/overview",

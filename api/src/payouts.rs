@@ -96,7 +96,7 @@ async fn enqueue(state: &ApiState, row: &PayoutRow) -> Result<(), ApiError> {
     }
     state
         .queue
-        .enqueue(Job::payout(row.id.clone()))
+        .enqueue(crate::access_log::tag(Job::payout(row.id.clone())))
         .await
         .map_err(|err| {
             tracing::error!(payout_id = %row.id, error = %err, "payout recorded but not enqueued");
@@ -465,7 +465,7 @@ pub(crate) async fn cancel(
     // The step closes the Pi payment, if one was created (it is a no-op otherwise).
     state
         .queue
-        .enqueue(Job::payout(id.clone()))
+        .enqueue(crate::access_log::tag(Job::payout(id.clone())))
         .await
         .map_err(|err| {
             tracing::error!(payout_id = %id, error = %err, "cancelled payout not enqueued");

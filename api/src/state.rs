@@ -69,6 +69,9 @@ pub struct ApiShared {
     pub pioneers: Option<PioneerServices>,
     /// The `ADMIN_TOKEN` check of every operator route. Closed to everyone by default.
     pub admin: AdminAuth,
+    /// Wrong operator tokens per client address: too many lock the address out of the
+    /// operator routes for a minute ([`crate::token_guesses`]).
+    pub token_guesses: crate::token_guesses::TokenGuesses,
     /// The `APP_API_TOKEN` check (same constant-time comparison): the app's backend reads
     /// `/events`, payments and orders with it ([`crate::read_access`]). Closed by default.
     pub app_api: AdminAuth,
@@ -132,6 +135,7 @@ impl ApiState {
             callbacks,
             pioneers: None,
             admin: AdminAuth::new(None),
+            token_guesses: crate::token_guesses::TokenGuesses::default(),
             app_api: AdminAuth::new(None),
             browser: BrowserPolicy::new(&AuthConfig::default()).ok(),
             drift: None,
@@ -166,6 +170,7 @@ impl ApiState {
         let shared = self.shared_mut();
         shared.dashboard = shared.dashboard.clone().with_pi_limiter(limiter);
         shared.admin = AdminAuth::from_config(&config);
+        shared.token_guesses = crate::token_guesses::TokenGuesses::new(config.trust_proxy);
         shared.app_api = AdminAuth::new(config.app_api_token.as_ref());
         shared.browser = Some(browser);
         shared.pioneers = Some(PioneerServices {

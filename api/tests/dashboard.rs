@@ -416,7 +416,11 @@ async fn a_needs_attention_payment_retried_from_the_dashboard_is_reenqueued_by_t
         .post_form(
             &format!("/dashboard/payments/{id}/retry"),
             "",
-            &[("cookie", &cookie), ("origin", OWN_ORIGIN)],
+            &[
+                ("cookie", &cookie),
+                ("origin", OWN_ORIGIN),
+                ("x-request-id", "op-retry-1"),
+            ],
         )
         .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
@@ -424,8 +428,12 @@ async fn a_needs_attention_payment_retried_from_the_dashboard_is_reenqueued_by_t
         a.location(),
         format!("/dashboard/payments/{id}?done=retried")
     );
-    // Re-enqueued: the approve job (no txid stored), once.
-    assert_eq!(d.queue.jobs(), vec![Job::approve(id.clone())]);
+    // Re-enqueued: the approve job (no txid stored), once, carrying the operator's request id
+    // so that the worker's logs of it join the access log.
+    assert_eq!(
+        d.queue.jobs(),
+        vec![Job::approve(id.clone()).with_request_id("op-retry-1")]
+    );
     let row = d.ledger.payment(&id).await.unwrap().unwrap();
     assert_eq!(row.state, PaymentState::Received);
     let history = d.ledger.payment_events(&id).await.unwrap();
@@ -489,7 +497,12 @@ async fn a_needs_attention_payment_retried_from_the_dashboard_is_reenqueued_by_t
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.json()["payout"]["state"], "requested");
-    assert!(d.queue.jobs().contains(&Job::payout(payout.id.clone())));
+    let request_id = a.headers["x-request-id"].to_str().unwrap();
+    assert!(
+        d.queue
+            .jobs()
+            .contains(&Job::payout(payout.id.clone()).with_request_id(request_id))
+    );
     let back = d.ledger.payout(&payout.id).await.unwrap().unwrap();
     assert_eq!(back.state, PayoutState::Requested);
     let events = d.ledger.payout_events(&payout.id).await.unwrap();
@@ -614,4 +627,74 @@ async fn a_cross_site_form_post_is_refused() {
         d.ledger.payment(&id).await.unwrap().unwrap().state,
         PaymentState::NeedsAttention
     );
+}
+
+#[tokio::test]
+async fn an_address_presenting_too_many_wrong_tokens_is_locked_out_even_with_the_right_one() {
+    use axum::extract::ConnectInfo;
+    use pi_payments_api::token_guesses::WRONG_PER_WINDOW;
+    use std::net::SocketAddr;
+    let d = Dash::new().await;
+    let guesser: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+    let operator: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let from = |addr: SocketAddr, req: axum::http::request::Builder| {
+        req.header(header::HOST, HOST).extension(ConnectInfo(addr))
+    };
+    let login = |addr: SocketAddr, token: &str| {
+        let form = serde_urlencoded::to_string([("token", token), ("next", "/dashboard")]).unwrap();
+        from(addr, Request::post("/dashboard/login"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("origin", OWN_ORIGIN)
+            .header("accept", "text/html")
+            .body(Body::from(form))
+            .unwrap()
+    };
+    let ping = |addr: SocketAddr, token: &str| {
+        from(addr, Request::get("/admin/ping"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Wrong guesses through the form and as Bearer tokens count alike.
+    for i in 0..WRONG_PER_WINDOW {
+        let a = if i % 2 == 0 {
+            d.send(login(guesser, &format!("guess-{i:016}"))).await
+        } else {
+            d.send(ping(guesser, &format!("guess-{i:016}"))).await
+        };
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "guess {i}: {}", a.body);
+    }
+    // Now even the right token is refused, so a lucky guess would not show.
+    let a = d.send(ping(guesser, TOKEN)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.json()["error"], "too_many_wrong_tokens");
+    assert!(a.headers.contains_key(header::RETRY_AFTER));
+    // The form answers a browser with a page, and sets no cookie.
+    let a = d.send(login(guesser, TOKEN)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(a.body.contains("too_many_wrong_tokens"), "{}", a.body);
+    assert!(!a.headers.contains_key(header::SET_COOKIE));
+    let a = d
+        .send(
+            from(guesser, Request::get("/dashboard"))
+                .header(header::AUTHORIZATION, bearer())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another address is not affected; public routes are not affected either.
+    assert_eq!(d.send(ping(operator, TOKEN)).await.status, StatusCode::OK);
+    assert_eq!(
+        d.send(login(operator, TOKEN)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let a = d
+        .send(
+            from(guesser, Request::get("/healthz"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
 }

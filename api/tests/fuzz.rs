@@ -688,12 +688,16 @@ fn fuzz_orders() {
 
 #[test]
 fn fuzz_reads() {
+    // Plain `/events` often, so that some reads get through: only the backend's or the
+    // operator's token reads (2 in 12 draws of `auth`), and with random ids and queries alone
+    // 128 cases saw no 2xx about one run in five.
     let paths = prop_oneof![
-        segment().prop_map(|id| format!("/payments/{id}")),
-        "[a-zA-Z0-9]{20,40}".prop_map(|id| format!("/payments/{id}")),
-        query().prop_map(|q| format!("/events{q}")),
+        1 => segment().prop_map(|id| format!("/payments/{id}")),
+        1 => "[a-zA-Z0-9]{20,40}".prop_map(|id| format!("/payments/{id}")),
+        1 => query().prop_map(|q| format!("/events{q}")),
+        2 => Just("/events".to_string()),
     ];
-    let accepted = Api::new().fuzz(128, hostile(gets(), paths, vec![json!({})]));
+    let accepted = Api::new().fuzz(256, hostile(gets(), paths, vec![json!({})]));
     assert!(accepted > 0, "no read got through");
 }
 

@@ -298,6 +298,11 @@ pub struct IncompleteJob {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PayoutJob {
     pub payout_id: PayoutId,
+    /// The `X-Request-Id` of the operator request that asked for this job (`POST /payouts`,
+    /// a cancel, a retry), so that the worker's logs of it join the API's access log. `None`
+    /// for jobs no single request made (bulk imports, the sweeper, the processor's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Job {
@@ -327,12 +332,12 @@ impl Job {
             Job::Cancel(j) => j.request_id.as_deref(),
             Job::RecordError(j) => j.request_id.as_deref(),
             Job::Incomplete(j) => j.request_id.as_deref(),
-            Job::Payout(_) => None,
+            Job::Payout(j) => j.request_id.as_deref(),
         }
     }
 
-    /// This job, marked as asked for by the request `request_id` (the API's callbacks do this
-    /// as they enqueue). Payout jobs are left as they are.
+    /// This job, marked as asked for by the request `request_id` (the API's callbacks and
+    /// operator routes do this as they enqueue).
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Job {
         let slot = match &mut self {
             Job::Approve(j) => &mut j.request_id,
@@ -340,7 +345,7 @@ impl Job {
             Job::Cancel(j) => &mut j.request_id,
             Job::RecordError(j) => &mut j.request_id,
             Job::Incomplete(j) => &mut j.request_id,
-            Job::Payout(_) => return self,
+            Job::Payout(j) => &mut j.request_id,
         };
         *slot = Some(request_id.into());
         self
@@ -356,7 +361,10 @@ impl Job {
 
     /// See [`PayoutJob`].
     pub fn payout(payout_id: PayoutId) -> Job {
-        Job::Payout(PayoutJob { payout_id })
+        Job::Payout(PayoutJob {
+            payout_id,
+            request_id: None,
+        })
     }
 
     /// An approve job without a credential (the sweeper's): see [`ApproveJob::credential`].
@@ -608,11 +616,11 @@ mod tests {
                 .unwrap();
         assert_eq!(old.request_id(), None);
         let payout = Job::payout(PayoutId::generate()).with_request_id("req-43");
-        assert_eq!(payout.request_id(), None);
+        assert_eq!(payout.request_id(), Some("req-43"));
     }
 
     #[test]
-    fn payout_jobs_carry_only_the_payout_id() {
+    fn payout_jobs_carry_the_payout_id_and_nothing_else_unless_a_request_asked() {
         let id = PayoutId::generate();
         let json = serde_json::to_value(Job::payout(id.clone())).unwrap();
         assert_eq!(

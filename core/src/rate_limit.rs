@@ -12,8 +12,8 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 /// `PI_RATE_LIMIT`'s default: requests per second to Pi.
@@ -84,6 +84,37 @@ end
 local processes = redis.call('ZCOUNT', KEYS[2], now - seen_for, '+inf')
 return {tat, now, processes}
 ";
+
+/// Counts one call in the budget's per-second counters: `KEYS[1]` plus `:` and the second of
+/// Redis' clock (one key per second, gone after [`CALL_COUNT_TTL_SECS`]), so that every
+/// process of the deployment adds to, and reads, the same figures.
+const COUNT_CALL: &str = r"
+local t = redis.call('TIME')
+local k = KEYS[1] .. ':' .. t[1]
+redis.call('INCR', k)
+redis.call('EXPIRE', k, tonumber(ARGV[1]))
+return 1
+";
+
+/// Sums the per-second counters of `KEYS[1]` (see [`COUNT_CALL`]) over the last `ARGV[1]`
+/// seconds of Redis' clock, the current one included.
+const SUM_CALLS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local total = 0
+for i = 0, tonumber(ARGV[1]) - 1 do
+  total = total + tonumber(redis.call('GET', KEYS[1] .. ':' .. string.format('%d', now - i)) or '0')
+end
+return total
+";
+
+/// The two scripts above, hashed once.
+static COUNT_CALL_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(COUNT_CALL));
+static SUM_CALLS_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SUM_CALLS));
+
+/// How long a per-second call counter lives: past the minute it is read over.
+const CALL_COUNT_TTL_SECS: u64 = crate::call_window::WINDOW_SECS + 10;
 
 /// How often a process writes itself into a budget's set of processes (every reservation
 /// would cost Redis a sorted-set write per request for nothing).
@@ -321,7 +352,10 @@ impl RateLimiter {
     pub async fn acquire(&self) {
         match &self.backend {
             Backend::Local(limiter) => limiter.until_ready().await,
-            Backend::Shared(schedule) => schedule.acquire().await,
+            Backend::Shared(schedule) => {
+                schedule.acquire().await;
+                schedule.count_call();
+            }
         }
         self.recent.record();
     }
@@ -330,6 +364,18 @@ impl RateLimiter {
     /// this process only, also when the budget is shared through Redis.
     pub fn calls_last_minute(&self) -> u64 {
         self.recent.last_minute()
+    }
+
+    /// Permits every process sharing this budget took in the last minute, as counted in
+    /// Redis: what an operator compares with the limit, since in a deployment of several
+    /// processes the one asked (an API) is rarely the one calling Pi (the workers). `None`
+    /// for a limiter of this process alone, or when Redis does not answer in time; permits
+    /// taken while Redis was unreachable are not in it.
+    pub async fn deployment_calls_last_minute(&self) -> Option<u64> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Shared(schedule) => schedule.calls_last_minute().await,
+        }
     }
 
     /// How many processes share this budget: 1 for a limiter of this process alone; for a
@@ -404,6 +450,40 @@ impl SharedSchedule {
                 return;
             }
         }
+    }
+
+    /// The key prefix of this budget's per-second call counters.
+    fn calls_key(&self) -> String {
+        format!("{}:calls", self.key)
+    }
+
+    /// Add this permit to the deployment's call count, off the caller's path: the permit's
+    /// holder should send now, not after another round trip to Redis. A count that fails
+    /// (Redis down) is dropped: the figure is for operators, the limit does not depend on it.
+    fn count_call(&self) {
+        let degraded = self.degraded_until.load(Ordering::Relaxed) != 0;
+        if degraded {
+            return;
+        }
+        let mut conn = self.conn.clone();
+        let key = self.calls_key();
+        tokio::spawn(async move {
+            let mut invocation = COUNT_CALL_SCRIPT.key(key);
+            invocation.arg(CALL_COUNT_TTL_SECS);
+            let counted = invocation.invoke_async::<i64>(&mut conn);
+            if let Ok(Err(e)) = tokio::time::timeout(REDIS_TIMEOUT, counted).await {
+                tracing::debug!(error = %e, "a Pi call was not counted in Redis");
+            }
+        });
+    }
+
+    /// The deployment's calls in the last minute (see [`RateLimiter::deployment_calls_last_minute`]).
+    async fn calls_last_minute(&self) -> Option<u64> {
+        let mut conn = self.conn.clone();
+        let mut invocation = SUM_CALLS_SCRIPT.key(self.calls_key());
+        invocation.arg(crate::call_window::WINDOW_SECS);
+        let summed = invocation.invoke_async::<u64>(&mut conn);
+        tokio::time::timeout(REDIS_TIMEOUT, summed).await.ok()?.ok()
     }
 
     /// Note a failed reservation (logged once per outage) and wait for a fallback permit.
@@ -544,6 +624,23 @@ mod tests {
             key,
             budget_key("horizon", &["sekrit-api-key", "https://api.minepi.com"])
         );
+    }
+
+    #[tokio::test]
+    async fn only_a_shared_budget_has_a_deployment_count_and_an_unreachable_redis_gives_none() {
+        let local = RateLimiter::new(NonZeroU32::new(100).unwrap());
+        local.acquire().await;
+        assert_eq!(local.calls_last_minute(), 1);
+        assert_eq!(local.deployment_calls_last_minute().await, None);
+        // Nothing listens on port 1: the figure is missing, quickly, and permits still come.
+        let shared =
+            RateLimiter::shared_at("redis://127.0.0.1:1", "test", NonZeroU32::new(100).unwrap())
+                .unwrap();
+        shared.acquire().await;
+        assert_eq!(shared.calls_last_minute(), 1);
+        let started = Instant::now();
+        assert_eq!(shared.deployment_calls_last_minute().await, None);
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

@@ -133,6 +133,24 @@ async fn processes_sharing_redis_stay_within_one_pi_and_one_horizon_budget() {
     let horizon_calls = PROCESSES * CALLERS * HORIZON_CALLS;
     assert_eq!(calls("incomplete_server_payments"), pi_calls as u64);
     assert_eq!(calls("horizon_account"), horizon_calls as u64);
+    // The dashboard's figure: every process reads the deployment's calls from Redis (counted
+    // off the callers' path, so they may land a moment later), besides its own.
+    for pi in &processes {
+        let limiter = pi.client.limiter();
+        assert_eq!(limiter.calls_last_minute(), (CALLERS * PI_CALLS) as u64);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let counted = limiter.deployment_calls_last_minute().await;
+            if counted == Some(pi_calls as u64) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Redis counted {counted:?} Pi calls, not {pi_calls}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     // The pace of one budget for all processes (each alone would have taken half as long).
     let one_budget =
         Duration::from_secs_f64((pi_calls.max(horizon_calls) - 1) as f64 / f64::from(LIMIT));

@@ -53,12 +53,16 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
             state.clone(),
             access::require_operator,
         ));
-    Router::new()
-        .route(
-            "/dashboard/login",
-            get(access::login_form).post(access::login),
-        )
-        .merge(protected)
+    // The brake on guessing ADMIN_TOKEN inside html_errors, so a locked-out browser gets a page.
+    let guarded = state.token_guesses.protect(
+        Router::new()
+            .route(
+                "/dashboard/login",
+                get(access::login_form).post(access::login),
+            )
+            .merge(protected),
+    );
+    guarded
         .route_layer(middleware::from_fn(access::html_errors))
         .route_layer(middleware::from_fn(access::dashboard_headers))
 }

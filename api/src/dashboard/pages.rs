@@ -16,7 +16,7 @@ use super::html::{count, page, state_badge, time, time_opt};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::PathId;
 use crate::operator_actions::{self, Via, event_id, payment_id, payout_id};
-use crate::operator_views::{self, Params};
+use crate::operator_views::{self, CountedIn, Params};
 use crate::state::ApiState;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -71,8 +71,13 @@ pub async fn overview(State(state): State<ApiState>) -> PageResult {
                     div.card #pi-rate data-calls=(rate.calls_last_minute) data-limit=(rate.limit_per_minute) {
                         div { "Pi calls, last minute" }
                         div.n { (rate.calls_last_minute) " / " (rate.limit_per_minute) }
-                        div.muted { "PI_RATE_LIMIT = " (rate.limit_per_second) "/s; calls made by this process"
-                            @if rate.shared { " (the budget is shared through Redis with the other processes)" } }
+                        div.muted data-counted-in=(rate.counted_in.as_str()) { "PI_RATE_LIMIT = " (rate.limit_per_second) "/s; "
+                            @match (rate.counted_in, rate.shared) {
+                                (CountedIn::Deployment, _) => { "calls of every process sharing the budget through Redis ("
+                                    (rate.process_calls_last_minute) " by this one)" },
+                                (CountedIn::Process, true) => { "calls made by this process only: Redis, where the deployment's are counted, did not answer" },
+                                (CountedIn::Process, false) => { "calls made by this process (the budget is not shared: no REDIS_URL)" },
+                            } }
                     }
                 },
                 None => { div.card #pi-rate { div { "Pi calls" } div.muted { "this API has no Pi client" } } }
