@@ -418,7 +418,7 @@ pub struct OperatorBatchesPage {
 /// Count payments and payouts per state.
 ///
 /// The dashboard's overview as JSON: counts per state (capped), undelivered webhooks and the
-/// Pi call rate of the deployment.
+/// Pi call rate (of every process when they share the budget through Redis).
 #[utoipa::path(
     get,
     path = "/admin/overview",

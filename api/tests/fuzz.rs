@@ -14,6 +14,7 @@
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, Request, StatusCode};
 use pi_payments_api::auth::{AuthConfig, Secret};
 use pi_payments_api::{ApiState, ClientLimit, router};
@@ -28,6 +29,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -308,10 +310,14 @@ impl Hostile {
                 .replace("@AD@", &known.ad_id)
                 .replace("@TOKEN@", &known.token)
         };
+        // Each request from an address of its own: the brake on wrong operator tokens
+        // (token_guesses) would otherwise lock the whole run out of the operator routes after
+        // ten wrong guesses, and their parsers would go unfuzzed.
         let mut req = Request::builder()
             .method(self.method.clone())
             .uri(fill(&self.path))
-            .header("host", "api.example.com");
+            .header("host", "api.example.com")
+            .extension(ConnectInfo(fresh_peer()));
         let auth = match &self.auth {
             Auth::None => None,
             Auth::Pioneer => Some(format!("Bearer {}", known.token).into_bytes()),
@@ -576,6 +582,18 @@ fn forwarded_for() -> impl Strategy<Value = Option<Vec<u8>>> {
         1 => Just(Some(b"[::1]:80, ::ffff:1.2.3.4".to_vec())),
         1 => header_bytes().prop_map(Some),
     ]
+}
+
+/// A peer address no earlier request used.
+fn fresh_peer() -> SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // 198.18.0.0/15, the benchmarking range: no generated X-Forwarded-For uses it.
+    SocketAddr::from((
+        std::net::Ipv4Addr::from(0xC612_0000 | (n & 0x0001_FFFF)),
+        40_000,
+    ))
 }
 
 /// A fresh idempotency key for a near-valid payout (so that some are new, not repeats).
