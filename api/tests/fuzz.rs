@@ -726,7 +726,14 @@ fn fuzz_ad_claims() {
         json!({"adId": "@AD@"}),
         json!({"ad_id": "@AD@", "product_id": "x"}),
     ];
-    let accepted = Api::new().fuzz(96, hostile(posts(), paths, bases));
+    // Mostly as the signed-in Pioneer, so that claims get past sign-in to the ad checks
+    // (with `auth()` alone 2 in 12 draws do, and some runs saw 2 claims of 96 get through).
+    let pioneer = prop_oneof![3 => Just(Auth::Pioneer), 1 => auth()];
+    let claims = (hostile(posts(), paths, bases), pioneer).prop_map(|(mut h, auth)| {
+        h.auth = auth;
+        h
+    });
+    let accepted = Api::new().fuzz(96, claims);
     assert!(accepted > 0, "no ad claim got through");
 }
 
