@@ -86,7 +86,7 @@ The Pi callbacks are also mounted under /api/pi_payment/ (operation ids ending i
         openapi_json,
         docs,
     ),
-    modifiers(&SecuritySchemes, &CallbackPrefixes, &RequestIdParameter),
+    modifiers(&SecuritySchemes, &CallbackPrefixes, &RequestIdParameter, &WrongTokenLockout),
     tags(
         (name = "callbacks", description = "The Pi SDK's payment callbacks (pi-platform.md §2): recorded at once, then checked against Pi by jobs."),
         (name = "orders", description = "Orders priced by the server from the product catalogue."),
@@ -265,6 +265,51 @@ impl Modify for RequestIdParameter {
                     .parameters
                     .get_or_insert_with(Vec::new)
                     .push(Self::parameter());
+            }
+        }
+    }
+}
+
+/// Every operator route (`/admin`, `/payouts`, `/dashboard`, the login form included) may
+/// answer 429 `too_many_wrong_tokens` (see [`crate::token_guesses`]).
+struct WrongTokenLockout;
+
+/// The path prefixes [`crate::token_guesses`] guards.
+const GUARDED_PREFIXES: [&str; 3] = ["/admin", "/payouts", "/dashboard"];
+
+impl Modify for WrongTokenLockout {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description(
+                "This client address presented too many wrong operator tokens within a minute: every operator route refuses it, the right token included, until `Retry-After` (`too_many_wrong_tokens`)",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Error")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !GUARDED_PREFIXES.iter().any(|p| path.starts_with(p)) {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_string())
+                    .or_insert_with(|| RefOr::T(response.clone()));
             }
         }
     }

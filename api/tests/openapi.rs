@@ -137,6 +137,21 @@ async fn the_document_is_valid_openapi_3_1_with_resolvable_references() {
             }
         }
     }
+    // Operator routes say they may lock a guessing address out; public ones do not.
+    for (method, path) in operations(&doc) {
+        let guarded = ["/admin", "/payouts", "/dashboard"]
+            .iter()
+            .any(|p| path.starts_with(p));
+        let has_429 = doc["paths"][&path][&method]["responses"]
+            .get("429")
+            .is_some_and(|r| {
+                r["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("wrong operator tokens")
+            });
+        assert_eq!(guarded, has_429, "{method} {path}");
+    }
     // Every operation of the spec model is there too (oas3 read them all).
     assert_eq!(spec.operations().count(), ids.len());
     // The error shape.
