@@ -7,6 +7,8 @@
 //! uses an in-process governor ([`RateLimiter::new`]). When Redis cannot be reached, a shared
 //! limiter falls back to its process's share of the budget (divided by the processes Redis last
 //! saw sharing it, at least [`FALLBACK_SHARE`]): the deployment slows down, never speeds up.
+//! A shared limiter also counts its permits per second in Redis, so that an operator sees the
+//! deployment's call rate from any process ([`RateLimiter::deployment_calls_last_minute`]).
 
 use governor::{DefaultDirectRateLimiter, Quota};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -467,12 +469,13 @@ impl SharedSchedule {
         }
         let mut conn = self.conn.clone();
         let key = self.calls_key();
+        let self_key = self.key.clone();
         tokio::spawn(async move {
             let mut invocation = COUNT_CALL_SCRIPT.key(key);
             invocation.arg(CALL_COUNT_TTL_SECS);
             let counted = invocation.invoke_async::<i64>(&mut conn);
             if let Ok(Err(e)) = tokio::time::timeout(REDIS_TIMEOUT, counted).await {
-                tracing::debug!(error = %e, "a Pi call was not counted in Redis");
+                tracing::debug!(error = %e, key = %self_key, "a call was not counted in Redis");
             }
         });
     }
