@@ -132,6 +132,8 @@ impl RunningApp {
                 .with_auth(pi.client.clone(), config.auth.clone())
                 .context("APP_ORIGINS or the session settings were refused")?
                 .with_client_limit(config.client_limit, config.auth.trust_proxy)
+                // Wrong operator tokens counted for the whole deployment when it shares Redis.
+                .with_token_guesses(token_guesses(&config)?)
                 // GET /admin/drift: the drift report, on the same Pi client (rate limiter).
                 .with_drift(pi_payments_core::reconcile::DriftChecker::new(
                     ledger.clone(),
@@ -646,4 +648,18 @@ mod tests {
         assert_eq!(shell_word("it's"), "'it'\\''s'");
         assert_eq!(shell_word("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
+}
+
+/// The brake on guessing `ADMIN_TOKEN`: shared through `REDIS_URL` when the deployment has
+/// one (every API process sees the others' wrong tokens), this process's alone otherwise.
+fn token_guesses(config: &Config) -> anyhow::Result<pi_payments_api::token_guesses::TokenGuesses> {
+    use pi_payments_api::token_guesses::TokenGuesses;
+    let trust_proxy = config.auth.trust_proxy;
+    Ok(match &config.queue {
+        crate::config::QueueTarget::Redis(url) => {
+            TokenGuesses::shared(trust_proxy, url, &config.queue_namespace)
+                .map_err(|e| anyhow::anyhow!("REDIS_URL is not a Redis URL ({e})"))?
+        }
+        crate::config::QueueTarget::Sqlite(_) => TokenGuesses::new(trust_proxy),
+    })
 }

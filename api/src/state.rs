@@ -192,6 +192,14 @@ impl ApiState {
         self
     }
 
+    /// Replace the brake on guessing `ADMIN_TOKEN` (e.g. with one shared through Redis,
+    /// [`crate::token_guesses::TokenGuesses::shared`]); [`ApiState::with_auth`] sets one of
+    /// this process alone.
+    pub fn with_token_guesses(mut self, guesses: crate::token_guesses::TokenGuesses) -> ApiState {
+        self.shared_mut().token_guesses = guesses;
+        self
+    }
+
     /// Mount `demo` (a finished router with its own state) at `/demo`, inside the API's
     /// tracing, body limit and browser layers.
     pub fn with_demo(mut self, demo: axum::Router) -> ApiState {

@@ -7,9 +7,10 @@
 //!
 //! A client is its address as in [`crate::client_limit`] (`TRUST_PROXY` reads
 //! `X-Forwarded-For`); IPv6 addresses count by their /64, which one host usually holds whole.
-//! Counts are per API process, like the per-client limits: N processes let a guesser try N
-//! times as often, still a few hundred tokens an hour where a 16-character token has more
-//! than 10^24.
+//! With `REDIS_URL` the counts are the deployment's ([`SharedStrikes`], set with
+//! [`TokenGuesses::shared`]): every API process sees the wrong tokens presented to the others.
+//! Each process also counts on its own, so a Redis that does not answer weakens the brake to
+//! per process, never removes it.
 
 use crate::client_limit::client_address;
 use crate::error::ApiError;
@@ -18,6 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use pi_payments_core::shared_strikes::SharedStrikes;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
@@ -43,12 +45,15 @@ struct Inner {
     trust_proxy: bool,
     /// Per client: when its window started and the wrong tokens presented in it.
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// The deployment's counts, in Redis.
+    shared: Option<SharedStrikes>,
 }
 
 impl std::fmt::Debug for TokenGuesses {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenGuesses")
             .field("trust_proxy", &self.inner.trust_proxy)
+            .field("shared", &self.inner.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +86,50 @@ impl TokenGuesses {
             inner: Arc::new(Inner {
                 trust_proxy,
                 windows: Mutex::new(HashMap::new()),
+                shared: None,
             }),
+        }
+    }
+
+    /// Counts shared by every process using the Redis at `redis_url` with the same
+    /// `namespace` (the queue's), besides this process's own. Only a malformed URL is an
+    /// error; Redis is reached on first use.
+    pub fn shared(
+        trust_proxy: bool,
+        redis_url: &str,
+        namespace: &str,
+    ) -> Result<TokenGuesses, String> {
+        let prefix = format!("pi-payments:{namespace}:operator-guesses");
+        let strikes = SharedStrikes::at(redis_url, &prefix, WINDOW).map_err(|e| e.to_string())?;
+        Ok(TokenGuesses {
+            inner: Arc::new(Inner {
+                trust_proxy,
+                windows: Mutex::new(HashMap::new()),
+                shared: Some(strikes),
+            }),
+        })
+    }
+
+    /// How long `client` is locked out, by this process's count or the deployment's.
+    async fn locked(&self, client: IpAddr) -> Option<Duration> {
+        if let Some(wait) = self.locked_for(client, Instant::now()) {
+            return Some(wait);
+        }
+        let shared = self.inner.shared.as_ref()?;
+        let (wrong, left) = shared.count(&client_key(client).to_string()).await?;
+        (wrong >= WRONG_PER_WINDOW && !left.is_zero()).then_some(left)
+    }
+
+    /// Count a wrong token of `client` here and in the deployment's count.
+    async fn count_wrong(&self, client: IpAddr) {
+        self.wrong(client, Instant::now());
+        if let Some(shared) = &self.inner.shared
+            && shared
+                .strike(&client_key(client).to_string())
+                .await
+                .is_none()
+        {
+            tracing::debug!("a wrong operator token was not counted in Redis");
         }
     }
 
@@ -121,7 +169,7 @@ fn presents_token(req: &Request) -> bool {
 
 async fn guard(State(guesses): State<TokenGuesses>, req: Request, next: Next) -> Response {
     let client = client_address(&req, guesses.inner.trust_proxy);
-    if let Some(wait) = guesses.locked_for(client, Instant::now()) {
+    if let Some(wait) = guesses.locked(client).await {
         let retry_after_secs = u32::try_from(wait.as_secs())
             .unwrap_or(u32::MAX)
             .saturating_add(1);
@@ -134,7 +182,7 @@ async fn guard(State(guesses): State<TokenGuesses>, req: Request, next: Next) ->
     let presented = presents_token(&req);
     let response = next.run(req).await;
     if presented && response.status() == StatusCode::UNAUTHORIZED {
-        guesses.wrong(client, Instant::now());
+        guesses.count_wrong(client).await;
         tracing::warn!(%client, "wrong operator token");
     }
     response

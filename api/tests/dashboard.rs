@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use pi_payments_api::admin::AdminAuth;
 use pi_payments_api::auth::Secret;
+use pi_payments_api::token_guesses::TokenGuesses;
 use pi_payments_api::{ApiState, router};
 use pi_payments_core::PaymentId;
 use pi_payments_core::jobs::{Job, RecordingQueue};
@@ -55,6 +56,11 @@ fn pid(n: u32) -> PaymentId {
 
 impl Dash {
     async fn new() -> Dash {
+        Dash::with_guesses(None).await
+    }
+
+    /// An API process whose brake on guessing the token is `guesses` (default: its own).
+    async fn with_guesses(guesses: Option<TokenGuesses>) -> Dash {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
         let ledger = Ledger::connect(&url).await.unwrap();
@@ -65,6 +71,10 @@ impl Dash {
             pi_payments_core::products::Catalogue::demo(),
         )
         .with_admin(AdminAuth::new(Some(&Secret::new(TOKEN))));
+        let state = match guesses {
+            Some(guesses) => state.with_token_guesses(guesses),
+            None => state,
+        };
         Dash {
             router: router(state),
             queue,
@@ -697,4 +707,51 @@ async fn an_address_presenting_too_many_wrong_tokens_is_locked_out_even_with_the
         )
         .await;
     assert_eq!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_tokens_count_across_the_api_processes_sharing_redis() {
+    use axum::extract::ConnectInfo;
+    use pi_payments_api::token_guesses::WRONG_PER_WINDOW;
+    use std::net::SocketAddr;
+    let redis =
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+    // A namespace of this test's own (as a deployment's queue namespace would be).
+    let namespace = format!("test-guesses-{}", pi_payments_core::ids::random_alnum(12));
+    let shared = || Some(TokenGuesses::shared(false, &redis, &namespace).unwrap());
+    let (one, other) = (
+        Dash::with_guesses(shared()).await,
+        Dash::with_guesses(shared()).await,
+    );
+    let guesser: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+    let ping = |token: &str, addr: SocketAddr| {
+        Request::get("/admin/ping")
+            .header(header::HOST, HOST)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .extension(ConnectInfo(addr))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Half the guesses to each process: neither alone reaches the limit.
+    for i in 0..WRONG_PER_WINDOW {
+        let api = if i % 2 == 0 { &one } else { &other };
+        let a = api.send(ping(&format!("guess-{i:016}"), guesser)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    for api in [&one, &other] {
+        let a = api.send(ping(TOKEN, guesser)).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+        assert_eq!(a.json()["error"], "too_many_wrong_tokens");
+    }
+    let operator: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    assert_eq!(one.send(ping(TOKEN, operator)).await.status, StatusCode::OK);
+    // An API of another deployment (namespace) on the same Redis is not affected.
+    let elsewhere = Dash::with_guesses(Some(
+        TokenGuesses::shared(false, &redis, &format!("{namespace}-other")).unwrap(),
+    ))
+    .await;
+    assert_eq!(
+        elsewhere.send(ping(TOKEN, guesser)).await.status,
+        StatusCode::OK
+    );
 }

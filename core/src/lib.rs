@@ -22,6 +22,7 @@ pub mod products;
 pub mod rate_limit;
 pub mod reconcile;
 pub mod secret;
+pub mod shared_strikes;
 pub mod state;
 pub mod stellar;
 pub mod telemetry;
