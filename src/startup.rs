@@ -589,6 +589,20 @@ curl -s -H "$OP" $API/payouts/$PAYOUT; echo
     )
 }
 
+/// The brake on guessing `ADMIN_TOKEN`: shared through `REDIS_URL` when the deployment has
+/// one (every API process sees the others' wrong tokens), this process's alone otherwise.
+fn token_guesses(config: &Config) -> anyhow::Result<pi_payments_api::token_guesses::TokenGuesses> {
+    use pi_payments_api::token_guesses::TokenGuesses;
+    let trust_proxy = config.auth.trust_proxy;
+    Ok(match &config.queue {
+        crate::config::QueueTarget::Redis(url) => {
+            TokenGuesses::shared(trust_proxy, url, &config.queue_namespace)
+                .map_err(|e| anyhow::anyhow!("REDIS_URL is not a Redis URL ({e})"))?
+        }
+        crate::config::QueueTarget::Sqlite(_) => TokenGuesses::new(trust_proxy),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,18 +662,4 @@ mod tests {
         assert_eq!(shell_word("it's"), "'it'\\''s'");
         assert_eq!(shell_word("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
-}
-
-/// The brake on guessing `ADMIN_TOKEN`: shared through `REDIS_URL` when the deployment has
-/// one (every API process sees the others' wrong tokens), this process's alone otherwise.
-fn token_guesses(config: &Config) -> anyhow::Result<pi_payments_api::token_guesses::TokenGuesses> {
-    use pi_payments_api::token_guesses::TokenGuesses;
-    let trust_proxy = config.auth.trust_proxy;
-    Ok(match &config.queue {
-        crate::config::QueueTarget::Redis(url) => {
-            TokenGuesses::shared(trust_proxy, url, &config.queue_namespace)
-                .map_err(|e| anyhow::anyhow!("REDIS_URL is not a Redis URL ({e})"))?
-        }
-        crate::config::QueueTarget::Sqlite(_) => TokenGuesses::new(trust_proxy),
-    })
 }
