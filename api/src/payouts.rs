@@ -241,7 +241,9 @@ pub(crate) async fn bulk(
         .get("source")
         .map(|s| s.chars().take(200).collect::<String>())
         .unwrap_or_else(|| "api".to_string());
-    let import = start_import(&state.ledger, &source, rows).await?;
+    let mut import = start_import(&state.ledger, &source, rows).await?;
+    // The import runs on a task of its own, outside this request's task-local id.
+    import.request_id = crate::access_log::current().map(|id| id.as_str().to_string());
     // Its own task: a client that hangs up (or a request timeout) never stops an import
     // between two chunks; it runs to the end either way.
     let ledger = state.ledger.clone();

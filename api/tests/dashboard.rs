@@ -755,3 +755,60 @@ async fn wrong_tokens_count_across_the_api_processes_sharing_redis() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn operator_payout_requests_carry_their_request_id_into_the_jobs() {
+    let d = Dash::new().await;
+    let send = |path: &str, content_type: &str, body: String, request_id: &str| {
+        Request::post(path)
+            .header(header::HOST, HOST)
+            .header(header::AUTHORIZATION, bearer())
+            .header(header::CONTENT_TYPE, content_type)
+            .header("x-request-id", request_id)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let one = serde_json::json!({"uid": "pioneer-r", "amount": "1", "memo": "Reward",
+        "idempotency_key": "req-id-1"});
+    let a = d
+        .send(send(
+            "/payouts",
+            "application/json",
+            one.to_string(),
+            "op-payout-1",
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let single = a.json()["payout"]["id"].as_str().unwrap().to_string();
+    let csv = "pioneer-s,2,Reward,req-id-2\npioneer-t,3,Reward,req-id-3\n".to_string();
+    let a = d
+        .send(send("/payouts/bulk", "text/csv", csv, "op-bulk-1"))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let a = d
+        .send(send(
+            &format!("/payouts/{single}/cancel"),
+            "application/json",
+            String::new(),
+            "op-cancel-1",
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let ids: Vec<(String, Option<String>)> = d
+        .queue
+        .jobs()
+        .iter()
+        .map(|job| {
+            (
+                job.payout_id().unwrap().to_string(),
+                job.request_id().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(ids[0], (single.clone(), Some("op-payout-1".to_string())));
+    assert_ne!(ids[1].0, single);
+    assert_eq!(ids[1].1.as_deref(), Some("op-bulk-1"));
+    assert_eq!(ids[2].1.as_deref(), Some("op-bulk-1"));
+    assert_eq!(ids[3], (single, Some("op-cancel-1".to_string())));
+}

@@ -91,6 +91,10 @@ pub struct BulkImport {
     pub rows: Vec<(u64, PayoutRequest)>,
     /// `batch_id` set and the rows refused by parsing; [`run_import`] adds to it.
     pub outcome: BulkOutcome,
+    /// The id of the request that uploaded the file (`X-Request-Id`), carried by every payout
+    /// job of the import so that the worker's logs join the API's access log; `None` from
+    /// [`start_import`] and for imports no request made (the CLI's).
+    pub request_id: Option<String>,
 }
 
 /// Open a batch named `source` for parsed `rows`: the refused rows go to the outcome and to
@@ -123,6 +127,7 @@ pub async fn start_import(
         batch_id: batch.id,
         rows: good,
         outcome,
+        request_id: None,
     })
 }
 
@@ -146,13 +151,23 @@ pub async fn run_import(
         batch_id,
         rows,
         mut outcome,
+        request_id,
     } = import;
     let chunk_rows = pace.chunk_rows.max(1);
     let mut rest = rows.into_iter().peekable();
     while rest.peek().is_some() {
         let chunk: Vec<_> = rest.by_ref().take(chunk_rows).collect();
         let n = chunk.len() as u64;
-        if let Err(error) = record_chunk(ledger, queue, &batch_id, chunk, &mut outcome).await {
+        let recorded = record_chunk(
+            ledger,
+            queue,
+            &batch_id,
+            chunk,
+            &mut outcome,
+            request_id.as_deref(),
+        )
+        .await;
+        if let Err(error) = recorded {
             outcome.rejected.sort_by_key(|r| r.line);
             return Err(ImportStopped { outcome, error });
         }
@@ -193,6 +208,7 @@ async fn record_chunk(
     batch: &BatchId,
     rows: Vec<(u64, PayoutRequest)>,
     outcome: &mut BulkOutcome,
+    request_id: Option<&str>,
 ) -> Result<(), BulkRecordError> {
     if rows.is_empty() {
         return Ok(());
@@ -220,7 +236,11 @@ async fn record_chunk(
                     };
                 }
                 if row.state.is_in_flight() {
-                    jobs.push(Job::payout(row.id));
+                    let job = Job::payout(row.id);
+                    jobs.push(match request_id {
+                        Some(id) => job.with_request_id(id),
+                        None => job,
+                    });
                 }
             }
             Err(err) => outcome.rejected.push(RejectedRow {
