@@ -310,7 +310,9 @@ impl Ledger {
     }
 
     /// Claims a reconcile job should re-check with Pi: pending ones, and granted ones (a grant
-    /// can still be revoked), last checked before `checked_before` (unix ms), oldest first.
+    /// can still be revoked), last checked at or before `checked_before` (unix ms; at, so that
+    /// a minimum age of zero takes a claim checked within the current millisecond too), oldest
+    /// first.
     pub async fn ad_claims_to_recheck(
         &self,
         checked_before: i64,
@@ -318,7 +320,7 @@ impl Ledger {
     ) -> Result<Vec<AdClaimRow>, LedgerError> {
         let sql = format!(
             "SELECT {AD_COLS} FROM ad_claims WHERE status IN ('pending', 'granted') \
-             AND checked_at < $1 ORDER BY checked_at LIMIT $2"
+             AND checked_at <= $1 ORDER BY checked_at LIMIT $2"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(checked_before)
