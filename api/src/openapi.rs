@@ -227,6 +227,21 @@ impl Modify for CallbackPrefixes {
     }
 }
 
+/// The operations of one path, whatever their method (the modifiers below touch each).
+fn operations_mut(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Every operation accepts `X-Request-Id` (see [`crate::access_log`]).
 struct RequestIdParameter;
 
@@ -251,16 +266,7 @@ impl RequestIdParameter {
 impl Modify for RequestIdParameter {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for operation in operations_mut(item) {
                 operation
                     .parameters
                     .get_or_insert_with(Vec::new)
@@ -295,16 +301,7 @@ impl Modify for WrongTokenLockout {
             if !GUARDED_PREFIXES.iter().any(|p| path.starts_with(p)) {
                 continue;
             }
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for operation in operations_mut(item) {
                 operation
                     .responses
                     .responses
