@@ -87,13 +87,13 @@ local processes = redis.call('ZCOUNT', KEYS[2], now - seen_for, '+inf')
 return {tat, now, processes}
 ";
 
-/// Counts one call in the budget's per-second counters: `KEYS[1]` plus `:` and the second of
+/// Counts `ARGV[2]` calls in the budget's per-second counters: `KEYS[1]` plus `:` and the second of
 /// Redis' clock (one key per second, gone after [`CALL_COUNT_TTL_SECS`]), so that every
 /// process of the deployment adds to, and reads, the same figures.
 const COUNT_CALL: &str = r"
 local t = redis.call('TIME')
 local k = KEYS[1] .. ':' .. t[1]
-redis.call('INCR', k)
+redis.call('INCRBY', k, tonumber(ARGV[2]))
 redis.call('EXPIRE', k, tonumber(ARGV[1]))
 return 1
 ";
@@ -114,6 +114,9 @@ return total
 static COUNT_CALL_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(COUNT_CALL));
 static SUM_CALLS_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SUM_CALLS));
+
+/// How often a process adds its permits to the deployment's count.
+const COUNT_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// How long a per-second call counter lives: past the minute it is read over.
 const CALL_COUNT_TTL_SECS: u64 = crate::call_window::WINDOW_SECS + 10;
@@ -265,6 +268,9 @@ struct SharedSchedule {
     degraded_until: AtomicU64,
     /// Redis' clock against ours (µs since `started`).
     clock: std::sync::Mutex<RedisClock>,
+    /// Permits not yet added to the deployment's count, and whether a flush of them is
+    /// scheduled (see [`SharedSchedule::count_call`]).
+    uncounted: Arc<(AtomicU64, std::sync::atomic::AtomicBool)>,
 }
 
 /// How much wider than `1 / per_second` a shared schedule spaces its slots, in percent. A
@@ -322,6 +328,7 @@ impl RateLimiter {
                 started: Instant::now(),
                 degraded_until: AtomicU64::new(0),
                 clock: std::sync::Mutex::new(RedisClock::default()),
+                uncounted: Arc::default(),
             })),
             recent: crate::call_window::CallWindow::new(),
         }
@@ -459,23 +466,34 @@ impl SharedSchedule {
         format!("{}:calls", self.key)
     }
 
-    /// Add this permit to the deployment's call count, off the caller's path: the permit's
-    /// holder should send now, not after another round trip to Redis. A count that fails
-    /// (Redis down) is dropped: the figure is for operators, the limit does not depend on it.
+    /// Add this permit to the deployment's call count, off the caller's path and in one
+    /// Redis call per [`COUNT_FLUSH_EVERY`] per process, not one per permit: the reservations
+    /// share the connection, and a count queued before one would delay its slot. A count that
+    /// fails (Redis down) is dropped: the figure is for operators, the limit does not depend
+    /// on it.
     fn count_call(&self) {
-        let degraded = self.degraded_until.load(Ordering::Relaxed) != 0;
-        if degraded {
+        let (pending, scheduled) = &*self.uncounted;
+        pending.fetch_add(1, Ordering::Relaxed);
+        if scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
+        let uncounted = self.uncounted.clone();
         let mut conn = self.conn.clone();
         let key = self.calls_key();
-        let self_key = self.key.clone();
+        let budget = self.key.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(COUNT_FLUSH_EVERY).await;
+            let (pending, scheduled) = &*uncounted;
+            scheduled.store(false, Ordering::Release);
+            let calls = pending.swap(0, Ordering::AcqRel);
             let mut invocation = COUNT_CALL_SCRIPT.key(key);
-            invocation.arg(CALL_COUNT_TTL_SECS);
+            invocation.arg(CALL_COUNT_TTL_SECS).arg(calls);
             let counted = invocation.invoke_async::<i64>(&mut conn);
-            if let Ok(Err(e)) = tokio::time::timeout(REDIS_TIMEOUT, counted).await {
-                tracing::debug!(error = %e, key = %self_key, "a call was not counted in Redis");
+            if !matches!(
+                tokio::time::timeout(REDIS_TIMEOUT, counted).await,
+                Ok(Ok(_))
+            ) {
+                tracing::debug!(key = %budget, calls, "calls were not counted in Redis");
             }
         });
     }
